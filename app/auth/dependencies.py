@@ -1,0 +1,55 @@
+"""FastAPI dependencies that authenticate the caller and check the permission table."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.auth.permissions import Action, Principal, check_allowed
+from app.auth.service import authenticate
+from app.core.database import SessionDep
+from app.core.settings import Settings
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+def admin_secret(settings: Settings) -> str | None:
+    return settings.admin_token.get_secret_value() if settings.admin_token else None
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    settings: Settings = request.app.state.settings
+    raw = bearer_token(request.headers.get("authorization"))
+    return await authenticate(session, raw, admin_secret(settings))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def authorize(action: Action) -> Callable[[Request, Principal], Awaitable[Principal]]:
+    """A dependency that lets the caller through if they may perform `action` on the branch
+    named in the path (routes without a branch check it themselves, once they know it)."""
+
+    async def dependency(request: Request, principal: PrincipalDep) -> Principal:
+        check_allowed(principal, action, request.path_params.get("branch"))
+        return principal
+
+    return dependency
+
+
+# One alias per permission, to annotate route parameters: `_: Configurer`.
+Configurer = Annotated[Principal, Depends(authorize(Action.CONFIGURE))]
+Issuer = Annotated[Principal, Depends(authorize(Action.ISSUE_TICKET))]
+QueueReader = Annotated[Principal, Depends(authorize(Action.READ_QUEUE))]
+Operator = Annotated[Principal, Depends(authorize(Action.OPERATE_COUNTER))]
+StreamReader = Annotated[Principal, Depends(authorize(Action.READ_STREAM))]
+ReportReader = Annotated[Principal, Depends(authorize(Action.READ_REPORTS))]

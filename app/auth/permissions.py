@@ -1,0 +1,93 @@
+"""Who may do what: the one table of role permissions, and the check every route uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from app.core.errors import Problem
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    CLERK = "clerk"
+    KIOSK = "kiosk"
+    DISPLAY = "display"
+    MONITOR = "monitor"
+
+
+class Action(StrEnum):
+    CONFIGURE = "configure"
+    MANAGE_TOKENS = "manage tokens"
+    ISSUE_TICKET = "issue tickets"
+    READ_QUEUE = "read the queue"
+    READ_TICKET = "read tickets"
+    CANCEL_TICKET = "cancel tickets"
+    REQUEUE_TICKET = "re-queue tickets"
+    RATE_TICKET = "rate tickets"
+    OPERATE_COUNTER = "operate counters"
+    READ_STREAM = "read the stream"
+    READ_REPORTS = "read reports"
+    READ_METRICS = "read metrics"
+
+
+# Branch-scoped roles allowed each action on their own branch. Admin may do everything; the
+# monitor role has no branch and may only read metrics.
+BRANCH_ROLES: dict[Action, frozenset[Role]] = {
+    Action.CONFIGURE: frozenset({Role.MANAGER}),
+    Action.MANAGE_TOKENS: frozenset({Role.MANAGER}),
+    # Kiosks and the greeter's tablet issue; staff may issue for a customer at the counter.
+    Action.ISSUE_TICKET: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK}),
+    Action.READ_QUEUE: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
+    Action.READ_TICKET: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
+    Action.CANCEL_TICKET: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK}),
+    # A no-show who turns up is re-queued by a clerk, the manager or the greeter's tablet.
+    Action.REQUEUE_TICKET: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK}),
+    # The evaluation keypad at the counter, or the kiosk, records the customer's rating.
+    Action.RATE_TICKET: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK}),
+    Action.OPERATE_COUNTER: frozenset({Role.MANAGER, Role.CLERK}),
+    Action.READ_STREAM: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
+    Action.READ_REPORTS: frozenset({Role.MANAGER}),
+    Action.READ_METRICS: frozenset(),
+}
+
+# Roles a manager may hand out, for their own branch only.
+MANAGER_GRANTABLE: frozenset[Role] = frozenset({Role.CLERK, Role.KIOSK, Role.DISPLAY})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a token's role and scope."""
+
+    role: Role
+    token_id: str
+    branch: str | None = None
+    staff: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, "forbidden", detail, title="Forbidden")
+
+
+def is_allowed(principal: Principal, action: Action, branch: str | None) -> bool:
+    if principal.role is Role.ADMIN:
+        return True
+    if principal.role is Role.MONITOR:
+        return action is Action.READ_METRICS
+    if principal.role not in BRANCH_ROLES[action]:
+        return False
+    return branch is not None and principal.branch == branch
+
+
+def check_allowed(principal: Principal, action: Action, branch: str | None) -> None:
+    """Raise 403 unless `principal` may perform `action` on `branch`."""
+    if is_allowed(principal, action, branch):
+        return
+    if principal.role in (Role.ADMIN, Role.MONITOR) or principal.role not in BRANCH_ROLES[action]:
+        raise forbidden(f"a {principal.role} token may not {action}")
+    raise forbidden(f"this {principal.role} token belongs to another branch")

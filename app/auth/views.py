@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from app.auth.dependencies import PrincipalDep
+from app.auth.schemas import TokenCreate, TokenCreated
+from app.auth.service import create_token, revoke_token
+from app.core.database import SessionDep
+
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+
+
+@router.post("", status_code=201, response_model=TokenCreated)
+async def post_token(
+    body: TokenCreate, request: Request, session: SessionDep, principal: PrincipalDep
+) -> TokenCreated:
+    """Create a token; the secret is in the response once and never again."""
+    row, token = await create_token(session, principal, body, request.app.state.clock.now())
+    return TokenCreated(
+        id=row.id,
+        token=token,
+        role=body.role,
+        branch=row.branch,
+        staff=row.staff,
+        label=row.label,
+        created_at=row.created_at,
+    )
+
+
+@router.delete("/{token_id}", status_code=204)
+async def delete_token(
+    token_id: str, request: Request, session: SessionDep, principal: PrincipalDep
+) -> Response:
+    """Revoke a token: it stops working at once, on every server process."""
+    await revoke_token(session, principal, token_id, request.app.state.clock.now())
+    return Response(status_code=204)

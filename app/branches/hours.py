@@ -1,0 +1,153 @@
+"""Business hours: is issuing open now, and if not, why and when it opens next.
+
+Pure functions over the branch's configuration and a local time, so they test on their own.
+Hours are given per weekday in the branch's timezone as [start, end) periods; "24:00" may end
+a day. Periods do not cross midnight: split them into two days' periods instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
+
+Period = tuple[int, int]  # minutes since local midnight, [start, end)
+
+
+def parse_hhmm(value: str) -> int:
+    if not _HHMM.match(value):
+        raise ValueError(f"{value!r} is not a time of day as HH:MM (00:00 to 24:00)")
+    hours, minutes = value.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def parse_hours(hours: Mapping[str, Sequence[Sequence[str]]]) -> dict[str, list[Period]]:
+    """Validate the `hours` object of a branch; raises ValueError saying what is wrong."""
+    parsed: dict[str, list[Period]] = {}
+    for day, periods in hours.items():
+        if day not in WEEKDAYS:
+            raise ValueError(f"hours: {day!r} is not a weekday (use {', '.join(WEEKDAYS)})")
+        day_periods: list[Period] = []
+        for period in periods:
+            if len(period) != 2:
+                raise ValueError(f"hours.{day}: each period is [start, end]")
+            start, end = parse_hhmm(period[0]), parse_hhmm(period[1])
+            if start == 24 * 60 or end <= start:
+                raise ValueError(
+                    f"hours.{day}: {period[0]}-{period[1]} must end after it starts "
+                    "(periods cannot cross midnight)"
+                )
+            day_periods.append((start, end))
+        day_periods.sort()
+        for (_, prev_end), (next_start, _) in pairwise(day_periods):
+            if next_start < prev_end:
+                raise ValueError(f"hours.{day}: periods overlap")
+        parsed[day] = day_periods
+    return parsed
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A branch's opening rules, in its own timezone."""
+
+    tz: ZoneInfo
+    hours: dict[str, list[Period]] | None  # None: always open
+    holidays: frozenset[date]
+    issue_cutoff_min: int = 0
+
+    @classmethod
+    def from_config(
+        cls,
+        timezone: str,
+        hours: Mapping[str, Sequence[Sequence[str]]] | None,
+        holidays: Sequence[str],
+        issue_cutoff_min: int,
+    ) -> Schedule:
+        return cls(
+            tz=ZoneInfo(timezone),
+            hours=parse_hours(hours) if hours is not None else None,
+            holidays=frozenset(date.fromisoformat(d) for d in holidays),
+            issue_cutoff_min=issue_cutoff_min,
+        )
+
+    def business_date(self, when: datetime) -> date:
+        """The business day a moment belongs to: the local calendar date."""
+        return when.astimezone(self.tz).date()
+
+    def _periods(self, day: date) -> list[Period]:
+        if day in self.holidays:
+            return []
+        if self.hours is None:
+            return [(0, 24 * 60)]
+        return self.hours.get(WEEKDAYS[day.weekday()], [])
+
+    def is_business_hours(self, when: datetime) -> bool:
+        """Within opening hours (ignoring the issue cut-off)."""
+        local = when.astimezone(self.tz)
+        minute = local.hour * 60 + local.minute
+        return any(start <= minute < end for start, end in self._periods(local.date()))
+
+    def issue_refusal(self, when: datetime) -> IssueClosed | None:
+        """None if a ticket may be issued at `when`; otherwise why not and when it opens next."""
+        local = when.astimezone(self.tz)
+        day = local.date()
+        minute = local.hour * 60 + local.minute + local.second / 60
+        if day in self.holidays:
+            return IssueClosed("holiday", self.next_opening(when))
+        periods = self._periods(day)
+        for start, end in periods:
+            if start <= minute < end:
+                if minute >= end - self.issue_cutoff_min:
+                    return IssueClosed(
+                        "cutoff", self.next_opening(when), closes_at=self._at(day, end)
+                    )
+                return None
+        return IssueClosed("closed", self.next_opening(when))
+
+    def next_opening(self, when: datetime) -> datetime | None:
+        """The next moment after `when` at which issuing opens (within a year), if any."""
+        local = when.astimezone(self.tz)
+        minute = local.hour * 60 + local.minute
+        for offset in range(0, 367):
+            day = local.date() + timedelta(days=offset)
+            for start, end in self._periods(day):
+                if end - self.issue_cutoff_min <= start:
+                    continue  # the cut-off swallows the whole period
+                if offset == 0 and start <= minute:
+                    continue
+                return self._at(day, start)
+        return None
+
+    def _at(self, day: date, minute: int) -> datetime:
+        if minute >= 24 * 60:
+            return datetime.combine(day + timedelta(days=1), time(0), self.tz)
+        return datetime.combine(day, time(minute // 60, minute % 60), self.tz)
+
+
+@dataclass(frozen=True)
+class IssueClosed:
+    reason: str  # "closed" | "holiday" | "cutoff"
+    opens_at: datetime | None
+    closes_at: datetime | None = None
+
+    def describe(self) -> str:
+        opens = (
+            f"; it opens again at {self.opens_at.isoformat(timespec='minutes')}"
+            if self.opens_at
+            else "; no opening hours are scheduled within a year"
+        )
+        if self.reason == "holiday":
+            return "the branch is closed today (holiday)" + opens
+        if self.reason == "cutoff":
+            assert self.closes_at is not None
+            return (
+                "ticket issuing has stopped before closing time "
+                f"({self.closes_at.isoformat(timespec='minutes')})" + opens
+            )
+        return "the branch is closed now" + opens

@@ -1,0 +1,79 @@
+"""Branches (营业厅), their business types (业务类型) and staff."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base
+
+
+class Branch(Base):
+    __tablename__ = "branches"
+
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(Text)
+    # {"mon": [["09:00", "17:00"]], ...} in the branch's timezone; NULL means always open.
+    hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    holidays: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    issue_cutoff_min: Mapped[int] = mapped_column(Integer, server_default="0")
+    min_open_counters: Mapped[int] = mapped_column(Integer, server_default="0")
+    requeue_after: Mapped[int] = mapped_column(Integer, server_default="2")
+    # Announcement wording per branch; NULL uses the built-in templates.
+    announcement_zh: Mapped[str | None] = mapped_column(Text)
+    announcement_en: Mapped[str | None] = mapped_column(Text)
+    # The last per-branch event sequence number handed out (see app.events.service).
+    event_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Service(Base):
+    """A business type: its own ticket prefix and daily number sequence."""
+
+    __tablename__ = "services"
+    __table_args__ = (
+        UniqueConstraint("branch", "prefix"),
+        CheckConstraint("target_wait_s > 0", name="target_wait_positive"),
+    )
+
+    branch: Mapped[str] = mapped_column(
+        Text, ForeignKey("branches.code", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    prefix: Mapped[str] = mapped_column(Text)
+    target_wait_s: Mapped[int] = mapped_column(Integer, server_default="600")
+    # Starvation guard: a ticket waiting longer than this goes before priority tickets that have
+    # not. NULL disables it for the type.
+    max_wait_s: Mapped[int | None] = mapped_column(Integer)
+    queue_alert_per_counter: Mapped[int] = mapped_column(Integer, server_default="10")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+    __table_args__ = (CheckConstraint("role IN ('clerk', 'manager')", name="role"),)
+
+    branch: Mapped[str] = mapped_column(
+        Text, ForeignKey("branches.code", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

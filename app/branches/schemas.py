@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from app.branches.hours import parse_hours
+from app.core.codes import Name
+
+HHMM = Annotated[str, StringConstraints(max_length=5)]
+Template = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Announcement(BaseModel):
+    """Announcement wording; `{number}` and `{counter}` are replaced (see app.stream)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    zh: Template | None = None
+    en: Template | None = None
+
+    @field_validator("zh", "en")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        if value is not None:
+            if "{number}" not in value or "{counter}" not in value:
+                raise ValueError("a template must contain {number} and {counter}")
+            try:
+                value.format(number="A001", counter="3")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError("only {number} and {counter} may appear in braces") from exc
+        return value
+
+
+class BranchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    hours: (
+        dict[str, Annotated[list[Annotated[list[HHMM], Field(max_length=2)]], Field(max_length=8)]]
+        | None
+    ) = None
+    holidays: Annotated[list[date], Field(max_length=400)] = []
+    issue_cutoff_min: Annotated[int, Field(ge=0, le=720)] = 0
+    min_open_counters: Annotated[int, Field(ge=0, le=1000)] = 0
+    requeue_after: Annotated[int, Field(ge=0, le=50)] = 2
+    announcement: Announcement | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a known IANA timezone (e.g. Asia/Shanghai)"
+            ) from None
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _valid_hours(
+        cls, value: dict[str, list[list[str]]] | None
+    ) -> dict[str, list[list[str]]] | None:
+        if value is not None:
+            parse_hours(value)
+        return value
+
+
+class BranchOut(BaseModel):
+    code: str
+    name: str
+    timezone: str
+    hours: dict[str, list[list[str]]] | None
+    holidays: list[date]
+    issue_cutoff_min: int
+    min_open_counters: int
+    requeue_after: int
+    announcement: Announcement
+
+
+PrefixStr = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,3}$")]
+
+
+class ServiceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    prefix: PrefixStr = Field(description="1-3 capital letters, e.g. A")
+    target_wait_s: Annotated[int, Field(ge=1, le=86400)] = 600
+    max_wait_s: Annotated[int, Field(ge=1, le=86400)] | None = 1800
+    queue_alert_per_counter: Annotated[int, Field(ge=1, le=1000)] = 10
+
+
+class ServiceOut(BaseModel):
+    code: str
+    name: str
+    prefix: str
+    target_wait_s: int
+    max_wait_s: int | None
+    queue_alert_per_counter: int
+
+
+class StaffIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    role: Annotated[str, StringConstraints(pattern=r"^(clerk|manager)$")] = Field(
+        description="clerk or manager"
+    )
+
+
+class StaffOut(BaseModel):
+    code: str
+    name: str
+    role: str
+
+
+class BranchConfigOut(BranchOut):
+    """A branch with its business types: what kiosks and screens need to draw themselves."""
+
+    services: list[ServiceOut]

@@ -1,0 +1,158 @@
+"""Configuring branches, business types and staff: idempotent create-or-update."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.branches.hours import Schedule
+from app.branches.models import Branch, Service, Staff
+from app.branches.schemas import (
+    Announcement,
+    BranchConfigOut,
+    BranchIn,
+    BranchOut,
+    ServiceIn,
+    ServiceOut,
+    StaffIn,
+    StaffOut,
+)
+from app.core.errors import conflict, not_found
+
+
+async def _upsert(
+    session: AsyncSession,
+    model: type[Any],
+    keys: dict[str, Any],
+    values: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """INSERT .. ON CONFLICT DO UPDATE in one statement (safe under concurrent PUTs).
+    Returns True when the row was created."""
+    stmt = (
+        insert(model)
+        .values(**keys, **values, created_at=now, updated_at=now)
+        .on_conflict_do_update(index_elements=list(keys), set_={**values, "updated_at": now})
+        .returning(text("(xmax = 0)"))  # xmax is 0 on a freshly inserted row
+    )
+    created = bool((await session.execute(stmt)).scalar_one())
+    await session.commit()
+    return created
+
+
+async def get_branch(session: AsyncSession, code: str) -> Branch:
+    branch = await session.get(Branch, code)
+    if branch is None:
+        raise not_found(f"branch {code}")
+    return branch
+
+
+def schedule_of(branch: Branch) -> Schedule:
+    return Schedule.from_config(
+        branch.timezone, branch.hours, branch.holidays, branch.issue_cutoff_min
+    )
+
+
+async def put_branch(session: AsyncSession, code: str, body: BranchIn, now: datetime) -> bool:
+    announcement = body.announcement or Announcement()
+    values = {
+        "name": body.name,
+        "timezone": body.timezone,
+        "hours": body.hours,
+        "holidays": sorted(d.isoformat() for d in body.holidays),
+        "issue_cutoff_min": body.issue_cutoff_min,
+        "min_open_counters": body.min_open_counters,
+        "requeue_after": body.requeue_after,
+        "announcement_zh": announcement.zh,
+        "announcement_en": announcement.en,
+    }
+    return await _upsert(session, Branch, {"code": code}, values, now)
+
+
+def branch_out(branch: Branch) -> BranchOut:
+    return BranchOut(
+        code=branch.code,
+        name=branch.name,
+        timezone=branch.timezone,
+        hours=branch.hours,
+        holidays=[date.fromisoformat(d) for d in branch.holidays],
+        issue_cutoff_min=branch.issue_cutoff_min,
+        min_open_counters=branch.min_open_counters,
+        requeue_after=branch.requeue_after,
+        announcement=Announcement(zh=branch.announcement_zh, en=branch.announcement_en),
+    )
+
+
+async def put_service(
+    session: AsyncSession, branch: str, code: str, body: ServiceIn, now: datetime
+) -> bool:
+    await get_branch(session, branch)
+    values = body.model_dump()
+    try:
+        return await _upsert(session, Service, {"branch": branch, "code": code}, values, now)
+    except IntegrityError as exc:
+        await session.rollback()
+        if "uq_services_branch_prefix" in str(exc.orig):
+            owner = await session.scalar(
+                select(Service.code).where(Service.branch == branch, Service.prefix == body.prefix)
+            )
+            raise conflict(
+                "prefix-taken",
+                f"prefix {body.prefix} is already used by business type {owner} in branch {branch}",
+            ) from None
+        raise
+
+
+def service_out(service: Service) -> ServiceOut:
+    return ServiceOut(
+        code=service.code,
+        name=service.name,
+        prefix=service.prefix,
+        target_wait_s=service.target_wait_s,
+        max_wait_s=service.max_wait_s,
+        queue_alert_per_counter=service.queue_alert_per_counter,
+    )
+
+
+async def list_services(session: AsyncSession, branch: str) -> list[Service]:
+    rows = await session.scalars(
+        select(Service).where(Service.branch == branch).order_by(Service.prefix, Service.code)
+    )
+    return list(rows)
+
+
+async def get_service(session: AsyncSession, branch: str, code: str) -> Service:
+    service = await session.get(Service, (branch, code))
+    if service is None:
+        raise not_found(f"business type {code} in branch {branch}")
+    return service
+
+
+async def put_staff(
+    session: AsyncSession, branch: str, code: str, body: StaffIn, now: datetime
+) -> bool:
+    await get_branch(session, branch)
+    return await _upsert(
+        session,
+        Staff,
+        {"branch": branch, "code": code},
+        {"name": body.name, "role": body.role},
+        now,
+    )
+
+
+def staff_out(staff: Staff) -> StaffOut:
+    return StaffOut(code=staff.code, name=staff.name, role=staff.role)
+
+
+async def branch_config(session: AsyncSession, code: str) -> BranchConfigOut:
+    branch = await get_branch(session, code)
+    services = await list_services(session, code)
+    return BranchConfigOut(
+        **branch_out(branch).model_dump(), services=[service_out(s) for s in services]
+    )

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from app.auth.dependencies import Configurer, QueueReader
+from app.branches import service as branches
+from app.branches.schemas import (
+    BranchConfigOut,
+    BranchIn,
+    BranchOut,
+    ServiceIn,
+    ServiceOut,
+    StaffIn,
+    StaffOut,
+)
+from app.core.codes import BranchCode, ServiceCode, StaffCode
+from app.core.database import SessionDep
+
+router = APIRouter(prefix="/api/v1/branches", tags=["configuration"])
+
+
+def _created_status(response: Response, created: bool) -> None:
+    response.status_code = 201 if created else 200
+
+
+@router.put("/{branch}", response_model=BranchOut, responses={201: {"model": BranchOut}})
+async def put_branch(
+    branch: BranchCode,
+    body: BranchIn,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    _: Configurer,
+) -> BranchOut:
+    """Create or update a branch (201 created, 200 updated)."""
+    created = await branches.put_branch(session, branch, body, request.app.state.clock.now())
+    _created_status(response, created)
+    return branches.branch_out(await branches.get_branch(session, branch))
+
+
+@router.get("/{branch}", response_model=BranchConfigOut)
+async def get_branch(branch: BranchCode, session: SessionDep, _: QueueReader) -> BranchConfigOut:
+    """The branch with its business types (what a kiosk needs to draw its buttons)."""
+    return await branches.branch_config(session, branch)
+
+
+@router.put(
+    "/{branch}/services/{service}",
+    response_model=ServiceOut,
+    responses={201: {"model": ServiceOut}},
+)
+async def put_service(
+    branch: BranchCode,
+    service: ServiceCode,
+    body: ServiceIn,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    _: Configurer,
+) -> ServiceOut:
+    """Create or update a business type (201 created, 200 updated)."""
+    created = await branches.put_service(
+        session, branch, service, body, request.app.state.clock.now()
+    )
+    _created_status(response, created)
+    return branches.service_out(await branches.get_service(session, branch, service))
+
+
+@router.put(
+    "/{branch}/staff/{staff}", response_model=StaffOut, responses={201: {"model": StaffOut}}
+)
+async def put_staff(
+    branch: BranchCode,
+    staff: StaffCode,
+    body: StaffIn,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    _: Configurer,
+) -> StaffOut:
+    """Create or update a staff member (201 created, 200 updated)."""
+    created = await branches.put_staff(session, branch, staff, body, request.app.state.clock.now())
+    _created_status(response, created)
+    return StaffOut(code=staff, name=body.name, role=body.role)

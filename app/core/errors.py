@@ -1,0 +1,175 @@
+"""RFC 9457 problem details for every error the API returns.
+
+Handlers turn our own `Problem` exceptions, Starlette's HTTP errors (404, 405...), request
+validation errors and database outages into `application/problem+json`. Nothing a client sends
+should reach the last-resort 500 handler; if something does, the client learns nothing internal.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("hallq.errors")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+
+class Problem(Exception):
+    """An error the client should see. `slug` names the problem type (`/problems/<slug>`)."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extensions)
+        return body
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, "not-found", f"{what} does not exist", title="Not found")
+
+
+def conflict(slug: str, detail: str, **extensions: Any) -> Problem:
+    return Problem(409, slug, detail, **extensions)
+
+
+def unprocessable(slug: str, detail: str, **extensions: Any) -> Problem:
+    return Problem(422, slug, detail, **extensions)
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.body(request.url.path if request is not None else None),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def _validation_problem(exc: RequestValidationError) -> Problem:
+    errors = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return Problem(
+                400,
+                "invalid-json",
+                "the request body is not valid JSON",
+                title="Malformed request body",
+            )
+        # Never echo the input back: it may hold a phone number or a token.
+        loc = [str(part) for part in err.get("loc", ())]
+        errors.append({"loc": loc, "msg": err.get("msg", "invalid"), "type": err.get("type")})
+    where = ", ".join(".".join(e["loc"]) for e in errors[:5]) or "request"
+    return Problem(
+        422,
+        "validation-error",
+        f"the request is not valid: {where}",
+        title="Invalid request",
+        errors=errors,
+    )
+
+
+_DB_UNAVAILABLE = Problem(
+    503,
+    "database-unavailable",
+    "the database is not reachable right now; retry shortly",
+    title="Service unavailable",
+    headers={"Retry-After": "2"},
+)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OSError | ConnectionError):
+        return True
+    name = type(getattr(exc, "orig", exc)).__name__
+    return name in {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "InterfaceError",
+        "TooManyConnectionsError",
+    }
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(exc, request)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+        if status == 404 and detail == "Not Found":
+            detail = f"no such resource: {request.url.path}"
+        elif status == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        slug = HTTPStatus(status).phrase.lower().replace(" ", "-")
+        problem = Problem(status, slug, detail, headers=dict(exc.headers or {}))
+        return problem_response(problem, request)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(_validation_problem(exc), request)
+
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if _is_connection_error(exc):
+            logger.warning("database unavailable: %s", type(exc).__name__)
+            return problem_response(_DB_UNAVAILABLE, request)
+        return await on_unexpected(request, exc)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if _is_connection_error(exc):
+            logger.warning("database unavailable: %s", type(exc).__name__)
+            return problem_response(_DB_UNAVAILABLE, request)
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        problem = Problem(
+            500, "internal-error", "the server failed to handle the request; it has been logged"
+        )
+        return problem_response(problem, request)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(PoolTimeoutError, on_database_error)
+    app.add_exception_handler(OSError, on_database_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,57 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.core.errors import PROBLEM_JSON
+
+router = APIRouter(tags=["operations"])
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+@lru_cache
+def head_revision() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive (it does not touch the database)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "not ready"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database answers and its schema is at the latest migration."""
+    expected = head_revision()
+    try:
+        async with request.app.state.engine.connect() as conn:
+            current = (
+                await conn.execute(text("SELECT version_num FROM alembic_version"))
+            ).scalar_one_or_none()
+    except Exception as exc:  # any failure here means "not ready", with the reason
+        return _not_ready(f"the database is not reachable ({type(exc).__name__})")
+    if current != expected:
+        return _not_ready(
+            f"the database schema is at {current}, expected {expected}: run migrations"
+        )
+    return JSONResponse({"status": "ready", "schema": current})
+
+
+def _not_ready(detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"type": "/problems/not-ready", "title": "Not ready", "status": 503, "detail": detail},
+        status_code=503,
+        media_type=PROBLEM_JSON,
+    )

@@ -1,0 +1,48 @@
+"""The one settings object. Environment variables carry the `HALLQ_` prefix, except
+`DATABASE_URL`, which keeps the name every PostgreSQL tool and platform already uses."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HALLQ_", extra="ignore")
+
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_URL", "HALLQ_DATABASE_URL"),
+        description="postgresql+asyncpg://user:password@host:port/database",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Accepted as an admin token; unset means no built-in admin."
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Requests give up on the database after this long and answer 503 instead of hanging.
+    db_command_timeout_s: float = Field(default=10.0, gt=0)
+    # Used to estimate waits before a business type has any service history of its own.
+    default_service_time_s: int = Field(default=300, ge=1)
+    # Recent service times that the estimate averages over, per business type.
+    estimate_history: int = Field(default=50, ge=1, le=1000)
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_driver(cls, value: str) -> str:
+        # Accept plain postgres:// URLs as platforms hand them out; we always talk asyncpg.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value[len(prefix) :]
+        if value and not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("DATABASE_URL must be a postgresql+asyncpg:// URL")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.core.codes import Code, Name
+from app.tickets.schemas import TicketOut
+
+CounterState = Literal["closed", "open", "paused", "closing"]
+
+
+class CounterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    services: Annotated[list[Code], Field(min_length=1, max_length=20)] = Field(
+        description="business type codes, the counter's own first, fallbacks after"
+    )
+
+
+class CurrentTicket(BaseModel):
+    id: uuid.UUID
+    number: str
+    service: str
+    priority: str
+    status: str
+
+
+class CounterOut(BaseModel):
+    code: str
+    name: str
+    state: CounterState
+    services: list[str]
+    staff: str | None
+    current: CurrentTicket | None
+
+
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+
+
+class TransferIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: Code | None = None
+    counter: Code | None = None
+    position: Literal["front", "back"] = "front"
+
+
+class CounterActionOut(BaseModel):
+    """The counter after the action, and the ticket it concerned (if any)."""
+
+    counter: CounterOut
+    ticket: TicketOut | None

@@ -1,0 +1,591 @@
+"""The counter workflow: sign in, pause, close, and the clerk's buttons (next, recall, start,
+complete, no-show, transfer).
+
+Every action is one transaction that starts by locking the counter's row, so two presses on one
+counter (a double click, two tabs) take turns, and ends by writing the history through
+`record_events`. Locks are always taken in the same order (counter, then tickets, then the
+branch row inside `record_events`), so actions never deadlock each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.permissions import Principal, Role, forbidden
+from app.branches.models import Branch, Service
+from app.branches.service import get_branch
+from app.core.errors import conflict, not_found, unprocessable
+from app.counters.announcement import announcement
+from app.counters.models import Counter
+from app.counters.schemas import CounterIn, CounterOut, CurrentTicket, TransferIn
+from app.events.service import (
+    COUNTER_CHANGED,
+    TICKET_CALLED,
+    TICKET_COMPLETED,
+    TICKET_NO_SHOW,
+    TICKET_RECALLED,
+    TICKET_SERVING,
+    TICKET_TRANSFERRED,
+    NewEvent,
+    record_events,
+)
+from app.queue.ordering import LANE_FRONT, LANE_NORMAL, PICK_NEXT_SQL
+from app.tickets.models import Ticket
+from app.tickets.service import ticket_ref
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+async def put_counter(
+    session: AsyncSession, branch: str, code: str, body: CounterIn, now: datetime
+) -> bool:
+    """Create or update a counter's name and profile. Returns True if created."""
+    await get_branch(session, branch)
+    if len(set(body.services)) != len(body.services):
+        raise unprocessable("invalid-profile", "a business type appears twice in services")
+    known = set(
+        await session.scalars(
+            select(Service.code).where(Service.branch == branch, Service.code.in_(body.services))
+        )
+    )
+    unknown = [s for s in body.services if s not in known]
+    if unknown:
+        raise unprocessable(
+            "unknown-service",
+            f"business type(s) {', '.join(unknown)} do not exist in branch {branch}",
+            unknown=unknown,
+        )
+    stmt = (
+        insert(Counter)
+        .values(
+            branch=branch,
+            code=code,
+            name=body.name,
+            services=body.services,
+            state="closed",
+            state_since=now,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["branch", "code"],
+            set_={"name": body.name, "services": body.services, "updated_at": now},
+        )
+        .returning(text("(xmax = 0)"))
+    )
+    created = bool((await session.execute(stmt)).scalar_one())
+    counter = await _lock_counter(session, branch, code)
+    await record_events(
+        session,
+        branch,
+        now,
+        [NewEvent(COUNTER_CHANGED, {"counter": counter_view(counter, None)}, counter=code)],
+    )
+    await session.commit()
+    return created
+
+
+# -- views --------------------------------------------------------------------------------------
+
+
+def counter_view(counter: Counter, current: Ticket | None) -> dict[str, object]:
+    return counter_out(counter, current).model_dump(mode="json")
+
+
+def counter_out(counter: Counter, current: Ticket | None) -> CounterOut:
+    return CounterOut(
+        code=counter.code,
+        name=counter.name,
+        state=counter.state,
+        services=list(counter.services),
+        staff=counter.staff,
+        current=CurrentTicket(
+            id=current.id,
+            number=current.number,
+            service=current.service,
+            priority=current.priority,
+            status=current.status,
+        )
+        if current is not None
+        else None,
+    )
+
+
+@dataclass
+class ActionResult:
+    counter: CounterOut
+    ticket: Ticket | None
+
+
+# -- the action context -------------------------------------------------------------------------
+
+
+async def _lock_counter(session: AsyncSession, branch: str, code: str) -> Counter:
+    counter = await session.scalar(
+        select(Counter)
+        .where(Counter.branch == branch, Counter.code == code)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if counter is None:
+        raise not_found(f"counter {code} in branch {branch}")
+    return counter
+
+
+async def _lock_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> Ticket | None:
+    return await session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+@dataclass
+class CounterAction:
+    """One clerk action in progress: the locked counter, who acts, and the events to write."""
+
+    session: AsyncSession
+    branch: Branch
+    counter: Counter
+    principal: Principal
+    now: datetime
+    events: list[NewEvent] = field(default_factory=list)
+    current: Ticket | None = None
+
+    @property
+    def staff(self) -> str | None:
+        """Who the history names: the acting staff member, else the clerk signed in here."""
+        return self.principal.staff or self.counter.staff
+
+    def ticket_event(self, type_: str, ticket: Ticket, **data: object) -> None:
+        self.events.append(
+            NewEvent(
+                type_,
+                {"ticket": ticket_ref(ticket), **data},
+                ticket_id=ticket.id,
+                counter=self.counter.code,
+                staff=self.staff,
+            )
+        )
+
+    def counter_ref(self) -> dict[str, str]:
+        return {"code": self.counter.code, "name": self.counter.name}
+
+    def announce(self, ticket: Ticket) -> dict[str, str]:
+        return announcement(
+            ticket.number,
+            self.counter.name,
+            zh_template=self.branch.announcement_zh,
+            en_template=self.branch.announcement_en,
+        )
+
+    async def set_counter(self, **values: object) -> None:
+        """Change the counter row and announce the new state to the screens."""
+        values.setdefault("updated_at", self.now)
+        if "state" in values and values["state"] != self.counter.state:
+            values["state_since"] = self.now
+        await self.session.execute(
+            update(Counter)
+            .where(Counter.branch == self.counter.branch, Counter.code == self.counter.code)
+            .values(**values)
+        )
+        for key, value in values.items():
+            setattr(self.counter, key, value)
+
+    async def finish(self) -> ActionResult:
+        self.events.append(
+            NewEvent(
+                COUNTER_CHANGED,
+                {"counter": counter_view(self.counter, self.current)},
+                counter=self.counter.code,
+                staff=self.staff,
+            )
+        )
+        await record_events(self.session, self.branch.code, self.now, self.events)
+        await self.session.commit()
+        return ActionResult(counter_out(self.counter, self.current), self.current)
+
+
+def _check_operator(principal: Principal, counter: Counter, *, signing_in: bool = False) -> None:
+    """Managers and admins operate any counter of their branch; a clerk only the counter they
+    are signed in at (and signs in with `open`)."""
+    if principal.role in (Role.ADMIN, Role.MANAGER):
+        return
+    if principal.role is not Role.CLERK:
+        raise forbidden(f"a {principal.role} token may not operate counters")
+    if signing_in:
+        return
+    if counter.staff != principal.staff or counter.state == "closed":
+        raise forbidden(
+            f"clerk {principal.staff} is not signed in at counter {counter.code}; open it first"
+        )
+
+
+async def begin_action(
+    session: AsyncSession,
+    branch: str,
+    code: str,
+    principal: Principal,
+    now: datetime,
+    *,
+    signing_in: bool = False,
+) -> CounterAction:
+    branch_row = await get_branch(session, branch)
+    counter = await _lock_counter(session, branch, code)
+    _check_operator(principal, counter, signing_in=signing_in)
+    current = None
+    if counter.current_ticket_id is not None:
+        current = await _lock_ticket(session, counter.current_ticket_id)
+    return CounterAction(session, branch_row, counter, principal, now, current=current)
+
+
+def _state_conflict(counter: Counter, wanted: str) -> Exception:
+    hints = {
+        "closed": "open it first",
+        "paused": "resume it first",
+        "closing": "it is closing and takes no new calls",
+        "open": "it is already open",
+    }
+    hint = hints.get(counter.state, "")
+    return conflict(
+        "invalid-counter-state",
+        f"counter {counter.code} is {counter.state}: cannot {wanted} ({hint})",
+        state=counter.state,
+    )
+
+
+def _ticket_conflict(action: CounterAction, wanted: str, allowed: Sequence[str]) -> Exception:
+    ticket = action.current
+    if ticket is None:
+        return conflict(
+            "no-current-ticket",
+            f"counter {action.counter.code} has no current ticket to {wanted}",
+            state=action.counter.state,
+        )
+    return conflict(
+        "invalid-transition",
+        f"ticket {ticket.number} is {ticket.status}; {wanted} needs it {' or '.join(allowed)}",
+        status=ticket.status,
+    )
+
+
+# -- leaving the counter: the current ticket's end ----------------------------------------------
+
+
+async def _release_current(action: CounterAction) -> None:
+    """The counter has no current ticket any more; a closing counter closes now."""
+    action.current = None
+    values: dict[str, object] = {"current_ticket_id": None}
+    if action.counter.state == "closing":
+        values.update(state="closed", staff=None, pause_reason=None)
+    await action.set_counter(**values)
+
+
+async def _complete_current(action: CounterAction) -> Ticket:
+    ticket = action.current
+    assert ticket is not None
+    served_at = ticket.served_at or ticket.last_called_at or action.now
+    await action.session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id)
+        .values(status="done", served_at=served_at, finished_at=action.now)
+    )
+    ticket.status, ticket.served_at, ticket.finished_at = "done", served_at, action.now
+    action.ticket_event(
+        TICKET_COMPLETED,
+        ticket,
+        counter=action.counter_ref(),
+        service_s=round((action.now - served_at).total_seconds(), 3),
+    )
+    return ticket
+
+
+# -- state changes ------------------------------------------------------------------------------
+
+
+async def open_counter(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    action = await begin_action(session, branch, code, principal, now, signing_in=True)
+    counter = action.counter
+    staff = principal.staff
+    if counter.state in ("open", "paused") and counter.staff == staff:
+        await session.rollback()  # already signed in here: nothing changes
+        return ActionResult(counter_out(counter, action.current), action.current)
+    if counter.state in ("open", "paused") and counter.staff is not None:
+        raise conflict(
+            "counter-taken",
+            f"counter {code} is {counter.state} with clerk {counter.staff} signed in; "
+            "they must close it first (shift handover is a sign-out and a sign-in)",
+            state=counter.state,
+        )
+    if staff is not None:
+        elsewhere = await session.scalar(
+            select(Counter.code).where(
+                Counter.branch == branch, Counter.staff == staff, Counter.code != code
+            )
+        )
+        if elsewhere is not None:
+            raise conflict(
+                "clerk-signed-in-elsewhere",
+                f"staff {staff} is signed in at counter {elsewhere}; close that counter first",
+            )
+    await action.set_counter(state="open", staff=staff, pause_reason=None)
+    return await action.finish()
+
+
+async def pause_counter(
+    session: AsyncSession,
+    branch: str,
+    code: str,
+    principal: Principal,
+    now: datetime,
+    reason: str | None,
+) -> ActionResult:
+    action = await begin_action(session, branch, code, principal, now)
+    if action.counter.state == "paused":
+        await session.rollback()
+        return ActionResult(counter_out(action.counter, action.current), action.current)
+    if action.counter.state != "open":
+        raise _state_conflict(action.counter, "pause")
+    await action.set_counter(state="paused", pause_reason=reason)
+    return await action.finish()
+
+
+async def resume_counter(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    action = await begin_action(session, branch, code, principal, now)
+    if action.counter.state == "open":
+        await session.rollback()
+        return ActionResult(counter_out(action.counter, action.current), action.current)
+    if action.counter.state != "paused":
+        raise _state_conflict(action.counter, "resume")
+    await action.set_counter(state="open", pause_reason=None)
+    return await action.finish()
+
+
+async def close_counter(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """Sign out. With a customer at the counter it is `closing` until that ticket ends."""
+    action = await begin_action(session, branch, code, principal, now)
+    if action.counter.state == "closed" or (
+        action.counter.state == "closing" and action.current is not None
+    ):
+        await session.rollback()
+        return ActionResult(counter_out(action.counter, action.current), action.current)
+    if action.current is not None:
+        await action.set_counter(state="closing", pause_reason=None)
+    else:
+        await action.set_counter(
+            state="closed", staff=None, pause_reason=None, current_ticket_id=None
+        )
+    return await action.finish()
+
+
+# -- the clerk's buttons ------------------------------------------------------------------------
+
+
+async def call_next(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """Complete the current ticket (if any) and call the best waiting one, atomically.
+    The result's ticket is None when nobody waits for this counter."""
+    action = await begin_action(session, branch, code, principal, now)
+    if action.counter.state != "open":
+        raise _state_conflict(action.counter, "call the next ticket")
+    if action.current is not None:
+        await _complete_current(action)
+        action.current = None
+    picked = (
+        await session.scalars(
+            select(Ticket).from_statement(PICK_NEXT_SQL).execution_options(populate_existing=True),
+            {
+                "branch": branch,
+                "counter": code,
+                "staff": action.staff,
+                "profile": list(action.counter.services),
+                "now": now,
+                "requeue_after": action.branch.requeue_after,
+            },
+        )
+    ).one_or_none()
+    if picked is None:
+        await action.set_counter(current_ticket_id=None)
+    else:
+        action.current = picked
+        await action.set_counter(current_ticket_id=picked.id, calls=action.counter.calls + 1)
+        action.ticket_event(
+            TICKET_CALLED,
+            picked,
+            counter=action.counter_ref(),
+            announcement=action.announce(picked),
+            wait_s=round((now - picked.issued_at).total_seconds(), 3),
+        )
+    return await action.finish()
+
+
+async def recall(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """Call the current customer again (the announcement repeats)."""
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status != "called":
+        raise _ticket_conflict(action, "recall", ["called"])
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id)
+        .values(recall_count=Ticket.recall_count + 1, last_called_at=now)
+    )
+    ticket.recall_count += 1
+    ticket.last_called_at = now
+    action.ticket_event(
+        TICKET_RECALLED,
+        ticket,
+        counter=action.counter_ref(),
+        announcement=action.announce(ticket),
+        recall_count=ticket.recall_count,
+    )
+    return await action.finish()
+
+
+async def start_service(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """The called customer has arrived: called -> serving."""
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status != "called":
+        raise _ticket_conflict(action, "start", ["called"])
+    await session.execute(
+        update(Ticket).where(Ticket.id == ticket.id).values(status="serving", served_at=now)
+    )
+    ticket.status, ticket.served_at = "serving", now
+    action.ticket_event(TICKET_SERVING, ticket, counter=action.counter_ref())
+    return await action.finish()
+
+
+async def complete(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """Service done; the counter stays open without calling anyone."""
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status not in ("called", "serving"):
+        raise _ticket_conflict(action, "complete", ["called", "serving"])
+    done = await _complete_current(action)
+    await _release_current(action)
+    result = await action.finish()
+    return ActionResult(result.counter, done)
+
+
+async def no_show(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """The called customer did not come (过号). They can be re-queued if they turn up."""
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status != "called":
+        raise _ticket_conflict(action, "mark no-show", ["called"])
+    await session.execute(
+        update(Ticket).where(Ticket.id == ticket.id).values(status="no_show", finished_at=now)
+    )
+    ticket.status, ticket.finished_at = "no_show", now
+    action.ticket_event(
+        TICKET_NO_SHOW, ticket, counter=action.counter_ref(), recall_count=ticket.recall_count
+    )
+    await _release_current(action)
+    result = await action.finish()
+    return ActionResult(result.counter, ticket)
+
+
+async def transfer(
+    session: AsyncSession,
+    branch: str,
+    code: str,
+    principal: Principal,
+    now: datetime,
+    body: TransferIn,
+) -> ActionResult:
+    """Send the current ticket to another business type or counter. It keeps its number and
+    issue time and waits at the front of the target queue (or the back, if asked)."""
+    if body.service is None and body.counter is None:
+        raise unprocessable("invalid-transfer", "give a target: service, counter, or both")
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status not in ("called", "serving"):
+        raise _ticket_conflict(action, "transfer", ["called", "serving"])
+
+    service = body.service or ticket.service
+    if body.service is not None and await session.get(Service, (branch, body.service)) is None:
+        raise unprocessable(
+            "unknown-service", f"business type {body.service} does not exist in branch {branch}"
+        )
+    target_counter = None
+    if body.counter is not None:
+        if body.counter == code:
+            raise unprocessable(
+                "invalid-transfer", "a ticket cannot be transferred to its own counter"
+            )
+        target = await session.get(Counter, (branch, body.counter))
+        if target is None:
+            raise unprocessable(
+                "unknown-counter", f"counter {body.counter} does not exist in branch {branch}"
+            )
+        if service not in target.services:
+            if body.service is not None:
+                raise unprocessable(
+                    "invalid-transfer",
+                    f"counter {body.counter} does not serve business type {body.service}",
+                )
+            # Sent to a counter for another kind of business: it joins that counter's own type.
+            service = target.services[0]
+        target_counter = body.counter
+
+    from_ = {"counter": code, "service": ticket.service, "status": ticket.status}
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id)
+        .values(
+            status="waiting",
+            service=service,
+            lane=LANE_FRONT if body.position == "front" else LANE_NORMAL,
+            queued_at=now,
+            target_counter=target_counter,
+            counter=None,
+            staff=None,
+            transfer_count=Ticket.transfer_count + 1,
+        )
+    )
+    ticket.status, ticket.service = "waiting", service
+    action.ticket_event(
+        TICKET_TRANSFERRED,
+        ticket,
+        **{
+            "from": from_,
+            "to": {"service": service, "counter": target_counter, "position": body.position},
+        },
+    )
+    await _release_current(action)
+    result = await action.finish()
+    return ActionResult(result.counter, ticket)
+
+
+async def get_counter(session: AsyncSession, branch: str, code: str) -> CounterOut:
+    counter = await session.get(Counter, (branch, code))
+    if counter is None:
+        raise not_found(f"counter {code} in branch {branch}")
+    current = None
+    if counter.current_ticket_id is not None:
+        current = await session.get(Ticket, counter.current_ticket_id)
+    return counter_out(counter, current)

@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import Configurer, Operator, QueueReader
+from app.auth.permissions import Principal
+from app.branches.service import get_branch
+from app.core.codes import BranchCode, CounterCode
+from app.core.database import SessionDep
+from app.counters import service as counters
+from app.counters.schemas import CounterActionOut, CounterIn, CounterOut, PauseIn, TransferIn
+from app.queue.service import list_counters
+from app.tickets.service import ticket_out
+
+router = APIRouter(prefix="/api/v1/branches/{branch}/counters", tags=["counters"])
+
+ActionFn = Callable[[AsyncSession, str, str, Principal, datetime], Awaitable[counters.ActionResult]]
+
+
+async def _respond(
+    request: Request, session: AsyncSession, result: counters.ActionResult
+) -> CounterActionOut:
+    ticket = None
+    if result.ticket is not None:
+        ticket = await ticket_out(
+            session, result.ticket, request.app.state.clock.now(), request.app.state.settings
+        )
+    return CounterActionOut(counter=result.counter, ticket=ticket)
+
+
+async def _run(
+    fn: ActionFn,
+    branch: str,
+    counter: str,
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+) -> CounterActionOut:
+    result = await fn(session, branch, counter, principal, request.app.state.clock.now())
+    return await _respond(request, session, result)
+
+
+@router.get("", response_model=list[CounterOut])
+async def list_branch_counters(
+    branch: BranchCode, session: SessionDep, _: QueueReader
+) -> list[CounterOut]:
+    """Every counter with its state, clerk and current ticket."""
+    await get_branch(session, branch)
+    return await list_counters(session, branch)
+
+
+@router.put("/{counter}", response_model=CounterOut, responses={201: {"model": CounterOut}})
+async def put_counter(
+    branch: BranchCode,
+    counter: CounterCode,
+    body: CounterIn,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    _: Configurer,
+) -> CounterOut:
+    """Create or update a counter and its profile (201 created, 200 updated)."""
+    created = await counters.put_counter(
+        session, branch, counter, body, request.app.state.clock.now()
+    )
+    response.status_code = 201 if created else 200
+    return await counters.get_counter(session, branch, counter)
+
+
+@router.get("/{counter}", response_model=CounterOut)
+async def get_counter(
+    branch: BranchCode, counter: CounterCode, session: SessionDep, _: QueueReader
+) -> CounterOut:
+    return await counters.get_counter(session, branch, counter)
+
+
+@router.post("/{counter}/open", response_model=CounterActionOut)
+async def open_counter(
+    branch: BranchCode,
+    counter: CounterCode,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+) -> CounterActionOut:
+    """Sign in: the clerk of the token is now at this counter (a manager may open any)."""
+    return await _run(counters.open_counter, branch, counter, request, session, principal)
+
+
+@router.post("/{counter}/pause", response_model=CounterActionOut)
+async def pause_counter(
+    branch: BranchCode,
+    counter: CounterCode,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+    body: Annotated[PauseIn | None, Body()] = None,
+) -> CounterActionOut:
+    """A short break: `next` is refused until resume."""
+    result = await counters.pause_counter(
+        session,
+        branch,
+        counter,
+        principal,
+        request.app.state.clock.now(),
+        body.reason if body else None,
+    )
+    return await _respond(request, session, result)
+
+
+@router.post("/{counter}/resume", response_model=CounterActionOut)
+async def resume_counter(
+    branch: BranchCode,
+    counter: CounterCode,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+) -> CounterActionOut:
+    return await _run(counters.resume_counter, branch, counter, request, session, principal)
+
+
+@router.post("/{counter}/close", response_model=CounterActionOut)
+async def close_counter(
+    branch: BranchCode,
+    counter: CounterCode,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+) -> CounterActionOut:
+    """Sign out: closed at once, or `closing` until the current customer is done."""
+    return await _run(counters.close_counter, branch, counter, request, session, principal)
+
+
+@router.post(
+    "/{counter}/next",
+    response_model=CounterActionOut,
+    responses={204: {"description": "nobody waits for this counter"}},
+)
+async def call_next(
+    branch: BranchCode,
+    counter: CounterCode,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+) -> CounterActionOut | Response:
+    """Complete the current ticket and call the best waiting one; 204 if nobody waits."""
+    result = await counters.call_next(
+        session, branch, counter, principal, request.app.state.clock.now()
+    )
+    if result.ticket is None:
+        return Response(status_code=204)
+    return await _respond(request, session, result)
+
+
+@router.post("/{counter}/recall", response_model=CounterActionOut)
+async def recall(
+    branch: BranchCode,
+    counter: CounterCode,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+) -> CounterActionOut:
+    """Announce the current ticket again."""
+    return await _run(counters.recall, branch, counter, request, session, principal)
+
+
+@router.post("/{counter}/start", response_model=CounterActionOut)
+async def start_service(
+    branch: BranchCode,
+    counter: CounterCode,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+) -> CounterActionOut:
+    """The customer arrived: called -> serving."""
+    return await _run(counters.start_service, branch, counter, request, session, principal)
+
+
+@router.post("/{counter}/complete", response_model=CounterActionOut)
+async def complete(
+    branch: BranchCode,
+    counter: CounterCode,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+) -> CounterActionOut:
+    """Service done, without calling the next customer."""
+    return await _run(counters.complete, branch, counter, request, session, principal)
+
+
+@router.post("/{counter}/no-show", response_model=CounterActionOut)
+async def no_show(
+    branch: BranchCode,
+    counter: CounterCode,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+) -> CounterActionOut:
+    """The called customer did not come."""
+    return await _run(counters.no_show, branch, counter, request, session, principal)
+
+
+@router.post("/{counter}/transfer", response_model=CounterActionOut)
+async def transfer(
+    branch: BranchCode,
+    counter: CounterCode,
+    body: TransferIn,
+    request: Request,
+    session: SessionDep,
+    principal: Operator,
+) -> CounterActionOut:
+    """Send the current ticket to another business type and/or counter (front or back)."""
+    result = await counters.transfer(
+        session, branch, counter, principal, request.app.state.clock.now(), body
+    )
+    return await _respond(request, session, result)

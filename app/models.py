@@ -1,0 +1,20 @@
+"""Every table's model, imported in one place so that Alembic sees the whole schema."""
+
+from app.auth.models import ApiToken
+from app.branches.models import Branch, Service, Staff
+from app.core.database import Base
+from app.counters.models import Counter
+from app.events.models import BranchEvent
+from app.tickets.models import Ticket, TicketSequence
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Branch",
+    "BranchEvent",
+    "Counter",
+    "Service",
+    "Staff",
+    "Ticket",
+    "TicketSequence",
+]

@@ -1,0 +1,183 @@
+"""The calling order: which waiting ticket a counter calls next. The rule lives here, once.
+
+For a counter with profile [own type, fallback types...], among the waiting tickets whose type is
+in the profile (and that were not transferred to another counter), the one called next is the
+smallest by this key, compared left to right:
+
+1. lane: 0 front (transferred "to the front", or a re-queued no-show whose grace is over),
+   1 normal, 2 re-queued no-show still held back. A re-queued no-show is held back until the
+   counters serving its type have made `requeue_after` other calls since it came back, then
+   goes to the front: it is called after at most `requeue_after` other tickets.
+2. overdue: a ticket that has waited `max_wait_s` of its type (the starvation guard) goes before
+   tickets that have not, whatever their priority class.
+3. priority class: special, then vip, then normal.
+4. the type's place in the counter's profile: own type before fallbacks.
+5. queued_at: first come, first served. It is the issue time, or the moment of a transfer or
+   re-queue (a transferred ticket keeps its number and issue time for waits and reports).
+6. issued_at, then id, so that the order is total and the same in Python and in SQL.
+
+`calling_order_key` is the readable, testable statement of the rule. `CALLING_ORDER_SQL` is the
+same rule as an ORDER BY, used by `PICK_NEXT_SQL`, which chooses and claims the ticket in one
+statement with FOR UPDATE SKIP LOCKED: two counters pressing next at once never get the same
+ticket, and a ticket being cancelled or transferred at that instant is simply passed over.
+Tests check that the SQL orders exactly as the function does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import text
+
+PRIORITY_RANK = {"special": 0, "vip": 1, "normal": 2}
+
+LANE_FRONT = 0
+LANE_NORMAL = 1
+LANE_HELD = 2
+
+
+@dataclass(frozen=True)
+class QueuedTicket:
+    """What the calling order needs to know about a waiting ticket."""
+
+    id: UUID
+    service: str
+    priority: str
+    lane: int
+    issued_at: datetime
+    queued_at: datetime
+    max_wait_s: int | None  # its business type's starvation guard
+    target_counter: str | None = None
+    # For a held re-queued ticket: calls made by the counters serving its type since re-queue.
+    calls_since_requeue: int = 0
+
+
+OrderKey = tuple[int, int, int, int, datetime, datetime, str]
+
+
+def effective_lane(ticket: QueuedTicket, requeue_after: int) -> int:
+    if ticket.lane == LANE_HELD and ticket.calls_since_requeue >= requeue_after:
+        return LANE_FRONT
+    return ticket.lane
+
+
+def is_overdue(ticket: QueuedTicket, now: datetime) -> bool:
+    return ticket.max_wait_s is not None and ticket.issued_at <= now - timedelta(
+        seconds=ticket.max_wait_s
+    )
+
+
+def calling_order_key(
+    ticket: QueuedTicket, *, now: datetime, profile: Sequence[str], requeue_after: int
+) -> OrderKey:
+    return (
+        effective_lane(ticket, requeue_after),
+        0 if is_overdue(ticket, now) else 1,
+        PRIORITY_RANK[ticket.priority],
+        profile.index(ticket.service) if ticket.service in profile else len(profile),
+        ticket.queued_at,
+        ticket.issued_at,
+        str(ticket.id),
+    )
+
+
+def callable_by(ticket: QueuedTicket, counter: str, profile: Sequence[str]) -> bool:
+    """A counter only calls types in its profile, and not tickets sent to another counter."""
+    return ticket.service in profile and ticket.target_counter in (None, counter)
+
+
+def choose_next(
+    waiting: Iterable[QueuedTicket],
+    *,
+    counter: str,
+    profile: Sequence[str],
+    now: datetime,
+    requeue_after: int,
+) -> QueuedTicket | None:
+    """The ticket `counter` calls next, or None if nobody waits for it."""
+    candidates = [t for t in waiting if callable_by(t, counter, profile)]
+    if not candidates:
+        return None
+    return min(
+        candidates,
+        key=lambda t: calling_order_key(t, now=now, profile=profile, requeue_after=requeue_after),
+    )
+
+
+# -- The same rule in SQL -----------------------------------------------------------------------
+# `t` is a waiting ticket, `s` its business type. Parameters: :branch, :now, :requeue_after, and
+# :profile (text[]) where the counter matters.
+
+# Calls made by the counters that serve t's type; compared with the count when t was re-queued.
+_CALLS_BY_SERVING_COUNTERS = (
+    "(SELECT coalesce(sum(c.calls), 0) FROM counters c"
+    " WHERE c.branch = t.branch AND t.service = ANY(c.services))"
+)
+
+EFFECTIVE_LANE_SQL = (
+    f"CASE WHEN t.lane = {LANE_HELD}"
+    f" AND {_CALLS_BY_SERVING_COUNTERS} - t.requeue_base >= :requeue_after"
+    f" THEN {LANE_FRONT} ELSE t.lane END"
+)
+OVERDUE_SQL = (
+    "CASE WHEN s.max_wait_s IS NOT NULL"
+    " AND t.issued_at <= CAST(:now AS timestamptz) - make_interval(secs => s.max_wait_s)"
+    " THEN 0 ELSE 1 END"
+)
+PRIORITY_SQL = "CASE t.priority WHEN 'special' THEN 0 WHEN 'vip' THEN 1 ELSE 2 END"
+
+# The key without the profile position: the order within one business type.
+TYPE_ORDER_SQL = (
+    f"{EFFECTIVE_LANE_SQL}, {OVERDUE_SQL}, {PRIORITY_SQL}, t.queued_at, t.issued_at, t.id"
+)
+CALLING_ORDER_SQL = (
+    f"{EFFECTIVE_LANE_SQL}, {OVERDUE_SQL}, {PRIORITY_SQL},"
+    " array_position(CAST(:profile AS text[]), t.service), t.queued_at, t.issued_at, t.id"
+)
+
+# Choose and claim in one statement. The row lock is taken while walking the calling order, so
+# the claim cannot race another counter's; rows locked by others are skipped, never waited for.
+PICK_NEXT_SQL = text(
+    f"""
+    WITH picked AS (
+        SELECT t.id
+        FROM tickets t
+        JOIN services s ON s.branch = t.branch AND s.code = t.service
+        WHERE t.branch = :branch
+          AND t.status = 'waiting'
+          AND t.service = ANY(CAST(:profile AS text[]))
+          AND (t.target_counter IS NULL OR t.target_counter = :counter)
+        ORDER BY {CALLING_ORDER_SQL}
+        LIMIT 1
+        FOR UPDATE OF t SKIP LOCKED
+    )
+    UPDATE tickets SET
+        status = 'called',
+        counter = :counter,
+        staff = :staff,
+        called_at = coalesce(tickets.called_at, CAST(:now AS timestamptz)),
+        last_called_at = :now,
+        lane = {LANE_NORMAL},
+        target_counter = NULL,
+        requeue_base = NULL
+    FROM picked
+    WHERE tickets.id = picked.id
+    RETURNING tickets.*
+    """
+)
+
+# Every waiting ticket of a type, in calling order, with its 1-based position.
+TYPE_POSITIONS_SQL = f"""
+    SELECT t.id, row_number() OVER (ORDER BY {TYPE_ORDER_SQL}) AS position
+    FROM tickets t
+    JOIN services s ON s.branch = t.branch AND s.code = t.service
+    WHERE t.branch = :branch AND t.service = :service AND t.status = 'waiting'
+"""
+
+# The 1-based position of one waiting ticket within its type.
+POSITION_OF_SQL = text(
+    f"SELECT position FROM ({TYPE_POSITIONS_SQL}) AS ranked WHERE ranked.id = :ticket_id"
+)

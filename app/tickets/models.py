@@ -1,0 +1,125 @@
+"""Tickets (号票) and their daily number sequences."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base
+
+PRIORITIES = ("normal", "vip", "special")
+CHANNELS = ("kiosk", "staff", "online", "appointment")
+STATUSES = ("waiting", "called", "serving", "done", "no_show", "cancelled")
+
+
+class TicketSequence(Base):
+    """The last number handed out per branch, business type and business day.
+
+    Incremented with an upsert in the same transaction that inserts the ticket: the row lock
+    serialises concurrent issuers and a rolled-back issue gives its number back, so numbers are
+    unique and gap-free."""
+
+    __tablename__ = "ticket_sequences"
+
+    branch: Mapped[str] = mapped_column(Text, primary_key=True)
+    service: Mapped[str] = mapped_column(Text, primary_key=True)
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["branch", "service"], ["services.branch", "services.code"], ondelete="RESTRICT"
+        ),
+        UniqueConstraint("branch", "service", "business_date", "seq"),
+        CheckConstraint(f"priority IN {PRIORITIES}", name="priority"),
+        CheckConstraint(f"channel IN {CHANNELS}", name="channel"),
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint("lane IN (0, 1, 2)", name="lane"),
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
+        # The calling-order lookups only ever read waiting tickets: a partial index keeps them
+        # as fast with millions of finished tickets as with none.
+        Index(
+            "ix_tickets_waiting",
+            "branch",
+            "service",
+            "lane",
+            "queued_at",
+            postgresql_where=text("status = 'waiting'"),
+        ),
+        Index(
+            "uq_tickets_branch_idempotency_key",
+            "branch",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_tickets_branch_business_date", "branch", "business_date"),
+        # Recent service times per type, for the wait estimate.
+        Index(
+            "ix_tickets_done_recent",
+            "branch",
+            "service",
+            "finished_at",
+            postgresql_where=text("status = 'done'"),
+        ),
+        Index(
+            "ix_tickets_phone_to_erase",
+            "branch",
+            "business_date",
+            postgresql_where=text("phone IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    branch: Mapped[str] = mapped_column(Text)
+    service: Mapped[str] = mapped_column(Text)
+    business_date: Mapped[date] = mapped_column(Date)
+    seq: Mapped[int] = mapped_column(Integer)
+    number: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(Text)
+    # Only for an SMS when the turn is near; shown masked, erased when the day is over.
+    phone: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Calling order, see app.queue.ordering: lane 0 = front (transferred to the front, or a
+    # re-queued no-show whose grace is used up), 1 = normal, 2 = re-queued no-show still held
+    # back. Within a lane, `queued_at` orders first-come first-served.
+    lane: Mapped[int] = mapped_column(SmallInteger, server_default="1")
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # For a re-queued no-show: calls made by the counters serving its type at the moment it
+    # came back (see app.queue.ordering).
+    requeue_base: Mapped[int | None] = mapped_column(Integer)
+    # Set when a ticket was transferred to one counter: only that counter calls it.
+    target_counter: Mapped[str | None] = mapped_column(Text)
+    # The counter and clerk while called or serving.
+    counter: Mapped[str | None] = mapped_column(Text)
+    staff: Mapped[str | None] = mapped_column(Text)
+    called_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_called_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recall_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    transfer_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from app.core.codes import Code
+
+Priority = Literal["normal", "vip", "special"]
+Channel = Literal["kiosk", "staff", "online", "appointment"]
+TicketStatus = Literal["waiting", "called", "serving", "done", "no_show", "cancelled"]
+
+_CN_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+def normalise_phone(value: str) -> str:
+    compact = re.sub(r"[\s\-()]", "", value)
+    if _CN_MOBILE.match(compact) or _E164.match(compact):
+        return compact
+    # The message must not repeat the number: errors may be logged.
+    raise ValueError("phone must be a mainland mobile number (11 digits) or +<country><number>")
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """`13812345678` -> `138****5678`: enough for the customer to recognise, no more."""
+    if phone is None:
+        return None
+    return phone[:3] + "****" + phone[-4:]
+
+
+class TicketIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: Code
+    priority: Priority = "normal"
+    channel: Channel = "kiosk"
+    phone: Annotated[str, StringConstraints(max_length=24)] | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return normalise_phone(value) if value is not None else None
+
+
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class TicketOut(BaseModel):
+    id: uuid.UUID
+    number: str
+    service: str
+    priority: Priority
+    channel: Channel
+    status: TicketStatus
+    business_date: date
+    issued_at: datetime
+    position: int | None = Field(
+        description="1-based place among the waiting tickets of its type (waiting only)"
+    )
+    waiting_ahead: int | None
+    estimated_wait_s: int | None
+    recall_count: int
+    counter: str | None = Field(description="the counter's code while called or serving")
+    called_at: datetime | None
+    served_at: datetime | None
+    finished_at: datetime | None
+    phone: str | None = Field(description="masked, e.g. 138****5678")
+    rating: int | None
+
+
+class HistoryEntry(BaseModel):
+    seq: int
+    type: str
+    at: datetime
+    counter: str | None
+    staff: str | None
+    data: dict[str, Any]
+
+
+class TicketDetail(TicketOut):
+    history: list[HistoryEntry]

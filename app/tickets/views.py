@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+
+from app.auth.dependencies import Issuer, PrincipalDep
+from app.auth.permissions import Action, check_allowed
+from app.core.codes import BranchCode
+from app.core.database import SessionDep
+from app.tickets import service as tickets
+from app.tickets.schemas import IdempotencyKey, TicketDetail, TicketIn, TicketOut
+
+router = APIRouter(prefix="/api/v1", tags=["tickets"])
+
+
+@router.post("/branches/{branch}/tickets", status_code=201, response_model=TicketOut)
+async def issue_ticket(
+    branch: BranchCode,
+    body: TicketIn,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    _: Issuer,
+    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
+) -> TicketOut:
+    """Issue a number. With an Idempotency-Key, a retry returns the same ticket."""
+    issued = await tickets.issue_ticket(
+        session,
+        branch,
+        body,
+        idempotency_key=idempotency_key,
+        now=request.app.state.clock.now(),
+        settings=request.app.state.settings,
+    )
+    if issued.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return issued.ticket
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketDetail)
+async def get_ticket(
+    ticket_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep
+) -> TicketDetail:
+    """A ticket with its position, estimate and full history."""
+    ticket = await tickets.get_ticket(session, ticket_id)
+    check_allowed(principal, Action.READ_TICKET, ticket.branch)
+    return await tickets.ticket_detail(
+        session, ticket, request.app.state.clock.now(), request.app.state.settings
+    )
+
+
+@router.post("/tickets/{ticket_id}/cancel", response_model=TicketOut)
+async def cancel_ticket(
+    ticket_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep
+) -> TicketOut:
+    """Cancel a waiting ticket."""
+    ticket = await tickets.get_ticket(session, ticket_id)
+    check_allowed(principal, Action.CANCEL_TICKET, ticket.branch)
+    return await tickets.cancel_ticket(
+        session,
+        ticket,
+        now=request.app.state.clock.now(),
+        staff=principal.staff,
+        settings=request.app.state.settings,
+    )
+
+
+@router.post("/tickets/{ticket_id}/requeue", response_model=TicketOut)
+async def requeue_ticket(
+    ticket_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep
+) -> TicketOut:
+    """A no-show customer turned up: back in the queue, called after a few others."""
+    ticket = await tickets.get_ticket(session, ticket_id)
+    check_allowed(principal, Action.REQUEUE_TICKET, ticket.branch)
+    return await tickets.requeue_ticket(
+        session,
+        ticket_id,
+        now=request.app.state.clock.now(),
+        staff=principal.staff,
+        settings=request.app.state.settings,
+    )

@@ -1,0 +1,109 @@
+"""Small helpers the tests share: tokens, a configured branch, problem+json checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+SERVICES = {
+    "a": {"name": "综合业务", "prefix": "A", "target_wait_s": 600},
+    "b": {"name": "缴费充值", "prefix": "B", "target_wait_s": 600},
+    "v": {"name": "VIP", "prefix": "V", "target_wait_s": 180},
+}
+COUNTERS = {
+    "1": {"name": "1", "services": ["a", "b"]},
+    "2": {"name": "2", "services": ["b", "a"]},
+    "9": {"name": "9", "services": ["v", "a"]},
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, (response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+def assert_problem(response: httpx.Response, status: int, *, contains: str = "") -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status whose detail mentions `contains`."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("/problems/")
+    assert body["title"] and isinstance(body["detail"], str) and body["detail"]
+    assert contains.lower() in body["detail"].lower(), body["detail"]
+    return body
+
+
+async def setup_branch(
+    client: httpx.AsyncClient,
+    code: str = "hz01",
+    *,
+    branch: dict[str, Any] | None = None,
+    services: dict[str, dict[str, Any]] | None = None,
+    counters: dict[str, dict[str, Any]] | None = None,
+    staff: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    body = {"name": f"Branch {code}", "timezone": "Asia/Shanghai", **(branch or {})}
+    await ok(await client.put(f"/api/v1/branches/{code}", json=body, headers=ADMIN), 201)
+    for svc, svc_body in (SERVICES if services is None else services).items():
+        await ok(
+            await client.put(
+                f"/api/v1/branches/{code}/services/{svc}", json=svc_body, headers=ADMIN
+            ),
+            201,
+        )
+    for ctr, ctr_body in (COUNTERS if counters is None else counters).items():
+        await ok(
+            await client.put(
+                f"/api/v1/branches/{code}/counters/{ctr}", json=ctr_body, headers=ADMIN
+            ),
+            201,
+        )
+    for person, person_body in (staff or {}).items():
+        await ok(
+            await client.put(
+                f"/api/v1/branches/{code}/staff/{person}", json=person_body, headers=ADMIN
+            ),
+            201,
+        )
+
+
+async def make_token(
+    client: httpx.AsyncClient,
+    role: str,
+    branch: str | None = None,
+    staff: str | None = None,
+    *,
+    as_headers: dict[str, str] = ADMIN,
+) -> dict[str, str]:
+    """A new token of `role`, returned as request headers."""
+    body: dict[str, Any] = {"role": role}
+    if branch is not None:
+        body["branch"] = branch
+    if staff is not None:
+        body["staff"] = staff
+    created = await ok(await client.post("/api/v1/tokens", json=body, headers=as_headers), 201)
+    return bearer(created["token"])
+
+
+async def issue(
+    client: httpx.AsyncClient,
+    branch: str = "hz01",
+    service: str = "a",
+    *,
+    headers: dict[str, str] = ADMIN,
+    **fields: Any,
+) -> dict[str, Any]:
+    body = {"service": service, **fields}
+    ticket: dict[str, Any] = await ok(
+        await client.post(f"/api/v1/branches/{branch}/tickets", json=body, headers=headers), 201
+    )
+    return ticket
