@@ -1,13 +1,16 @@
 """Every table's model, imported in one place so that Alembic sees the whole schema."""
 
+from app.alerts.models import Alert
 from app.auth.models import ApiToken
 from app.branches.models import Branch, Service, Staff
 from app.core.database import Base
 from app.counters.models import Counter
 from app.events.models import BranchEvent
+from app.stream.models import StreamPresence
 from app.tickets.models import Ticket, TicketSequence
 
 __all__ = [
+    "Alert",
     "ApiToken",
     "Base",
     "Branch",
@@ -15,6 +18,7 @@ __all__ = [
     "Counter",
     "Service",
     "Staff",
+    "StreamPresence",
     "Ticket",
     "TicketSequence",
 ]
