@@ -148,6 +148,11 @@ async def _lock_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> Ticket | 
     )
 
 
+async def update_ticket(session: AsyncSession, ticket: Ticket, **values: object) -> None:
+    """UPDATE one ticket row; the ORM applies the same values to `ticket` in memory."""
+    await session.execute(update(Ticket).where(Ticket.id == ticket.id).values(**values))
+
+
 @dataclass
 class CounterAction:
     """One clerk action in progress: the locked counter, who acts, and the events to write."""
@@ -199,6 +204,12 @@ class CounterAction:
         )
         for key, value in values.items():
             setattr(self.counter, key, value)
+
+    async def unchanged(self) -> ActionResult:
+        """The action is a no-op (e.g. pausing a paused counter): answer with the current state."""
+        result = ActionResult(counter_out(self.counter, self.current), self.current)
+        await self.session.rollback()
+        return result
 
     async def finish(self) -> ActionResult:
         self.events.append(
@@ -258,7 +269,7 @@ def _state_conflict(counter: Counter, wanted: str) -> Exception:
     return conflict(
         "invalid-counter-state",
         f"counter {counter.code} is {counter.state}: cannot {wanted} ({hint})",
-        state=counter.state,
+        counter_state=counter.state,
     )
 
 
@@ -268,12 +279,12 @@ def _ticket_conflict(action: CounterAction, wanted: str, allowed: Sequence[str])
         return conflict(
             "no-current-ticket",
             f"counter {action.counter.code} has no current ticket to {wanted}",
-            state=action.counter.state,
+            counter_state=action.counter.state,
         )
     return conflict(
         "invalid-transition",
         f"ticket {ticket.number} is {ticket.status}; {wanted} needs it {' or '.join(allowed)}",
-        status=ticket.status,
+        ticket_status=ticket.status,
     )
 
 
@@ -293,12 +304,9 @@ async def _complete_current(action: CounterAction) -> Ticket:
     ticket = action.current
     assert ticket is not None
     served_at = ticket.served_at or ticket.last_called_at or action.now
-    await action.session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket.id)
-        .values(status="done", served_at=served_at, finished_at=action.now)
+    await update_ticket(
+        action.session, ticket, status="done", served_at=served_at, finished_at=action.now
     )
-    ticket.status, ticket.served_at, ticket.finished_at = "done", served_at, action.now
     action.ticket_event(
         TICKET_COMPLETED,
         ticket,
@@ -318,14 +326,13 @@ async def open_counter(
     counter = action.counter
     staff = principal.staff
     if counter.state in ("open", "paused") and counter.staff == staff:
-        await session.rollback()  # already signed in here: nothing changes
-        return ActionResult(counter_out(counter, action.current), action.current)
+        return await action.unchanged()  # already signed in here
     if counter.state in ("open", "paused") and counter.staff is not None:
         raise conflict(
             "counter-taken",
             f"counter {code} is {counter.state} with clerk {counter.staff} signed in; "
             "they must close it first (shift handover is a sign-out and a sign-in)",
-            state=counter.state,
+            counter_state=counter.state,
         )
     if staff is not None:
         elsewhere = await session.scalar(
@@ -352,8 +359,7 @@ async def pause_counter(
 ) -> ActionResult:
     action = await begin_action(session, branch, code, principal, now)
     if action.counter.state == "paused":
-        await session.rollback()
-        return ActionResult(counter_out(action.counter, action.current), action.current)
+        return await action.unchanged()
     if action.counter.state != "open":
         raise _state_conflict(action.counter, "pause")
     await action.set_counter(state="paused", pause_reason=reason)
@@ -365,8 +371,7 @@ async def resume_counter(
 ) -> ActionResult:
     action = await begin_action(session, branch, code, principal, now)
     if action.counter.state == "open":
-        await session.rollback()
-        return ActionResult(counter_out(action.counter, action.current), action.current)
+        return await action.unchanged()
     if action.counter.state != "paused":
         raise _state_conflict(action.counter, "resume")
     await action.set_counter(state="open", pause_reason=None)
@@ -381,8 +386,7 @@ async def close_counter(
     if action.counter.state == "closed" or (
         action.counter.state == "closing" and action.current is not None
     ):
-        await session.rollback()
-        return ActionResult(counter_out(action.counter, action.current), action.current)
+        return await action.unchanged()
     if action.current is not None:
         await action.set_counter(state="closing", pause_reason=None)
     else:
@@ -442,13 +446,7 @@ async def recall(
     ticket = action.current
     if ticket is None or ticket.status != "called":
         raise _ticket_conflict(action, "recall", ["called"])
-    await session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket.id)
-        .values(recall_count=Ticket.recall_count + 1, last_called_at=now)
-    )
-    ticket.recall_count += 1
-    ticket.last_called_at = now
+    await update_ticket(session, ticket, recall_count=Ticket.recall_count + 1, last_called_at=now)
     action.ticket_event(
         TICKET_RECALLED,
         ticket,
@@ -467,10 +465,7 @@ async def start_service(
     ticket = action.current
     if ticket is None or ticket.status != "called":
         raise _ticket_conflict(action, "start", ["called"])
-    await session.execute(
-        update(Ticket).where(Ticket.id == ticket.id).values(status="serving", served_at=now)
-    )
-    ticket.status, ticket.served_at = "serving", now
+    await update_ticket(session, ticket, status="serving", served_at=now)
     action.ticket_event(TICKET_SERVING, ticket, counter=action.counter_ref())
     return await action.finish()
 
@@ -497,10 +492,7 @@ async def no_show(
     ticket = action.current
     if ticket is None or ticket.status != "called":
         raise _ticket_conflict(action, "mark no-show", ["called"])
-    await session.execute(
-        update(Ticket).where(Ticket.id == ticket.id).values(status="no_show", finished_at=now)
-    )
-    ticket.status, ticket.finished_at = "no_show", now
+    await update_ticket(session, ticket, status="no_show", finished_at=now)
     action.ticket_event(
         TICKET_NO_SHOW, ticket, counter=action.counter_ref(), recall_count=ticket.recall_count
     )
@@ -553,21 +545,18 @@ async def transfer(
         target_counter = body.counter
 
     from_ = {"counter": code, "service": ticket.service, "status": ticket.status}
-    await session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket.id)
-        .values(
-            status="waiting",
-            service=service,
-            lane=LANE_FRONT if body.position == "front" else LANE_NORMAL,
-            queued_at=now,
-            target_counter=target_counter,
-            counter=None,
-            staff=None,
-            transfer_count=Ticket.transfer_count + 1,
-        )
+    await update_ticket(
+        session,
+        ticket,
+        status="waiting",
+        service=service,
+        lane=LANE_FRONT if body.position == "front" else LANE_NORMAL,
+        queued_at=now,
+        target_counter=target_counter,
+        counter=None,
+        staff=None,
+        transfer_count=Ticket.transfer_count + 1,
     )
-    ticket.status, ticket.service = "waiting", service
     action.ticket_event(
         TICKET_TRANSFERRED,
         ticket,

@@ -14,7 +14,8 @@ smallest by this key, compared left to right:
 4. the type's place in the counter's profile: own type before fallbacks.
 5. queued_at: first come, first served. It is the issue time, or the moment of a transfer or
    re-queue (a transferred ticket keeps its number and issue time for waits and reports).
-6. issued_at, then id, so that the order is total and the same in Python and in SQL.
+6. issued_at, then the daily number's sequence (issue order), then id, so that the order is
+   total and the same in Python and in SQL.
 
 `calling_order_key` is the readable, testable statement of the rule. `CALLING_ORDER_SQL` is the
 same rule as an ORDER BY, used by `PICK_NEXT_SQL`, which chooses and claims the ticket in one
@@ -50,12 +51,13 @@ class QueuedTicket:
     issued_at: datetime
     queued_at: datetime
     max_wait_s: int | None  # its business type's starvation guard
+    seq: int = 0  # its daily number's sequence
     target_counter: str | None = None
     # For a held re-queued ticket: calls made by the counters serving its type since re-queue.
     calls_since_requeue: int = 0
 
 
-OrderKey = tuple[int, int, int, int, datetime, datetime, str]
+OrderKey = tuple[int, int, int, int, datetime, datetime, int, str]
 
 
 def effective_lane(ticket: QueuedTicket, requeue_after: int) -> int:
@@ -80,6 +82,7 @@ def calling_order_key(
         profile.index(ticket.service) if ticket.service in profile else len(profile),
         ticket.queued_at,
         ticket.issued_at,
+        ticket.seq,
         str(ticket.id),
     )
 
@@ -131,11 +134,11 @@ PRIORITY_SQL = "CASE t.priority WHEN 'special' THEN 0 WHEN 'vip' THEN 1 ELSE 2 E
 
 # The key without the profile position: the order within one business type.
 TYPE_ORDER_SQL = (
-    f"{EFFECTIVE_LANE_SQL}, {OVERDUE_SQL}, {PRIORITY_SQL}, t.queued_at, t.issued_at, t.id"
+    f"{EFFECTIVE_LANE_SQL}, {OVERDUE_SQL}, {PRIORITY_SQL}, t.queued_at, t.issued_at, t.seq, t.id"
 )
 CALLING_ORDER_SQL = (
     f"{EFFECTIVE_LANE_SQL}, {OVERDUE_SQL}, {PRIORITY_SQL},"
-    " array_position(CAST(:profile AS text[]), t.service), t.queued_at, t.issued_at, t.id"
+    " array_position(CAST(:profile AS text[]), t.service), t.queued_at, t.issued_at, t.seq, t.id"
 )
 
 # Choose and claim in one statement. The row lock is taken while walking the calling order, so

@@ -48,7 +48,8 @@ class Ticket(Base):
         ForeignKeyConstraint(
             ["branch", "service"], ["services.branch", "services.code"], ondelete="RESTRICT"
         ),
-        UniqueConstraint("branch", "service", "business_date", "seq"),
+        # Numbers are unique per type of issue and day; a transfer changes `service` only.
+        UniqueConstraint("branch", "issued_service", "business_date", "seq"),
         CheckConstraint(f"priority IN {PRIORITIES}", name="priority"),
         CheckConstraint(f"channel IN {CHANNELS}", name="channel"),
         CheckConstraint(f"status IN {STATUSES}", name="status"),
@@ -90,7 +91,10 @@ class Ticket(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     branch: Mapped[str] = mapped_column(Text)
+    # The business type it waits for now (a transfer changes it) ...
     service: Mapped[str] = mapped_column(Text)
+    # ... and the one it was issued for, whose prefix and sequence gave its number.
+    issued_service: Mapped[str] = mapped_column(Text)
     business_date: Mapped[date] = mapped_column(Date)
     seq: Mapped[int] = mapped_column(Integer)
     number: Mapped[str] = mapped_column(Text)

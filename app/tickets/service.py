@@ -106,7 +106,6 @@ async def issue_ticket(
         existing = await _by_idempotency_key(session, branch_code, idempotency_key)
         if existing is not None:
             _check_replay(existing, body)
-            await session.rollback()
             return IssuedTicket(await ticket_out(session, existing, now, settings), replayed=True)
 
     schedule = schedule_of(branch)
@@ -135,6 +134,7 @@ async def issue_ticket(
             id=ticket_id,
             branch=branch_code,
             service=service.code,
+            issued_service=service.code,
             business_date=business_date,
             seq=seq,
             number=format_number(service.prefix, seq),
@@ -259,12 +259,13 @@ async def cancel_ticket(
         )
     ).scalar_one_or_none()
     if cancelled is None:
+        ticket_id = ticket.id
         await session.rollback()
-        current = await get_ticket(session, ticket.id)
+        current = await get_ticket(session, ticket_id)
         raise conflict(
             "invalid-transition",
             f"ticket {current.number} is {current.status}; only a waiting ticket can be cancelled",
-            status=current.status,
+            ticket_status=current.status,
         )
     await record_events(
         session,
@@ -311,7 +312,7 @@ async def requeue_ticket(
         raise conflict(
             "invalid-transition",
             f"ticket {ticket.number} is {ticket.status}; only a no-show ticket can be re-queued",
-            status=ticket.status,
+            ticket_status=ticket.status,
         )
     branch = await get_branch(session, ticket.branch)
     if schedule_of(branch).business_date(now) != ticket.business_date:
@@ -319,7 +320,7 @@ async def requeue_ticket(
             "ticket-expired",
             f"ticket {ticket.number} is from {ticket.business_date.isoformat()}; "
             "take a new number today",
-            status=ticket.status,
+            ticket_status=ticket.status,
         )
     base = (
         await session.execute(
@@ -340,7 +341,6 @@ async def requeue_ticket(
             finished_at=None,
         )
     )
-    ticket.status, ticket.lane, ticket.finished_at = "waiting", lane, None
     await record_events(
         session,
         ticket.branch,

@@ -186,6 +186,7 @@ def upgrade() -> None:
         sa.Column("id", sa.UUID(), nullable=False),
         sa.Column("branch", sa.Text(), nullable=False),
         sa.Column("service", sa.Text(), nullable=False),
+        sa.Column("issued_service", sa.Text(), nullable=False),
         sa.Column("business_date", sa.Date(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("number", sa.Text(), nullable=False),
@@ -232,10 +233,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
         sa.UniqueConstraint(
             "branch",
-            "service",
+            "issued_service",
             "business_date",
             "seq",
-            name=op.f("uq_tickets_branch_service_business_date_seq"),
+            name=op.f("uq_tickets_branch_issued_service_business_date_seq"),
         ),
     )
     op.create_index(
