@@ -1,0 +1,107 @@
+"""Health, readiness, and the schema that Alembic owns."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.core.clock import ManualClock
+from app.core.health import head_revision
+from app.core.settings import Settings
+from app.main import create_app
+from app.models import Base
+from tests.conftest import T0
+from tests.db import alembic_config, migrate
+from tests.helpers import ADMIN_TOKEN
+
+
+async def test_healthz_and_readyz(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "schema": head_revision()}
+
+
+def test_readyz_says_when_the_schema_is_behind(pg):
+    name = "hallq_unmigrated"
+    url = pg.create_database(name)
+
+    async def readyz() -> httpx.Response:
+        app = create_app(Settings(database_url=url, admin_token=ADMIN_TOKEN), ManualClock(T0))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return await c.get("/readyz")
+
+    try:
+        migrate(url, "0001")
+        response = asyncio.run(readyz())
+        assert response.status_code == 503
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "run migrations" in response.json()["detail"]
+    finally:
+        pg.drop_database(name)
+
+
+async def test_readyz_when_the_database_is_unreachable():
+    settings = Settings(
+        database_url="postgresql+asyncpg://nobody:x@127.0.0.1:9/none",
+        admin_token=ADMIN_TOKEN,
+        db_connect_timeout_s=1,
+    )
+    app = create_app(settings, ManualClock(T0))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            ready = await c.get("/readyz")
+            assert ready.status_code == 503
+            # Requests that need the database fail fast with a 503, not a 500.
+            response = await c.get(
+                "/api/v1/branches/x", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            )
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"]
+            assert (await c.get("/healthz")).status_code == 200
+
+
+def test_migrations_upgrade_downgrade_and_are_idempotent(pg):
+    name = "hallq_migrations_check"
+    url = pg.create_database(name)
+    try:
+        config = alembic_config(url)
+        command.upgrade(config, "head")
+        command.upgrade(config, "head")  # a no-op on a migrated database
+        command.downgrade(config, "base")
+        command.upgrade(config, "head")
+
+        async def check() -> None:
+            engine = create_async_engine(url)
+            async with engine.connect() as conn:
+                version = (
+                    await conn.execute(text("SELECT version_num FROM alembic_version"))
+                ).scalar()
+                assert version == head_revision()
+                # The models and the migrations describe the same schema.
+                diff = await conn.run_sync(
+                    lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+                )
+                assert diff == []
+                trigger = (
+                    await conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_trigger WHERE tgname = 'branch_events_notify'"
+                        )
+                    )
+                ).scalar()
+                assert trigger == 1
+            await engine.dispose()
+
+        asyncio.run(check())
+    finally:
+        pg.drop_database(name)
