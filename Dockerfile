@@ -17,7 +17,8 @@ FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HALLQ_WORKERS=2
+    HALLQ_WORKERS=2 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/hallq-prometheus
 RUN groupadd --system --gid 10001 hallq \
  && useradd --system --uid 10001 --gid hallq --home-dir /app --shell /usr/sbin/nologin hallq
 COPY --from=build /opt/venv /opt/venv
@@ -30,4 +31,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
 # Several uvicorn workers per container; --proxy-headers because it runs behind a proxy.
-CMD ["sh", "-c", "exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --workers \"$HALLQ_WORKERS\" --proxy-headers --forwarded-allow-ips='*' --no-access-log --timeout-graceful-shutdown 20"]
+# The workers share HTTP request metrics through PROMETHEUS_MULTIPROC_DIR (docs/metrics.md),
+# emptied at each start.
+CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --workers \"$HALLQ_WORKERS\" --proxy-headers --forwarded-allow-ips='*' --no-access-log --timeout-graceful-shutdown 20"]

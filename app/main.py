@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.alerts.monitor import start_alert_monitor, stop_task
 from app.auth.views import router as tokens_router
 from app.branches.views import router as branches_router
 from app.core.clock import Clock, SystemClock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
+from app.core.limits import RequestGuardMiddleware
 from app.core.logging import AccessLogMiddleware, configure_logging
 from app.core.settings import Settings, get_settings
 from app.counters.views import router as counters_router
+from app.metrics.http import HttpMetricsMiddleware
+from app.metrics.views import router as metrics_router
 from app.queue.views import router as queue_router
+from app.reports.views import router as reports_router
+from app.stream.hub import EventHub
+from app.stream.presence import new_process_id, run_presence
+from app.stream.views import ClientLimits
+from app.stream.views import router as stream_router
 from app.tickets.views import router as tickets_router
+from app.web.views import router as web_router
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -29,9 +40,35 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        # The stream's fan-out connects lazily, on the first websocket client.
+        hub = EventHub(
+            settings.database_url,
+            app.state.sessionmaker,
+            queue_size=settings.stream_queue_size,
+            connect_timeout_s=settings.db_connect_timeout_s,
+        )
+        app.state.hub = hub
+        app.state.stream_limits = ClientLimits()
+        background = [
+            asyncio.create_task(
+                run_presence(
+                    app.state.sessionmaker,
+                    hub,
+                    app.state.clock,
+                    new_process_id(),
+                    settings.stream_presence_interval_s,
+                )
+            ),
+            start_alert_monitor(
+                app.state.sessionmaker, app.state.clock, settings.alerts_interval_s
+            ),
+        ]
         try:
             yield
         finally:
+            for task in background:
+                await stop_task(task)
+            await hub.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -44,13 +81,20 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)
+    # Outermost: refuse oversized bodies before anything reads them.
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
 
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(tokens_router)
     app.include_router(branches_router)
     app.include_router(tickets_router)
     app.include_router(counters_router)
     app.include_router(queue_router)
+    app.include_router(reports_router)
+    app.include_router(stream_router)
+    app.include_router(web_router)
     return app
 
 

@@ -25,6 +25,7 @@ from app.core.database import create_engine, create_sessionmaker
 from app.core.embedded_postgres import EmbeddedPostgres, terminate_on_signals
 from app.core.settings import Settings
 from app.demo import DEMO_BRANCH, database_is_empty, seed_demo
+from app.metrics.multiproc import prepare_multiprocess_dir, remove_multiprocess_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = ROOT / ".hallq"
@@ -115,6 +116,8 @@ def main() -> int:
     _print_tokens(admin_token, demo_tokens, base)
 
     env = dict(os.environ, DATABASE_URL=settings.database_url, HALLQ_ADMIN_TOKEN=admin_token)
+    # Several workers share their HTTP request metrics through files (docs/metrics.md).
+    metrics_dir = prepare_multiprocess_dir(env, int(workers) if workers.isdigit() else 1)
     argv = [
         sys.executable, "-m", "uvicorn", "app.main:app",
         "--host", host, "--port", port, "--workers", workers,
@@ -131,6 +134,7 @@ def main() -> int:
         if server.poll() is None:
             server.terminate()
             server.wait(timeout=15)
+        remove_multiprocess_dir(metrics_dir)
         if pg is not None:
             pg.stop()
 

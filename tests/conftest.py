@@ -56,7 +56,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN)
+    # The alert monitor runs on a timer: tests that want alerts evaluate them explicitly.
+    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, alerts_interval_s=0)
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ TEST_SERVER_SETTINGS = {
 class TestServer:
     """Where test databases are created: `url(db)` gives an asyncpg SQLAlchemy URL."""
 
+    __test__ = False  # not a test class, whatever its name
+
     base_url: str  # postgresql+asyncpg://.../<maintenance db>
     embedded: EmbeddedPostgres | None = None
 

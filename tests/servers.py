@@ -66,6 +66,8 @@ def start_server(
         **os.environ,
         "DATABASE_URL": database_url,
         "HALLQ_ADMIN_TOKEN": ADMIN_TOKEN,
+        # Alerts only where a test asks for them (they add events to the history).
+        "HALLQ_ALERTS_INTERVAL_S": "0",
         **(env or {}),
     }
     argv = [
@@ -101,6 +103,10 @@ def running_servers(
         for server in servers:
             wait_ready(server)
         yield servers
+    except BaseException:
+        for server in servers:  # the servers' side of a failure, in the test's output
+            print(f"--- server on port {server.port} ---\n{server.output()[-6000:]}")
+        raise
     finally:
         for server in servers:
             server.stop()

@@ -329,6 +329,25 @@ async def test_transfer_to_another_type_goes_to_the_front(client, hall, clock):
     assert transferred["to"] == {"service": "b", "counter": None, "position": "front"}
 
 
+async def test_service_time_restarts_after_a_transfer(client, hall, clock):
+    await act(client, "1", "open", hall["s1"])
+    await act(client, "2", "open", hall["s2"])
+    t = await issue(client, service="a")
+    await act(client, "1", "next", hall["s1"])
+    await act(client, "1", "start", hall["s1"])
+    clock.advance(120)
+    await act(client, "1", "transfer", hall["s1"], json={"service": "b"})
+    clock.advance(600)  # back in the queue: waiting, not being served
+    await act(client, "2", "next", hall["s2"])
+    await act(client, "2", "start", hall["s2"])
+    clock.advance(180)
+    await act(client, "2", "complete", hall["s2"])
+    detail = await ticket(client, t["id"])
+    completed = detail["history"][-1]
+    assert completed["type"] == "ticket.completed"
+    assert completed["data"]["service_s"] == 180
+
+
 async def test_transfer_to_the_back(client, hall, clock):
     await act(client, "1", "open", hall["s1"])
     await issue(client, service="a")

@@ -6,8 +6,11 @@ from app.auth.dependencies import PrincipalDep
 from app.auth.schemas import TokenCreate, TokenCreated
 from app.auth.service import create_token, revoke_token
 from app.core.database import SessionDep
+from app.core.errors import API_PROBLEMS, problem_responses
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+router = APIRouter(
+    prefix="/api/v1/tokens", tags=["tokens"], responses=problem_responses(*API_PROBLEMS)
+)
 
 
 @router.post("", status_code=201, response_model=TokenCreated)

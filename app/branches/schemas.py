@@ -14,7 +14,8 @@ Template = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class Announcement(BaseModel):
-    """Announcement wording; `{number}` and `{counter}` are replaced (see app.stream)."""
+    """Announcement wording: `{number}`, and `{counter}` (the counter's name) or `{place}`
+    (the counter as spoken: "3号窗口" for a counter named "3"); see app.counters.announcement."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -25,12 +26,14 @@ class Announcement(BaseModel):
     @classmethod
     def _placeholders(cls, value: str | None) -> str | None:
         if value is not None:
-            if "{number}" not in value or "{counter}" not in value:
-                raise ValueError("a template must contain {number} and {counter}")
+            if "{number}" not in value or ("{counter}" not in value and "{place}" not in value):
+                raise ValueError("a template must contain {number} and {counter} or {place}")
             try:
-                value.format(number="A001", counter="3")
+                value.format(number="A001", counter="3", place="3号窗口")
             except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError("only {number} and {counter} may appear in braces") from exc
+                raise ValueError(
+                    "only {number}, {counter} and {place} may appear in braces"
+                ) from exc
         return value
 
 

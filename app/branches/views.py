@@ -15,8 +15,13 @@ from app.branches.schemas import (
 )
 from app.core.codes import BranchCode, ServiceCode, StaffCode
 from app.core.database import SessionDep
+from app.core.errors import API_PROBLEMS, problem_responses
 
-router = APIRouter(prefix="/api/v1/branches", tags=["configuration"])
+router = APIRouter(
+    prefix="/api/v1/branches",
+    tags=["configuration"],
+    responses=problem_responses(*API_PROBLEMS, 409),
+)
 
 
 def _created_status(response: Response, created: bool) -> None:

@@ -70,6 +70,49 @@ def unprocessable(slug: str, detail: str, **extensions: Any) -> Problem:
     return Problem(422, slug, detail, **extensions)
 
 
+# The OpenAPI description of a problem body, for the `responses` of routes and routers: every
+# error the API returns has this shape (extensions such as `errors` may follow).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+}
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "the request body is not valid JSON",
+    401: "no valid bearer token",
+    403: "the token's role or branch may not do this",
+    404: "no such branch, business type, counter, staff member, ticket or token",
+    409: "the request conflicts with the current state",
+    413: "the request body is too large",
+    422: "the request is not valid",
+    429: "too many requests; retry after Retry-After seconds",
+    503: "the database is not reachable right now; retry after Retry-After seconds",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for routes that may answer these statuses with a problem+json body."""
+    return {
+        status: {
+            "description": _PROBLEM_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+# What every authenticated API route may answer, besides its own success and conflicts.
+API_PROBLEMS = (400, 401, 403, 404, 413, 422, 503)
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     return JSONResponse(
         problem.body(request.url.path if request is not None else None),
@@ -110,6 +153,20 @@ _DB_UNAVAILABLE = Problem(
     headers={"Retry-After": "2"},
 )
 
+# PostgreSQL text cannot hold a NUL character (SQLSTATE 22021; 22P05: not representable in the
+# database's encoding). A name or comment with one is the client's error, not a 500.
+_UNSTORABLE_TEXT = Problem(
+    422,
+    "invalid-text",
+    "the request contains a character that cannot be stored (e.g. NUL, \\u0000)",
+    title="Invalid request",
+)
+
+
+def _is_unstorable_text(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in {"22021", "22P05"}
+
 
 def _is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | TimeoutError):
@@ -118,15 +175,34 @@ def _is_connection_error(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OSError | ConnectionError):
         return True
-    name = type(getattr(exc, "orig", exc)).__name__
-    return name in {
-        "ConnectionDoesNotExistError",
-        "ConnectionFailureError",
-        "CannotConnectNowError",
-        "AdminShutdownError",
-        "InterfaceError",
-        "TooManyConnectionsError",
-    }
+    # SQLAlchemy wraps asyncpg's errors (sometimes twice): look down the chain of causes.
+    seen: BaseException | None = getattr(exc, "orig", None) or exc
+    for _ in range(4):
+        if seen is None:
+            break
+        if type(seen).__name__ in _CONNECTION_ERROR_NAMES:
+            return True
+        sqlstate = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+_CONNECTION_ERROR_NAMES = {
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "CannotConnectNowError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+    "InterfaceError",
+    "TooManyConnectionsError",
+}
+# Class 08 (connection exceptions) and: admin_shutdown, crash_shutdown, cannot_connect_now
+# (starting up or shutting down), too_many_connections.
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -154,6 +230,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if _is_connection_error(exc):
             logger.warning("database unavailable: %s", type(exc).__name__)
             return problem_response(_DB_UNAVAILABLE, request)
+        if _is_unstorable_text(exc):
+            return problem_response(_UNSTORABLE_TEXT, request)
         return await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.core.errors import PROBLEM_JSON
+from app.core.errors import PROBLEM_JSON, problem_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -31,7 +31,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "not ready"}})
+@router.get("/readyz", responses=problem_responses(503))
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers and its schema is at the latest migration."""
     expected = head_revision()

@@ -4,11 +4,35 @@ bodies (phone numbers travel there)."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("hallq.access")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """A decoded URL path may hold newlines (`%0A`): escape them, so that a request cannot
+    forge a log line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class StripQueryStrings(logging.Filter):
+    """uvicorn logs each websocket handshake with its query string, where browsers carry the
+    token (`?token=`): keep the path, drop the query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, str) and "?" in arg for arg in record.args
+        ):
+            record.args = tuple(
+                arg.split("?", 1)[0] + "?…" if isinstance(arg, str) and "?" in arg else arg
+                for arg in record.args
+            )
+        return True
 
 
 def configure_logging(level: str) -> None:
@@ -18,6 +42,9 @@ def configure_logging(level: str) -> None:
     )
     # uvicorn's own access log prints query strings; ours replaces it.
     logging.getLogger("uvicorn.access").disabled = True
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, StripQueryStrings) for f in error_log.filters):
+        error_log.addFilter(StripQueryStrings())
 
 
 class AccessLogMiddleware:
@@ -43,8 +70,8 @@ class AccessLogMiddleware:
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %d %.1fms",
-                    scope["method"],
-                    scope["path"],
+                    scope["method"][:16],
+                    printable(scope["path"][:500]),
                     status,
                     (time.perf_counter() - started) * 1000,
                 )

@@ -29,6 +29,28 @@ class Settings(BaseSettings):
     default_service_time_s: int = Field(default=300, ge=1)
     # Recent service times that the estimate averages over, per business type.
     estimate_history: int = Field(default=50, ge=1, le=1000)
+    # The lobby stream (app/stream): per-client buffer of events before it is resynchronised
+    # with a snapshot, how far back `since` replays, keepalive and stalled-send limits.
+    stream_queue_size: int = Field(default=256, ge=1, le=100_000)
+    stream_replay_limit: int = Field(default=20_000, ge=0)
+    stream_keepalive_s: float = Field(default=15.0, gt=0)
+    stream_send_timeout_s: float = Field(default=30.0, gt=0)
+    stream_max_clients_per_token: int = Field(default=500, ge=1)
+    # How often this process reports its stream clients for hallq_stream_clients.
+    stream_presence_interval_s: float = Field(default=5.0, gt=0)
+    # How often alerts are evaluated (and phones of finished days erased); 0 turns the
+    # background task off in this process (other processes still run it).
+    alerts_interval_s: float = Field(default=5.0, ge=0)
+    # GET /metrics without a token (only where the network keeps it private); otherwise a
+    # monitor or admin token is needed.
+    metrics_public: bool = False
+    # A process answers scrapes within this many seconds of its last database read from cache.
+    metrics_cache_s: float = Field(default=1.5, ge=0, le=60)
+    # Tickets one token (a kiosk, a clerk) may issue per minute; 0 means no limit. The admin
+    # token is never limited.
+    issue_rate_per_minute: int = Field(default=60, ge=0)
+    # Largest request body accepted (bytes); bigger ones get 413.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
 
     @field_validator("database_url")

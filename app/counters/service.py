@@ -208,7 +208,10 @@ class CounterAction:
     async def unchanged(self) -> ActionResult:
         """The action is a no-op (e.g. pausing a paused counter): answer with the current state."""
         result = ActionResult(counter_out(self.counter, self.current), self.current)
-        await self.session.rollback()
+        # Nothing was written. Commit, not roll back, to release the locks: a rollback expires
+        # the loaded rows, and answering with the current ticket would then need the database
+        # again, from sync attribute access (MissingGreenlet, a 500: found by tests/test_fuzz.py).
+        await self.session.commit()
         return result
 
     async def finish(self) -> ActionResult:
@@ -555,6 +558,8 @@ async def transfer(
         target_counter=target_counter,
         counter=None,
         staff=None,
+        # Service time starts again at the next counter: the time back in the queue is a wait.
+        served_at=None,
         transfer_count=Ticket.transfer_count + 1,
     )
     action.ticket_event(

@@ -12,12 +12,17 @@ from app.auth.permissions import Principal
 from app.branches.service import get_branch
 from app.core.codes import BranchCode, CounterCode
 from app.core.database import SessionDep
+from app.core.errors import API_PROBLEMS, problem_responses
 from app.counters import service as counters
 from app.counters.schemas import CounterActionOut, CounterIn, CounterOut, PauseIn, TransferIn
 from app.queue.service import list_counters
 from app.tickets.service import ticket_out
 
-router = APIRouter(prefix="/api/v1/branches/{branch}/counters", tags=["counters"])
+router = APIRouter(
+    prefix="/api/v1/branches/{branch}/counters",
+    tags=["counters"],
+    responses=problem_responses(*API_PROBLEMS, 409),
+)
 
 ActionFn = Callable[[AsyncSession, str, str, Principal, datetime], Awaitable[counters.ActionResult]]
 

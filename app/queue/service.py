@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts.service import active_alerts, alert_out
 from app.core.settings import Settings
 from app.counters.schemas import CounterOut, CurrentTicket
-from app.queue.estimate import Capacity, estimate_wait_s
-from app.queue.ordering import POSITION_OF_SQL
+from app.queue.estimate import (
+    CounterNow,
+    Done,
+    Hall,
+    Place,
+    TypeHistory,
+    WaitingGroup,
+    estimate_wait_s,
+    rank_of,
+)
+from app.queue.ordering import EFFECTIVE_LANE_SQL, OVERDUE_SQL, POSITION_OF_SQL
 from app.queue.schemas import QueueView, RecentCall, ServiceQueue
 from app.tickets.models import Ticket
-
-# Counters that will call again: a paused counter comes back, a closing one does not.
-SERVING_STATES = ("open", "paused")
 
 
 async def position_of(
@@ -37,35 +47,6 @@ async def position_of(
     return int(position) if position is not None else None
 
 
-_RECENT_SERVICE_TIME = text(
-    """
-    SELECT avg(extract(epoch FROM recent.finished_at - recent.served_at))
-    FROM (
-        SELECT finished_at, served_at FROM tickets
-        WHERE branch = :branch AND service = :service AND status = 'done'
-          AND served_at IS NOT NULL
-        ORDER BY finished_at DESC
-        LIMIT :n
-    ) AS recent
-    """
-)
-
-_SERVICE_TIMES = text(
-    """
-    SELECT s.code, (
-        SELECT avg(extract(epoch FROM recent.finished_at - recent.served_at))
-        FROM (
-            SELECT finished_at, served_at FROM tickets t
-            WHERE t.branch = s.branch AND t.service = s.code AND t.status = 'done'
-              AND t.served_at IS NOT NULL
-            ORDER BY t.finished_at DESC
-            LIMIT :n
-        ) AS recent
-    )
-    FROM services s WHERE s.branch = :branch
-    """
-)
-
 _COUNTERS_WITH_CURRENT = text(
     """
     SELECT c.code, c.name, c.state, c.services, c.staff,
@@ -73,15 +54,6 @@ _COUNTERS_WITH_CURRENT = text(
     FROM counters c
     LEFT JOIN tickets t ON t.id = c.current_ticket_id
     WHERE c.branch = :branch
-    """
-)
-
-_CAPACITY = text(
-    """
-    SELECT count(*) FILTER (WHERE state IN ('open', 'paused')),
-           count(*) FILTER (WHERE state = 'open' AND current_ticket_id IS NULL)
-    FROM counters
-    WHERE branch = :branch AND :service = ANY(services)
     """
 )
 
@@ -115,32 +87,120 @@ async def list_counters(session: AsyncSession, branch: str) -> list[CounterOut]:
     return sorted(counters, key=lambda c: _natural(c.code))
 
 
-def capacity_from_counters(
-    counters: Sequence[CounterOut], service: str, service_s: float
-) -> Capacity:
-    serving = [c for c in counters if service in c.services and c.state in SERVING_STATES]
-    free = [c for c in serving if c.state == "open" and c.current is None]
-    return Capacity(counters=len(serving), free_counters=len(free), service_s=service_s)
+# -- the wait estimate (app/queue/estimate.py) ---------------------------------------------------
+# Everything the estimate needs, in one round trip: counters that will call again with the time
+# their customer has been there, the waiting tickets grouped by their place in the calling order
+# (`mine` marks the group of the ticket being estimated), and the last `:n` finished tickets of
+# every type (newest first, through ix_tickets_done_recent). The effective lane is the calling
+# order's own SQL, with the branch's `requeue_after` read from the branch row.
+# Composed from constant fragments only; every value is a bound parameter.
+_HALL_SQL = text(
+    f"""
+    WITH b AS (SELECT requeue_after FROM branches WHERE code = :branch)
+    SELECT
+      (SELECT coalesce(json_agg(json_build_array(
+                  c.code, c.services, t.service,
+                  extract(epoch FROM CAST(:now AS timestamptz)
+                                     - coalesce(t.last_called_at, t.called_at)))
+              ORDER BY c.code), '[]')
+       FROM counters c LEFT JOIN tickets t ON t.id = c.current_ticket_id
+       WHERE c.branch = :branch AND c.state IN ('open', 'paused')) AS counters,
+      (SELECT coalesce(json_agg(json_build_array(g.service, g.lane, g.overdue, g.priority,
+                                                 g.n, g.mine)), '[]')
+       FROM (
+         SELECT t.service,
+                {EFFECTIVE_LANE_SQL.replace(":requeue_after", "b.requeue_after")} AS lane,
+                {OVERDUE_SQL} = 0 AS overdue,
+                t.priority, count(*) AS n, coalesce(bool_or(t.id = :ticket_id), false) AS mine
+         FROM tickets t
+         JOIN services s ON s.branch = t.branch AND s.code = t.service
+         CROSS JOIN b
+         WHERE t.branch = :branch AND t.status = 'waiting'
+         GROUP BY 1, 2, 3, 4
+       ) AS g) AS waiting,
+      (SELECT coalesce(json_agg(json_build_array(s.code, r.handling_s, r.priority, r.age_s)), '[]')
+       FROM services s
+       CROSS JOIN LATERAL (
+         SELECT extract(epoch FROM t.finished_at - coalesce(t.last_called_at, t.served_at))
+                  AS handling_s,
+                t.priority,
+                extract(epoch FROM CAST(:now AS timestamptz) - t.finished_at) AS age_s
+         FROM tickets t
+         WHERE t.branch = s.branch AND t.service = s.code AND t.status = 'done'
+         ORDER BY t.finished_at DESC
+         LIMIT :n
+       ) AS r
+       WHERE s.branch = :branch) AS history
+    """  # noqa: S608
+)
+
+
+@dataclass(frozen=True)
+class _HallNow:
+    hall: Hall
+    mine: tuple[int, bool] | None  # (lane, overdue) of the estimated ticket's group
+
+
+def _as_list(value: Any) -> list[Any]:
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
+async def load_hall(
+    session: AsyncSession,
+    branch: str,
+    now: datetime,
+    settings: Settings,
+    ticket_id: uuid.UUID | None = None,
+) -> _HallNow:
+    row = (
+        await session.execute(
+            _HALL_SQL,
+            {"branch": branch, "now": now, "ticket_id": ticket_id, "n": settings.estimate_history},
+        )
+    ).one()
+    counters = tuple(
+        CounterNow(
+            code=code,
+            profile=tuple(profile),
+            current_service=current,
+            elapsed_s=max(0.0, float(elapsed)) if current is not None else 0.0,
+        )
+        for code, profile, current, elapsed in _as_list(row.counters)
+    )
+    waiting = []
+    mine = None
+    for service, lane, overdue, priority, count, is_mine in _as_list(row.waiting):
+        waiting.append(WaitingGroup(service, rank_of(lane, overdue, priority), count))
+        if is_mine:
+            mine = (lane, overdue)
+    done: dict[str, list[Done]] = {}
+    for service, handling_s, priority, age_s in _as_list(row.history):
+        done.setdefault(service, []).append(
+            Done(max(0.0, float(handling_s)), priority, max(0.0, float(age_s)))
+        )
+    hall = Hall(
+        counters=counters,
+        waiting=tuple(waiting),
+        history={service: TypeHistory(tuple(items)) for service, items in done.items()},
+        default_service_s=float(settings.default_service_time_s),
+    )
+    return _HallNow(hall, mine)
 
 
 async def estimate_for_position(
-    session: AsyncSession, branch: str, service: str, position: int, settings: Settings
+    session: AsyncSession, ticket: Ticket, position: int, now: datetime, settings: Settings
 ) -> int:
-    mean = (
-        await session.execute(
-            _RECENT_SERVICE_TIME,
-            {"branch": branch, "service": service, "n": settings.estimate_history},
-        )
-    ).scalar_one_or_none()
-    counters, free = (
-        await session.execute(_CAPACITY, {"branch": branch, "service": service})
-    ).one()
-    capacity = Capacity(
-        counters=counters,
-        free_counters=free,
-        service_s=float(mean) if mean is not None else settings.default_service_time_s,
+    """The estimated wait of a waiting ticket at `position` (1-based) in its type's order."""
+    loaded = await load_hall(session, ticket.branch, now, settings, ticket_id=ticket.id)
+    lane, overdue = loaded.mine if loaded.mine is not None else (ticket.lane, False)
+    place = Place(
+        service=ticket.service,
+        ahead=position - 1,
+        priority=ticket.priority,
+        lane=lane,
+        overdue=overdue,
     )
-    return estimate_wait_s(position - 1, capacity)
+    return estimate_wait_s(loaded.hall, place)
 
 
 _WAITING_BY_SERVICE = text(
@@ -183,20 +243,14 @@ async def queue_view(
     session: AsyncSession, branch: str, now: datetime, settings: Settings
 ) -> QueueView:
     waiting_rows = (await session.execute(_WAITING_BY_SERVICE, {"branch": branch})).all()
-    service_times: dict[str, float | None] = dict(
-        (
-            await session.execute(
-                _SERVICE_TIMES, {"branch": branch, "n": settings.estimate_history}
-            )
-        ).all()
-    )
+    hall = (await load_hall(session, branch, now, settings)).hall
     counters = await list_counters(session, branch)
     services = []
     for code, name, prefix, waiting, oldest in waiting_rows:
-        mean = service_times.get(code)
-        capacity = capacity_from_counters(
-            counters, code, float(mean) if mean is not None else settings.default_service_time_s
-        )
+        # The wait of a normal ticket taken now: behind every ticket of the type that a new
+        # normal ticket would not pass.
+        new = Place(service=code, ahead=0)
+        ahead = sum(g.count for g in hall.waiting if g.service == code and g.rank <= new.rank)
         services.append(
             ServiceQueue(
                 service=code,
@@ -204,7 +258,7 @@ async def queue_view(
                 prefix=prefix,
                 waiting=waiting,
                 longest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
-                estimated_wait_s=estimate_wait_s(waiting, capacity),
+                estimated_wait_s=estimate_wait_s(hall, Place(service=code, ahead=ahead)),
             )
         )
     return QueueView(
@@ -212,5 +266,5 @@ async def queue_view(
         services=services,
         counters=counters,
         recent_calls=await recent_calls(session, branch),
-        alerts=[],
+        alerts=[alert_out(alert) for alert in await active_alerts(session, branch)],
     )

@@ -127,3 +127,13 @@ class Ticket(Base):
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IssueRate(Base):
+    """Tickets issued per token and minute, for the issuing rate limit (app.tickets.rate_limit)."""
+
+    __tablename__ = "issue_rate"
+
+    token_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    issued: Mapped[int] = mapped_column(Integer)

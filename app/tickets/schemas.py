@@ -5,7 +5,14 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from app.core.codes import Code
 
@@ -83,3 +90,32 @@ class HistoryEntry(BaseModel):
 
 class TicketDetail(TicketOut):
     history: list[HistoryEntry]
+
+
+# -- ratings (评价器) ----------------------------------------------------------------------------
+
+RATING_COMMENT_MAX = 500
+
+
+class RatingIn(BaseModel):
+    """The customer's evaluation of a finished service: 1 (bad) to 5 (excellent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: Annotated[StrictInt, Field(ge=1, le=5, description="1 (bad) to 5 (excellent)")]
+    comment: (
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, max_length=RATING_COMMENT_MAX),
+            Field(
+                description=f"optional, at most {RATING_COMMENT_MAX} characters; private: "
+                "only managers read it, in the daily report"
+            ),
+        ]
+        | None
+    ) = None
+
+    @field_validator("comment")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None

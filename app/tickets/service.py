@@ -17,7 +17,9 @@ from app.core.settings import Settings
 from app.events.models import BranchEvent
 from app.events.service import (
     TICKET_CANCELLED,
+    TICKET_COMPLETED,
     TICKET_ISSUED,
+    TICKET_RATED,
     TICKET_REQUEUED,
     NewEvent,
     record_events,
@@ -25,7 +27,14 @@ from app.events.service import (
 from app.queue.ordering import LANE_FRONT, LANE_HELD, LANE_NORMAL
 from app.queue.service import estimate_for_position, position_of
 from app.tickets.models import Ticket
-from app.tickets.schemas import HistoryEntry, TicketDetail, TicketIn, TicketOut, mask_phone
+from app.tickets.schemas import (
+    HistoryEntry,
+    RatingIn,
+    TicketDetail,
+    TicketIn,
+    TicketOut,
+    mask_phone,
+)
 
 
 @dataclass(frozen=True)
@@ -205,9 +214,7 @@ async def ticket_out(
             requeue_after = (await get_branch(session, ticket.branch)).requeue_after
         position = await position_of(session, ticket, now, requeue_after)
         if position is not None:
-            estimated = await estimate_for_position(
-                session, ticket.branch, ticket.service, position, settings
-            )
+            estimated = await estimate_for_position(session, ticket, position, now, settings)
     return TicketOut(
         id=ticket.id,
         number=ticket.number,
@@ -356,3 +363,97 @@ async def requeue_ticket(
     )
     await session.commit()
     return await ticket_out(session, ticket, now, settings, requeue_after=branch.requeue_after)
+
+
+# -- ratings (评价器) ----------------------------------------------------------------------------
+
+
+async def rate_ticket(
+    session: AsyncSession,
+    ticket_id: uuid.UUID,
+    body: RatingIn,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> TicketOut:
+    """Record the customer's rating of a finished service: once, for a done ticket, on the
+    business day it was served (after that the day's report is final).
+
+    The history event names the counter and clerk who served the ticket (not whoever sent the
+    rating), with the score but never the comment: comments are free text a customer may fill
+    with personal details, so they stay in the tickets table and reach managers only through
+    the daily report."""
+    ticket = await session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if ticket is None:
+        raise not_found(f"ticket {ticket_id}")
+    if ticket.status != "done":
+        raise conflict(
+            "invalid-transition",
+            f"ticket {ticket.number} is {ticket.status}; only a done ticket can be rated",
+            ticket_status=ticket.status,
+        )
+    if ticket.rating is not None:
+        assert ticket.rated_at is not None
+        raise conflict(
+            "already-rated",
+            f"ticket {ticket.number} was already rated at {ticket.rated_at.isoformat()}; "
+            "a service is rated once",
+            ticket_status=ticket.status,
+        )
+    branch = await get_branch(session, ticket.branch)
+    schedule = schedule_of(branch)
+    assert ticket.finished_at is not None
+    served_on = schedule.business_date(ticket.finished_at)
+    if schedule.business_date(now) != served_on:
+        raise conflict(
+            "rating-closed",
+            f"ticket {ticket.number} was served on {served_on.isoformat()}; ratings are taken "
+            "on the day of service only (that day's report is final)",
+            ticket_status=ticket.status,
+        )
+    # Who served it: the completion in the history (the ticket row keeps the same counter and
+    # clerk; the event is the record reports use too).
+    served_by = (
+        await session.execute(
+            select(BranchEvent.counter, BranchEvent.staff)
+            .where(
+                BranchEvent.branch == ticket.branch,
+                BranchEvent.ticket_id == ticket.id,
+                BranchEvent.type == TICKET_COMPLETED,
+            )
+            .order_by(BranchEvent.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    counter, staff = (served_by[0], served_by[1]) if served_by else (ticket.counter, ticket.staff)
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id)
+        .values(rating=body.score, rating_comment=body.comment, rated_at=now)
+    )
+    await record_events(
+        session,
+        ticket.branch,
+        now,
+        [
+            NewEvent(
+                TICKET_RATED,
+                {
+                    "ticket": ticket_ref(ticket),
+                    "score": body.score,
+                    "counter": counter,
+                    "has_comment": body.comment is not None,
+                },
+                ticket_id=ticket.id,
+                counter=counter,
+                staff=staff,
+            )
+        ],
+    )
+    await session.commit()
+    return await ticket_out(session, ticket, now, settings)

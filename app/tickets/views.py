@@ -9,23 +9,36 @@ from app.auth.dependencies import Issuer, PrincipalDep
 from app.auth.permissions import Action, check_allowed
 from app.core.codes import BranchCode
 from app.core.database import SessionDep
+from app.core.errors import API_PROBLEMS, problem_responses
 from app.tickets import service as tickets
-from app.tickets.schemas import IdempotencyKey, TicketDetail, TicketIn, TicketOut
+from app.tickets.rate_limit import check_issue_rate
+from app.tickets.schemas import IdempotencyKey, RatingIn, TicketDetail, TicketIn, TicketOut
 
-router = APIRouter(prefix="/api/v1", tags=["tickets"])
+router = APIRouter(
+    prefix="/api/v1", tags=["tickets"], responses=problem_responses(*API_PROBLEMS, 409)
+)
 
 
-@router.post("/branches/{branch}/tickets", status_code=201, response_model=TicketOut)
+@router.post(
+    "/branches/{branch}/tickets",
+    status_code=201,
+    response_model=TicketOut,
+    responses=problem_responses(429),
+)
 async def issue_ticket(
     branch: BranchCode,
     body: TicketIn,
     request: Request,
     response: Response,
     session: SessionDep,
-    _: Issuer,
+    principal: Issuer,
     idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
 ) -> TicketOut:
     """Issue a number. With an Idempotency-Key, a retry returns the same ticket."""
+    settings = request.app.state.settings
+    await check_issue_rate(
+        session, principal, request.app.state.clock.now(), settings.issue_rate_per_minute
+    )
     issued = await tickets.issue_ticket(
         session,
         branch,
@@ -79,5 +92,26 @@ async def requeue_ticket(
         ticket_id,
         now=request.app.state.clock.now(),
         staff=principal.staff,
+        settings=request.app.state.settings,
+    )
+
+
+@router.post("/tickets/{ticket_id}/rating", response_model=TicketOut)
+async def rate_ticket(
+    ticket_id: uuid.UUID,
+    body: RatingIn,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> TicketOut:
+    """The customer rates a finished service (the counter's evaluation keypad): 1..5 with an
+    optional comment, once, on the day of service."""
+    ticket = await tickets.get_ticket(session, ticket_id)
+    check_allowed(principal, Action.RATE_TICKET, ticket.branch)
+    return await tickets.rate_ticket(
+        session,
+        ticket_id,
+        body,
+        now=request.app.state.clock.now(),
         settings=request.app.state.settings,
     )

@@ -1,0 +1,212 @@
+"""Alerts (SPEC §1): which conditions hold now, and raising and clearing them as events.
+
+`desired_alerts` is the rule, a pure function of the branch's state; `evaluate_branch` compares
+it with the active alerts and writes the difference. Several server processes may evaluate at
+once: a per-branch advisory lock taken for the transaction lets only one of them do a branch at
+a time, and the one that comes second sees what the first committed, so each alert is raised
+once (the partial unique index `uq_alerts_active` is the backstop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts.models import Alert
+from app.branches.models import Branch
+from app.branches.service import schedule_of
+from app.events.service import ALERT_CLEARED, ALERT_RAISED, NewEvent, record_events
+from app.queue.schemas import AlertOut
+
+# Namespace of the advisory locks (the two-key form: namespace, hashtext(branch)).
+ALERT_LOCK_NAMESPACE = 0x6871  # "hq"
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    service: str
+    target_wait_s: int
+    queue_alert_per_counter: int
+    waiting: int
+    over_target: int  # waiting tickets past target_wait_s
+    oldest_wait_s: int  # of the waiting tickets, the longest wait so far
+    open_counters: int  # counters in state `open` whose profile includes the type
+
+
+@dataclass(frozen=True)
+class BranchState:
+    in_hours: bool
+    min_open_counters: int
+    open_counters: int
+    services: Sequence[ServiceState]
+
+
+@dataclass(frozen=True)
+class AlertCondition:
+    kind: str
+    subject: str  # the service or counter code, '' for the branch
+    service: str | None
+    counter: str | None
+    detail: str
+
+
+def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
+    """The alerts that should be active for this state, keyed by (kind, subject)."""
+    wanted: dict[tuple[str, str], AlertCondition] = {}
+    for svc in state.services:
+        if svc.over_target > 0:
+            wanted[("long_wait", svc.service)] = AlertCondition(
+                "long_wait",
+                svc.service,
+                svc.service,
+                None,
+                f"{svc.over_target} waiting past the {svc.target_wait_s} s target for "
+                f"{svc.service}",
+            )
+        # Waiting per open counter; with no counter open, any queue past the threshold counts.
+        if svc.waiting > svc.queue_alert_per_counter * max(svc.open_counters, 1):
+            wanted[("queue_length", svc.service)] = AlertCondition(
+                "queue_length",
+                svc.service,
+                svc.service,
+                None,
+                f"{svc.waiting} waiting for {svc.service} at {svc.open_counters} open "
+                f"counter(s), above {svc.queue_alert_per_counter} per counter",
+            )
+    if state.in_hours and state.open_counters < state.min_open_counters:
+        wanted[("too_few_counters", "")] = AlertCondition(
+            "too_few_counters",
+            "",
+            None,
+            None,
+            f"{state.open_counters} counter(s) open, the branch minimum is "
+            f"{state.min_open_counters}",
+        )
+    return wanted
+
+
+_SERVICE_STATES = text(
+    """
+    SELECT s.code, s.target_wait_s, s.queue_alert_per_counter,
+           count(t.id) AS waiting,
+           count(t.id) FILTER (
+               WHERE t.issued_at
+                     < CAST(:now AS timestamptz) - make_interval(secs => s.target_wait_s)
+           ) AS over_target,
+           min(t.issued_at) AS oldest,
+           (SELECT count(*) FROM counters c
+             WHERE c.branch = s.branch AND c.state = 'open' AND s.code = ANY(c.services))
+               AS open_counters
+    FROM services s
+    LEFT JOIN tickets t ON t.branch = s.branch AND t.service = s.code AND t.status = 'waiting'
+    WHERE s.branch = :branch
+    GROUP BY s.branch, s.code, s.target_wait_s, s.queue_alert_per_counter
+    """
+)
+
+_OPEN_COUNTERS = text("SELECT count(*) FROM counters WHERE branch = :branch AND state = 'open'")
+
+
+async def read_branch_state(session: AsyncSession, branch: Branch, now: datetime) -> BranchState:
+    rows = (await session.execute(_SERVICE_STATES, {"branch": branch.code, "now": now})).all()
+    services = [
+        ServiceState(
+            service=code,
+            target_wait_s=target,
+            queue_alert_per_counter=per_counter,
+            waiting=waiting,
+            over_target=over,
+            oldest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
+            open_counters=open_counters,
+        )
+        for code, target, per_counter, waiting, over, oldest, open_counters in rows
+    ]
+    open_counters = (await session.execute(_OPEN_COUNTERS, {"branch": branch.code})).scalar_one()
+    return BranchState(
+        in_hours=schedule_of(branch).is_business_hours(now),
+        min_open_counters=branch.min_open_counters,
+        open_counters=open_counters,
+        services=services,
+    )
+
+
+def alert_out(alert: Alert) -> AlertOut:
+    return AlertOut(
+        kind=alert.kind,
+        service=alert.service,
+        counter=alert.counter,
+        since=alert.since,
+        detail=alert.detail,
+    )
+
+
+def _event_data(alert: Alert) -> dict[str, object]:
+    data: dict[str, object] = alert_out(alert).model_dump(mode="json")
+    if alert.cleared_at is not None:
+        data["cleared_at"] = alert.cleared_at.isoformat()
+    return data
+
+
+async def active_alerts(session: AsyncSession, branch: str) -> list[Alert]:
+    result = await session.execute(
+        select(Alert)
+        .where(Alert.branch == branch, Alert.cleared_at.is_(None))
+        .order_by(Alert.since, Alert.id)
+    )
+    return list(result.scalars())
+
+
+async def evaluate_branch(session: AsyncSession, branch_code: str, now: datetime) -> int:
+    """Raise and clear the branch's alerts in one transaction; returns how many changed.
+
+    Returns -1 without doing anything if another process is evaluating the branch right now.
+    """
+    async with session.begin():
+        locked = (
+            await session.execute(
+                text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:branch))"),
+                {"ns": ALERT_LOCK_NAMESPACE, "branch": branch_code},
+            )
+        ).scalar_one()
+        if not locked:
+            return -1
+        branch = await session.get(Branch, branch_code)
+        if branch is None:
+            return 0
+        wanted = desired_alerts(await read_branch_state(session, branch, now))
+        active = {(a.kind, a.subject): a for a in await active_alerts(session, branch_code)}
+        events: list[NewEvent] = []
+        for key, alert in active.items():
+            if key not in wanted:
+                alert.cleared_at = now
+                events.append(NewEvent(ALERT_CLEARED, _event_data(alert), counter=alert.counter))
+        for key, condition in wanted.items():
+            if key in active:
+                # Still on: keep its `since`, refresh what it says (the queue view shows it).
+                active[key].detail = condition.detail
+                continue
+            alert = Alert(
+                branch=branch_code,
+                kind=condition.kind,
+                subject=condition.subject,
+                service=condition.service,
+                counter=condition.counter,
+                since=now,
+                detail=condition.detail,
+            )
+            session.add(alert)
+            events.append(NewEvent(ALERT_RAISED, _event_data(alert), counter=alert.counter))
+        await session.flush()
+        if events:
+            await record_events(session, branch_code, now, events)
+        return len(events)
+
+
+async def branch_codes(session: AsyncSession) -> list[str]:
+    async with session.begin():
+        rows = await session.execute(text("SELECT code FROM branches ORDER BY code"))
+        return list(rows.scalars())

@@ -1,0 +1,150 @@
+"""The hallq_* metric families (SPEC §4), refreshed from the database at most every
+`metrics_cache_s` seconds per process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import Clock
+from app.metrics.service import (
+    OUTCOMES,
+    PRIORITIES,
+    SERVICE_BUCKETS,
+    WAIT_BUCKETS,
+    Gauges,
+    Histogram,
+    Totals,
+    read_gauges,
+)
+
+
+@dataclass
+class Snapshot:
+    gauges: Gauges
+    totals: Totals
+
+
+class MetricsCollector:
+    """One per application (process). Scrapes within `ttl` seconds of the last refresh get
+    the cached families; concurrent scrapes share one refresh."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, ttl: float
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+        self._ttl = ttl
+        self._lock = asyncio.Lock()
+        self._totals = Totals()
+        self._families: list[Metric] | None = None
+        self._refreshed = 0.0
+
+    def _fresh(self) -> bool:
+        return self._families is not None and time.monotonic() - self._refreshed < self._ttl
+
+    async def families(self) -> list[Metric]:
+        if self._fresh():
+            assert self._families is not None
+            return self._families
+        async with self._lock:
+            if not self._fresh():
+                self._families = build_families(await self._refresh())
+                self._refreshed = time.monotonic()
+            assert self._families is not None
+            return self._families
+
+    async def _refresh(self) -> Snapshot:
+        async with self._sessionmaker() as session:
+            # One snapshot for gauges and totals, so that they agree with each other.
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            gauges = await read_gauges(session, self._clock.now())
+            # Progress is kept chunk by chunk (each chunk's counts and cursors move together),
+            # so a refresh that fails half-way through a long history resumes where it was.
+            await self._totals.catch_up(session)
+            await session.rollback()
+        return Snapshot(gauges, self._totals)
+
+
+def _buckets(hist: Histogram) -> list[tuple[str, float]]:
+    return [(_le(bound), float(n)) for bound, n in hist.cumulative()]
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+def build_families(snapshot: Snapshot) -> list[Metric]:
+    g, t = snapshot.gauges, snapshot.totals
+    waiting = GaugeMetricFamily(
+        "hallq_waiting_tickets", "Tickets waiting now.", labels=["branch", "service"]
+    )
+    longest = GaugeMetricFamily(
+        "hallq_longest_wait_seconds",
+        "How long the longest-waiting ticket has waited since it was issued (0: none waits).",
+        labels=["branch", "service"],
+    )
+    for key in sorted(g.waiting):
+        waiting.add_metric(list(key), g.waiting[key])
+        longest.add_metric(list(key), g.longest_wait_s[key])
+
+    issued = CounterMetricFamily(
+        "hallq_tickets_issued",
+        "Tickets issued, by the business type and priority they were issued for.",
+        labels=["branch", "service", "priority"],
+    )
+    finished = CounterMetricFamily(
+        "hallq_tickets_finished",
+        "Tickets that ended: done, no_show (a re-queued ticket can end again) or cancelled.",
+        labels=["branch", "service", "outcome"],
+    )
+    wait = HistogramMetricFamily(
+        "hallq_wait_seconds",
+        "Time from issue to a ticket's first call.",
+        labels=["branch", "service", "priority"],
+    )
+    service = HistogramMetricFamily(
+        "hallq_service_seconds",
+        "Time from the start of service (or the last call, if never started) to done.",
+        labels=["branch", "service"],
+    )
+    # Every configured business type has its series from the start (at zero), so that rates
+    # and increases see the first ticket.
+    issued_keys = set(t.issued) | {(b, s, p) for b, s in g.services for p in PRIORITIES}
+    finished_keys = set(t.finished) | {(b, s, o) for b, s in g.services for o in OUTCOMES}
+    for key in sorted(issued_keys):
+        issued.add_metric(list(key), t.issued.get(key, 0))
+    for key in sorted(finished_keys):
+        finished.add_metric(list(key), t.finished.get(key, 0))
+    for key in sorted(issued_keys | set(t.wait)):
+        hist = t.wait.get(key) or Histogram(WAIT_BUCKETS)
+        wait.add_metric(list(key), _buckets(hist), hist.total)
+    for skey in sorted(set(g.services) | set(t.service)):
+        hist = t.service.get(skey) or Histogram(SERVICE_BUCKETS)
+        service.add_metric(list(skey), _buckets(hist), hist.total)
+
+    counters = GaugeMetricFamily("hallq_counters", "Counters by state.", labels=["branch", "state"])
+    for key in sorted(g.counters):
+        counters.add_metric(list(key), g.counters[key])
+    alerts = GaugeMetricFamily(
+        "hallq_alerts_active", "Alerts raised and not yet cleared.", labels=["branch", "kind"]
+    )
+    for key in sorted(g.alerts):
+        alerts.add_metric(list(key), g.alerts[key])
+    clients = GaugeMetricFamily(
+        "hallq_stream_clients",
+        "Stream (websocket) clients connected, over all server processes.",
+        labels=["branch"],
+    )
+    for key in sorted(g.stream_clients):
+        clients.add_metric(list(key), g.stream_clients[key])
+    return [waiting, longest, issued, finished, wait, service, counters, alerts, clients]

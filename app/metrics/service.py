@@ -1,0 +1,302 @@
+"""Reading the SPEC §4 metric values from the database.
+
+Gauges are counted from the current rows at scrape time. Counters and histograms are counted
+from the branch event log (`branch_events`), which is append-only and numbered per branch in
+commit order, so every process that reads it arrives at the same totals and a total can only
+grow. Each process keeps per-branch cursors (the last `seq` it has counted) and adds only the
+events after them on each refresh: a full scan happens once per process, in bounded chunks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts.models import ALERT_KINDS
+from app.tickets.models import PRIORITIES
+
+COUNTER_STATES = ("closed", "open", "paused", "closing")
+OUTCOMES = ("done", "no_show", "cancelled")
+
+# Bucket upper bounds (seconds). Waits: the hall standards' 3 and 10 minutes are bounds, so
+# "share within target" can be read off the buckets. Service times: a few minutes typically.
+WAIT_BUCKETS: tuple[float, ...] = (30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
+SERVICE_BUCKETS: tuple[float, ...] = (30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 3600)
+
+# A stream_presence row whose heartbeat is older than this belongs to a dead process.
+PRESENCE_STALE_AFTER = timedelta(seconds=30)
+
+# Events counted per branch and query while catching up, so that the first refresh of a
+# process over a long history runs as several bounded statements instead of one huge one.
+CATCH_UP_CHUNK = 200_000
+
+
+# -- gauges -------------------------------------------------------------------------------------
+
+_WAITING = text(
+    """
+    SELECT s.branch, s.code, count(t.id) AS waiting, min(t.issued_at) AS oldest
+    FROM services s
+    LEFT JOIN tickets t ON t.branch = s.branch AND t.service = s.code AND t.status = 'waiting'
+    GROUP BY s.branch, s.code
+    """
+)
+
+_COUNTERS = text(
+    """
+    SELECT b.code, st.state, count(c.code) AS n
+    FROM branches b
+    CROSS JOIN unnest(CAST(:states AS text[])) AS st(state)
+    LEFT JOIN counters c ON c.branch = b.code AND c.state = st.state
+    GROUP BY b.code, st.state
+    """
+)
+
+_ALERTS = text(
+    """
+    SELECT b.code, k.kind, count(a.id) AS n
+    FROM branches b
+    CROSS JOIN unnest(CAST(:kinds AS text[])) AS k(kind)
+    LEFT JOIN alerts a ON a.branch = b.code AND a.kind = k.kind AND a.cleared_at IS NULL
+    GROUP BY b.code, k.kind
+    """
+)
+
+_STREAM_CLIENTS = text(
+    """
+    SELECT b.code, coalesce(sum(p.clients) FILTER (WHERE p.heartbeat_at >= :fresh_since), 0)
+    FROM branches b
+    LEFT JOIN stream_presence p ON p.branch = b.code
+    GROUP BY b.code
+    """
+)
+
+_SERVICES = text("SELECT branch, code FROM services")
+
+_EVENT_SEQS = text("SELECT code, event_seq FROM branches")
+
+# `bucket` is an index into the bucket bounds (len(bounds) = +Inf only): the number of bounds
+# below the value, so that a value equal to a bound counts in that bound's bucket (`le`).
+# width_bucket(x, ascending) counts the thresholds <= x; over the negated bounds that is the
+# number of bounds >= v, and the other n - that many bounds are below v.
+
+_EVENT_TOTALS = text(
+    """
+    WITH ranges AS (
+        SELECT * FROM unnest(CAST(:branches AS text[]), CAST(:lo AS bigint[]),
+                             CAST(:hi AS bigint[])) AS r(branch, lo, hi)
+    ),
+    ev AS (
+        SELECT e.branch, e.seq, e.type, e.ticket_id, e.data
+        FROM ranges r
+        JOIN branch_events e ON e.branch = r.branch AND e.seq > r.lo AND e.seq <= r.hi
+        WHERE e.type IN ('ticket.issued', 'ticket.called', 'ticket.completed',
+                         'ticket.no_show', 'ticket.cancelled')
+    ),
+    first_calls AS (
+        SELECT e.branch, e.data -> 'ticket' ->> 'service' AS service,
+               e.data -> 'ticket' ->> 'priority' AS priority,
+               CAST(e.data ->> 'wait_s' AS float8) AS v
+        FROM ev e
+        WHERE e.type = 'ticket.called' AND e.data ->> 'wait_s' IS NOT NULL
+          -- A scalar subquery, not NOT EXISTS: it stays one index probe per call counted
+          -- (ix_branch_events_ticket_id), where an anti-join may hash every call ever made.
+          AND e.seq = (
+              SELECT min(p.seq) FROM branch_events p
+              WHERE p.ticket_id = e.ticket_id AND p.branch = e.branch
+                AND p.type = 'ticket.called'
+          )
+    ),
+    services_done AS (
+        SELECT e.branch, e.data -> 'ticket' ->> 'service' AS service,
+               CAST(e.data ->> 'service_s' AS float8) AS v
+        FROM ev e
+        WHERE e.type = 'ticket.completed' AND e.data ->> 'service_s' IS NOT NULL
+    )
+    SELECT 'issued' AS kind, branch, data -> 'ticket' ->> 'service' AS service,
+           data -> 'ticket' ->> 'priority' AS label, -1 AS bucket, count(*) AS n,
+           CAST(0 AS float8) AS total
+    FROM ev WHERE type = 'ticket.issued'
+    GROUP BY 2, 3, 4, 5
+    UNION ALL
+    SELECT 'finished', branch, data -> 'ticket' ->> 'service',
+           CASE type WHEN 'ticket.completed' THEN 'done'
+                     WHEN 'ticket.no_show' THEN 'no_show' ELSE 'cancelled' END,
+           -1, count(*), CAST(0 AS float8)
+    FROM ev WHERE type IN ('ticket.completed', 'ticket.no_show', 'ticket.cancelled')
+    GROUP BY 2, 3, 4, 5
+    UNION ALL
+    SELECT 'wait', branch, service, priority,
+           CAST(:n_wait AS int) - width_bucket(-v, CAST(:neg_wait AS float8[])), count(*), sum(v)
+    FROM first_calls
+    GROUP BY 2, 3, 4, 5
+    UNION ALL
+    SELECT 'service', branch, service, '',
+           CAST(:n_service AS int) - width_bucket(-v, CAST(:neg_service AS float8[])),
+           count(*), sum(v)
+    FROM services_done
+    GROUP BY 2, 3, 4, 5
+    """
+)
+
+
+def _negated(bounds: tuple[float, ...]) -> list[float]:
+    return sorted(-b for b in bounds)
+
+
+@dataclass
+class Histogram:
+    """Per-bucket (not cumulative) counts; index len(bounds) is the +Inf bucket."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def add(self, bucket: int, n: int, total: float) -> None:
+        self.counts[min(max(bucket, 0), len(self.bounds))] += n
+        self.total += total
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, cumulative count) pairs, ending with +Inf."""
+        out: list[tuple[float, int]] = []
+        running = 0
+        for bound, n in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return out
+
+
+LabelKey = tuple[str, ...]
+
+
+@dataclass
+class Totals:
+    """The counters and histograms, as counted from the event log up to `cursors`."""
+
+    cursors: dict[str, int] = field(default_factory=dict)
+    issued: dict[LabelKey, int] = field(default_factory=lambda: defaultdict(int))
+    finished: dict[LabelKey, int] = field(default_factory=lambda: defaultdict(int))
+    wait: dict[LabelKey, Histogram] = field(default_factory=dict)
+    service: dict[LabelKey, Histogram] = field(default_factory=dict)
+
+    def wait_hist(self, key: LabelKey) -> Histogram:
+        if key not in self.wait:
+            self.wait[key] = Histogram(WAIT_BUCKETS)
+        return self.wait[key]
+
+    def service_hist(self, key: LabelKey) -> Histogram:
+        if key not in self.service:
+            self.service[key] = Histogram(SERVICE_BUCKETS)
+        return self.service[key]
+
+    def forget(self, branch: str) -> None:
+        """Drop a branch (deleted, or its log restarted): its series start again."""
+        self.cursors.pop(branch, None)
+        for table in (self.issued, self.finished, self.wait, self.service):
+            for key in [k for k in table if k[0] == branch]:
+                del table[key]
+
+    async def catch_up(self, session: AsyncSession) -> None:
+        """Count the events committed since the last call. Within a branch events commit in
+        seq order (see app.events.service), so the events at or below the branch's committed
+        `event_seq` are all visible and none can appear below a cursor later."""
+        heads = {code: int(seq) for code, seq in (await session.execute(_EVENT_SEQS)).all()}
+        for branch in list(self.cursors):
+            if branch not in heads or heads[branch] < self.cursors[branch]:
+                self.forget(branch)
+        while True:
+            todo = [(b, self.cursors.get(b, 0), head) for b, head in heads.items()]
+            todo = [(b, lo, min(head, lo + CATCH_UP_CHUNK)) for b, lo, head in todo if head > lo]
+            if not todo:
+                return
+            rows = await session.execute(
+                _EVENT_TOTALS,
+                {
+                    "branches": [b for b, _, _ in todo],
+                    "lo": [lo for _, lo, _ in todo],
+                    "hi": [hi for _, _, hi in todo],
+                    "n_wait": len(WAIT_BUCKETS),
+                    "neg_wait": _negated(WAIT_BUCKETS),
+                    "n_service": len(SERVICE_BUCKETS),
+                    "neg_service": _negated(SERVICE_BUCKETS),
+                },
+            )
+            # All rows are fetched before anything is counted: a failing statement leaves the
+            # totals and cursors as they were.
+            for kind, branch, service, label, bucket, n, total in rows.all():
+                key: LabelKey = (branch, service or "", label or "")
+                if kind == "issued":
+                    self.issued[key] += int(n)
+                elif kind == "finished":
+                    self.finished[key] += int(n)
+                elif kind == "wait":
+                    self.wait_hist(key).add(int(bucket), int(n), float(total))
+                else:
+                    self.service_hist((branch, service or "")).add(
+                        int(bucket), int(n), float(total)
+                    )
+            for branch, _, hi in todo:
+                self.cursors[branch] = hi
+
+
+@dataclass
+class Gauges:
+    waiting: dict[LabelKey, int]
+    longest_wait_s: dict[LabelKey, float]
+    counters: dict[LabelKey, int]
+    alerts: dict[LabelKey, int]
+    stream_clients: dict[LabelKey, int]
+    services: list[LabelKey]  # every (branch, service), for zero-valued counter series
+
+
+async def read_gauges(session: AsyncSession, now: datetime) -> Gauges:
+    waiting: dict[LabelKey, int] = {}
+    longest: dict[LabelKey, float] = {}
+    for branch, service, n, oldest in (await session.execute(_WAITING)).all():
+        waiting[(branch, service)] = int(n)
+        longest[(branch, service)] = (
+            max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        )
+    counters: dict[LabelKey, int] = {
+        (b, state): int(n)
+        for b, state, n in (
+            await session.execute(_COUNTERS, {"states": list(COUNTER_STATES)})
+        ).all()
+    }
+    alerts: dict[LabelKey, int] = {
+        (b, kind): int(n)
+        for b, kind, n in (await session.execute(_ALERTS, {"kinds": list(ALERT_KINDS)})).all()
+    }
+    clients: dict[LabelKey, int] = {
+        (b,): int(n)
+        for b, n in (
+            await session.execute(_STREAM_CLIENTS, {"fresh_since": now - PRESENCE_STALE_AFTER})
+        ).all()
+    }
+    services: list[LabelKey] = [(b, s) for b, s in (await session.execute(_SERVICES)).all()]
+    return Gauges(waiting, longest, counters, alerts, clients, services)
+
+
+__all__ = [
+    "COUNTER_STATES",
+    "OUTCOMES",
+    "PRIORITIES",
+    "SERVICE_BUCKETS",
+    "WAIT_BUCKETS",
+    "Gauges",
+    "Histogram",
+    "Totals",
+    "read_gauges",
+]

@@ -1,0 +1,53 @@
+"""`GET /metrics` in the Prometheus text format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+from app.auth.dependencies import admin_secret, bearer_token
+from app.auth.permissions import Action, check_allowed
+from app.auth.service import authenticate
+from app.core.errors import problem_responses
+from app.core.settings import Settings
+from app.metrics.collector import MetricsCollector
+from app.metrics.http import exposition_registry
+
+router = APIRouter(tags=["operations"])
+
+
+def _collector(request: Request) -> MetricsCollector:
+    state = request.app.state
+    collector: MetricsCollector | None = getattr(state, "metrics_collector", None)
+    if collector is None:
+        settings: Settings = state.settings
+        collector = MetricsCollector(state.sessionmaker, state.clock, settings.metrics_cache_s)
+        state.metrics_collector = collector
+    return collector
+
+
+async def _check_access(request: Request) -> None:
+    settings: Settings = request.app.state.settings
+    if settings.metrics_public:
+        return
+    raw = bearer_token(request.headers.get("authorization"))
+    async with request.app.state.sessionmaker() as session:
+        principal = await authenticate(session, raw, admin_secret(settings))
+    check_allowed(principal, Action.READ_METRICS, None)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}, "description": "Prometheus text format"},
+        **problem_responses(401, 403, 503),
+    },
+)
+async def metrics(request: Request) -> Response:
+    """The SPEC §4 metrics (from the database, the same on every process), HTTP request and
+    process metrics. Needs a monitor or admin token unless HALLQ_METRICS_PUBLIC=true."""
+    await _check_access(request)
+    families = await _collector(request).families()
+    body = generate_latest(exposition_registry(families))
+    return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -1,0 +1,1 @@
+"""Daily reports per business type, counter and clerk, computed from the branch history."""

@@ -1,0 +1,102 @@
+"""The daily report: one row per business type, counter and clerk, plus an hourly curve.
+
+Every figure is defined in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ReportFormat = Literal["json", "csv"]
+
+
+class Figures(BaseModel):
+    """The figures every row carries. `issued` and `cancelled` are null for counters and
+    clerks: tickets are issued for a business type and cancelled while waiting, never at a
+    counter."""
+
+    name: str | None = Field(description="the configured name (null if no longer configured)")
+    issued: int | None = Field(description="tickets issued for this type on the day")
+    called: int = Field(description="tickets called for the first time on the day (the waits)")
+    served: int = Field(description="tickets completed on the day")
+    no_show: int = Field(description="tickets marked no-show on the day and not re-queued")
+    cancelled: int | None = Field(description="waiting tickets cancelled on the day")
+    transferred: int = Field(description="tickets transferred away on the day")
+    avg_wait_s: float | None = Field(description="mean wait, issue -> first call")
+    p90_wait_s: float | None = Field(description="90th percentile wait (nearest rank)")
+    avg_service_s: float | None = Field(description="mean service time of served tickets")
+    within_target_pct: float | None = Field(
+        description="% of first calls within the business type's target wait"
+    )
+    rating_avg: float | None = Field(description="mean rating of the tickets served")
+    ratings: int = Field(description="how many of the tickets served were rated")
+
+
+class _ServiceKey(BaseModel):
+    service: str
+
+
+class _CounterKey(BaseModel):
+    counter: str
+
+
+class _StaffKey(BaseModel):
+    staff: str
+
+
+class ServiceRow(Figures, _ServiceKey):
+    pass
+
+
+class CounterRow(Figures, _CounterKey):
+    utilisation: float | None = Field(
+        description="serving_s / open_s, 0..1; null if the counter was never open"
+    )
+    open_s: float = Field(description="seconds open or closing within the day")
+    serving_s: float = Field(description="seconds serving a customer while open")
+
+
+class StaffRow(Figures, _StaffKey):
+    pass
+
+
+class HourRow(BaseModel):
+    hour: int = Field(description="local hour of the business day, 0..23")
+    issued: int
+    called: int = Field(description="first calls in this hour")
+    avg_wait_s: float | None = Field(description="mean wait of the tickets first called")
+    max_wait_s: float | None
+
+
+class RatingComment(BaseModel):
+    number: str
+    service: str
+    counter: str | None
+    staff: str | None
+    score: int
+    comment: str
+    rated_at: datetime
+
+
+class DayFigures(BaseModel):
+    date: date
+    services: list[ServiceRow]
+    counters: list[CounterRow]
+    staff: list[StaffRow]
+
+
+class _BranchKey(BaseModel):
+    branch: str
+    timezone: str
+
+
+class DailyReport(DayFigures, _BranchKey):
+    generated_at: datetime
+    last_week: DayFigures = Field(description="the same weekday a week before")
+    hours: list[HourRow]
+    comments: list[RatingComment] = Field(
+        description="rating comments of the tickets served on the day (managers only)"
+    )

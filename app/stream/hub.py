@@ -1,0 +1,250 @@
+"""The per-process fan-out: one LISTEN connection, many websocket clients.
+
+Every committed event is NOTIFYed on channel `hallq_events` by a trigger on `branch_events`.
+This process holds one dedicated asyncpg connection that LISTENs, and hands each event to the
+subscriptions of its branch. PostgreSQL delivers notifications in commit order, and a branch's
+seqs are handed out under its row lock, so per branch they arrive in seq order; the hub tracks
+the last seq it delivered per branch, and when it sees a gap (a lost connection, a reference
+payload) it reads the missing events from the history before going on. After a reconnect it
+catches every subscribed branch up from the history, so no event is lost.
+
+Handing an event to a client never waits: each subscription has a bounded queue, and a client
+that falls behind is marked for a resync (a fresh snapshot) instead of slowing the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.stream.service import StreamEvent, current_seq, event_from_notification, events_after
+
+log = logging.getLogger("hallq.stream")
+
+CHANNEL = "hallq_events"
+# Checks that the listening connection is alive: a half-open TCP connection would otherwise
+# swallow notifications silently until the kernel gives up on it.
+HEALTH_CHECK_S = 10.0
+
+
+class Subscription:
+    """One client's view of the hub: a bounded queue of events, or a resync mark."""
+
+    def __init__(self, branch: str, maxsize: int) -> None:
+        self.branch = branch
+        self.queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue(maxsize + 1)
+        self.maxsize = maxsize
+        self.needs_resync = False
+
+    def offer(self, event: StreamEvent) -> None:
+        if self.needs_resync:
+            return  # the snapshot the client is about to get includes this event
+        if self.queue.qsize() >= self.maxsize:
+            # Too far behind: drop what is queued and wake the client up for a snapshot.
+            self.needs_resync = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(event)
+
+
+class EventHub:
+    def __init__(
+        self,
+        database_url: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        queue_size: int,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        url = make_url(database_url).set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        self._sessionmaker = sessionmaker
+        self._queue_size = queue_size
+        self._connect_timeout_s = connect_timeout_s
+        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._last_seq: dict[str, int] = {}
+        # Notifications and catch-up requests are handled one at a time, in arrival order.
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._listener: asyncio.Task[None] | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._start_lock = asyncio.Lock()
+        self.reconnects = 0
+        self._behind = False  # a catch-up failed: retry it at the next health check
+        # Tests and operators can force the listening connection to drop (see `drop_listener`).
+        self._connection: asyncpg.Connection | None = None
+        self.on_change: Callable[[], None] | None = None
+
+    # -- subscriptions ------------------------------------------------------------------
+
+    def client_counts(self) -> dict[str, int]:
+        return {branch: len(subs) for branch, subs in self._subscriptions.items() if subs}
+
+    async def subscribe(self, branch: str) -> Subscription:
+        """A subscription that receives every event of `branch` committed after this returns."""
+        await self._ensure_started()
+        subscription = Subscription(branch, self._queue_size)
+        if branch not in self._last_seq:
+            # First client of the branch in this process: start from the current seq. Events
+            # committed before it reach the client through its snapshot or replay instead; a
+            # catch-up picks up any committed while we were reading it.
+            async with self._sessionmaker() as session:
+                seq = await current_seq(session, branch) or 0
+            self._last_seq.setdefault(branch, seq)
+            self._inbox.put_nowait({"catch_up": branch})
+        self._subscriptions.setdefault(branch, set()).add(subscription)
+        if self.on_change:
+            self.on_change()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscribers = self._subscriptions.get(subscription.branch)
+        if subscribers is None:
+            return
+        subscribers.discard(subscription)
+        if not subscribers:
+            # Nobody here watches the branch: stop tracking it, and start afresh next time.
+            del self._subscriptions[subscription.branch]
+            self._last_seq.pop(subscription.branch, None)
+        if self.on_change:
+            self.on_change()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def _ensure_started(self) -> None:
+        if self._listener is not None:
+            await self._connected.wait()
+            return
+        async with self._start_lock:
+            if self._listener is None:
+                self._dispatcher = asyncio.create_task(self._dispatch_forever())
+                self._listener = asyncio.create_task(self._listen_forever())
+        await self._connected.wait()
+
+    async def close(self) -> None:
+        for task in (self._listener, self._dispatcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._listener = self._dispatcher = None
+
+    async def drop_listener(self) -> None:
+        """Close the listening connection as a network failure would (for fault tests)."""
+        if self._connection is not None:
+            self._connection.terminate()
+
+    # -- the listening connection -------------------------------------------------------
+
+    def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            self._inbox.put_nowait(json.loads(payload))
+        except ValueError:
+            log.warning("ignored a malformed notification")
+
+    async def _listen_forever(self) -> None:
+        delay = 0.2
+        first = True
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(
+                    self._dsn,
+                    timeout=self._connect_timeout_s,
+                    server_settings={"application_name": "hallq-listener"},
+                )
+                self._connection = conn
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, self._on_notification)
+                if not first:
+                    self.reconnects += 1
+                    log.info("stream listener reconnected; catching up from the history")
+                # Whatever was committed while nobody listened comes from the history.
+                self._inbox.put_nowait({"catch_up": True})
+                first = False
+                delay = 0.2
+                self._connected.set()
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=HEALTH_CHECK_S)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1", timeout=self._connect_timeout_s)
+                        if self._behind:
+                            self._behind = False
+                            self._inbox.put_nowait({"catch_up": True})
+            except asyncio.CancelledError:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+                raise
+            except Exception as exc:  # connection refused, reset, timeout: try again
+                log.warning("stream listener connection lost: %s", type(exc).__name__)
+            self._connection = None
+            if conn is not None:
+                conn.terminate()
+            if first:
+                # Never connected: let subscribers fail rather than hang forever.
+                self._connected.set()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    # -- dispatching --------------------------------------------------------------------
+
+    async def _dispatch_forever(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            try:
+                target = item.get("catch_up")
+                if target is True:
+                    for branch in list(self._subscriptions):
+                        await self._catch_up(branch, None)
+                elif isinstance(target, str):
+                    await self._catch_up(target, None)
+                else:
+                    await self._dispatch(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database down during a catch-up: retried by the listener
+                self._behind = True
+                log.warning("stream dispatch failed: %s", type(exc).__name__)
+
+    async def _dispatch(self, payload: dict[str, Any]) -> None:
+        branch = payload.get("branch")
+        if not isinstance(branch, str) or branch not in self._subscriptions:
+            return
+        seq = int(payload["seq"])
+        last = self._last_seq.get(branch, 0)
+        if seq <= last:
+            return  # already delivered (by a catch-up)
+        if seq > last + 1 or payload.get("ref"):
+            # A gap, or an event too large for a notification: read it from the history.
+            await self._catch_up(branch, seq)
+            return
+        self._deliver(event_from_notification(payload))
+
+    async def _catch_up(self, branch: str, upto: int | None) -> None:
+        last = self._last_seq.get(branch)
+        if last is None:
+            return
+        async with self._sessionmaker() as session, session.begin():
+            events = await events_after(session, branch, last, upto=upto, limit=100_000)
+        for event in events:
+            self._deliver(event)
+
+    def _deliver(self, event: StreamEvent) -> None:
+        if event.seq <= self._last_seq.get(event.branch, 0):
+            return
+        self._last_seq[event.branch] = event.seq
+        for subscription in self._subscriptions.get(event.branch, ()):
+            subscription.offer(event)

@@ -1,0 +1,99 @@
+"""What the stream sends: snapshots and events, read from the database and encoded once.
+
+A snapshot and the seq it is valid at are read in one REPEATABLE READ transaction, so the
+snapshot includes exactly the events up to that seq: `event_seq` is bumped in the same
+transaction as every change it numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.settings import Settings
+from app.queue.service import queue_view
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One event of a branch, with its stream message already encoded (shared by all clients)."""
+
+    branch: str
+    seq: int
+    message: str
+
+
+def encode_message(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_from_row(branch: str, seq: int, type_: str, at: datetime, data: Any) -> StreamEvent:
+    message = encode_message({"type": type_, "seq": seq, "at": _iso(at), "data": data})
+    return StreamEvent(branch, seq, message)
+
+
+def event_from_notification(payload: dict[str, Any]) -> StreamEvent:
+    """From the NOTIFY payload written by the `hallq_notify_event` trigger (not a reference)."""
+    fields = {key: payload[key] for key in ("type", "seq", "at", "data")}
+    message = encode_message(fields)
+    return StreamEvent(payload["branch"], int(payload["seq"]), message)
+
+
+_EVENTS_AFTER = text(
+    """
+    SELECT seq, type, at, data FROM branch_events
+    WHERE branch = :branch AND seq > :after AND (CAST(:upto AS bigint) IS NULL OR seq <= :upto)
+    ORDER BY seq
+    LIMIT :limit
+    """
+)
+
+
+async def events_after(
+    session: AsyncSession, branch: str, after: int, *, upto: int | None = None, limit: int = 10_000
+) -> list[StreamEvent]:
+    rows = await session.execute(
+        _EVENTS_AFTER, {"branch": branch, "after": after, "upto": upto, "limit": limit}
+    )
+    return [event_from_row(branch, seq, type_, at, data) for seq, type_, at, data in rows]
+
+
+_CURRENT_SEQ = text("SELECT event_seq FROM branches WHERE code = :branch")
+
+
+async def current_seq(session: AsyncSession, branch: str) -> int | None:
+    return (await session.execute(_CURRENT_SEQ, {"branch": branch})).scalar_one_or_none()
+
+
+async def snapshot_message(
+    session: AsyncSession, branch: str, now: datetime, settings: Settings
+) -> tuple[int, str]:
+    """The snapshot message and its seq. `session` must not have begun a transaction."""
+    async with session.begin():
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        seq = await current_seq(session, branch) or 0
+        view = await queue_view(session, branch, now, settings)
+    message = encode_message({"type": "snapshot", "seq": seq, "data": view.model_dump(mode="json")})
+    return seq, message
+
+
+async def replay_after(
+    session: AsyncSession, branch: str, since: int, settings: Settings
+) -> list[StreamEvent] | None:
+    """The events after `since` if the server still replays that far back, else None (the
+    client then gets a snapshot). A `since` ahead of the branch (a client of another
+    database, or a corrupted value) also gets a snapshot."""
+    async with session.begin():
+        latest = await current_seq(session, branch) or 0
+        if since > latest or latest - since > settings.stream_replay_limit:
+            return None
+        return await events_after(session, branch, since, upto=latest, limit=latest - since)

@@ -1,0 +1,1 @@
+"""The pages hallq serves itself: lobby display, kiosk, clerk console and manager dashboard."""

@@ -1,0 +1,379 @@
+// Shared by the four pages: the page's context, its token, the API client, small DOM and
+// formatting helpers. Plain ES modules, no dependencies, no build step.
+
+const body = document.body;
+
+export const page = Object.freeze({
+  kind: body.dataset.page,
+  branch: body.dataset.branch,
+  counter: body.dataset.counter || null,
+});
+
+// ---------------------------------------------------------------------------------------------
+// Token: from ?token= (then kept in local storage and removed from the address bar, so it is not
+// left in history, bookmarks or screenshots) or from local storage. Never logged.
+
+const TOKEN_KEY = `hallq.token.${page.kind}.${page.branch}`;
+
+function takeTokenFromUrl() {
+  const url = new URL(window.location.href);
+  const fromUrl = url.searchParams.get('token');
+  if (fromUrl === null) return null;
+  url.searchParams.delete('token');
+  window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash);
+  return fromUrl.trim() || null;
+}
+
+function readStoredToken() {
+  try {
+    return window.localStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function storeToken(token) {
+  try {
+    window.localStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // Private mode or storage disabled: the token lives as long as the page.
+  }
+}
+
+let token = takeTokenFromUrl();
+if (token) storeToken(token);
+else token = readStoredToken();
+
+export function getToken() {
+  return token;
+}
+
+export function forgetToken() {
+  token = null;
+  try {
+    window.localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* ignore */
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DOM helpers.
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+export const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
+
+/** h('div', {class: 'x', dataset: {a: 1}, onclick: fn}, child, 'text', ...) */
+export function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key === 'text') node.textContent = value;
+    else if (key.startsWith('on') && typeof value === 'function') {
+      node.addEventListener(key.slice(2), value);
+    } else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Chinese first, English beside it. */
+export function bi(zh, en, tag = 'span') {
+  const frag = document.createDocumentFragment();
+  frag.append(h(tag, { class: 'zh' }, zh), ' ', h(tag, { class: 'en' }, en));
+  return frag;
+}
+
+export function setBi(node, zh, en) {
+  node.replaceChildren(bi(zh, en));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting.
+
+export const PRIORITY = {
+  normal: { zh: '普通', en: 'Standard' },
+  special: { zh: '爱心通道', en: 'Priority care' },
+  vip: { zh: 'VIP 贵宾', en: 'VIP' },
+};
+
+export const COUNTER_STATE = {
+  closed: { zh: '未开放', en: 'Closed' },
+  open: { zh: '服务中', en: 'Open' },
+  paused: { zh: '暂停服务', en: 'Paused' },
+  closing: { zh: '即将关闭', en: 'Closing' },
+};
+
+export const TICKET_STATUS = {
+  waiting: { zh: '等候中', en: 'Waiting' },
+  called: { zh: '已叫号', en: 'Called' },
+  serving: { zh: '办理中', en: 'Serving' },
+  done: { zh: '已办结', en: 'Done' },
+  no_show: { zh: '过号', en: 'No-show' },
+  cancelled: { zh: '已取消', en: 'Cancelled' },
+};
+
+/** `3` -> 3号窗口 / Counter 3; a named counter keeps its name. */
+export function counterLabel(counter) {
+  const name = String((counter && (counter.name || counter.code)) ?? '');
+  if (/^\d+$/.test(name)) return { zh: `${name}号窗口`, en: `Counter ${name}` };
+  return { zh: name, en: name };
+}
+
+/** An estimate for customers: about N minutes, never a false precision. */
+export function waitMinutes(seconds) {
+  if (seconds === null || seconds === undefined) return { zh: '—', en: '—' };
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 1) return { zh: '即将叫号', en: 'very soon' };
+  return { zh: `约 ${minutes} 分钟`, en: `about ${minutes} min` };
+}
+
+/** A duration for staff: 4:05, 1:02:03. */
+export function clockDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds || 0));
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+let timeZone;
+export function setTimeZone(tz) {
+  try {
+    new Intl.DateTimeFormat('zh-CN', { timeZone: tz });
+    timeZone = tz;
+  } catch {
+    timeZone = undefined;
+  }
+}
+
+export function formatTime(date, withSeconds = false) {
+  return new Intl.DateTimeFormat('zh-CN', {
+    timeZone,
+    hour: '2-digit',
+    minute: '2-digit',
+    second: withSeconds ? '2-digit' : undefined,
+    hourCycle: 'h23',
+  }).format(date);
+}
+
+export function formatDateTime(date) {
+  return new Intl.DateTimeFormat('zh-CN', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).format(date);
+}
+
+/** Today's date (YYYY-MM-DD) in the branch's timezone. */
+export function localDate(date = serverNow()) {
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  }).formatToParts(date);
+  const get = (type) => parts.find((p) => p.type === type).value;
+  return `${get('year')}-${get('month')}-${get('day')}`;
+}
+
+/** The current hour (0-23) in the branch's timezone. */
+export function localHour(date = serverNow()) {
+  const hour = new Intl.DateTimeFormat('en-GB', { timeZone, hour: '2-digit', hourCycle: 'h23' })
+    .format(date);
+  return Number.parseInt(hour, 10);
+}
+
+// The server's clock, from the Date header of API responses: a screen's own clock may be wrong.
+let clockOffsetMs = 0;
+export function serverNow() {
+  return new Date(Date.now() + clockOffsetMs);
+}
+
+export function startClock(node) {
+  const tick = () => {
+    node.textContent = formatTime(serverNow(), true);
+  };
+  tick();
+  setInterval(tick, 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// API client: JSON in and out; errors are problem+json, shown by their `detail`.
+
+export class ApiError extends Error {
+  constructor(status, detail, problem = null) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+    this.problem = problem;
+  }
+}
+
+export const OFFLINE_DETAIL = '无法连接服务器 · Cannot reach the server';
+
+export async function api(path, { method = 'GET', body: payload, headers = {}, timeoutMs = 10000 } = {}) {
+  const sent = { Accept: 'application/json, application/problem+json', ...headers };
+  if (token) sent.Authorization = `Bearer ${token}`;
+  if (payload !== undefined) sent['Content-Type'] = 'application/json';
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, {
+      method,
+      headers: sent,
+      body: payload === undefined ? undefined : JSON.stringify(payload),
+      signal: abort.signal,
+      cache: 'no-store',
+      credentials: 'omit',
+      referrerPolicy: 'no-referrer',
+    });
+  } catch {
+    throw new ApiError(0, OFFLINE_DETAIL);
+  } finally {
+    clearTimeout(timer);
+  }
+  const date = response.headers.get('date');
+  if (date && !Number.isNaN(Date.parse(date))) clockOffsetMs = Date.parse(date) - Date.now();
+  if (response.status === 204) return null;
+  const type = response.headers.get('content-type') || '';
+  let data = null;
+  if (type.includes('json')) {
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const detail = (data && typeof data.detail === 'string' && data.detail) ||
+      `${response.status} ${response.statusText}`;
+    const error = new ApiError(response.status, detail, data);
+    if (response.status === 401 || response.status === 403) askForToken(detail);
+    throw error;
+  }
+  return data;
+}
+
+/** Fetch with the token and save the result as a file (links cannot carry a Bearer header). */
+export async function download(path, filename) {
+  const response = await fetch(`/api/v1${path}`, {
+    headers: token ? { Authorization: `Bearer ${token}` } : {},
+    cache: 'no-store',
+    credentials: 'omit',
+  });
+  if (!response.ok) {
+    let detail = `${response.status} ${response.statusText}`;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiError(response.status, detail);
+  }
+  const blob = await response.blob();
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asking for a token: when there is none, or the API refuses the one we have.
+
+let prompting = false;
+
+export function askForToken(reason) {
+  if (prompting) return;
+  prompting = true;
+  const input = h('input', {
+    type: 'password',
+    name: 'token',
+    autocomplete: 'off',
+    placeholder: 'hq.xxxx.xxxx',
+    'aria-label': '访问令牌 Access token',
+  });
+  const form = h(
+    'form',
+    { class: 'token-form' },
+    h('h2', {}, bi('请输入访问令牌', 'Enter this screen’s access token')),
+    reason ? h('p', { class: 'token-reason' }, reason) : null,
+    input,
+    h('button', { type: 'submit', class: 'btn primary' }, bi('保存', 'Save')),
+    h(
+      'p',
+      { class: 'hint' },
+      bi('令牌由管理员发放，也可用 ?token= 打开本页。', 'Tokens come from your administrator; you may also open this page with ?token=.'),
+    ),
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const value = input.value.trim();
+    if (!value) return;
+    token = value;
+    storeToken(value);
+    window.location.reload();
+  });
+  document.body.append(h('div', { class: 'token-overlay', id: 'token-overlay' }, form));
+  input.focus();
+}
+
+export function requireToken() {
+  if (!token) {
+    askForToken('');
+    return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection state, shown in the header and on <body data-connection>.
+
+const CONNECTION = {
+  connecting: { zh: '连接中', en: 'Connecting' },
+  live: { zh: '实时', en: 'Live' },
+  polling: { zh: '已连接', en: 'Connected' },
+  offline: { zh: '重新连接中', en: 'Reconnecting' },
+};
+
+export function showConnection(state) {
+  body.dataset.connection = state;
+  const node = $('#conn');
+  if (node) {
+    const label = CONNECTION[state] || CONNECTION.offline;
+    node.replaceChildren(h('i', { class: 'dot' }), bi(label.zh, label.en));
+  }
+}
+
+/** Branch name and timezone for the header; retried while the server is unreachable. */
+export async function loadBranch() {
+  for (let delay = 2000; ; delay = Math.min(delay * 2, 30000)) {
+    try {
+      const branch = await api(`/branches/${encodeURIComponent(page.branch)}`);
+      setTimeZone(branch.timezone);
+      const node = $('#branch-name');
+      if (node) node.textContent = branch.name;
+      return branch;
+    } catch (error) {
+      if (error.status !== 0 && error.status < 500) return null;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
+export function debugState() {
+  window.hallq = window.hallq || {};
+  return window.hallq;
+}

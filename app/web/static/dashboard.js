@@ -1,0 +1,186 @@
+// Manager dashboard (值班看板): waiting and longest wait per business type, counters with their
+// state and current ticket, active alerts (live), a chart of today's waits by hour from the daily
+// report, and today's report as JSON or CSV.
+
+import {
+  $, h, bi, api, ApiError, download, page, COUNTER_STATE, TICKET_STATUS, PRIORITY,
+  clockDuration, counterLabel, formatTime, localDate, localHour, debugState, loadBranch,
+  requireToken, startClock,
+} from './common.js';
+import { Live } from './live.js';
+import { waitChart } from './chart.js';
+
+const REPORT_EVERY_MS = 60_000;
+
+const state = debugState();
+let branch = null;
+let view = null;
+let report = null;
+let reportError = null;
+
+const ALERT_KIND = {
+  long_wait: { zh: '等候超时', en: 'Long wait' },
+  queue_length: { zh: '排队过长', en: 'Queue too long' },
+  too_few_counters: { zh: '开放窗口不足', en: 'Too few counters open' },
+};
+
+function banner(zh, en, detail) {
+  const node = $('#banner');
+  node.replaceChildren(h('strong', {}, bi(zh, en)), detail ? h('span', { class: 'detail' }, detail) : null);
+  node.hidden = false;
+}
+
+function targets() {
+  return new Map(((branch && branch.services) || []).map((s) => [s.code, s.target_wait_s]));
+}
+
+function renderServices() {
+  const target = targets();
+  $('#services').replaceChildren(
+    ...(view.services || []).map((svc) => {
+      const t = target.get(svc.service);
+      const over = t && svc.waiting > 0 && svc.longest_wait_s > t;
+      return h(
+        'tr',
+        { dataset: { service: svc.service }, class: over ? 'over' : null },
+        h('td', {}, h('b', { class: 'prefix' }, svc.prefix), ' ', svc.name),
+        h('td', { class: 'num waiting-count' }, String(svc.waiting)),
+        h('td', { class: 'num longest' }, svc.waiting ? clockDuration(svc.longest_wait_s) : '—'),
+        h('td', { class: 'num' }, svc.waiting ? `${Math.round(svc.estimated_wait_s / 60)} min` : '—'),
+        h('td', { class: 'num muted' }, t ? `${Math.round(t / 60)} min` : '—'),
+      );
+    }),
+  );
+}
+
+function renderCounters() {
+  $('#counters').replaceChildren(
+    ...(view.counters || []).map((c) => {
+      const label = counterLabel(c);
+      const st = COUNTER_STATE[c.state] || { zh: c.state, en: c.state };
+      const current = c.current;
+      const status = current && (TICKET_STATUS[current.status] || { zh: current.status, en: current.status });
+      return h(
+        'div',
+        { class: 'counter-card', dataset: { counter: c.code, state: c.state } },
+        h('div', { class: 'cc-head' }, h('span', { class: 'cc-name' }, bi(label.zh, label.en)),
+          h('span', { class: 'state-badge', dataset: { state: c.state } }, bi(st.zh, st.en))),
+        h('div', { class: 'cc-current' }, current ? current.number : '—'),
+        h('div', { class: 'cc-meta' },
+          current ? bi(status.zh, status.en) : bi('无顾客', 'idle'),
+          current && current.priority !== 'normal'
+            ? h('span', { class: `tag prio-${current.priority}` }, bi(PRIORITY[current.priority].zh, PRIORITY[current.priority].en))
+            : null),
+        h('div', { class: 'cc-staff' }, c.staff ? bi(`营业员 ${c.staff}`, 'clerk') : ''),
+        h('div', { class: 'cc-services' }, c.services.join(' · ')),
+      );
+    }),
+  );
+}
+
+function renderAlerts() {
+  const alerts = view.alerts || [];
+  $('#alert-count').textContent = String(alerts.length);
+  $('#alert-count').dataset.count = String(alerts.length);
+  const list = $('#alerts');
+  if (!alerts.length) {
+    list.replaceChildren(h('li', { class: 'none' }, bi('暂无告警', 'No active alerts')));
+    return;
+  }
+  list.replaceChildren(
+    ...alerts.map((a) => {
+      const kind = ALERT_KIND[a.kind] || { zh: a.kind, en: a.kind };
+      const where = [a.service ? `业务 ${a.service}` : null, a.counter ? `窗口 ${a.counter}` : null]
+        .filter(Boolean)
+        .join(' · ');
+      return h(
+        'li',
+        { class: `alert kind-${a.kind}`, dataset: { kind: a.kind } },
+        h('div', { class: 'alert-head' }, h('b', {}, bi(kind.zh, kind.en)), where ? ` ${where}` : '',
+          h('time', {}, ` ${formatTime(new Date(a.since))} 起 since`)),
+        h('div', { class: 'alert-detail' }, a.detail),
+      );
+    }),
+  );
+}
+
+function renderChart() {
+  const node = $('#chart');
+  if (reportError) {
+    node.replaceChildren(
+      h('p', { class: 'chart-missing' }, bi('今日报表暂不可用', 'Today’s report is not available'),
+        h('small', {}, ` (${reportError})`)),
+    );
+    node.dataset.state = 'missing';
+    return;
+  }
+  if (!report) return;
+  const target = [...targets().values()].sort((a, b) => a - b);
+  const median = target.length ? target[Math.floor(target.length / 2)] : null;
+  node.replaceChildren(
+    waitChart(report.hours || [], { targetS: median, currentHour: localHour() }),
+  );
+  node.dataset.state = 'drawn';
+}
+
+function reportPath(format) {
+  const day = localDate();
+  const query = new URLSearchParams({ date: day });
+  if (format) query.set('format', format);
+  return `/branches/${encodeURIComponent(page.branch)}/reports/daily?${query}`;
+}
+
+function updateReportLinks() {
+  $('#report-json').href = `/api/v1${reportPath(null)}`;
+  $('#report-csv').href = `/api/v1${reportPath('csv')}`;
+}
+
+function setupReportLinks() {
+  for (const [id, format] of [['#report-json', null], ['#report-csv', 'csv']]) {
+    $(id).addEventListener('click', async (event) => {
+      // The API wants a Bearer token, which a plain link cannot send.
+      event.preventDefault();
+      const day = localDate();
+      try {
+        await download(reportPath(format), `hallq-${page.branch}-${day}.${format || 'json'}`);
+      } catch (error) {
+        banner('报表下载失败', 'Could not download the report', error.detail || String(error));
+      }
+    });
+  }
+  updateReportLinks();
+}
+
+async function loadReport() {
+  try {
+    report = await api(reportPath(null));
+    reportError = null;
+  } catch (error) {
+    report = null;
+    reportError = error instanceof ApiError ? error.detail : String(error);
+  }
+  state.report = report;
+  renderChart();
+}
+
+if (requireToken()) {
+  startClock($('#clock'));
+  setupReportLinks();
+  loadBranch().then((b) => {
+    branch = b;
+    updateReportLinks();
+    if (view) renderServices();
+    loadReport();
+  });
+  setInterval(loadReport, REPORT_EVERY_MS);
+  const live = new Live({
+    onView(next) {
+      view = next;
+      renderServices();
+      renderCounters();
+      renderAlerts();
+    },
+  });
+  state.live = live;
+  live.start();
+}

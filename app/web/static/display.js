@@ -1,0 +1,202 @@
+// Lobby display (综合屏): the latest call large, the last few calls, waiting per business type,
+// a ticker line. Every new call and recall is announced (chime, then zh-CN, then en).
+//
+// "New" means an event with a seq above the last one this screen has seen. A snapshot (first
+// connection, reconnection, a refreshed queue view) only redraws the lists, silently; a replayed
+// call older than STALE_MS (server time) is listed but not announced.
+
+import {
+  $, h, bi, setBi, counterLabel, debugState, loadBranch, requireToken,
+  serverNow, startClock,
+} from './common.js';
+import { Live } from './live.js';
+import { Announcer } from './sound.js';
+
+const RECENT = 6;
+const STALE_MS = 120_000;
+const FLASH_MS = 8000;
+
+const state = debugState();
+state.announced = [];
+state.lastSpoken = null;
+
+const calls = new Map(); // seq -> call
+let services = [];
+let latestShownSeq = null;
+let flashTimer = null;
+
+const unlockButton = $('#sound-unlock');
+const announcer = new Announcer({
+  onSpeak(item) {
+    state.lastSpoken = item;
+    document.body.dataset.lastSpoken = `${item.zh} ${item.en}`;
+    document.body.dataset.lastSpokenSeq = String(item.seq);
+  },
+  onNeedsGesture() {
+    unlockButton.hidden = false;
+  },
+});
+
+function unlock() {
+  announcer.unlock();
+  unlockButton.hidden = true;
+}
+unlockButton.addEventListener('click', unlock);
+document.addEventListener('keydown', unlock, { once: true });
+document.addEventListener('pointerdown', unlock, { once: true });
+
+function toCall(seq, type, at, data) {
+  return {
+    seq,
+    type,
+    at,
+    ticket: data.ticket || {},
+    counter: data.counter || {},
+    announcement: data.announcement || null,
+  };
+}
+
+function announcementOf(call) {
+  if (call.announcement && call.announcement.zh) return call.announcement;
+  const label = counterLabel(call.counter);
+  return {
+    zh: `请${call.ticket.number}号到${label.zh}办理`,
+    en: `Ticket ${call.ticket.number}, please go to ${label.en.toLowerCase()}`,
+  };
+}
+
+/** The latest call per ticket, newest first. */
+function orderedCalls() {
+  const seen = new Set();
+  const out = [];
+  for (const call of [...calls.values()].sort((a, b) => b.seq - a.seq)) {
+    const key = call.ticket.id || call.ticket.number;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(call);
+  }
+  return out;
+}
+
+function renderCalls() {
+  const ordered = orderedCalls();
+  const latest = ordered[0];
+  const numberNode = $('#now-number');
+  const counterNode = $('#now-counter');
+  const textNode = $('#now-text');
+  if (latest) {
+    const label = counterLabel(latest.counter);
+    const words = announcementOf(latest);
+    numberNode.textContent = latest.ticket.number;
+    setBi(counterNode, label.zh, label.en);
+    textNode.replaceChildren(h('div', { class: 'zh' }, words.zh), h('div', { class: 'en' }, words.en));
+    document.body.dataset.latestSeq = String(latest.seq);
+    latestShownSeq = latest.seq;
+  } else {
+    numberNode.textContent = '—';
+    counterNode.replaceChildren();
+    textNode.replaceChildren(
+      h('div', { class: 'zh' }, '欢迎光临，请取号等候'),
+      h('div', { class: 'en' }, 'Welcome — please take a number'),
+    );
+  }
+  const list = $('#recent-list');
+  list.replaceChildren(
+    ...ordered.slice(1, RECENT + 1).map((call) => {
+      const label = counterLabel(call.counter);
+      return h(
+        'li',
+        { dataset: { seq: call.seq } },
+        h('span', { class: 'r-number' }, call.ticket.number),
+        h('span', { class: 'r-arrow', 'aria-hidden': 'true' }, '→'),
+        h('span', { class: 'r-counter' }, bi(label.zh, label.en)),
+      );
+    }),
+  );
+  // Keep the map small.
+  const keep = new Set(ordered.slice(0, RECENT * 3).map((c) => c.seq));
+  for (const seq of calls.keys()) if (!keep.has(seq)) calls.delete(seq);
+}
+
+function renderWaiting() {
+  const tiles = $('#waiting-tiles');
+  tiles.replaceChildren(
+    ...services.map((svc) =>
+      h(
+        'div',
+        { class: 'tile', dataset: { service: svc.service } },
+        h('div', { class: 'tile-prefix' }, svc.prefix),
+        h('div', { class: 'tile-name' }, svc.name),
+        h(
+          'div',
+          { class: 'tile-count' },
+          h('b', { class: 'waiting-count' }, String(svc.waiting)),
+          bi(' 人等候', ' waiting'),
+        ),
+      ),
+    ),
+  );
+  renderTicker();
+}
+
+let tickerText = '';
+function renderTicker() {
+  const parts = [
+    '请留意叫号屏和语音提示 · Please watch the screen and listen for your number',
+    '过号请到服务台重新排队 · Missed your number? Please ask at the service desk',
+    '老弱病残孕及抱婴者请走爱心通道 · Priority care for elderly, disabled and pregnant customers and people with babies',
+  ];
+  const waiting = services
+    .filter((svc) => svc.waiting > 0)
+    .map((svc) => `${svc.prefix} ${svc.name}：${svc.waiting} 人等候 waiting`);
+  if (waiting.length) parts.push(waiting.join(' · '));
+  const text = parts.join('　　★　　');
+  if (text === tickerText) return;
+  tickerText = text;
+  const track = $('#ticker');
+  track.replaceChildren(h('span', {}, text), h('span', { 'aria-hidden': 'true' }, text));
+  track.style.animationDuration = `${Math.max(30, Math.round(text.length / 6))}s`;
+}
+
+function flash() {
+  const now = $('#now');
+  now.classList.remove('flash');
+  void now.offsetWidth; // restart the animation
+  now.classList.add('flash');
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => now.classList.remove('flash'), FLASH_MS);
+}
+
+function onView(view) {
+  services = view.services || [];
+  for (const call of view.recent_calls || []) {
+    calls.set(call.seq, toCall(call.seq, call.type, call.at, call));
+  }
+  renderCalls();
+  renderWaiting();
+}
+
+function onEvent(event) {
+  if (event.type !== 'ticket.called' && event.type !== 'ticket.recalled') return;
+  const call = toCall(event.seq, event.type, event.at, event.data || {});
+  if (!call.ticket.number) return;
+  calls.set(call.seq, call);
+  renderCalls();
+  const age = serverNow().getTime() - Date.parse(event.at || '');
+  if (Number.isFinite(age) && age > STALE_MS) return; // replayed from long ago: listed, not news
+  const words = announcementOf(call);
+  const item = { seq: call.seq, type: call.type, number: call.ticket.number, zh: words.zh, en: words.en };
+  state.announced.push(item);
+  document.body.dataset.announcedCount = String(state.announced.length);
+  if (latestShownSeq === call.seq) flash();
+  announcer.announce(item);
+}
+
+if (requireToken()) {
+  startClock($('#clock'));
+  loadBranch();
+  if (announcer.blocked) unlockButton.hidden = false;
+  const live = new Live({ onView, onEvent });
+  state.live = live;
+  live.start();
+}

@@ -1,0 +1,205 @@
+// Kiosk (取号机): one large button per business type with its waiting count and estimated wait,
+// a priority choice, then the ticket, printed on the 80 mm receipt printer (browser print dialog;
+// run the kiosk's Chromium with --kiosk-printing to print without a dialog).
+//
+// Each button press gets its own Idempotency-Key; a retry after a network failure sends the same
+// key, so a flaky connection never prints two numbers for one press.
+
+import {
+  $, $$, h, bi, setBi, api, ApiError, page, PRIORITY, waitMinutes, formatDateTime,
+  debugState, loadBranch, requireToken, startClock,
+} from './common.js';
+import { Live } from './live.js';
+
+const RETURN_AFTER_S = 30;
+const RETRIES = 3;
+
+const state = debugState();
+let branch = null;
+let services = [];
+let priority = 'normal';
+let busy = false;
+let countdownTimer = null;
+
+function idempotencyKey() {
+  if (window.crypto && typeof window.crypto.randomUUID === 'function') {
+    try {
+      return window.crypto.randomUUID(); // secure contexts only (https, localhost)
+    } catch {
+      /* fall through */
+    }
+  }
+  const bytes = window.crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function setPriority(value) {
+  priority = value;
+  for (const button of $$('#priority [data-priority]')) {
+    button.setAttribute('aria-checked', String(button.dataset.priority === value));
+  }
+  document.body.dataset.priority = value;
+}
+
+for (const button of $$('#priority [data-priority]')) {
+  button.addEventListener('click', () => setPriority(button.dataset.priority));
+}
+
+function showMessage(zh, en) {
+  const node = $('#message');
+  if (!zh) {
+    node.hidden = true;
+    node.replaceChildren();
+    return;
+  }
+  node.replaceChildren(h('div', { class: 'zh' }, zh), h('div', { class: 'en' }, en));
+  node.hidden = false;
+}
+
+function serviceFacts(svc) {
+  const wait = waitMinutes(svc.estimated_wait_s);
+  return [
+    h('span', { class: 'svc-waiting' }, bi(`等候 ${svc.waiting} 人`, `${svc.waiting} waiting`)),
+    h('span', { class: 'svc-wait' }, bi(`预计${wait.zh}`, `est. ${wait.en}`)),
+  ];
+}
+
+let drawnCodes = '';
+function renderServices() {
+  const grid = $('#services');
+  const codes = services.map((svc) => `${svc.service}:${svc.name}`).join('|');
+  if (codes === drawnCodes) {
+    // Same buttons: only the figures change, so a finger already on a button keeps it.
+    for (const svc of services) {
+      const facts = grid.querySelector(`[data-service="${CSS.escape(svc.service)}"] .svc-facts`);
+      if (facts) facts.replaceChildren(...serviceFacts(svc));
+    }
+    return;
+  }
+  drawnCodes = codes;
+  grid.replaceChildren(
+    ...services.map((svc) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'service-btn',
+          dataset: { service: svc.service },
+          disabled: busy,
+          onclick: () => issue(svc.service),
+        },
+        h('span', { class: 'svc-prefix' }, svc.prefix),
+        h('span', { class: 'svc-name' }, svc.name),
+        h('span', { class: 'svc-facts' }, ...serviceFacts(svc)),
+      ),
+    ),
+  );
+}
+
+function setBusy(value) {
+  busy = value;
+  document.body.classList.toggle('busy', value);
+  for (const button of $$('.service-btn')) button.disabled = value;
+}
+
+async function post(service, key) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await api(`/branches/${encodeURIComponent(page.branch)}/tickets`, {
+        method: 'POST',
+        body: { service, priority, channel: 'kiosk' },
+        headers: { 'Idempotency-Key': key },
+      });
+    } catch (error) {
+      // Only a lost request or a server that is briefly down is worth the same key again.
+      const retry = error instanceof ApiError && (error.status === 0 || error.status === 503);
+      if (!retry || attempt >= RETRIES) throw error;
+      await sleep(700 * attempt);
+    }
+  }
+}
+
+async function issue(service) {
+  if (busy) return;
+  setBusy(true);
+  showMessage(null);
+  const key = idempotencyKey();
+  state.lastIdempotencyKey = key;
+  try {
+    const ticket = await post(service, key);
+    state.lastTicket = ticket;
+    showTicket(ticket);
+  } catch (error) {
+    const detail = error instanceof ApiError ? error.detail : String(error);
+    showMessage(`取号失败：${detail}`, 'Sorry, no ticket could be issued. Please ask our staff.');
+  } finally {
+    setBusy(false);
+  }
+}
+
+function showTicket(ticket) {
+  const svc = services.find((s) => s.service === ticket.service);
+  const wait = waitMinutes(ticket.estimated_wait_s);
+  const prio = PRIORITY[ticket.priority] || PRIORITY.normal;
+  $('#t-branch').textContent = branch ? branch.name : page.branch;
+  $('#t-number').textContent = ticket.number;
+  $('#t-service').textContent = svc ? svc.name : ticket.service;
+  const prioNode = $('#t-priority');
+  if (ticket.priority === 'normal') prioNode.replaceChildren();
+  else setBi(prioNode, prio.zh, prio.en);
+  const ahead = ticket.waiting_ahead ?? 0;
+  setBi($('#t-ahead'), `${ahead} 人`, `${ahead}`);
+  setBi($('#t-wait'), wait.zh, wait.en);
+  $('#t-time').textContent = formatDateTime(new Date(ticket.issued_at));
+  $('#choose').hidden = true;
+  $('#ticket-view').hidden = false;
+  document.body.dataset.view = 'ticket';
+  setPriority('normal');
+  // Let the ticket render before the print dialog takes over.
+  requestAnimationFrame(() => setTimeout(() => window.print(), 50));
+  startCountdown();
+}
+
+function startCountdown() {
+  let left = RETURN_AFTER_S;
+  const node = $('#countdown');
+  clearInterval(countdownTimer);
+  node.textContent = `(${left})`;
+  countdownTimer = setInterval(() => {
+    left -= 1;
+    node.textContent = `(${left})`;
+    if (left <= 0) backToStart();
+  }, 1000);
+}
+
+function backToStart() {
+  clearInterval(countdownTimer);
+  $('#ticket-view').hidden = true;
+  $('#choose').hidden = false;
+  document.body.dataset.view = 'choose';
+}
+
+$('#done').addEventListener('click', backToStart);
+$('#print-again').addEventListener('click', () => window.print());
+
+if (requireToken()) {
+  document.body.dataset.view = 'choose';
+  startClock($('#clock'));
+  loadBranch().then((b) => {
+    branch = b;
+  });
+  const live = new Live({
+    pollMs: 5000,
+    onView(view) {
+      services = view.services || [];
+      renderServices();
+    },
+  });
+  state.live = live;
+  live.start();
+}

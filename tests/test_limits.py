@@ -1,0 +1,109 @@
+"""Limits: request body size, the per-token issuing rate (across processes), security headers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.helpers import ADMIN, assert_problem, make_token, ok, setup_branch
+from tests.servers import running_servers
+
+B = "/api/v1/branches/hz01"
+
+
+async def test_a_body_over_the_limit_is_refused(client):
+    await setup_branch(client)
+    big = {"service": "a", "padding": "x" * (70 * 1024)}
+    body = assert_problem(await client.post(f"{B}/tickets", json=big, headers=ADMIN), 413)
+    assert "65536 bytes" in body["detail"]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"service": "a", "padding": "'
+        for _ in range(100):
+            yield b"x" * 1024
+        yield b'"}'
+
+    # Streamed without a Content-Length: refused as soon as it passes the limit.
+    streamed = await client.post(
+        f"{B}/tickets",
+        content=chunks(),
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert_problem(streamed, 413)
+    view = await ok(await client.get(f"{B}/queue", headers=ADMIN))
+    assert sum(s["waiting"] for s in view["services"]) == 0
+
+
+async def test_api_responses_carry_security_headers(client):
+    response = await client.get("/healthz")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+    problem = await client.get(f"{B}/queue")
+    assert problem.status_code == 401
+    assert problem.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_issuing_is_limited_per_token(client, clock):
+    await setup_branch(client)
+    kiosk = await make_token(client, "kiosk", "hz01")
+    other_kiosk = await make_token(client, "kiosk", "hz01")
+    clock.set(clock.now().replace(second=10))
+    for _ in range(60):
+        await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=kiosk), 201)
+    refused = await client.post(f"{B}/tickets", json={"service": "a"}, headers=kiosk)
+    body = assert_problem(refused, 429, contains="60 tickets a minute")
+    assert refused.headers["retry-after"] == "50"
+    assert body["retry_after_s"] == 50
+    # Other tokens and the admin token are not held back by this one.
+    await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=other_kiosk), 201)
+    await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=ADMIN), 201)
+    # The refused request issued nothing: 62 tickets, numbers without a gap.
+    view = await ok(await client.get(f"{B}/queue", headers=ADMIN))
+    assert [s["waiting"] for s in view["services"] if s["service"] == "a"] == [62]
+    clock.advance(50)  # the next minute
+    await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=kiosk), 201)
+
+
+@pytest.mark.multiprocess
+async def test_the_issuing_limit_holds_across_processes(database_url):
+    env = {"HALLQ_ISSUE_RATE_PER_MINUTE": "10"}
+    with running_servers(database_url, 2, env=env) as servers:
+        async with httpx.AsyncClient(timeout=15) as http:
+            base = servers[0].url
+            await ok(
+                await http.put(f"{base}{B}", json={"name": "x", "timezone": "UTC"}, headers=ADMIN),
+                201,
+            )
+            await ok(
+                await http.put(
+                    f"{base}{B}/services/a", json={"name": "A", "prefix": "A"}, headers=ADMIN
+                ),
+                201,
+            )
+            created = await ok(
+                await http.post(
+                    f"{base}/api/v1/tokens", json={"role": "kiosk", "branch": "hz01"}, headers=ADMIN
+                ),
+                201,
+            )
+            kiosk = {"Authorization": f"Bearer {created['token']}"}
+            # Stay inside one minute window (the limit counts per calendar minute).
+            if time.time() % 60 > 45:
+                await asyncio.sleep(61 - time.time() % 60)
+            responses = await asyncio.gather(
+                *(
+                    http.post(
+                        f"{servers[i % 2].url}{B}/tickets", json={"service": "a"}, headers=kiosk
+                    )
+                    for i in range(16)
+                )
+            )
+            statuses = sorted(r.status_code for r in responses)
+            assert statuses == [201] * 10 + [429] * 6
+            numbers = sorted(r.json()["number"] for r in responses if r.status_code == 201)
+            assert numbers == [f"A{i:03d}" for i in range(1, 11)]

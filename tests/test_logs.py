@@ -1,0 +1,77 @@
+"""Nothing secret reaches the logs: tokens (header or websocket query) and phone numbers."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.helpers import ADMIN, ADMIN_TOKEN, ok
+from tests.servers import running_servers
+
+pytestmark = pytest.mark.multiprocess
+
+B = "/api/v1/branches/hz01"
+PHONE = "13812345678"
+
+
+async def test_logs_hold_no_tokens_and_no_phone_numbers(database_url):
+    env = {"HALLQ_LOG_LEVEL": "DEBUG"}
+    with running_servers(database_url, 1, env=env) as (server,):
+        base = server.url
+        async with httpx.AsyncClient(timeout=15) as http:
+            await ok(
+                await http.put(f"{base}{B}", json={"name": "x", "timezone": "UTC"}, headers=ADMIN),
+                201,
+            )
+            await ok(
+                await http.put(
+                    f"{base}{B}/services/a", json={"name": "A", "prefix": "A"}, headers=ADMIN
+                ),
+                201,
+            )
+            created = await ok(
+                await http.post(
+                    f"{base}/api/v1/tokens", json={"role": "kiosk", "branch": "hz01"}, headers=ADMIN
+                ),
+                201,
+            )
+            kiosk_token = created["token"]
+            kiosk = {"Authorization": f"Bearer {kiosk_token}"}
+            ticket = await ok(
+                await http.post(
+                    f"{base}{B}/tickets", json={"service": "a", "phone": PHONE}, headers=kiosk
+                ),
+                201,
+            )
+            # Bad input that carries the phone number and a token must not echo them either.
+            bad = await http.post(
+                f"{base}{B}/tickets",
+                json={"service": "nope", "phone": PHONE, "token": kiosk_token},
+                headers=kiosk,
+            )
+            assert bad.status_code == 422 and PHONE not in bad.text
+            wrong = await http.post(
+                f"{base}{B}/tickets", json={"service": "a", "phone": PHONE + "99"}, headers=kiosk
+            )
+            assert wrong.status_code == 422 and PHONE not in wrong.text
+            await http.get(f"{base}{B}/queue?token={kiosk_token}&phone={PHONE}", headers=kiosk)
+            await http.get(f"{base}{B}/queue", headers={"Authorization": "Bearer hq.bad.secret"})
+            detail = await ok(
+                await http.get(f"{base}/api/v1/tickets/{ticket['id']}", headers=kiosk)
+            )
+            assert PHONE not in json.dumps(detail)
+            # A newline in the path must not forge a log line.
+            await http.get(f"{base}/api/v1/x%0A2026-01-01%20INFO%20hallq.access%20FORGED")
+            async with connect(f"{server.ws_url}{B}/stream?token={kiosk_token}") as ws:
+                assert json.loads(await ws.recv())["type"] == "snapshot"
+        server.stop()
+        logs = server.output()
+    assert "GET /api/v1/branches/hz01/queue" in logs  # the access log is there ...
+    assert not any(line.startswith("2026-01-01") for line in logs.splitlines())
+    assert "/api/v1/x\\x0a2026-01-01 INFO hallq.access FORGED 404" in logs
+    secret = kiosk_token.rsplit(".", 1)[1]
+    for forbidden in (PHONE, PHONE[-8:], secret, ADMIN_TOKEN, "hq.bad.secret"):
+        assert forbidden not in logs, forbidden  # ... without what must stay private

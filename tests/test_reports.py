@@ -1,0 +1,707 @@
+"""The daily report: every figure checked against a hand-computed day in a small hall.
+
+The scenario below is driven through the real API with the manual clock. Times are local
+(Asia/Shanghai). D = Tuesday 2026-11-24; the night before and the night after are used for
+tickets and counters that cross midnight.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.reports.service import erase_expired_phones
+from tests.helpers import ADMIN, assert_problem, issue, make_token, ok, setup_branch
+
+SH = ZoneInfo("Asia/Shanghai")
+D = date(2026, 11, 24)
+B = "/api/v1/branches/hz01"
+REPORT = f"{B}/reports/daily"
+
+SERVICES = {
+    "a": {"name": "综合业务", "prefix": "A", "target_wait_s": 600},
+    "b": {"name": "缴费充值", "prefix": "B", "target_wait_s": 300},
+    "v": {"name": "VIP", "prefix": "V", "target_wait_s": 180},
+}
+COUNTERS = {
+    "1": {"name": "1号窗口", "services": ["a", "b"]},
+    "2": {"name": "2号窗口", "services": ["b"]},
+    "9": {"name": "VIP窗口", "services": ["v", "a"]},
+}
+STAFF = {
+    "s1": {"name": "王芳", "role": "clerk"},
+    "s2": {"name": "李强", "role": "clerk"},
+    "s3": {"name": "张伟", "role": "clerk"},
+    "s4": {"name": "刘洋", "role": "clerk"},
+}
+
+
+def at(clock, day: date, hhmm: str) -> None:
+    hours, minutes = hhmm.split(":")
+    clock.set(datetime.combine(day, time(int(hours), int(minutes)), SH))
+
+
+async def act(client, counter: str, action: str, headers, json=None) -> dict[str, Any]:
+    response = await client.post(f"{B}/counters/{counter}/{action}", headers=headers, json=json)
+    result: dict[str, Any] = await ok(response)
+    return result
+
+
+async def next_is(client, counter: str, headers, number: str) -> str:
+    called = await act(client, counter, "next", headers)
+    assert called["ticket"]["number"] == number, called
+    ticket_id: str = called["ticket"]["id"]
+    return ticket_id
+
+
+async def rate(client, ticket_id: str, score: int, comment: str | None = None) -> None:
+    body: dict[str, Any] = {"score": score}
+    if comment is not None:
+        body["comment"] = comment
+    await ok(await client.post(f"/api/v1/tickets/{ticket_id}/rating", json=body, headers=ADMIN))
+
+
+async def report(client, day: date | None = None, headers=ADMIN) -> dict[str, Any]:
+    params = {"date": day.isoformat()} if day else {}
+    body: dict[str, Any] = await ok(await client.get(REPORT, params=params, headers=headers))
+    return body
+
+
+@pytest.fixture
+async def tokens(client, clock):
+    at(clock, D - timedelta(days=1), "22:00")
+    await setup_branch(client, services=SERVICES, counters=COUNTERS, staff=STAFF)
+    made = {s: await make_token(client, "clerk", "hz01", s) for s in STAFF}
+    made["kiosk"] = await make_token(client, "kiosk", "hz01")
+    made["manager"] = await make_token(client, "manager", "hz01")
+    return made
+
+
+async def run_day(client, clock, tk) -> dict[str, str]:
+    """The scenario. Returns ticket ids by name; the comments give the figures it produces."""
+    prev, nxt = D - timedelta(days=1), D + timedelta(days=1)
+    ids: dict[str, str] = {}
+
+    # The night before: s1 opens counter 1 at 23:30 (open before the day starts); a customer
+    # takes A001 of the 23rd at 23:50 and is called after midnight.
+    at(clock, prev, "23:30")
+    await act(client, "1", "open", tk["s1"])
+    at(clock, prev, "23:50")
+    ids["x"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]
+    at(clock, D, "00:10")
+    assert await next_is(client, "1", tk["s1"], "A001") == ids["x"]  # wait 1200 (> 600)
+    at(clock, D, "00:20")
+    await act(client, "1", "complete", tk["s1"])  # service 600, from the call
+    at(clock, D, "00:30")
+    await act(client, "1", "close", tk["s1"])  # counter 1 open 00:00-00:30 on D
+
+    # The morning: s4 at counter 1, s2 at counter 2, s3 at the VIP counter 9.
+    at(clock, D, "09:00")
+    for counter, clerk in (("1", "s4"), ("2", "s2"), ("9", "s3")):
+        await act(client, counter, "open", tk[clerk])
+    ids["t1"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A001
+    ids["t2"] = (await issue(client, service="b", headers=tk["kiosk"]))["id"]  # B001
+    at(clock, D, "09:01")
+    ids["t3"] = (await issue(client, service="v", headers=tk["kiosk"]))["id"]  # V001
+    at(clock, D, "09:02")
+    ids["t4"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A002
+    at(clock, D, "09:03")
+    ids["t5"] = (await issue(client, service="b", headers=tk["kiosk"]))["id"]  # B002
+    at(clock, D, "09:04")
+    ids["t6"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A003
+
+    at(clock, D, "09:05")
+    await next_is(client, "1", tk["s4"], "A001")  # wait 300 (<= 600)
+    await next_is(client, "2", tk["s2"], "B001")  # wait 300 (<= 300)
+    await next_is(client, "9", tk["s3"], "V001")  # wait 240 (> 180)
+    at(clock, D, "09:06")
+    await act(client, "1", "start", tk["s4"])
+    await act(client, "2", "start", tk["s2"])
+    at(clock, D, "09:10")
+    await act(client, "9", "recall", tk["s3"])
+    at(clock, D, "09:12")
+    await act(client, "9", "no-show", tk["s3"])  # V001: a final no-show
+    await next_is(client, "9", tk["s3"], "A002")  # the VIP counter helps: wait 600 (<= 600)
+    at(clock, D, "09:15")
+    await act(client, "9", "start", tk["s3"])
+    at(clock, D, "09:16")
+    await ok(await client.post(f"/api/v1/tickets/{ids['t6']}/cancel", headers=tk["kiosk"]))
+    at(clock, D, "09:20")
+    await act(client, "1", "complete", tk["s4"])  # A001: service 840 (09:06-09:20)
+    # B001 was at the wrong counter: s2 sends it to business type a, at the front.
+    await act(client, "2", "transfer", tk["s2"], json={"service": "a"})  # busy 09:06-09:20
+    at(clock, D, "09:22")
+    await next_is(client, "1", tk["s4"], "B001")  # a second call: no new wait
+    at(clock, D, "09:25")
+    await act(client, "1", "complete", tk["s4"])  # B001: service 180, from this call
+    at(clock, D, "09:30")
+    await act(client, "9", "complete", tk["s3"])  # A002: service 900 (09:15-09:30)
+    await next_is(client, "2", tk["s2"], "B002")  # wait 1620 (> 300)
+    at(clock, D, "09:31")
+    await act(client, "2", "start", tk["s2"])
+    at(clock, D, "09:40")
+    await act(client, "2", "complete", tk["s2"])  # B002: service 540
+    await act(client, "2", "pause", tk["s2"], json={"reason": "lunch"})
+    at(clock, D, "10:40")
+    await act(client, "2", "resume", tk["s2"])
+
+    at(clock, D, "10:45")
+    await rate(client, ids["x"], 4)
+    await rate(client, ids["t1"], 5, "很好，办理很快")
+    await rate(client, ids["t2"], 3)
+    await rate(client, ids["t4"], 4, "ok")
+    await rate(client, ids["t5"], 2)
+
+    at(clock, D, "12:00")
+    await act(client, "9", "close", tk["s3"])  # counter 9 open 09:00-12:00
+    at(clock, D, "17:00")
+    await act(client, "2", "close", tk["s2"])  # counter 2 open 09:00-09:40, 10:40-17:00
+
+    # Late: A004 of the 24th at 23:50 is called at 00:05 on the 25th; counter 1 stays open
+    # over midnight and closes at 00:20.
+    at(clock, D, "23:50")
+    ids["t7"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A004
+    at(clock, nxt, "00:05")
+    await next_is(client, "1", tk["s4"], "A004")  # wait 900
+    at(clock, nxt, "00:15")
+    await act(client, "1", "complete", tk["s4"])  # service 600
+    at(clock, nxt, "00:20")
+    await act(client, "1", "close", tk["s4"])
+    return ids
+
+
+def figures(**values: Any) -> dict[str, Any]:
+    row = {
+        "issued": None,
+        "called": 0,
+        "served": 0,
+        "no_show": 0,
+        "cancelled": None,
+        "transferred": 0,
+        "avg_wait_s": None,
+        "p90_wait_s": None,
+        "avg_service_s": None,
+        "within_target_pct": None,
+        "rating_avg": None,
+        "ratings": 0,
+    }
+    row.update(values)
+    return row
+
+
+# The hand-computed figures of D.
+EXPECTED_SERVICES = [
+    {
+        "service": "a",
+        "name": "综合业务",
+        # Issued on D: A001, A002, A003, A004 (A001 of the 23rd counts on the 23rd).
+        # First calls on D: A001/23rd 1200, A001 300, A002 600; B001's call under b.
+        # Served under a: A001/23rd 600, A001 840, B001 (after its transfer) 180, A002 900.
+        **figures(
+            issued=4,
+            called=3,
+            served=4,
+            cancelled=1,
+            avg_wait_s=700.0,
+            p90_wait_s=1200.0,
+            avg_service_s=630.0,
+            within_target_pct=66.7,
+            rating_avg=4.0,
+            ratings=4,
+        ),
+    },
+    {
+        "service": "b",
+        "name": "缴费充值",
+        # Waits B001 300, B002 1620 (target 300); B001 transferred away from b.
+        **figures(
+            issued=2,
+            called=2,
+            served=1,
+            cancelled=0,
+            transferred=1,
+            avg_wait_s=960.0,
+            p90_wait_s=1620.0,
+            avg_service_s=540.0,
+            within_target_pct=50.0,
+            rating_avg=2.0,
+            ratings=1,
+        ),
+    },
+    {
+        "service": "v",
+        "name": "VIP",
+        **figures(
+            issued=1,
+            called=1,
+            no_show=1,
+            cancelled=0,
+            avg_wait_s=240.0,
+            p90_wait_s=240.0,
+            within_target_pct=0.0,
+        ),
+    },
+]
+
+EXPECTED_COUNTERS = [
+    {
+        "counter": "1",
+        "name": "1号窗口",
+        # First calls A001/23rd 1200, A001 300; served A001/23rd 600, A001 840, B001 180.
+        **figures(
+            called=2,
+            served=3,
+            avg_wait_s=750.0,
+            p90_wait_s=1200.0,
+            avg_service_s=540.0,
+            within_target_pct=50.0,
+            rating_avg=4.0,
+            ratings=3,
+        ),
+        # Open 00:00-00:30 (opened the evening before) and 09:00-24:00 (still open at midnight).
+        "open_s": 1800.0 + 15 * 3600.0,
+        # Busy 00:10-00:20, 09:06-09:20, 09:22-09:25.
+        "serving_s": 600.0 + 840.0 + 180.0,
+        "utilisation": round(1620 / 55800, 3),
+    },
+    {
+        "counter": "2",
+        "name": "2号窗口",
+        **figures(
+            called=2,
+            served=1,
+            transferred=1,
+            avg_wait_s=960.0,
+            p90_wait_s=1620.0,
+            avg_service_s=540.0,
+            within_target_pct=50.0,
+            rating_avg=2.0,
+            ratings=1,
+        ),
+        # Open 09:00-09:40 and 10:40-17:00 (paused for an hour).
+        "open_s": 2400.0 + 22800.0,
+        # Busy 09:06-09:20 (B001 until its transfer), 09:31-09:40 (B002).
+        "serving_s": 840.0 + 540.0,
+        "utilisation": round(1380 / 25200, 3),
+    },
+    {
+        "counter": "9",
+        "name": "VIP窗口",
+        # First calls V001 240 (target 180: late), A002 600 (target 600: in time).
+        **figures(
+            called=2,
+            served=1,
+            no_show=1,
+            avg_wait_s=420.0,
+            p90_wait_s=600.0,
+            avg_service_s=900.0,
+            within_target_pct=50.0,
+            rating_avg=4.0,
+            ratings=1,
+        ),
+        # Open 09:00-12:00; V001's call before its no-show is not service.
+        "open_s": 10800.0,
+        "serving_s": 900.0,
+        "utilisation": round(900 / 10800, 3),
+    },
+]
+
+EXPECTED_STAFF = [
+    {
+        "staff": "s1",
+        "name": "王芳",
+        **figures(
+            called=1,
+            served=1,
+            avg_wait_s=1200.0,
+            p90_wait_s=1200.0,
+            avg_service_s=600.0,
+            within_target_pct=0.0,
+            rating_avg=4.0,
+            ratings=1,
+        ),
+    },
+    {
+        "staff": "s2",
+        "name": "李强",
+        **figures(
+            called=2,
+            served=1,
+            transferred=1,
+            avg_wait_s=960.0,
+            p90_wait_s=1620.0,
+            avg_service_s=540.0,
+            within_target_pct=50.0,
+            rating_avg=2.0,
+            ratings=1,
+        ),
+    },
+    {
+        "staff": "s3",
+        "name": "张伟",
+        **figures(
+            called=2,
+            served=1,
+            no_show=1,
+            avg_wait_s=420.0,
+            p90_wait_s=600.0,
+            avg_service_s=900.0,
+            within_target_pct=50.0,
+            rating_avg=4.0,
+            ratings=1,
+        ),
+    },
+    {
+        "staff": "s4",
+        "name": "刘洋",
+        # A001 called (300) and served (840); B001 served (180) after its transfer.
+        **figures(
+            called=1,
+            served=2,
+            avg_wait_s=300.0,
+            p90_wait_s=300.0,
+            avg_service_s=510.0,
+            within_target_pct=100.0,
+            rating_avg=4.0,
+            ratings=2,
+        ),
+    },
+]
+
+
+def expected_hours() -> list[dict[str, Any]]:
+    hours: list[dict[str, Any]] = [
+        {"hour": h, "issued": 0, "called": 0, "avg_wait_s": None, "max_wait_s": None}
+        for h in range(24)
+    ]
+    hours[0].update(called=1, avg_wait_s=1200.0, max_wait_s=1200.0)  # A001 of the 23rd
+    # Six issued 09:00-09:04; first calls 300, 300, 240, 600, 1620.
+    hours[9].update(issued=6, called=5, avg_wait_s=612.0, max_wait_s=1620.0)
+    hours[23].update(issued=1)  # A004 at 23:50
+    return hours
+
+
+def day_part(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in ("date", "services", "counters", "staff")}
+
+
+async def test_every_figure_of_a_day(client, clock, tokens):
+    ids = await run_day(client, clock, tokens)
+    at(clock, D + timedelta(days=1), "09:00")
+    body = await report(client, D, headers=tokens["manager"])
+
+    assert body["branch"] == "hz01" and body["timezone"] == "Asia/Shanghai"
+    assert body["date"] == "2026-11-24"
+    assert body["services"] == EXPECTED_SERVICES
+    assert body["counters"] == EXPECTED_COUNTERS
+    assert body["staff"] == EXPECTED_STAFF
+    assert body["hours"] == expected_hours()
+    # Comments reach the manager in the report only.
+    assert [(c["number"], c["service"], c["counter"], c["staff"], c["score"], c["comment"])
+            for c in body["comments"]] == [
+        ("A001", "a", "1", "s4", 5, "很好，办理很快"),
+        ("A002", "a", "9", "s3", 4, "ok"),
+    ]  # fmt: skip
+    # Nothing happened a week before.
+    week = body["last_week"]
+    assert week["date"] == "2026-11-17"
+    assert week["staff"] == []
+    assert [s["issued"] for s in week["services"]] == [0, 0, 0]
+    assert [(c["open_s"], c["utilisation"]) for c in week["counters"]] == [(0.0, None)] * 3
+    assert ids  # the scenario ran to the end
+
+
+async def test_the_day_before_and_the_day_after(client, clock, tokens):
+    await run_day(client, clock, tokens)
+    at(clock, D + timedelta(days=1), "09:00")
+
+    before = await report(client, D - timedelta(days=1))
+    a = before["services"][0]
+    # A001 of the 23rd was issued on the 23rd, and first called and served on the 24th.
+    assert (a["issued"], a["called"], a["served"], a["avg_wait_s"]) == (1, 0, 0, None)
+    # Counter 1 opened at 23:30 and was still open at midnight: clipped to the day.
+    c1 = before["counters"][0]
+    assert (c1["open_s"], c1["serving_s"], c1["utilisation"]) == (1800.0, 0.0, 0.0)
+    assert before["staff"] == []  # s1 opened a counter but handled no ticket on the 23rd
+    assert before["hours"][23]["issued"] == 1
+
+    after = await report(client)  # today: the 25th, so far
+    assert after["date"] == "2026-11-25"
+    a = after["services"][0]
+    # A004 of the 24th: first called 00:05 (wait 900 > 600), served 00:05-00:15.
+    assert a == {
+        "service": "a",
+        "name": "综合业务",
+        **figures(
+            issued=0,
+            called=1,
+            served=1,
+            cancelled=0,
+            avg_wait_s=900.0,
+            p90_wait_s=900.0,
+            avg_service_s=600.0,
+            within_target_pct=0.0,
+        ),
+    }
+    c1 = after["counters"][0]
+    # Open since the 24th, closed at 00:20; busy 00:05-00:15.
+    assert (c1["open_s"], c1["serving_s"], c1["utilisation"]) == (1200.0, 600.0, 0.5)
+    assert [c["open_s"] for c in after["counters"][1:]] == [0.0, 0.0]
+    assert after["hours"][0] == {
+        "hour": 0,
+        "issued": 0,
+        "called": 1,
+        "avg_wait_s": 900.0,
+        "max_wait_s": 900.0,
+    }
+
+
+async def test_a_report_is_stable_and_shows_beside_next_week(client, clock, tokens):
+    await run_day(client, clock, tokens)
+    at(clock, D + timedelta(days=1), "09:00")
+    first = await report(client, D)
+    at(clock, D + timedelta(days=7), "10:00")
+    again = await report(client, D)
+    assert day_part(again) == day_part(first)
+    assert again["hours"] == first["hours"]
+
+    week_later = await report(client)  # today, 2026-12-01
+    assert week_later["date"] == "2026-12-01"
+    assert week_later["last_week"] == day_part(first)
+    assert [s["issued"] for s in week_later["services"]] == [0, 0, 0]
+    # Counter 1 closed on the 25th: nothing open, nothing to divide by.
+    assert [(c["open_s"], c["utilisation"]) for c in week_later["counters"]] == [(0.0, None)] * 3
+
+
+def _parse(value: str, like: Any) -> Any:
+    if value == "":
+        return None
+    if isinstance(like, bool):
+        raise AssertionError("no booleans in the report")
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, float):
+        return float(value)
+    return value
+
+
+async def test_csv_export_matches_the_json(client, clock, tokens):
+    await run_day(client, clock, tokens)
+    at(clock, D + timedelta(days=1), "09:00")
+    body = await report(client, D)
+    response = await client.get(
+        REPORT, params={"date": "2026-11-24", "format": "csv"}, headers=tokens["manager"]
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="hallq-hz01-2026-11-24.csv"'
+    )
+    assert response.content.startswith(b"\xef\xbb\xbf")  # BOM: spreadsheets read UTF-8
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [(r["scope"], r["code"]) for r in rows] == [
+        ("service", "a"),
+        ("service", "b"),
+        ("service", "v"),
+        ("counter", "1"),
+        ("counter", "2"),
+        ("counter", "9"),
+        ("staff", "s1"),
+        ("staff", "s2"),
+        ("staff", "s3"),
+        ("staff", "s4"),
+    ]
+    json_rows = [
+        *(("service", r["service"], r) for r in body["services"]),
+        *(("counter", r["counter"], r) for r in body["counters"]),
+        *(("staff", r["staff"], r) for r in body["staff"]),
+    ]
+    for row, (scope, code, expected) in zip(rows, json_rows, strict=True):
+        assert row["date"] == "2026-11-24"
+        for column, value in row.items():
+            if column in ("date", "scope", "code"):
+                continue
+            if column in expected:
+                # Compare typed values: 700.0 in JSON is "700.0" in the file.
+                want = expected[column]
+                got = _parse(value, want) if want is not None else (value or None)
+                assert got == want, (scope, code, column, value, want)
+            else:
+                assert value == "", (scope, code, column, value)  # utilisation of a type
+    # Spot checks straight from the file.
+    by_key = {(r["scope"], r["code"]): r for r in rows}
+    assert by_key[("service", "a")]["issued"] == "4"
+    assert by_key[("counter", "2")]["utilisation"] == str(round(1380 / 25200, 3))
+    assert by_key[("staff", "s4")]["issued"] == ""  # not applicable to a clerk
+
+
+async def test_csv_neutralises_names_that_look_like_formulas(client, clock):
+    await setup_branch(
+        client,
+        services={"a": {"name": "=HYPERLINK(1)", "prefix": "A"}},
+        counters={"1": {"name": "+1", "services": ["a"]}},
+    )
+    response = await client.get(REPORT, params={"format": "csv"}, headers=ADMIN)
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [r["name"] for r in rows] == ["'=HYPERLINK(1)", "'+1"]
+
+
+async def test_an_empty_day(client, clock):
+    await setup_branch(client)
+    body = await report(client)
+    assert body["date"] == "2026-11-24"  # today in Shanghai
+    assert [s["service"] for s in body["services"]] == ["a", "b", "v"]
+    assert body["services"][0] == {
+        "service": "a",
+        "name": "综合业务",
+        **figures(issued=0, cancelled=0),
+    }
+    assert body["staff"] == [] and body["comments"] == []
+    assert len(body["hours"]) == 24
+    # Just after midnight in Shanghai (still the 23rd in UTC), "today" is the 25th.
+    clock.set(datetime(2026, 11, 24, 16, 5, tzinfo=ZoneInfo("UTC")))
+    assert (await report(client))["date"] == "2026-11-25"
+
+
+async def test_who_may_read_reports(client, clock):
+    await setup_branch(client, staff={"s1": {"name": "王芳", "role": "clerk"}})
+    await setup_branch(client, "sh02")
+    manager = await make_token(client, "manager", "hz01")
+    await ok(await client.get(REPORT, headers=manager))
+    for role, staff in (("kiosk", None), ("display", None), ("clerk", "s1")):
+        token = await make_token(client, role, "hz01", staff)
+        assert_problem(await client.get(REPORT, headers=token), 403)
+    other = await make_token(client, "manager", "sh02")
+    assert_problem(await client.get(REPORT, headers=other), 403, contains="another branch")
+    assert_problem(await client.get(REPORT, params={"format": "csv"}, headers=other), 403)
+    monitor = await make_token(client, "monitor")
+    assert_problem(await client.get(REPORT, headers=monitor), 403)
+    assert_problem(await client.get(REPORT), 401)
+    assert_problem(await client.get("/api/v1/branches/nope/reports/daily", headers=ADMIN), 404)
+
+
+@pytest.mark.parametrize(
+    ("params", "contains"),
+    [
+        ({"date": "2026-02-30"}, "calendar date"),
+        ({"date": "24/11/2026"}, "date"),
+        ({"date": "2026-11-24T00:00:00"}, "date"),
+        ({"date": "1764000000"}, "date"),
+        ({"date": ""}, "date"),
+        ({"date": "2026-11-25"}, "after today"),
+        ({"date": "0001-01-01"}, "before 2000-01-01"),
+        ({"format": "xml"}, "format"),
+    ],
+)
+async def test_bad_input(client, params, contains):
+    await setup_branch(client)
+    assert_problem(await client.get(REPORT, params=params, headers=ADMIN), 422, contains=contains)
+
+
+async def test_a_requeued_no_show_is_not_a_no_show(client, clock):
+    await setup_branch(client, staff={"s1": {"name": "王芳", "role": "clerk"}})
+    s1 = await make_token(client, "clerk", "hz01", "s1")
+    await act(client, "1", "open", s1)  # 10:00
+    late = await issue(client)  # A001
+    await issue(client)  # A002
+    clock.advance(minutes=5)
+    await next_is(client, "1", s1, "A001")  # 10:05, wait 300
+    clock.advance(minutes=1)
+    await act(client, "1", "no-show", s1)
+    clock.advance(minutes=1)  # 10:07: the customer turns up
+    await ok(await client.post(f"/api/v1/tickets/{late['id']}/requeue", headers=s1))
+    await next_is(client, "1", s1, "A002")  # wait 420
+    clock.advance(minutes=3)
+    await next_is(client, "1", s1, "A001")  # 10:10: completes A002 (180), A001 called again
+    clock.advance(minutes=5)
+    await act(client, "1", "complete", s1)  # 10:15: A001 served 300, from its second call
+    clock.advance(minutes=5)
+
+    body = await report(client)
+    assert body["services"][0] == {
+        "service": "a",
+        "name": "综合业务",
+        **figures(
+            issued=2,
+            called=2,
+            served=2,
+            cancelled=0,
+            avg_wait_s=360.0,
+            p90_wait_s=420.0,
+            avg_service_s=240.0,
+            within_target_pct=100.0,
+        ),
+    }
+    counter = body["counters"][0]
+    # Open 10:00-10:20; busy 10:07-10:10 and 10:10-10:15 (the first call ended in a no-show).
+    assert (counter["no_show"], counter["open_s"], counter["serving_s"]) == (0, 1200.0, 480.0)
+    assert counter["utilisation"] == 0.4
+    assert body["staff"][0]["no_show"] == 0
+
+
+# -- phone numbers are erased once the business day is over ------------------------------------
+
+
+async def phone_of(client, ticket_id: str) -> str | None:
+    ticket = await ok(await client.get(f"/api/v1/tickets/{ticket_id}", headers=ADMIN))
+    phone: str | None = ticket["phone"]
+    return phone
+
+
+async def erase(app, clock) -> int:
+    async with app.state.sessionmaker() as session:
+        return await erase_expired_phones(session, clock.now())
+
+
+async def test_phones_are_erased_when_the_business_day_is_over(app, client, clock):
+    utc = ZoneInfo("UTC")
+    clock.set(datetime(2026, 11, 22, 2, 0, tzinfo=utc))  # 10:00 on the 22nd in Shanghai
+    await setup_branch(client)
+    await setup_branch(client, "ny01", branch={"timezone": "America/New_York"})
+    phone = "13812345678"
+    ids: dict[str, str] = {}
+    # Shanghai, the 22nd: a ticket that is never called (counter 1 does not serve v).
+    ids["old_waiting"] = (await issue(client, service="v", phone=phone))["id"]
+    # Shanghai, the 23rd: one served, one still waiting, one without a phone.
+    clock.set(datetime(2026, 11, 23, 2, 0, tzinfo=utc))
+    ids["done"] = (await issue(client, phone=phone))["id"]
+    await act(client, "1", "open", ADMIN)
+    await next_is(client, "1", ADMIN, "A001")
+    await act(client, "1", "complete", ADMIN)
+    ids["waiting"] = (await issue(client, service="b", phone=phone))["id"]
+    ids["no_phone"] = (await issue(client))["id"]
+    # New York, 21:00 on the 23rd: served.
+    clock.set(datetime(2026, 11, 24, 2, 0, tzinfo=utc))
+    ids["ny"] = (await issue(client, "ny01", phone=phone))["id"]
+    ny = "/api/v1/branches/ny01/counters/1"
+    await ok(await client.post(f"{ny}/open", headers=ADMIN))
+    await ok(await client.post(f"{ny}/next", headers=ADMIN))
+    await ok(await client.post(f"{ny}/complete", headers=ADMIN))
+    # Shanghai, the 24th: today's customer.
+    ids["today"] = (await issue(client, phone=phone))["id"]
+
+    # 11:00 on the 24th in Shanghai; 22:00 on the 23rd in New York.
+    clock.set(datetime(2026, 11, 24, 3, 0, tzinfo=utc))
+    assert await erase(app, clock) == 2
+    phones = {name: await phone_of(client, tid) for name, tid in ids.items()}
+    assert phones == {
+        "old_waiting": None,  # two days old: erased even though it still waits
+        "done": None,  # the 23rd is over in Shanghai
+        "waiting": "138****5678",  # yesterday's, still in the queue: its SMS may still go out
+        "no_phone": None,
+        "ny": "138****5678",  # still the 23rd in New York
+        "today": "138****5678",
+    }
+    assert await erase(app, clock) == 0  # nothing more is due
+
+    # 14:00 on the 25th in Shanghai, 01:00 on the 25th in New York.
+    clock.set(datetime(2026, 11, 25, 6, 0, tzinfo=utc))
+    assert await erase(app, clock) == 2
+    assert await phone_of(client, ids["waiting"]) is None
+    assert await phone_of(client, ids["ny"]) is None
+    assert await phone_of(client, ids["today"]) == "138****5678"  # yesterday's, still waiting
