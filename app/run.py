@@ -81,6 +81,17 @@ def _print_tokens(admin_token: str, demo_tokens: dict[str, str], base: str) -> N
         f"    API docs: {base}/docs\n",
         flush=True,
     )
+    pages = [
+        ("lobby display", f"display/{DEMO_BRANCH}", "demo display"),
+        ("kiosk", f"kiosk/{DEMO_BRANCH}", "demo kiosk"),
+        ("clerk console", f"counter/{DEMO_BRANCH}/1", "demo clerk s1"),
+        ("manager dashboard", f"dashboard/{DEMO_BRANCH}", "demo manager m1"),
+    ]
+    _say("pages (each keeps its token after the first visit):")
+    for title, path, label in pages:
+        if label in demo_tokens:
+            print(f"  {title:<18} {base}/{path}?token={demo_tokens[label]}")
+    print(flush=True)
 
 
 def main() -> int:
