@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 
 .PHONY: install run test lint bench clean
 
@@ -18,16 +19,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The benchmark's own extras (load generator clients, psutil, py-spy) on top of the dev install.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
 run: install
 	$(BIN)/python -m app.run
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Figures B1-B6 (docs/performance.md): ~10 minutes; BENCH_QUICK=1 for a ~2-minute run.
+bench: install $(BENCH_STAMP)
+	$(BIN)/python -m bench
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app tests
+	$(BIN)/mypy app tests bench
 
 clean:
 	rm -rf $(VENV) .hallq .pytest_cache .mypy_cache .ruff_cache

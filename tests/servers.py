@@ -74,6 +74,9 @@ def start_server(
         sys.executable, "-m", "uvicorn", "app.main:app",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--no-access-log", "--timeout-graceful-shutdown", "5",
+        # Longer than httpx's 5 s keep-alive: the server closing an idle connection just as the
+        # client reuses it would fail a request with ReadError.
+        "--timeout-keep-alive", "30",
     ]  # fmt: skip
     process = subprocess.Popen(
         argv, env=process_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT

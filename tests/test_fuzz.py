@@ -279,10 +279,12 @@ def _fuzz_operation(
             for name, choices in REALISTIC_FIELDS.items():
                 if name in case.body:
                     case.body[name] = data.draw(st.sampled_from(choices))
-        curl = case.as_curl_command(headers=headers)
+        # Copies: schemathesis adds the case's own headers to the mapping it is given, and
+        # these dicts (ADMIN among them) are shared with every other test module.
+        curl = case.as_curl_command(headers=dict(headers))
         findings.requests += 1
         try:
-            response = case.call(session=client, headers=headers)
+            response = case.call(session=client, headers=dict(headers))
         except Exception as exc:
             # The ASGI transport re-raises what the app did not handle: a 500 in production.
             findings.add(label, f"unhandled {type(exc).__name__}", f"{exc}\n    {curl}")
@@ -292,7 +294,7 @@ def _fuzz_operation(
         if problem is not None:
             findings.add(label, "problem+json", f"{problem}\n    {curl}\n    {response.text[:300]}")
         try:
-            case.validate_response(response, checks=CHECKS, headers=headers)
+            case.validate_response(response, checks=CHECKS, headers=dict(headers))
         except FailureGroup as group:
             for failure in group.exceptions:
                 assert isinstance(failure, Failure)

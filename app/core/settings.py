@@ -20,8 +20,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Accepted as an admin token; unset means no built-in admin."
     )
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Few connections, none opened on demand: more concurrent transactions than cores only
+    # queue on the same row locks (the branch's event counter), and overflow connections cost a
+    # handshake each (`make bench`: lock waits per `next` 183 ms -> 14 ms, docs/performance.md).
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     # Requests give up on the database after this long and answer 503 instead of hanging.
     db_command_timeout_s: float = Field(default=10.0, gt=0)

@@ -96,8 +96,10 @@ class ClientLimits:
 
 
 async def _send(websocket: WebSocket, message: str, settings: Settings) -> None:
+    # asyncio.timeout, not wait_for: no task per message (1,000 screens × every event).
     try:
-        await asyncio.wait_for(websocket.send_text(message), settings.stream_send_timeout_s)
+        async with asyncio.timeout(settings.stream_send_timeout_s):
+            await websocket.send_text(message)
     except TimeoutError:
         raise StreamClosed(POLICY_VIOLATION, "client stopped reading") from None
 
@@ -133,9 +135,8 @@ async def _forward_events(
 ) -> None:
     while True:
         try:
-            event = await asyncio.wait_for(
-                subscription.queue.get(), timeout=settings.stream_keepalive_s
-            )
+            async with asyncio.timeout(settings.stream_keepalive_s):
+                event = await subscription.queue.get()
         except TimeoutError:
             await _still_authorized(websocket, branch)
             await _send(websocket, encode_message({"type": "ping"}), settings)

@@ -30,7 +30,8 @@ _FORGET_OLD = text("DELETE FROM issue_rate WHERE window_start < :before")
 async def check_issue_rate(
     session: AsyncSession, principal: Principal, now: datetime, per_minute: int
 ) -> None:
-    """Count this issue against the token's minute; 429 with Retry-After beyond the limit.
+    """Count this issue against the token's minute, in the caller's transaction; 429 with
+    Retry-After beyond the limit.
 
     The admin token (operators, load tests) is not limited; 0 turns the limit off."""
     if per_minute <= 0 or principal.is_admin:
@@ -41,7 +42,8 @@ async def check_issue_rate(
             _COUNT_ISSUE, {"token_id": principal.token_id, "window_start": window_start}
         )
     ).scalar_one()
-    await session.commit()
+    # No commit of its own: the count commits with the ticket (one transaction, one WAL flush);
+    # a refusal rolls it back, which leaves the token at its limit, still refused.
     if issued > per_minute:
         retry_after = max(1, math.ceil((window_start + WINDOW - now).total_seconds()))
         raise Problem(

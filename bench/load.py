@@ -1,0 +1,405 @@
+"""The load generator: a process of its own, so that the clients' CPU is not the servers'.
+
+    python -m bench.load SCENARIO CONFIG.json      -> its result in CONFIG.result.json
+
+Scenarios (each bounded in time and in count, and loopback-only: every URL is checked):
+
+- `issue`      kiosks issuing tickets. Closed loop (`rate` null: each kiosk sends its next request
+               when the previous one is answered) or open loop (`rate` per second: requests leave
+               on a fixed schedule, and latency counts from the scheduled time, so a stalled
+               server cannot hide its queueing).
+- `next`       counters pressing `next` until nobody waits for them (204) or time runs out;
+               returns every called ticket's id so the caller can check none was called twice.
+- `latency`    one client, one request at a time: a list of named operations (B5).
+- `calls`      a clerk pressing `next` at intervals; returns when each response arrived (B3).
+- `ws-listen`  lobby screens: websocket clients that record when each `ticket.called` arrives.
+               Prints `READY <n>` once connected, and its result after a `STOP` line on stdin.
+
+Times are `time.monotonic()`, which is CLOCK_MONOTONIC: the same clock in every process of the
+machine, so a response seen by one process and a message seen by another can be compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from bench.stats import Summary
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+Config = dict[str, Any]
+
+
+def check_loopback(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    if host not in LOOPBACK and not host.startswith("127."):
+        raise SystemExit(f"bench.load only talks to loopback addresses, not {url}")
+    return url.rstrip("/")
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_session(concurrency: int) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=concurrency, limit_per_host=concurrency, force_close=False
+    )
+    return aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=30), raise_for_status=False
+    )
+
+
+@dataclass
+class Recorder:
+    """Latencies of the requests that finished inside the measured window."""
+
+    started: float
+    warmup_s: float
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    first: float | None = None
+    last: float | None = None
+
+    def record(self, sent: float, done: float, status: int | str, ok: bool) -> None:
+        key = str(status)
+        self.statuses[key] = self.statuses.get(key, 0) + 1
+        if sent < self.started + self.warmup_s:
+            return
+        if self.first is None:
+            self.first = sent
+        self.last = done
+        if ok:
+            self.latencies_ms.append((done - sent) * 1000)
+        else:
+            self.errors += 1
+
+    def summary(self, window_end: float | None = None) -> Summary:
+        begin = self.started + self.warmup_s
+        end = window_end if window_end is not None else (self.last or begin)
+        return Summary.of(self.latencies_ms, self.errors, max(end - begin, 1e-9))
+
+
+# -- issue ------------------------------------------------------------------------------------
+
+
+async def scenario_issue(config: Config) -> dict[str, Any]:
+    urls = [check_loopback(u) for u in config["urls"]]
+    branches: list[dict[str, Any]] = config["branches"]
+    concurrency: int = config["concurrency"]
+    duration: float = config["duration_s"]
+    warmup: float = config.get("warmup_s", 0.0)
+    max_requests: int = config["max_requests"]
+    rate: float | None = config.get("rate")
+    rng = random.Random(config.get("seed", 1))
+    priorities = ["normal"] * 17 + ["vip"] * 2 + ["special"]
+
+    sessions = [new_session(concurrency) for _ in urls]
+    started = time.monotonic()
+    deadline = started + warmup + duration
+    recorder = Recorder(started, warmup)
+    sent = 0
+
+    async def issue_one(i: int, scheduled: float) -> None:
+        branch = branches[rng.randrange(len(branches))]
+        body = {"service": rng.choice(branch["services"]), "priority": rng.choice(priorities)}
+        session = sessions[i % len(sessions)]
+        url = f"{urls[i % len(urls)]}/api/v1/branches/{branch['code']}/tickets"
+        try:
+            token = rng.choice(branch["tokens"])  # one of the branch's kiosks
+            async with session.post(url, json=body, headers=auth(token)) as resp:
+                await resp.read()
+                recorder.record(scheduled, time.monotonic(), resp.status, resp.status == 201)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            recorder.record(scheduled, time.monotonic(), type(exc).__name__, False)
+
+    async def bounded(limit: asyncio.Semaphore, i: int, scheduled: float) -> None:
+        async with limit:
+            await issue_one(i, scheduled)
+
+    try:
+        if rate is None:
+
+            async def kiosk(i: int) -> None:
+                nonlocal sent
+                while time.monotonic() < deadline and sent < max_requests:
+                    sent += 1
+                    await issue_one(i, time.monotonic())
+
+            await asyncio.gather(*(kiosk(i) for i in range(concurrency)))
+            window_end = None
+        else:
+            # Open loop: request k leaves at started + k / rate, whatever happened before.
+            in_flight: set[asyncio.Task[None]] = set()
+            limit = asyncio.Semaphore(concurrency)
+            interval = 1.0 / rate
+            k = 0
+            while sent < max_requests:
+                scheduled = started + k * interval
+                if scheduled >= deadline:
+                    break
+                delay = scheduled - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                k += 1
+                sent += 1
+                task = asyncio.create_task(bounded(limit, k, scheduled))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=30)
+            window_end = deadline
+    finally:
+        for session in sessions:
+            await session.close()
+    return {
+        "summary": recorder.summary(window_end).to_dict(),
+        "statuses": recorder.statuses,
+        "sent": sent,
+    }
+
+
+# -- next -------------------------------------------------------------------------------------
+
+
+async def scenario_next(config: Config) -> dict[str, Any]:
+    urls = [check_loopback(u) for u in config["urls"]]
+    branch: str = config["branch"]
+    counters: list[dict[str, str]] = config["counters"]
+    duration: float = config["duration_s"]
+    max_calls: int = config["max_calls"]
+
+    sessions = [new_session(len(counters)) for _ in urls]
+    started = time.monotonic()
+    deadline = started + duration
+    recorder = Recorder(started, 0.0)
+    called: list[str] = []
+    calls = 0
+    emptied = 0
+
+    async def counter(i: int, code: str, token: str) -> None:
+        nonlocal calls, emptied
+        session = sessions[i % len(sessions)]
+        url = f"{urls[i % len(urls)]}/api/v1/branches/{branch}/counters/{code}/next"
+        while time.monotonic() < deadline and calls < max_calls:
+            calls += 1
+            sent = time.monotonic()
+            try:
+                async with session.post(url, headers=auth(token)) as resp:
+                    body = await resp.read()
+                    done = time.monotonic()
+                    if resp.status == 200:
+                        called.append(json.loads(body)["ticket"]["id"])
+                    recorder.record(sent, done, resp.status, resp.status in (200, 204))
+                    if resp.status == 204:
+                        emptied += 1
+                        return  # nobody waits for this counter any more
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                recorder.record(sent, time.monotonic(), type(exc).__name__, False)
+
+    try:
+        await asyncio.gather(*(counter(i, c["code"], c["token"]) for i, c in enumerate(counters)))
+    finally:
+        for session in sessions:
+            await session.close()
+    return {
+        "summary": recorder.summary().to_dict(),
+        "statuses": recorder.statuses,
+        "called": called,
+        "counters_emptied": emptied,
+        "timed_out": time.monotonic() >= deadline,
+    }
+
+
+# -- latency ----------------------------------------------------------------------------------
+
+
+async def scenario_latency(config: Config) -> dict[str, Any]:
+    """Each operation `repeat` times in turn, one request at a time."""
+    url = check_loopback(config["url"])
+    results: dict[str, Any] = {}
+    async with new_session(1) as session:
+        for op in config["ops"]:
+            latencies: list[float] = []
+            errors = 0
+            started = time.monotonic()
+            repeat: int = op["repeat"]
+            paths: list[str] = op.get("paths") or [op["path"]] * repeat
+            tokens: list[str] = op.get("tokens") or [op["token"]] * repeat
+            for path, token in zip(paths[:repeat], tokens[:repeat], strict=True):
+                sent = time.monotonic()
+                async with session.request(
+                    op["method"], f"{url}{path}", json=op.get("body"), headers=auth(token)
+                ) as resp:
+                    await resp.read()
+                    if resp.status in op.get("ok", [200, 201]):
+                        latencies.append((time.monotonic() - sent) * 1000)
+                    else:
+                        errors += 1
+            results[op["name"]] = Summary.of(
+                latencies, errors, time.monotonic() - started
+            ).to_dict()
+    return results
+
+
+# -- calls and lobby screens (B3/B4) -----------------------------------------------------------
+
+
+async def scenario_calls(config: Config) -> dict[str, Any]:
+    """Issue `n` tickets, then press `next` every `interval_s`: when did each response come?"""
+    url = check_loopback(config["url"])
+    branch = config["branch"]
+    n: int = config["n"]
+    responses: list[dict[str, Any]] = []
+    async with new_session(2) as session:
+        for _ in range(n):
+            async with session.post(
+                f"{url}/api/v1/branches/{branch}/tickets",
+                json={"service": config["service"]},
+                headers=auth(config["kiosk_token"]),
+            ) as resp:
+                await resp.read()
+        await asyncio.sleep(config.get("settle_s", 1.0))
+        for _ in range(n):
+            sent = time.monotonic()
+            async with session.post(
+                f"{url}/api/v1/branches/{branch}/counters/{config['counter']}/next",
+                headers=auth(config["clerk_token"]),
+            ) as resp:
+                body = await resp.read()
+                done = time.monotonic()
+                if resp.status == 200:
+                    ticket = json.loads(body)["ticket"]["id"]
+                    responses.append({"ticket": ticket, "sent": sent, "response": done})
+            await asyncio.sleep(config["interval_s"])
+    return {"calls": responses}
+
+
+async def scenario_ws_listen(config: Config) -> dict[str, Any]:
+    import websockets  # only this scenario needs it
+
+    urls = [check_loopback(u) for u in config["urls"]]
+    branch = config["branch"]
+    clients: int = config["clients"]
+    max_duration: float = config["max_duration_s"]
+    tokens: list[str] = config["tokens"]  # one per group of screens, as deployed
+    # received[client] = {ticket id: when its ticket.called arrived}
+    received: list[dict[str, float]] = [{} for _ in range(clients)]
+    ready = [False] * clients
+    connected = 0
+    failures: list[str] = []
+
+    retried: list[str] = []
+
+    async def client(i: int) -> None:
+        """One screen: connect (retrying a refused connection a few times with backoff, as a
+        real screen does when it comes up), then record every ticket.called until stopped."""
+        nonlocal connected
+        path = f"/api/v1/branches/{branch}/stream?token={tokens[i % len(tokens)]}"
+        ws_url = urls[i % len(urls)].replace("http://", "ws://", 1) + path
+        mine = received[i]
+        for attempt in range(1, 6):
+            try:
+                async with websockets.connect(
+                    ws_url, open_timeout=config.get("connect_timeout_s", 30), max_queue=None
+                ) as ws:
+                    first = json.loads(await ws.recv())
+                    if first.get("type") != "snapshot":
+                        failures.append(f"first message was {first.get('type')!r}")
+                        return
+                    connected += 1
+                    ready[i] = True
+                    async for raw in ws:
+                        at = time.monotonic()
+                        if '"ticket.called"' not in raw:
+                            continue  # only calls are timed: skip parsing the rest
+                        message = json.loads(raw)
+                        if message.get("type") == "ticket.called":
+                            mine.setdefault(message["data"]["ticket"]["id"], at)
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failed connection is a result, not a crash
+                reason = f"{type(exc).__name__}: {exc}"[:200]
+                if ready[i] or attempt == 5:
+                    failures.append(reason)
+                    return
+                retried.append(reason)
+                await asyncio.sleep(attempt * (0.5 + random.random()))
+
+    async def connect_all() -> list[asyncio.Task[None]]:
+        tasks = []
+        for i in range(clients):
+            tasks.append(asyncio.create_task(client(i)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # screens come up over a moment, not in one SYN flood
+        return tasks
+
+    started = time.monotonic()
+    tasks = await connect_all()
+    while connected + len(failures) < clients and time.monotonic() - started < 60:
+        await asyncio.sleep(0.1)
+    print(f"READY {connected} {len(failures)}", flush=True)
+
+    loop = asyncio.get_running_loop()
+    stdin_line = loop.run_in_executor(None, sys.stdin.readline)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stdin_line, timeout=max_duration)
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks, timeout=10)
+    return {
+        "connected": connected,
+        "failures": failures[:20],
+        "failed": len(failures),
+        "retried": len(retried),
+        "retry_reasons": sorted(set(retried))[:5],
+        # only the screens that got their snapshot: the others count as failed, not as missed
+        "received": [r for r, ok in zip(received, ready, strict=True) if ok],
+    }
+
+
+SCENARIOS: dict[str, Callable[[Config], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "issue": scenario_issue,
+    "next": scenario_next,
+    "latency": scenario_latency,
+    "calls": scenario_calls,
+    "ws-listen": scenario_ws_listen,
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] not in SCENARIOS:
+        print(f"usage: python -m bench.load {{{'|'.join(SCENARIOS)}}} CONFIG.json", file=sys.stderr)
+        return 2
+    config = json.loads(Path(argv[2]).read_text())
+    runner = SCENARIOS[argv[1]]
+    result: dict[str, Any]
+    try:
+        import uvloop
+    except ImportError:
+        result = asyncio.run(runner(config))
+    else:
+        result = uvloop.run(runner(config))
+    # The result goes to a file beside the config: it can be large (every screen's arrivals),
+    # and a pipe left non-blocking by the event loop would cut a large print short.
+    out = Path(argv[2]).with_suffix(".result.json")
+    out.write_text(json.dumps(result))
+    print(f"DONE {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

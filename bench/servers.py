@@ -1,0 +1,191 @@
+"""hallq server processes for the benchmark, and the setup of the branches it measures.
+
+Each server is `uvicorn app.main:app` on its own free loopback port, with `workers` worker
+processes (default 1: see docs/performance.md for why). The setup goes through the public API
+with the admin token, like an operator would, and hands out one token per kiosk, screen group
+and clerk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import psutil
+
+from app.core.embedded_postgres import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SERVICES: dict[str, dict[str, Any]] = {
+    "a": {"name": "综合业务 General", "prefix": "A", "target_wait_s": 600, "max_wait_s": 1800},
+    "b": {"name": "缴费充值 Payments", "prefix": "B", "target_wait_s": 600, "max_wait_s": 1800},
+    "v": {"name": "VIP", "prefix": "V", "target_wait_s": 180, "max_wait_s": 600},
+}
+
+
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """The processes that serve requests: uvicorn itself with one worker, else its
+        worker children (the supervisor only watches them)."""
+        parent = psutil.Process(self.process.pid)
+        children = parent.children()
+        return children or [parent]
+
+    def rss_mb(self) -> list[float]:
+        return [p.memory_info().rss / 2**20 for p in self.worker_processes()]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def start_servers(
+    database_url: str, admin_token: str, *, count: int, workers: int, log_dir: Path
+) -> list[Server]:
+    servers = []
+    for _ in range(count):
+        port = free_port()
+        log_path = log_dir / f"server-{port}.log"
+        log = log_path.open("wb")
+        env = {**os.environ, "DATABASE_URL": database_url, "HALLQ_ADMIN_TOKEN": admin_token}
+        argv = [
+            sys.executable, "-m", "uvicorn", "app.main:app",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--no-access-log", "--timeout-graceful-shutdown", "5",
+        ]  # fmt: skip
+        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        servers.append(Server(port, process, log_path, log))
+    for server in servers:
+        wait_ready(server)
+    return servers
+
+
+def wait_ready(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"server on {server.port} exited:\n{server.log_path.read_text(errors='replace')}"
+            )
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"server on {server.port} not ready after {timeout}s")
+
+
+# -- branches ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Branch:
+    code: str
+    kiosk: str = ""
+    kiosk_id: str = ""
+    displays: list[str] = field(default_factory=list)
+    clerks: dict[str, str] = field(default_factory=dict)  # counter code -> clerk token
+    clerk_id: str = ""
+
+
+class Setup:
+    """Configures branches through the API (admin token), against the first server."""
+
+    def __init__(self, base_url: str, admin_token: str) -> None:
+        self.client = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _ok(self, response: httpx.Response) -> Any:
+        if response.status_code >= 300:
+            raise RuntimeError(
+                f"{response.request.method} {response.request.url.path}: "
+                f"{response.status_code} {response.text[:500]}"
+            )
+        return response.json() if response.content else None
+
+    def token(self, role: str, branch: str, staff: str | None = None) -> tuple[str, str]:
+        body: dict[str, Any] = {"role": role, "branch": branch, "label": f"bench {role}"}
+        if staff is not None:
+            body["staff"] = staff
+        created = self._ok(self.client.post("/api/v1/tokens", json=body))
+        return str(created["id"]), str(created["token"])
+
+    def branch(
+        self,
+        code: str,
+        counters: dict[str, list[str]],
+        *,
+        open_counters: bool,
+        displays: int = 0,
+    ) -> Branch:
+        base = f"/api/v1/branches/{code}"
+        self._ok(self.client.put(base, json={"name": f"Bench {code}", "timezone": "Asia/Shanghai"}))
+        for service, body in SERVICES.items():
+            self._ok(self.client.put(f"{base}/services/{service}", json=body))
+        branch = Branch(code)
+        branch.kiosk_id, branch.kiosk = self.token("kiosk", code)
+        for _ in range(displays):
+            branch.displays.append(self.token("display", code)[1])
+        for counter, profile in counters.items():
+            self._ok(
+                self.client.put(
+                    f"{base}/counters/{counter}", json={"name": counter, "services": profile}
+                )
+            )
+            if open_counters:
+                staff = f"s{counter}"
+                self._ok(
+                    self.client.put(f"{base}/staff/{staff}", json={"name": staff, "role": "clerk"})
+                )
+                token_id, token = self.token("clerk", code, staff)
+                branch.clerk_id = branch.clerk_id or token_id
+                branch.clerks[counter] = token
+                self._ok(
+                    self.client.post(
+                        f"{base}/counters/{counter}/open",
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                )
+        return branch
+
+
+def profiles(count: int) -> dict[str, list[str]]:
+    """`count` counters: every fifth a VIP counter (helping general business), the others
+    general or payments first, each helping the other (忙闲调剂)."""
+    result = {}
+    for i in range(1, count + 1):
+        if i % 5 == 0:
+            result[str(i)] = ["v", "a"]
+        elif i % 2 == 0:
+            result[str(i)] = ["b", "a"]
+        else:
+            result[str(i)] = ["a", "b"]
+    return result

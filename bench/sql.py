@@ -1,0 +1,286 @@
+"""The SQL the benchmark runs directly: pgbench scripts (the raw-database reference) and fast
+bulk loads (a pre-filled queue for B2, a million tickets of history for B5).
+
+The pgbench scripts do what hallq's transactions do, statement for statement where it matters:
+`PICK_NEXT_SQL` is taken verbatim from app/queue/ordering.py (SQLAlchemy's `:name` parameters are
+pgbench's `:name` variables), the sequence upsert and the event insert are the same statements as
+in app/tickets/service.py and app/events/service.py. Two variants of each:
+
+- `core`: only the writes that make the operation (what a hand-written service would send);
+  this is the reference of B1 and B2.
+- `full`: every statement hallq sends for one request (token lookup, branch and counter reads,
+  and for issuing the position and estimate reads after the commit), one round trip each;
+  the gap between `full` and hallq is hallq's own CPU (Python, HTTP, JSON), the gap between
+  `core` and `full` is the cost of the extra statements.
+"""
+
+from __future__ import annotations
+
+from app.queue.ordering import PICK_NEXT_SQL, POSITION_OF_SQL
+
+SERVICES = ("a", "b", "v")  # prefixes A, B, V
+
+
+def number_sql(service: str, seq: str) -> str:
+    """`A001`: the prefix and at least 3 digits, as app.tickets.service.format_number."""
+    return (
+        f"upper({service}) || CASE WHEN {seq} < 1000 THEN lpad(CAST({seq} AS text), 3, '0')"
+        f" ELSE CAST({seq} AS text) END"
+    )
+
+
+# -- B1: issuing -----------------------------------------------------------------------------
+
+
+def issue_script(*, prefix: str, branches: int, full: bool, rate_limit: bool = False) -> str:
+    """One ticket issued at a random branch `<prefix>01..` and business type, by one of 1,000
+    kiosk tokens. Variable: day (the business date). `rate_limit`: the per-token issue count
+    (app/tickets/rate_limit.py, its own transaction) comes first, as in hallq."""
+    branch = f"'{prefix}' || lpad(CAST(:b AS text), 2, '0')"
+    service = "(ARRAY['a','b','v'])[:s]"
+    priority = "CASE WHEN :pr <= 17 THEN 'normal' WHEN :pr <= 19 THEN 'vip' ELSE 'special' END"
+    lines = [
+        f"\\set b random(1, {branches})",
+        "\\set s random(1, 3)",
+        "\\set pr random(1, 20)",
+        "\\set kiosk random(1, 1000)",
+        "BEGIN;",
+    ]
+    kiosk_id = "'pgbench-kiosk-' || CAST(:kiosk AS text)"
+    if full:
+        lines += [
+            # authenticate(): the token row
+            "SELECT id, secret_hash, role, branch, staff, revoked_at FROM api_tokens"
+            f" WHERE id = {kiosk_id};",
+        ]
+        if rate_limit:
+            lines += [
+                "INSERT INTO issue_rate (token_id, window_start, issued)"
+                f" VALUES ({kiosk_id}, date_trunc('minute', now()), 1)"
+                " ON CONFLICT (token_id, window_start) DO UPDATE SET issued = issue_rate.issued + 1"
+                " RETURNING issued;",
+                "COMMIT;",
+                "BEGIN;",
+            ]
+        lines += [
+            # _branch_and_service(): the branch joined with its business type
+            f"SELECT b.*, s.* FROM branches b JOIN services s ON s.branch = b.code"
+            f" WHERE b.code = {branch} AND s.code = {service};",
+        ]
+    lines += [
+        # _NEXT_NUMBER
+        "INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)"
+        f" VALUES ({branch}, {service}, CAST(:day AS date), 1)"
+        " ON CONFLICT (branch, service, business_date)"
+        " DO UPDATE SET last_value = seqs.last_value + 1"
+        " RETURNING last_value AS seq \\gset",
+        # the ticket insert (ON CONFLICT on the idempotency key, RETURNING the row)
+        "INSERT INTO tickets (id, branch, service, issued_service, business_date, seq, number,"
+        " priority, channel, status, issued_at, lane, queued_at)"
+        f" VALUES (gen_random_uuid(), {branch}, {service}, {service}, CAST(:day AS date), :seq,"
+        f" {number_sql(service, ':seq')}, {priority}, 'kiosk', 'waiting', now(), 1, now())"
+        " ON CONFLICT (branch, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+        " RETURNING id AS tid, number AS num, priority AS prio, service AS svc \\gset",
+        # record_events(): the branch row's event_seq and the event row, in one statement
+        "WITH numbered AS ("
+        f" UPDATE branches SET event_seq = event_seq + 1 WHERE code = {branch}"
+        " RETURNING event_seq)"
+        " INSERT INTO branch_events (branch, seq, type, at, ticket_id, counter, staff, data)"
+        f" SELECT {branch}, numbered.event_seq, 'ticket.issued', now(), CAST(:tid AS uuid),"
+        " NULL, NULL, jsonb_build_object('ticket', jsonb_build_object('id', CAST(:tid AS text),"
+        " 'number', CAST(:num AS text), 'service', CAST(:svc AS text),"
+        " 'priority', CAST(:prio AS text), 'channel', 'kiosk', 'issued_at', now()))"
+        " FROM numbered RETURNING seq;",
+        "COMMIT;",
+    ]
+    if full:
+        # ticket_out() after the commit (a new implicit transaction): the position among the
+        # waiting tickets of the type (POSITION_OF_SQL verbatim), recent service times, capacity
+        position = (
+            POSITION_OF_SQL.text.replace(":branch", branch)
+            .replace(":service", ":svc")
+            .replace(":ticket_id", "CAST(:tid AS uuid)")
+            .replace("CAST(:now AS timestamptz)", "now()")
+        )
+        lines += [
+            "BEGIN;",
+            " ".join(position.split()) + ";",
+            "SELECT avg(extract(epoch FROM recent.finished_at - recent.served_at)) FROM ("
+            f" SELECT finished_at, served_at FROM tickets WHERE branch = {branch}"
+            " AND service = :svc AND status = 'done' AND served_at IS NOT NULL"
+            " ORDER BY finished_at DESC LIMIT 50) AS recent;",
+            "SELECT count(*) FILTER (WHERE state IN ('open', 'paused')),"
+            " count(*) FILTER (WHERE state = 'open' AND current_ticket_id IS NULL)"
+            f" FROM counters WHERE branch = {branch} AND :svc = ANY(services);",
+            "ROLLBACK;",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# -- B2: next ----------------------------------------------------------------------------------
+
+
+def _pick_next_sql() -> str:
+    sql = PICK_NEXT_SQL.text
+    # `:now` is the transaction's now() in pgbench (hallq passes its clock's time).
+    sql = sql.replace("CAST(:now AS timestamptz)", "now()").replace(":now", "now()")
+    return " ".join(sql.split())
+
+
+def next_script(*, full: bool) -> str:
+    """One `next` at counter <client_id + 1> of branch :branch, as app.counters.service.call_next:
+    lock the counter, complete its current ticket, pick-and-claim, update the counter, record
+    the three events (ticket.completed, ticket.called, counter.changed)."""
+    lines = ["\\set counter :client_id + 1", "BEGIN;"]
+    if full:
+        lines += [
+            "SELECT id, secret_hash, role, branch, staff, revoked_at FROM api_tokens"
+            " WHERE id = :token_id;",
+            "SELECT * FROM branches WHERE code = :branch;",
+        ]
+    lines.append(
+        "SELECT services AS profile, staff, coalesce(CAST(current_ticket_id AS text), '') AS cur,"
+        " calls FROM counters WHERE branch = :branch AND code = CAST(:counter AS text)"
+        " FOR UPDATE \\gset"
+    )
+    if full:
+        lines.append("SELECT * FROM tickets WHERE id = CAST(NULLIF(:cur, '') AS uuid) FOR UPDATE;")
+    lines += [
+        "UPDATE tickets SET status = 'done', served_at = coalesce(served_at, last_called_at),"
+        " finished_at = now() WHERE id = CAST(NULLIF(:cur, '') AS uuid);",
+        _pick_next_sql().replace(
+            "RETURNING tickets.*",
+            "RETURNING tickets.id AS picked,"
+            " tickets.number AS num, tickets.service AS svc,"
+            " tickets.priority AS prio",
+        )
+        + " \\gset",
+        "UPDATE counters SET current_ticket_id = CAST(:picked AS uuid), calls = :calls + 1,"
+        " updated_at = now() WHERE branch = :branch AND code = CAST(:counter AS text);",
+        "WITH numbered AS ("
+        " UPDATE branches SET event_seq = event_seq + 3 WHERE code = :branch"
+        " RETURNING event_seq)"
+        " INSERT INTO branch_events (branch, seq, type, at, ticket_id, counter, staff, data)"
+        " SELECT :branch, numbered.event_seq - 3 + e.ord, e.type, now(), e.ticket_id,"
+        " CAST(:counter AS text), CAST(:staff AS text), e.data"
+        " FROM numbered, (VALUES"
+        " (1, 'ticket.completed', CAST(NULLIF(:cur, '') AS uuid),"
+        "  jsonb_build_object('ticket', jsonb_build_object('id', CAST(:cur AS text)))),"
+        " (2, 'ticket.called', CAST(:picked AS uuid), jsonb_build_object("
+        "  'ticket', jsonb_build_object('id', CAST(:picked AS text), 'number', CAST(:num AS text),"
+        "  'service', CAST(:svc AS text), 'priority', CAST(:prio AS text)),"
+        "  'counter', jsonb_build_object('code', CAST(:counter AS text), 'name', 'x'),"
+        "  'announcement', jsonb_build_object('zh', '请' || CAST(:num AS text) || '号到窗口办理',"
+        "  'en', 'Ticket ' || CAST(:num AS text) || ', please go to the counter'))),"
+        " (3, 'counter.changed', NULL, jsonb_build_object('counter', jsonb_build_object("
+        "  'code', CAST(:counter AS text), 'state', 'open', 'current', CAST(:picked AS text)))))"
+        " AS e(ord, type, ticket_id, data)"
+        " RETURNING seq;",
+        "COMMIT;",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- bulk loads --------------------------------------------------------------------------------
+
+
+def prefill_queue_sql(count: int) -> str:
+    """`count` waiting tickets in branch $1 for business date $2, issued over the half hour
+    before $3: 60% a, 30% b, 10% v; 5% special, 10% vip. Numbers go on from the branch's."""
+    n = int(count)
+    issued = f"CAST($3 AS timestamptz) - make_interval(secs => 1800.0 * ({n} - i) / {n})"
+    return f"""
+    WITH g AS (
+        SELECT i,
+               CASE WHEN i % 10 < 6 THEN 'a' WHEN i % 10 < 9 THEN 'b' ELSE 'v' END AS svc,
+               CASE WHEN i % 20 = 0 THEN 'special' WHEN i % 10 = 5 THEN 'vip'
+                    ELSE 'normal' END AS prio
+        FROM generate_series(1, {n}) AS i
+    ), numbered AS (
+        SELECT i, svc, prio,
+               row_number() OVER (PARTITION BY svc ORDER BY i)
+               + coalesce((SELECT max(seq) FROM tickets t WHERE t.branch = $1
+                           AND t.issued_service = g.svc AND t.business_date = $2), 0) AS seq
+        FROM g
+    )
+    INSERT INTO tickets (id, branch, service, issued_service, business_date, seq, number,
+                         priority, channel, status, issued_at, lane, queued_at)
+    SELECT gen_random_uuid(), $1, svc, svc, $2, seq, {number_sql("svc", "seq")}, prio, 'kiosk',
+           'waiting', {issued}, 1, {issued}
+    FROM numbered
+    """
+
+
+SEQUENCES_FROM_TICKETS_SQL = """
+    INSERT INTO ticket_sequences (branch, service, business_date, last_value)
+    SELECT branch, issued_service, business_date, max(seq) FROM tickets WHERE branch = $1
+    GROUP BY branch, issued_service, business_date
+    ON CONFLICT (branch, service, business_date)
+    DO UPDATE SET last_value = greatest(ticket_sequences.last_value, excluded.last_value)
+"""
+
+
+def history_tickets_sql(count: int, per_day: int) -> str:
+    """`count` finished tickets of branch $1 on the `ceil(count / per_day)` business days that
+    end with $2 (a date): 93% done, 7% no-show, served at counters 1-5 between 09:00 and 17:00
+    Asia/Shanghai. Ids are md5($3:g) ($3 names the chunk), so the events can refer to them."""
+    days = -(-count // per_day)
+    return f"""
+    INSERT INTO tickets (id, branch, service, issued_service, business_date, seq, number,
+                         priority, channel, status, issued_at, lane, queued_at, counter, staff,
+                         called_at, last_called_at, served_at, finished_at)
+    SELECT CAST(md5($3 || ':' || g) AS uuid), $1, svc, svc, day, seq,
+           {number_sql("svc", "seq")}, prio, 'kiosk', status, issued, 1, issued, ctr, 's' || ctr,
+           issued + make_interval(secs => wait_s), issued + make_interval(secs => wait_s),
+           CASE WHEN status = 'done' THEN issued + make_interval(secs => wait_s + 40) END,
+           issued + make_interval(secs => wait_s + 40 + service_s)
+    FROM (
+        SELECT g, day, svc, k / 3 + 1 AS seq,
+               CASE WHEN g % 20 = 0 THEN 'special' WHEN g % 10 = 5 THEN 'vip'
+                    ELSE 'normal' END AS prio,
+               CASE WHEN g % 14 = 3 THEN 'no_show' ELSE 'done' END AS status,
+               (day + time '09:00') AT TIME ZONE 'Asia/Shanghai'
+                   + make_interval(secs => 28800.0 * k / {per_day}) AS issued,
+               CAST(1 + g % 5 AS text) AS ctr,
+               60 + (CAST(g AS bigint) * 7919) % 900 AS wait_s,
+               120 + (CAST(g AS bigint) * 104729) % 480 AS service_s
+        FROM generate_series(0, {int(count) - 1}) AS g
+        CROSS JOIN LATERAL (
+            SELECT CAST($2 AS date) - ({days} - 1 - g / {per_day}) AS day,
+                   g % {per_day} AS k,
+                   (ARRAY['a', 'b', 'v'])[g % {per_day} % 3 + 1] AS svc
+        ) AS p
+    ) AS rows
+    """
+
+
+def history_events_sql(count: int) -> str:
+    """Three events per history ticket of chunk $3 (issued, called, completed or no-show),
+    numbered after $2; the caller moves the branch's event_seq past them afterwards.
+    ($1, the branch, is unused here but keeps the parameters of both statements the same.)"""
+    return f"""
+    INSERT INTO branch_events (branch, seq, type, at, ticket_id, counter, staff, data)
+    SELECT CAST($1 AS text), $2 + g * 3 + e.ord, e.type,
+           CASE e.ord WHEN 1 THEN t.issued_at WHEN 2 THEN t.called_at ELSE t.finished_at END,
+           t.id, CASE WHEN e.ord > 1 THEN t.counter END, CASE WHEN e.ord > 1 THEN t.staff END,
+           CASE e.ord
+             WHEN 1 THEN jsonb_build_object('ticket', jsonb_build_object(
+                 'id', t.id, 'number', t.number, 'service', t.service, 'priority', t.priority,
+                 'channel', 'kiosk', 'issued_at', t.issued_at))
+             WHEN 2 THEN jsonb_build_object('ticket', jsonb_build_object(
+                 'id', t.id, 'number', t.number, 'service', t.service, 'priority', t.priority),
+                 'counter', jsonb_build_object('code', t.counter, 'name', t.counter),
+                 'announcement', jsonb_build_object(
+                     'zh', '请' || t.number || '号到' || t.counter || '号窗口办理',
+                     'en', 'Ticket ' || t.number || ', please go to counter ' || t.counter),
+                 'wait_s', extract(epoch FROM t.called_at - t.issued_at))
+             ELSE jsonb_build_object('ticket', jsonb_build_object(
+                 'id', t.id, 'number', t.number, 'service', t.service, 'priority', t.priority),
+                 'counter', jsonb_build_object('code', t.counter, 'name', t.counter))
+           END
+    FROM generate_series(0, {int(count) - 1}) AS g
+    JOIN tickets t ON t.id = CAST(md5($3 || ':' || g) AS uuid)
+    CROSS JOIN LATERAL (VALUES (1, 'ticket.issued'), (2, 'ticket.called'),
+        (3, CASE WHEN t.status = 'done' THEN 'ticket.completed' ELSE 'ticket.no_show' END))
+        AS e(ord, type)
+    """
