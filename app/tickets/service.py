@@ -200,6 +200,20 @@ async def get_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> Ticket:
     return ticket
 
 
+async def lock_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> Ticket:
+    """The ticket, locked for this transaction and re-read (another transaction may just have
+    changed it); 404 if there is none."""
+    ticket = await session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if ticket is None:
+        raise not_found(f"ticket {ticket_id}")
+    return ticket
+
+
 async def ticket_out(
     session: AsyncSession,
     ticket: Ticket,
@@ -307,14 +321,7 @@ async def requeue_ticket(
 ) -> TicketOut:
     """A no-show customer turned up: waiting again, called after at most `requeue_after` other
     tickets of the counters serving its type (see app.queue.ordering)."""
-    ticket = await session.scalar(
-        select(Ticket)
-        .where(Ticket.id == ticket_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if ticket is None:
-        raise not_found(f"ticket {ticket_id}")
+    ticket = await lock_ticket(session, ticket_id)
     if ticket.status != "no_show":
         raise conflict(
             "invalid-transition",
@@ -383,14 +390,7 @@ async def rate_ticket(
     rating), with the score but never the comment: comments are free text a customer may fill
     with personal details, so they stay in the tickets table and reach managers only through
     the daily report."""
-    ticket = await session.scalar(
-        select(Ticket)
-        .where(Ticket.id == ticket_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if ticket is None:
-        raise not_found(f"ticket {ticket_id}")
+    ticket = await lock_ticket(session, ticket_id)
     if ticket.status != "done":
         raise conflict(
             "invalid-transition",
