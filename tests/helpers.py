@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import httpx
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# Read-only: it is shared by every test module (a library that adds headers to the mapping it
+# is given once leaked them into later tests).
+ADMIN: Mapping[str, str] = MappingProxyType({"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
 SERVICES = {
     "a": {"name": "综合业务", "prefix": "A", "target_wait_s": 600},
@@ -82,7 +86,7 @@ async def make_token(
     branch: str | None = None,
     staff: str | None = None,
     *,
-    as_headers: dict[str, str] = ADMIN,
+    as_headers: Mapping[str, str] = ADMIN,
 ) -> dict[str, str]:
     """A new token of `role`, returned as request headers."""
     body: dict[str, Any] = {"role": role}
@@ -99,7 +103,7 @@ async def issue(
     branch: str = "hz01",
     service: str = "a",
     *,
-    headers: dict[str, str] = ADMIN,
+    headers: Mapping[str, str] = ADMIN,
     **fields: Any,
 ) -> dict[str, Any]:
     body = {"service": service, **fields}

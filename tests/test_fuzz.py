@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +105,7 @@ REALISTIC_FIELDS: dict[str, list[Any]] = {
 class Hall:
     """What the prepared branch holds, to pin path parameters to."""
 
-    tokens: dict[str, dict[str, str]]
+    tokens: dict[str, Mapping[str, str]]
     tickets: dict[str, str]  # ticket status -> id
     victim_token: str
     pinned: list[dict[str, str]] = field(default_factory=list)
@@ -155,7 +155,7 @@ def _prepare_hall(client: asgi.ASGIClient) -> Hall:
         ticket = _ok(client.post(path, json=body, headers=tokens["kiosk"]), 201)
         return str(ticket["id"])
 
-    def act(counter: str, action: str, headers: dict[str, str]) -> Any:
+    def act(counter: str, action: str, headers: Mapping[str, str]) -> Any:
         path = f"/api/v1/branches/hz01/counters/{counter}/{action}"
         return _ok(client.post(path, headers=headers), 200, 204)
 
@@ -267,7 +267,7 @@ def _fuzz_operation(
     operation: Any,
     mode: GenerationMode,
     hall: Hall,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     client: asgi.ASGIClient,
     findings: Findings,
     max_examples: int,

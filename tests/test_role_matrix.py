@@ -15,7 +15,7 @@ valid body answers. The table is checked three ways:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,7 +185,7 @@ def test_expected_table_matches_the_permission_table() -> None:
 
 @dataclass
 class Hall:
-    tokens: dict[str, dict[str, str]]
+    tokens: dict[str, Mapping[str, str]]
     tickets: dict[str, str]  # branch -> a ticket of that branch
 
 

@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -70,7 +70,7 @@ async def screen(
         yield Screen(ws)
 
 
-async def close_of(server: ServerProcess, path: str, headers: dict[str, str]) -> tuple[int, str]:
+async def close_of(server: ServerProcess, path: str, headers: Mapping[str, str]) -> tuple[int, str]:
     """Connect, expect the server to close at once; returns (code, reason)."""
     async with connect(f"{server.ws_url}{path}", additional_headers=headers) as ws:
         with pytest.raises(ConnectionClosed) as closed:
