@@ -16,10 +16,11 @@ from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.limits import RequestGuardMiddleware
-from app.core.logging import AccessLogMiddleware, configure_logging
+from app.core.logging import RequestObserverMiddleware, configure_logging, log_request
 from app.core.settings import Settings, get_settings
 from app.counters.views import router as counters_router
-from app.metrics.http import HttpMetricsMiddleware
+from app.metrics.collector import MetricsCollector
+from app.metrics.http import record_http_request
 from app.metrics.views import router as metrics_router
 from app.queue.views import router as queue_router
 from app.reports.views import router as reports_router
@@ -48,6 +49,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             connect_timeout_s=settings.db_connect_timeout_s,
         )
         app.state.hub = hub
+        app.state.metrics_collector = MetricsCollector(
+            app.state.sessionmaker, app.state.clock, settings.metrics_cache_s
+        )
         app.state.stream_limits = ClientLimits()
         background = [
             asyncio.create_task(
@@ -80,8 +84,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
-    app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(HttpMetricsMiddleware)
+    app.add_middleware(RequestObserverMiddleware, observers=[log_request, record_http_request])
     # Outermost: refuse oversized bodies before anything reads them.
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
 

@@ -46,6 +46,14 @@ def assert_problem(response: httpx.Response, status: int, *, contains: str = "")
     return body
 
 
+# One business type, no counters, UTC: what the real-server tests of limits and logs need.
+SIMPLE_BRANCH: dict[str, Any] = {
+    "branch": {"name": "x", "timezone": "UTC"},
+    "services": {"a": {"name": "A", "prefix": "A"}},
+    "counters": {},
+}
+
+
 async def setup_branch(
     client: httpx.AsyncClient,
     code: str = "hz01",
@@ -80,6 +88,25 @@ async def setup_branch(
         )
 
 
+async def new_token(
+    client: httpx.AsyncClient,
+    role: str,
+    branch: str | None = None,
+    staff: str | None = None,
+    *,
+    as_headers: Mapping[str, str] = ADMIN,
+) -> str:
+    """A new token of `role`: its secret (for `?token=` or an Authorization header)."""
+    body: dict[str, Any] = {"role": role}
+    if branch is not None:
+        body["branch"] = branch
+    if staff is not None:
+        body["staff"] = staff
+    created = await ok(await client.post("/api/v1/tokens", json=body, headers=as_headers), 201)
+    token: str = created["token"]
+    return token
+
+
 async def make_token(
     client: httpx.AsyncClient,
     role: str,
@@ -89,13 +116,7 @@ async def make_token(
     as_headers: Mapping[str, str] = ADMIN,
 ) -> dict[str, str]:
     """A new token of `role`, returned as request headers."""
-    body: dict[str, Any] = {"role": role}
-    if branch is not None:
-        body["branch"] = branch
-    if staff is not None:
-        body["staff"] = staff
-    created = await ok(await client.post("/api/v1/tokens", json=body, headers=as_headers), 201)
-    return bearer(created["token"])
+    return bearer(await new_token(client, role, branch, staff, as_headers=as_headers))
 
 
 async def issue(

@@ -15,13 +15,13 @@ from app.queue.estimate import (
     TypeHistory,
     WaitingGroup,
     estimate_wait_s,
-    rank_of,
 )
+from app.queue.ordering import class_rank
 from tests.helpers import ADMIN, issue, ok, setup_branch
 
-NORMAL = rank_of(1, False, "normal")
-VIP = rank_of(1, False, "vip")
-SPECIAL = rank_of(1, False, "special")
+NORMAL = class_rank(1, False, "normal")
+VIP = class_rank(1, False, "vip")
+SPECIAL = class_rank(1, False, "special")
 
 
 def history(*handling_s: float, priority: str = "normal", every_s: float = 3600.0) -> TypeHistory:
@@ -228,8 +228,8 @@ def test_held_requeued_tickets_wait_behind_and_front_lane_tickets_go_first():
     h = hall(
         [counter("1", "a")],
         [
-            WaitingGroup("a", rank_of(2, False, "normal"), 3),
-            WaitingGroup("a", rank_of(0, False, "normal"), 1),
+            WaitingGroup("a", class_rank(2, False, "normal"), 3),
+            WaitingGroup("a", class_rank(0, False, "normal"), 1),
         ],
         a=history(100),
     )

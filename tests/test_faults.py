@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.db import TestServer
-from tests.helpers import ADMIN, ok
+from tests.helpers import ADMIN, new_token, ok, setup_branch
 from tests.servers import running_servers
 
 pytestmark = pytest.mark.multiprocess
@@ -25,30 +25,18 @@ TICKETS = 60
 COUNTERS = ("1", "2", "3")
 
 
-async def configure(http: httpx.AsyncClient, base: str) -> str:
-    await ok(
-        await http.put(f"{base}{B}", json={"name": "x", "timezone": "UTC"}, headers=ADMIN), 201
-    )
-    await ok(
-        await http.put(f"{base}{B}/services/a", json={"name": "A", "prefix": "A"}, headers=ADMIN),
-        201,
-    )
-    for code in COUNTERS:
-        await ok(
-            await http.put(
-                f"{base}{B}/counters/{code}", json={"name": code, "services": ["a"]}, headers=ADMIN
-            ),
-            201,
+async def configure(base: str) -> str:
+    """Branch hz01 with business type a and open counters 1-3; returns a display token."""
+    async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+        await setup_branch(
+            client,
+            branch={"name": "x", "timezone": "UTC"},
+            services={"a": {"name": "A", "prefix": "A"}},
+            counters={code: {"name": code, "services": ["a"]} for code in COUNTERS},
         )
-        await ok(await http.post(f"{base}{B}/counters/{code}/open", headers=ADMIN))
-    display = await ok(
-        await http.post(
-            f"{base}/api/v1/tokens", json={"role": "display", "branch": "hz01"}, headers=ADMIN
-        ),
-        201,
-    )
-    token: str = display["token"]
-    return token
+        for code in COUNTERS:
+            await ok(await client.post(f"{B}/counters/{code}/open", headers=ADMIN))
+        return await new_token(client, "display", "hz01")
 
 
 async def test_a_database_restart_under_load_loses_and_doubles_nothing(
@@ -62,7 +50,7 @@ async def test_a_database_restart_under_load_loses_and_doubles_nothing(
     with running_servers(database_url, 2) as servers:
         urls = [s.url for s in servers]
         async with httpx.AsyncClient(timeout=20) as http:
-            display = await configure(http, urls[0])
+            display = await configure(urls[0])
             issued: dict[str, dict[str, Any]] = {}
             called: list[str] = []
             screen_events: list[dict[str, Any]] = []
@@ -180,8 +168,7 @@ async def test_a_database_restart_under_load_loses_and_doubles_nothing(
 
 async def test_shutdown_closes_streams_with_a_reason(database_url: str) -> None:
     with running_servers(database_url, 1) as (server,):
-        async with httpx.AsyncClient(timeout=15) as http:
-            display = await configure(http, server.url)
+        display = await configure(server.url)
         async with connect(f"{server.ws_url}{B}/stream?token={display}") as ws:
             assert json.loads(await ws.recv())["type"] == "snapshot"
             stopping = threading.Thread(target=server.stop)

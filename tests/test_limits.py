@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.helpers import ADMIN, assert_problem, make_token, ok, setup_branch
+from tests.helpers import ADMIN, SIMPLE_BRANCH, assert_problem, make_token, ok, setup_branch
 from tests.servers import running_servers
 
 B = "/api/v1/branches/hz01"
@@ -73,25 +73,9 @@ async def test_issuing_is_limited_per_token(client, clock):
 async def test_the_issuing_limit_holds_across_processes(database_url):
     env = {"HALLQ_ISSUE_RATE_PER_MINUTE": "10"}
     with running_servers(database_url, 2, env=env) as servers:
-        async with httpx.AsyncClient(timeout=15) as http:
-            base = servers[0].url
-            await ok(
-                await http.put(f"{base}{B}", json={"name": "x", "timezone": "UTC"}, headers=ADMIN),
-                201,
-            )
-            await ok(
-                await http.put(
-                    f"{base}{B}/services/a", json={"name": "A", "prefix": "A"}, headers=ADMIN
-                ),
-                201,
-            )
-            created = await ok(
-                await http.post(
-                    f"{base}/api/v1/tokens", json={"role": "kiosk", "branch": "hz01"}, headers=ADMIN
-                ),
-                201,
-            )
-            kiosk = {"Authorization": f"Bearer {created['token']}"}
+        async with httpx.AsyncClient(base_url=servers[0].url, timeout=15) as http:
+            await setup_branch(http, **SIMPLE_BRANCH)
+            kiosk = await make_token(http, "kiosk", "hz01")
             # Stay inside one minute window (the limit counts per calendar minute).
             if time.time() % 60 > 45:
                 await asyncio.sleep(61 - time.time() % 60)

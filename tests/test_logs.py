@@ -8,7 +8,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.helpers import ADMIN, ADMIN_TOKEN, ok
+from tests.helpers import ADMIN_TOKEN, SIMPLE_BRANCH, bearer, new_token, ok, setup_branch
 from tests.servers import running_servers
 
 pytestmark = pytest.mark.multiprocess
@@ -21,25 +21,10 @@ async def test_logs_hold_no_tokens_and_no_phone_numbers(database_url):
     env = {"HALLQ_LOG_LEVEL": "DEBUG"}
     with running_servers(database_url, 1, env=env) as (server,):
         base = server.url
-        async with httpx.AsyncClient(timeout=15) as http:
-            await ok(
-                await http.put(f"{base}{B}", json={"name": "x", "timezone": "UTC"}, headers=ADMIN),
-                201,
-            )
-            await ok(
-                await http.put(
-                    f"{base}{B}/services/a", json={"name": "A", "prefix": "A"}, headers=ADMIN
-                ),
-                201,
-            )
-            created = await ok(
-                await http.post(
-                    f"{base}/api/v1/tokens", json={"role": "kiosk", "branch": "hz01"}, headers=ADMIN
-                ),
-                201,
-            )
-            kiosk_token = created["token"]
-            kiosk = {"Authorization": f"Bearer {kiosk_token}"}
+        async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+            await setup_branch(http, **SIMPLE_BRANCH)
+            kiosk_token = await new_token(http, "kiosk", "hz01")
+            kiosk = bearer(kiosk_token)
             ticket = await ok(
                 await http.post(
                     f"{base}{B}/tickets", json={"service": "a", "phone": PHONE}, headers=kiosk

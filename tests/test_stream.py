@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.db import TestServer
-from tests.helpers import ADMIN, bearer, ok
+from tests.helpers import ADMIN, bearer, make_token, new_token, ok, setup_branch
 from tests.servers import ServerProcess, running_servers
 
 pytestmark = pytest.mark.multiprocess
@@ -79,44 +79,22 @@ async def close_of(server: ServerProcess, path: str, headers: Mapping[str, str])
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
-async def setup(http: httpx.AsyncClient, base: str) -> dict[str, str]:
+async def setup(base: str) -> dict[str, str]:
     """A branch with two types and two counters; returns tokens by role."""
-    await ok(
-        await http.put(
-            f"{base}/api/v1/branches/{BRANCH}",
-            json={"name": "Stream", "timezone": "Asia/Shanghai"},
-            headers=ADMIN,
-        ),
-        201,
-    )
-    for code, prefix in (("a", "A"), ("b", "B")):
-        await ok(
-            await http.put(
-                f"{base}/api/v1/branches/{BRANCH}/services/{code}",
-                json={"name": code, "prefix": prefix},
-                headers=ADMIN,
-            ),
-            201,
+    async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as client:
+        await setup_branch(
+            client,
+            BRANCH,
+            branch={"name": "Stream", "timezone": "Asia/Shanghai"},
+            services={"a": {"name": "a", "prefix": "A"}, "b": {"name": "b", "prefix": "B"}},
+            counters={
+                "3": {"name": "3号窗口", "services": ["a", "b"]},
+                "4": {"name": "4", "services": ["a", "b"]},
+            },
         )
-    for code, name in (("3", "3号窗口"), ("4", "4")):
-        await ok(
-            await http.put(
-                f"{base}/api/v1/branches/{BRANCH}/counters/{code}",
-                json={"name": name, "services": ["a", "b"]},
-                headers=ADMIN,
-            ),
-            201,
-        )
-    tokens = {}
-    for role in ("display", "kiosk", "manager"):
-        created = await ok(
-            await http.post(
-                f"{base}/api/v1/tokens", json={"role": role, "branch": BRANCH}, headers=ADMIN
-            ),
-            201,
-        )
-        tokens[role] = created["token"]
-    return tokens
+        return {
+            role: await new_token(client, role, BRANCH) for role in ("display", "kiosk", "manager")
+        }
 
 
 async def issue(http: httpx.AsyncClient, base: str, service: str = "a") -> dict[str, Any]:
@@ -144,7 +122,7 @@ def seqs(messages: list[dict[str, Any]]) -> list[int]:
 async def test_call_on_one_process_reaches_screens_on_both(database_url):
     with running_servers(database_url, 2) as (one, two):
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-            tokens = await setup(http, one.url)
+            tokens = await setup(one.url)
             async with (
                 screen(two, tokens["display"]) as far,
                 screen(one, tokens["kiosk"]) as near,
@@ -196,7 +174,7 @@ async def test_call_on_one_process_reaches_screens_on_both(database_url):
 async def test_reconnect_with_since_misses_nothing(database_url):
     with running_servers(database_url, 2) as (one, two):
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-            tokens = await setup(http, one.url)
+            tokens = await setup(one.url)
             async with screen(two, tokens["display"]) as first_visit:
                 seen = (await first_visit.receive())["seq"]
                 await counter(http, one.url, "3", "open")
@@ -231,7 +209,7 @@ async def test_since_too_old_gets_a_snapshot(database_url):
     env = {"HALLQ_STREAM_REPLAY_LIMIT": "3"}
     with running_servers(database_url, 1, env=env) as (one,):
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-            tokens = await setup(http, one.url)
+            tokens = await setup(one.url)
             for _ in range(5):
                 await issue(http, one.url)
             async with screen(one, tokens["display"], since=0) as old:
@@ -249,37 +227,22 @@ async def test_only_tokens_of_the_branch_may_read_the_stream(database_url):
     # A short keepalive: revocation reaches open streams at the next one.
     with running_servers(database_url, 1, env={"HALLQ_STREAM_KEEPALIVE_S": "1"}) as (one,):
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-            tokens = await setup(http, one.url)
-            await ok(
-                await http.put(
-                    f"{one.url}/api/v1/branches/other",
-                    json={"name": "Other", "timezone": "UTC"},
-                    headers=ADMIN,
-                ),
-                201,
-            )
-            elsewhere = await ok(
-                await http.post(
-                    f"{one.url}/api/v1/tokens",
-                    json={"role": "display", "branch": "other"},
-                    headers=ADMIN,
-                ),
-                201,
-            )
-            monitor = await ok(
-                await http.post(
-                    f"{one.url}/api/v1/tokens", json={"role": "monitor"}, headers=ADMIN
-                ),
-                201,
-            )
+            tokens = await setup(one.url)
+            async with httpx.AsyncClient(base_url=one.url, timeout=TIMEOUT) as client:
+                await setup_branch(
+                    client, "other", branch={"name": "Other", "timezone": "UTC"}, services={},
+                    counters={},
+                )  # fmt: skip
+                elsewhere = await make_token(client, "display", "other")
+                monitor = await make_token(client, "monitor")
             path = f"/api/v1/branches/{BRANCH}/stream"
             code, reason = await close_of(one, path, {})
             assert code == 1008 and "token" in reason
             code, reason = await close_of(one, path, bearer("hq.nope.nope"))
             assert code == 1008 and "not valid" in reason
-            code, reason = await close_of(one, path, bearer(elsewhere["token"]))
+            code, reason = await close_of(one, path, elsewhere)
             assert code == 1008 and "another branch" in reason
-            code, reason = await close_of(one, path, bearer(monitor["token"]))
+            code, reason = await close_of(one, path, monitor)
             assert code == 1008 and "monitor" in reason
             code, reason = await close_of(one, "/api/v1/branches/nope/stream", ADMIN)
             assert code == 4404 and "nope" in reason
@@ -369,7 +332,7 @@ async def test_a_stalled_client_does_not_hold_up_a_fast_one(database_url):
     }
     with running_servers(database_url, 2, env=env) as (one, two):
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-            tokens = await setup(http, one.url)
+            tokens = await setup(one.url)
             stalled = RawScreen(one.port, f"/api/v1/branches/{BRANCH}/stream", tokens["display"])
             try:
                 async with screen(one, tokens["display"]) as fast:
@@ -411,7 +374,7 @@ async def test_a_stalled_client_does_not_hold_up_a_fast_one(database_url):
 async def test_listener_reconnects_and_catches_up(database_url, pg: TestServer):
     with running_servers(database_url, 2) as (one, two):
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-            tokens = await setup(http, one.url)
+            tokens = await setup(one.url)
             async with screen(two, tokens["display"]) as watching:
                 start = (await watching.receive())["seq"]
                 database = database_url.rsplit("/", 1)[1]

@@ -1,8 +1,9 @@
 """The background task that keeps alerts current and erases the phone numbers of past days.
 
-Every server process runs it; the per-branch advisory lock in `evaluate_branch` makes the work
-happen once per branch and tick, not once per process, and a process that dies simply stops
-taking part.
+Every server process runs it. The per-branch advisory lock in `evaluate_branch` keeps two
+processes from evaluating a branch at the same moment, and each sees what the other committed,
+so an alert is raised once; with N processes a branch is still evaluated up to N times a tick
+(cheap reads when nothing changed). A process that dies simply stops taking part.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from app.auth.permissions import Action, Principal, check_allowed
 from app.auth.service import authenticate
@@ -26,10 +28,20 @@ def admin_secret(settings: Settings) -> str | None:
     return settings.admin_token.get_secret_value() if settings.admin_token else None
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
-    settings: Settings = request.app.state.settings
-    raw = bearer_token(request.headers.get("authorization"))
+async def principal_from(
+    conn: HTTPConnection, session: AsyncSession, *, query_token: bool = False
+) -> Principal:
+    """Who is calling: the bearer token of a request, or of a websocket, which may also carry
+    it as `?token=` (browsers cannot set headers on websockets)."""
+    settings: Settings = conn.app.state.settings
+    raw = bearer_token(conn.headers.get("authorization"))
+    if raw is None and query_token:
+        raw = conn.query_params.get("token")
     return await authenticate(session, raw, admin_secret(settings))
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    return await principal_from(request, session)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -7,7 +7,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_BASE
+from app.core.errors import PROBLEM_JSON, Problem
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -21,16 +21,15 @@ class BodyTooLarge(Exception):
 
 
 def _problem_413(limit: int) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    body = json.dumps(
-        {
-            "type": PROBLEM_BASE + "body-too-large",
-            "title": "Content Too Large",
-            "status": 413,
-            "detail": f"the request body is larger than {limit} bytes",
-        }
-    ).encode()
+    problem = Problem(
+        413,
+        "body-too-large",
+        f"the request body is larger than {limit} bytes",
+        title="Content Too Large",
+    )
+    body = json.dumps(problem.body()).encode()
     headers = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
         *SECURITY_HEADERS,

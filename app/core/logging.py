@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,9 +48,12 @@ def configure_logging(level: str) -> None:
         error_log.addFilter(StripQueryStrings())
 
 
+# Called once a request is answered: (scope, status, seconds).
+RequestObserver = Callable[[Scope, int, float], None]
+
+
 class StatusRecorder:
-    """An ASGI `send` that remembers the response status (500 if none was ever started), for
-    middleware that reports on requests (this access log, app.metrics.http)."""
+    """An ASGI `send` that remembers the response status (500 if none was ever started)."""
 
     def __init__(self, send: Send) -> None:
         self.status = 500
@@ -61,9 +65,13 @@ class StatusRecorder:
         await self._send(message)
 
 
-class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+class RequestObserverMiddleware:
+    """Times every HTTP request and hands (scope, status, seconds) to each observer: the access
+    log below, the HTTP metrics (app.metrics.http). One wrapper for all of them."""
+
+    def __init__(self, app: ASGIApp, observers: Sequence[RequestObserver]) -> None:
         self.app = app
+        self.observers = tuple(observers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,12 +82,17 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, response)
         finally:
-            status = response.status
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %d %.1fms",
-                    scope["method"][:16],
-                    printable(scope["path"][:500]),
-                    status,
-                    (time.perf_counter() - started) * 1000,
-                )
+            seconds = time.perf_counter() - started
+            for observe in self.observers:
+                observe(scope, response.status, seconds)
+
+
+def log_request(scope: Scope, status: int, seconds: float) -> None:
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s %d %.1fms",
+            scope["method"][:16],
+            printable(scope["path"][:500]),
+            status,
+            seconds * 1000,
+        )

@@ -11,11 +11,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
 
+COUNTER_STATES = ("closed", "open", "paused", "closing")
+
 
 class Counter(Base):
     __tablename__ = "counters"
     __table_args__ = (
-        CheckConstraint("state IN ('closed', 'open', 'paused', 'closing')", name="state"),
+        CheckConstraint(f"state IN {COUNTER_STATES}", name="state"),
         # A clerk is signed in at one counter at a time.
         Index(
             "uq_counters_branch_staff_signed_in",

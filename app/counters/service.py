@@ -9,7 +9,6 @@ branch row inside `record_events`), so actions never deadlock each other.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +37,7 @@ from app.events.service import (
 )
 from app.queue.ordering import LANE_FRONT, LANE_NORMAL, PICK_NEXT_SQL
 from app.tickets.models import Ticket
-from app.tickets.service import ticket_ref
+from app.tickets.service import lock_ticket, ticket_ref
 
 # -- configuration ------------------------------------------------------------------------------
 
@@ -137,15 +136,6 @@ async def _lock_counter(session: AsyncSession, branch: str, code: str) -> Counte
     if counter is None:
         raise not_found(f"counter {code} in branch {branch}")
     return counter
-
-
-async def _lock_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> Ticket | None:
-    return await session.scalar(
-        select(Ticket)
-        .where(Ticket.id == ticket_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
 
 
 async def update_ticket(session: AsyncSession, ticket: Ticket, **values: object) -> None:
@@ -257,7 +247,7 @@ async def begin_action(
     _check_operator(principal, counter, signing_in=signing_in)
     current = None
     if counter.current_ticket_id is not None:
-        current = await _lock_ticket(session, counter.current_ticket_id)
+        current = await lock_ticket(session, counter.current_ticket_id)
     return CounterAction(session, branch_row, counter, principal, now, current=current)
 
 

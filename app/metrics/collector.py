@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -18,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import Clock
 from app.metrics.service import (
     OUTCOMES,
-    PRIORITIES,
     SERVICE_BUCKETS,
     WAIT_BUCKETS,
     Gauges,
@@ -26,12 +24,7 @@ from app.metrics.service import (
     Totals,
     read_gauges,
 )
-
-
-@dataclass
-class Snapshot:
-    gauges: Gauges
-    totals: Totals
+from app.tickets.models import PRIORITIES
 
 
 class MetricsCollector:
@@ -58,12 +51,12 @@ class MetricsCollector:
             return self._families
         async with self._lock:
             if not self._fresh():
-                self._families = build_families(await self._refresh())
+                self._families = build_families(await self._refresh(), self._totals)
                 self._refreshed = time.monotonic()
             assert self._families is not None
             return self._families
 
-    async def _refresh(self) -> Snapshot:
+    async def _refresh(self) -> Gauges:
         async with self._sessionmaker() as session:
             # One snapshot for gauges and totals, so that they agree with each other.
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
@@ -72,7 +65,7 @@ class MetricsCollector:
             # so a refresh that fails half-way through a long history resumes where it was.
             await self._totals.catch_up(session)
             await session.rollback()
-        return Snapshot(gauges, self._totals)
+        return gauges
 
 
 def _buckets(hist: Histogram) -> list[tuple[str, float]]:
@@ -83,8 +76,7 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
-def build_families(snapshot: Snapshot) -> list[Metric]:
-    g, t = snapshot.gauges, snapshot.totals
+def build_families(g: Gauges, t: Totals) -> list[Metric]:
     waiting = GaugeMetricFamily(
         "hallq_waiting_tickets", "Tickets waiting now.", labels=["branch", "service"]
     )

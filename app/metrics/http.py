@@ -13,7 +13,6 @@ import functools
 import logging
 import multiprocessing
 import os
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -23,9 +22,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from app.core.logging import StatusRecorder
 from app.metrics.multiproc import MULTIPROC_ENV
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -71,26 +69,13 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) and path else UNMATCHED
 
 
-class HttpMetricsMiddleware:
-    """Counts and times every HTTP request by method, route template (`/api/v1/tickets/{id}`,
-    never the concrete path) and status."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        response = StatusRecorder(send)
-        try:
-            await self.app(scope, receive, response)
-        finally:
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            labels = (method, route_template(scope), str(response.status))
-            HTTP_REQUESTS.labels(*labels).inc()
-            HTTP_DURATION.labels(*labels).observe(time.perf_counter() - started)
+def record_http_request(scope: Scope, status: int, seconds: float) -> None:
+    """Counts and times a request by method, route template (`/api/v1/tickets/{id}`, never
+    the concrete path) and status (a RequestObserver, see app.core.logging)."""
+    method = scope["method"] if scope["method"] in METHODS else "other"
+    labels = (method, route_template(scope), str(status))
+    HTTP_REQUESTS.labels(*labels).inc()
+    HTTP_DURATION.labels(*labels).observe(seconds)
 
 
 # -- process metrics ----------------------------------------------------------------------------

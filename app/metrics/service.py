@@ -17,18 +17,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.models import ALERT_KINDS
-from app.tickets.models import PRIORITIES
+from app.counters.models import COUNTER_STATES
+from app.stream.presence import PRESENCE_STALE_S
 
-COUNTER_STATES = ("closed", "open", "paused", "closing")
 OUTCOMES = ("done", "no_show", "cancelled")
 
 # Bucket upper bounds (seconds). Waits: the hall standards' 3 and 10 minutes are bounds, so
 # "share within target" can be read off the buckets. Service times: a few minutes typically.
 WAIT_BUCKETS: tuple[float, ...] = (30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
 SERVICE_BUCKETS: tuple[float, ...] = (30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 3600)
-
-# A stream_presence row whose heartbeat is older than this belongs to a dead process.
-PRESENCE_STALE_AFTER = timedelta(seconds=30)
 
 # Events counted per branch and query while catching up, so that the first refresh of a
 # process over a long history runs as several bounded statements instead of one huge one.
@@ -74,8 +71,6 @@ _STREAM_CLIENTS = text(
     GROUP BY b.code
     """
 )
-
-_SERVICES = text("SELECT branch, code FROM services")
 
 _EVENT_SEQS = text("SELECT code, event_seq FROM branches")
 
@@ -163,10 +158,6 @@ class Histogram:
     def add(self, bucket: int, n: int, total: float) -> None:
         self.counts[min(max(bucket, 0), len(self.bounds))] += n
         self.total += total
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
 
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, cumulative count) pairs, ending with +Inf."""
@@ -282,17 +273,18 @@ async def read_gauges(session: AsyncSession, now: datetime) -> Gauges:
     clients: dict[LabelKey, int] = {
         (b,): int(n)
         for b, n in (
-            await session.execute(_STREAM_CLIENTS, {"fresh_since": now - PRESENCE_STALE_AFTER})
+            await session.execute(
+                _STREAM_CLIENTS, {"fresh_since": now - timedelta(seconds=PRESENCE_STALE_S)}
+            )
         ).all()
     }
-    services: list[LabelKey] = [(b, s) for b, s in (await session.execute(_SERVICES)).all()]
+    # _WAITING has a row for every configured business type, waiting or not.
+    services: list[LabelKey] = list(waiting)
     return Gauges(waiting, longest, counters, alerts, clients, services)
 
 
 __all__ = [
-    "COUNTER_STATES",
     "OUTCOMES",
-    "PRIORITIES",
     "SERVICE_BUCKETS",
     "WAIT_BUCKETS",
     "Gauges",

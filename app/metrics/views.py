@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from app.auth.dependencies import admin_secret, bearer_token
+from app.auth.dependencies import get_principal
 from app.auth.permissions import Action, check_allowed
-from app.auth.service import authenticate
 from app.core.errors import problem_responses
 from app.core.settings import Settings
 from app.metrics.collector import MetricsCollector
@@ -16,23 +15,13 @@ from app.metrics.http import exposition_registry
 router = APIRouter(tags=["operations"])
 
 
-def _collector(request: Request) -> MetricsCollector:
-    state = request.app.state
-    collector: MetricsCollector | None = getattr(state, "metrics_collector", None)
-    if collector is None:
-        settings: Settings = state.settings
-        collector = MetricsCollector(state.sessionmaker, state.clock, settings.metrics_cache_s)
-        state.metrics_collector = collector
-    return collector
-
-
 async def _check_access(request: Request) -> None:
     settings: Settings = request.app.state.settings
     if settings.metrics_public:
         return
-    raw = bearer_token(request.headers.get("authorization"))
+    # A session of its own (not SessionDep): no connection is held during the refresh.
     async with request.app.state.sessionmaker() as session:
-        principal = await authenticate(session, raw, admin_secret(settings))
+        principal = await get_principal(request, session)
     check_allowed(principal, Action.READ_METRICS, None)
 
 
@@ -48,6 +37,7 @@ async def metrics(request: Request) -> Response:
     """The SPEC §4 metrics (from the database, the same on every process), HTTP request and
     process metrics. Needs a monitor or admin token unless HALLQ_METRICS_PUBLIC=true."""
     await _check_access(request)
-    families = await _collector(request).families()
+    collector: MetricsCollector = request.app.state.metrics_collector
+    families = await collector.families()
     body = generate_latest(exposition_registry(families))
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

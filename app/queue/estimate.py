@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.queue.ordering import LANE_NORMAL, PRIORITY_RANK
+from app.queue.ordering import LANE_NORMAL, class_rank
 
 # A customer already at the counter for longer than any recent one of the type: expect them to
 # leave soon, after this fraction of the type's mean time.
@@ -53,10 +53,6 @@ MIN_HANDLING_S = 1.0
 MEDIAN_FACTOR = 0.9
 
 Rank = tuple[int, int, int]  # (lane, 0 if overdue else 1, priority rank): smaller goes first
-
-
-def rank_of(lane: int, overdue: bool, priority: str) -> Rank:
-    return (lane, 0 if overdue else 1, PRIORITY_RANK[priority])
 
 
 @dataclass(frozen=True)
@@ -134,10 +130,16 @@ class Hall:
     history: Mapping[str, TypeHistory] = field(default_factory=dict)
     default_service_s: float = 300.0
     rate_window_s: float = 1800.0
+    # Means already worked out: the replay asks for them at every simulated call.
+    _means: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def mean_handling_s(self, service: str) -> float:
-        history = self.history.get(service, TypeHistory())
-        return max(history.mean_handling_s(self.default_service_s), MIN_HANDLING_S)
+        mean = self._means.get(service)
+        if mean is None:
+            history = self.history.get(service, TypeHistory())
+            mean = max(history.mean_handling_s(self.default_service_s), MIN_HANDLING_S)
+            self._means[service] = mean
+        return mean
 
     def remaining_s(self, service: str, elapsed_s: float) -> float:
         history = self.history.get(service, TypeHistory())
@@ -157,7 +159,7 @@ class Place:
 
     @property
     def rank(self) -> Rank:
-        return rank_of(self.lane, self.overdue, self.priority)
+        return class_rank(self.lane, self.overdue, self.priority)
 
 
 @dataclass
@@ -193,7 +195,7 @@ def _arrivals(hall: Hall, place: Place) -> list[_Arrivals]:
     streams = []
     for service, history in sorted(hall.history.items()):
         for priority, rate in sorted(history.rates_per_s(hall.rate_window_s).items()):
-            rank = rank_of(LANE_NORMAL, False, priority)
+            rank = class_rank(LANE_NORMAL, False, priority)
             if rate <= 0 or (service == place.service and rank >= place.rank):
                 continue  # of our type and not of a better class: behind us everywhere
             streams.append(_Arrivals(service, rank, 1 / rate, 1 / rate))

@@ -72,13 +72,18 @@ def is_overdue(ticket: QueuedTicket, now: datetime) -> bool:
     )
 
 
+def class_rank(lane: int, overdue: bool, priority: str) -> tuple[int, int, int]:
+    """The first part of the calling order: lane, then overdue tickets, then priority class."""
+    return (lane, 0 if overdue else 1, PRIORITY_RANK[priority])
+
+
 def calling_order_key(
     ticket: QueuedTicket, *, now: datetime, profile: Sequence[str], requeue_after: int
 ) -> OrderKey:
     return (
-        effective_lane(ticket, requeue_after),
-        0 if is_overdue(ticket, now) else 1,
-        PRIORITY_RANK[ticket.priority],
+        *class_rank(
+            effective_lane(ticket, requeue_after), is_overdue(ticket, now), ticket.priority
+        ),
         profile.index(ticket.service) if ticket.service in profile else len(profile),
         ticket.queued_at,
         ticket.issued_at,
@@ -120,11 +125,18 @@ _CALLS_BY_SERVING_COUNTERS = (
     " WHERE c.branch = t.branch AND t.service = ANY(c.services))"
 )
 
-EFFECTIVE_LANE_SQL = (
-    f"CASE WHEN t.lane = {LANE_HELD}"
-    f" AND {_CALLS_BY_SERVING_COUNTERS} - t.requeue_base >= :requeue_after"
-    f" THEN {LANE_FRONT} ELSE t.lane END"
-)
+
+def effective_lane_sql(requeue_after: str = ":requeue_after") -> str:
+    """`effective_lane` in SQL; `requeue_after` is the SQL that gives the branch's grace
+    (a bound parameter by default, or e.g. a column of a joined branches row)."""
+    return (
+        f"CASE WHEN t.lane = {LANE_HELD}"
+        f" AND {_CALLS_BY_SERVING_COUNTERS} - t.requeue_base >= {requeue_after}"
+        f" THEN {LANE_FRONT} ELSE t.lane END"
+    )
+
+
+EFFECTIVE_LANE_SQL = effective_lane_sql()
 OVERDUE_SQL = (
     "CASE WHEN s.max_wait_s IS NOT NULL"
     " AND t.issued_at <= CAST(:now AS timestamptz) - make_interval(secs => s.max_wait_s)"

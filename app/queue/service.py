@@ -23,9 +23,8 @@ from app.queue.estimate import (
     TypeHistory,
     WaitingGroup,
     estimate_wait_s,
-    rank_of,
 )
-from app.queue.ordering import EFFECTIVE_LANE_SQL, OVERDUE_SQL, POSITION_OF_SQL
+from app.queue.ordering import OVERDUE_SQL, POSITION_OF_SQL, class_rank, effective_lane_sql
 from app.queue.schemas import QueueView, RecentCall, ServiceQueue
 from app.tickets.models import Ticket
 
@@ -109,7 +108,7 @@ _HALL_SQL = text(
                                                  g.n, g.mine)), '[]')
        FROM (
          SELECT t.service,
-                {EFFECTIVE_LANE_SQL.replace(":requeue_after", "b.requeue_after")} AS lane,
+                {effective_lane_sql("b.requeue_after")} AS lane,
                 {OVERDUE_SQL} = 0 AS overdue,
                 t.priority, count(*) AS n, coalesce(bool_or(t.id = :ticket_id), false) AS mine
          FROM tickets t
@@ -170,7 +169,7 @@ async def load_hall(
     waiting = []
     mine = None
     for service, lane, overdue, priority, count, is_mine in _as_list(row.waiting):
-        waiting.append(WaitingGroup(service, rank_of(lane, overdue, priority), count))
+        waiting.append(WaitingGroup(service, class_rank(lane, overdue, priority), count))
         if is_mine:
             mine = (lane, overdue)
     done: dict[str, list[Done]] = {}

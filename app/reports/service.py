@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from sqlalchemy import CursorResult, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.branches.models import Service, Staff
-from app.branches.service import get_branch
+from app.branches.service import get_branch, schedule_of
 from app.core.errors import unprocessable
 from app.counters.models import Counter
 from app.reports.schemas import (
@@ -250,22 +251,26 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
+# The figures of a type, counter or clerk with nothing in the day.
+_NO_FIGURES = SimpleNamespace(
+    issued=0,
+    called=0,
+    served=0,
+    no_show=0,
+    cancelled=0,
+    transferred=0,
+    avg_wait_s=None,
+    p90_wait_s=None,
+    avg_service_s=None,
+    within_target=0,
+    rating_avg=None,
+    ratings=0,
+)
+
+
 def _figures(row: Any | None, *, name: str | None, for_type: bool) -> dict[str, Any]:
     if row is None:
-        counts: dict[str, Any] = dict.fromkeys(
-            ("issued", "called", "served", "no_show", "cancelled", "transferred", "ratings"), 0
-        )
-        return {
-            "name": name,
-            **counts,
-            "issued": 0 if for_type else None,
-            "cancelled": 0 if for_type else None,
-            "avg_wait_s": None,
-            "p90_wait_s": None,
-            "avg_service_s": None,
-            "within_target_pct": None,
-            "rating_avg": None,
-        }
+        row = _NO_FIGURES
     return {
         "name": name,
         "issued": row.issued if for_type else None,
@@ -397,9 +402,11 @@ def parse_report_date(value: str | None, today: date) -> date:
 async def daily_report(
     session: AsyncSession, branch_code: str, day: str | None, now: datetime
 ) -> DailyReport:
-    timezone = (await get_branch(session, branch_code)).timezone
-    tz = ZoneInfo(timezone)
-    report_day = parse_report_date(day, now.astimezone(tz).date())
+    branch = await get_branch(session, branch_code)
+    timezone = branch.timezone
+    schedule = schedule_of(branch)
+    tz = schedule.tz
+    report_day = parse_report_date(day, schedule.business_date(now))
     names = await _names(session, branch_code)
     window = DayWindow.of(report_day, tz, now)
     figures, hours = await _day(session, branch_code, timezone, window, names)

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -78,12 +77,7 @@ class EventHub:
         self._listener: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
-        self._start_lock = asyncio.Lock()
-        self.reconnects = 0
         self._behind = False  # a catch-up failed: retry it at the next health check
-        # Tests and operators can force the listening connection to drop (see `drop_listener`).
-        self._connection: asyncpg.Connection | None = None
-        self.on_change: Callable[[], None] | None = None
 
     # -- subscriptions ------------------------------------------------------------------
 
@@ -103,8 +97,6 @@ class EventHub:
             self._last_seq.setdefault(branch, seq)
             self._inbox.put_nowait({"catch_up": branch})
         self._subscriptions.setdefault(branch, set()).add(subscription)
-        if self.on_change:
-            self.on_change()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -116,19 +108,13 @@ class EventHub:
             # Nobody here watches the branch: stop tracking it, and start afresh next time.
             del self._subscriptions[subscription.branch]
             self._last_seq.pop(subscription.branch, None)
-        if self.on_change:
-            self.on_change()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def _ensure_started(self) -> None:
-        if self._listener is not None:
-            await self._connected.wait()
-            return
-        async with self._start_lock:
-            if self._listener is None:
-                self._dispatcher = asyncio.create_task(self._dispatch_forever())
-                self._listener = asyncio.create_task(self._listen_forever())
+        if self._listener is None:  # no await before the tasks exist: no race to start twice
+            self._dispatcher = asyncio.create_task(self._dispatch_forever())
+            self._listener = asyncio.create_task(self._listen_forever())
         await self._connected.wait()
 
     async def close(self) -> None:
@@ -138,11 +124,6 @@ class EventHub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._listener = self._dispatcher = None
-
-    async def drop_listener(self) -> None:
-        """Close the listening connection as a network failure would (for fault tests)."""
-        if self._connection is not None:
-            self._connection.terminate()
 
     # -- the listening connection -------------------------------------------------------
 
@@ -163,12 +144,10 @@ class EventHub:
                     timeout=self._connect_timeout_s,
                     server_settings={"application_name": "hallq-listener"},
                 )
-                self._connection = conn
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notification)
                 if not first:
-                    self.reconnects += 1
                     log.info("stream listener reconnected; catching up from the history")
                 # Whatever was committed while nobody listened comes from the history.
                 self._inbox.put_nowait({"catch_up": True})
@@ -190,7 +169,6 @@ class EventHub:
                 raise
             except Exception as exc:  # connection refused, reset, timeout: try again
                 log.warning("stream listener connection lost: %s", type(exc).__name__)
-            self._connection = None
             if conn is not None:
                 conn.terminate()
             if first:

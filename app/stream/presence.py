@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,14 +43,6 @@ _REPLACE = text(
 
 _FORGET = text("DELETE FROM stream_presence WHERE process_id = :process_id")
 
-_TOTALS = text(
-    """
-    SELECT branch, sum(clients)::int FROM stream_presence
-    WHERE heartbeat_at >= :fresh_after
-    GROUP BY branch
-    """
-)
-
 
 async def report_presence(
     session: AsyncSession, process_id: str, counts: dict[str, int], now: datetime
@@ -65,14 +57,6 @@ async def report_presence(
                 "now": now,
             },
         )
-
-
-async def stream_clients_by_branch(session: AsyncSession, now: datetime) -> dict[str, int]:
-    """Stream clients per branch over all live processes."""
-    rows = await session.execute(
-        _TOTALS, {"fresh_after": now - timedelta(seconds=PRESENCE_STALE_S)}
-    )
-    return {branch: clients for branch, clients in rows}
 
 
 async def run_presence(

@@ -96,4 +96,6 @@ async def replay_after(
         latest = await current_seq(session, branch) or 0
         if since > latest or latest - since > settings.stream_replay_limit:
             return None
+        if since == latest:
+            return []  # up to date: nothing to replay
         return await events_after(session, branch, since, upto=latest, limit=latest - since)

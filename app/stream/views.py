@@ -15,12 +15,12 @@ import re
 import asyncpg
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketState
 
-from app.auth.dependencies import admin_secret, bearer_token
+from app.auth.dependencies import principal_from
 from app.auth.permissions import Action, Principal, check_allowed
-from app.auth.service import authenticate
-from app.branches.models import Branch
+from app.branches.service import get_branch
 from app.core.codes import CODE_PATTERN
 from app.core.errors import Problem
 from app.core.settings import Settings
@@ -55,25 +55,32 @@ def _parse_since(raw: str | None) -> int | None:
     return int(raw)
 
 
+async def _authenticate(websocket: WebSocket, session: AsyncSession) -> Principal:
+    try:
+        return await principal_from(websocket, session, query_token=True)
+    except Problem as problem:
+        raise StreamClosed(POLICY_VIOLATION, problem.detail) from None
+
+
 async def _authorize(websocket: WebSocket, branch: str) -> Principal:
-    settings: Settings = websocket.app.state.settings
-    raw = bearer_token(websocket.headers.get("authorization")) or websocket.query_params.get(
-        "token"
-    )
     async with websocket.app.state.sessionmaker() as session:
+        principal = await _authenticate(websocket, session)
         try:
-            principal = await authenticate(session, raw, admin_secret(settings))
             check_allowed(principal, Action.READ_STREAM, branch)
         except Problem as problem:
             raise StreamClosed(POLICY_VIOLATION, problem.detail) from None
-        if await session.get(Branch, branch) is None:
-            raise StreamClosed(NOT_FOUND, f"branch {branch} does not exist")
+        try:
+            await get_branch(session, branch)
+        except Problem as problem:
+            raise StreamClosed(NOT_FOUND, problem.detail) from None
     return principal
 
 
-async def _still_authorized(websocket: WebSocket, branch: str) -> None:
-    """Revocation reaches open streams too: re-checked at every keepalive."""
-    await _authorize(websocket, branch)
+async def _still_authenticated(websocket: WebSocket) -> None:
+    """Revocation reaches open streams too: the token is looked up again at every keepalive
+    (its role and branch cannot change, and branches are never deleted)."""
+    async with websocket.app.state.sessionmaker() as session:
+        await _authenticate(websocket, session)
 
 
 class ClientLimits:
@@ -138,7 +145,7 @@ async def _forward_events(
             async with asyncio.timeout(settings.stream_keepalive_s):
                 event = await subscription.queue.get()
         except TimeoutError:
-            await _still_authorized(websocket, branch)
+            await _still_authenticated(websocket)
             await _send(websocket, encode_message({"type": "ping"}), settings)
             continue
         if event is None:  # fell behind: start again from a snapshot

@@ -36,16 +36,10 @@ async def issue_ticket(
 ) -> TicketOut:
     """Issue a number. With an Idempotency-Key, a retry returns the same ticket."""
     settings = request.app.state.settings
-    await check_issue_rate(
-        session, principal, request.app.state.clock.now(), settings.issue_rate_per_minute
-    )
+    now = request.app.state.clock.now()  # one clock reading governs the whole request
+    await check_issue_rate(session, principal, now, settings.issue_rate_per_minute)
     issued = await tickets.issue_ticket(
-        session,
-        branch,
-        body,
-        idempotency_key=idempotency_key,
-        now=request.app.state.clock.now(),
-        settings=request.app.state.settings,
+        session, branch, body, idempotency_key=idempotency_key, now=now, settings=settings
     )
     if issued.replayed:
         response.headers["Idempotent-Replayed"] = "true"

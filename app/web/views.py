@@ -9,6 +9,7 @@ down and recovers with it.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from pathlib import Path
@@ -62,50 +63,81 @@ def content_security_policy(host: str | None) -> str:
 
 
 def security_headers(request: Request) -> dict[str, str]:
+    """What the pages add to the headers every response gets (nosniff, no-referrer — tokens may
+    travel in a page's URL — and DENY framing: app.core.limits)."""
     return {
         "Content-Security-Policy": content_security_policy(request.headers.get("host")),
-        "X-Content-Type-Options": "nosniff",
-        # Tokens may travel in a page's URL (?token=...): never send it anywhere.
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
         "Cross-Origin-Opener-Policy": "same-origin",
         "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
         "Cache-Control": "no-cache",
     }
 
 
+VIEWPORT = "width=device-width, initial-scale=1"
+
+
+@functools.cache
 def _template(name: str) -> Template:
     return Template((TEMPLATES_DIR / f"{name}.html").read_text(encoding="utf-8"))
 
 
-def _page(request: Request, name: str, **values: str) -> HTMLResponse:
-    escaped = {key: html.escape(value, quote=True) for key, value in values.items()}
-    body = _template(name).substitute(static=STATIC_PREFIX, page=name, **escaped)
+def _page(
+    request: Request,
+    name: str,
+    *,
+    title: str,
+    branch: str,
+    counter: str = "",
+    viewport: str = VIEWPORT,
+) -> HTMLResponse:
+    """`_page.html` (head and body tag, the same on every page) around the page's own body;
+    `title` may use $branch and $counter."""
+    values = {
+        "static": STATIC_PREFIX,
+        "page": name,
+        "branch": html.escape(branch, quote=True),
+        "counter": html.escape(counter, quote=True),
+    }
+    values["content"] = _template(name).substitute(values)
+    values["title"] = Template(title).substitute(values)
+    body = _template("_page").substitute(values, viewport=viewport)
     return HTMLResponse(body, headers=security_headers(request))
 
 
 @router.get("/display/{branch}", response_class=HTMLResponse)
 async def display_page(branch: BranchCode, request: Request) -> HTMLResponse:
     """The lobby screen: calls large, spoken aloud; waiting per business type."""
-    return _page(request, "display", branch=branch, counter="")
+    return _page(request, "display", title="叫号屏 Lobby display · $branch", branch=branch)
 
 
 @router.get("/kiosk/{branch}", response_class=HTMLResponse)
 async def kiosk_page(branch: BranchCode, request: Request) -> HTMLResponse:
     """The ticket kiosk: one button per business type, then a printable ticket."""
-    return _page(request, "kiosk", branch=branch, counter="")
+    return _page(
+        request,
+        "kiosk",
+        title="取号机 Kiosk · $branch",
+        branch=branch,
+        viewport=f"{VIEWPORT}, user-scalable=no",
+    )
 
 
 @router.get("/counter/{branch}/{counter}", response_class=HTMLResponse)
 async def counter_page(branch: BranchCode, counter: CounterCode, request: Request) -> HTMLResponse:
     """The clerk console of one counter."""
-    return _page(request, "counter", branch=branch, counter=counter)
+    return _page(
+        request,
+        "counter",
+        title="窗口 $counter Counter console · $branch",
+        branch=branch,
+        counter=counter,
+    )
 
 
 @router.get("/dashboard/{branch}", response_class=HTMLResponse)
 async def dashboard_page(branch: BranchCode, request: Request) -> HTMLResponse:
     """The duty manager's dashboard."""
-    return _page(request, "dashboard", branch=branch, counter="")
+    return _page(request, "dashboard", title="值班看板 Dashboard · $branch", branch=branch)
 
 
 @router.get(STATIC_PREFIX + "/{path:path}")

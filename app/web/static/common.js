@@ -48,15 +48,6 @@ export function getToken() {
   return token;
 }
 
-export function forgetToken() {
-  token = null;
-  try {
-    window.localStorage.removeItem(TOKEN_KEY);
-  } catch {
-    /* ignore */
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // DOM helpers.
 

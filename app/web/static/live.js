@@ -24,7 +24,6 @@ export class Live {
     this.pollMs = pollMs;
     this.maxBackoffMs = maxBackoffMs;
     this.seq = null; // last seq seen (snapshot or event)
-    this.view = null;
     this.primed = false; // a first view has been drawn: later calls are news
     this.ws = null;
     this.wsOpen = false;
@@ -145,7 +144,11 @@ export class Live {
       if (typeof message.seq === 'number') {
         this.seq = this.seq === null ? message.seq : Math.max(this.seq, message.seq);
       }
-      if (message.data) this.applyView(message.data, true);
+      if (message.data) {
+        this.applyView(message.data, true);
+        // A snapshot is the whole view as of now: the refresh going live asked for is not needed.
+        clearTimeout(this.refreshTimer);
+      }
       return;
     }
     if (typeof message.seq !== 'number') return;
@@ -156,7 +159,6 @@ export class Live {
   }
 
   applyView(view, snapshot) {
-    this.view = view;
     this.primed = true;
     this.onView(view, { snapshot });
   }
