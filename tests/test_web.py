@@ -329,7 +329,13 @@ async def test_kiosk_ticket_called_by_clerk_is_announced_on_display(hall, browse
     await expect(kiosk.locator("#t-ahead")).to_contain_text("0 人")
     await expect(kiosk.locator("#t-wait")).not_to_be_empty()
     await expect(kiosk.locator("#t-time")).not_to_be_empty()
-    await kiosk.wait_for_function("window.__printed >= 1")
+    # Polled from here: wait_for_function polls with `new Function` inside the page, which the
+    # page's own CSP (no unsafe-eval) refuses whenever the first check is not already true.
+    for _ in range(100):
+        if await kiosk.evaluate("window.__printed || 0") >= 1:
+            break
+        await asyncio.sleep(0.1)
+    assert await kiosk.evaluate("window.__printed || 0") >= 1
     # The press carried an Idempotency-Key: the same key again is the same ticket.
     key = await kiosk.evaluate("window.hallq.lastIdempotencyKey")
     assert key
