@@ -12,6 +12,7 @@ from app.alerts.monitor import start_alert_monitor, stop_task
 from app.auth.views import router as tokens_router
 from app.branches.views import router as branches_router
 from app.core.clock import Clock, SystemClock
+from app.core.config_cache import ConfigCache
 from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
@@ -40,14 +41,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        # The stream's fan-out connects lazily, on the first websocket client.
+        config_cache = ConfigCache(ttl_s=settings.config_cache_s)
+        app.state.config_cache = config_cache
+        app.state.sessionmaker = create_sessionmaker(engine, config_cache)
+        # One LISTEN connection per process: the stream's events and configuration changes.
         hub = EventHub(
             settings.database_url,
             app.state.sessionmaker,
             queue_size=settings.stream_queue_size,
             connect_timeout_s=settings.db_connect_timeout_s,
+            config_cache=config_cache,
         )
+        hub.start()
         app.state.hub = hub
         app.state.metrics_collector = MetricsCollector(
             app.state.sessionmaker, app.state.clock, settings.metrics_cache_s

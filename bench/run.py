@@ -298,7 +298,6 @@ class Bench:
         assert self.pg is not None
 
         tokens = self.kiosk_tokens([b.code for b in kiosk_branches], per_branch=50)
-        rate_limit = bool(self.fetch("SELECT to_regclass('issue_rate') IS NOT NULL")[0][0])
         reference = pgmod.run_pgbench(
             self.pg, DATABASE,
             sql.issue_script(prefix="p", branches=plan.kiosk_branches, full=False),
@@ -307,9 +306,7 @@ class Bench:
         self.detail(f"B1 pgbench core (3 statements): {reference.summary.describe()}")
         full = pgmod.run_pgbench(
             self.pg, DATABASE,
-            sql.issue_script(
-                prefix="p", branches=plan.kiosk_branches, full=True, rate_limit=rate_limit
-            ),
+            sql.issue_script(prefix="p", branches=plan.kiosk_branches, full=True),
             clients=plan.kiosks, seconds=plan.pgbench_seconds,
             variables=[f"day={self.day}", "requeue_after=2"],
         )  # fmt: skip

@@ -16,7 +16,10 @@ in app/tickets/service.py and app/events/service.py. Two variants of each:
 
 from __future__ import annotations
 
-from app.queue.ordering import PICK_NEXT_SQL, POSITION_OF_SQL
+import re
+
+from app.queue.ordering import PICK_NEXT_SQL
+from app.tickets.service import ISSUE_SQL
 
 SERVICES = ("a", "b", "v")  # prefixes A, B, V
 
@@ -32,10 +35,14 @@ def number_sql(service: str, seq: str) -> str:
 # -- B1: issuing -----------------------------------------------------------------------------
 
 
-def issue_script(*, prefix: str, branches: int, full: bool, rate_limit: bool = False) -> str:
+def issue_script(*, prefix: str, branches: int, full: bool) -> str:
     """One ticket issued at a random branch `<prefix>01..` and business type, by one of 1,000
-    kiosk tokens. Variable: day (the business date). `rate_limit`: the per-token issue count
-    (app/tickets/rate_limit.py, its own transaction) comes first, as in hallq."""
+    kiosk tokens. Variable: day (the business date).
+
+    `core`: the sequence upsert, the ticket insert and the event insert. `full`: hallq's own
+    issuing statement (`ISSUE_SQL`, verbatim but for its parameters: the per-token count, the
+    three writes and the hall read for the position and estimate); hallq's token and
+    configuration reads come from its cache, so it sends nothing else."""
     branch = f"'{prefix}' || lpad(CAST(:b AS text), 2, '0')"
     service = "(ARRAY['a','b','v'])[:s]"
     priority = "CASE WHEN :pr <= 17 THEN 'normal' WHEN :pr <= 19 THEN 'vip' ELSE 'special' END"
@@ -46,29 +53,31 @@ def issue_script(*, prefix: str, branches: int, full: bool, rate_limit: bool = F
         "\\set kiosk random(1, 1000)",
         "BEGIN;",
     ]
-    kiosk_id = "'pgbench-kiosk-' || CAST(:kiosk AS text)"
     if full:
-        lines += [
-            # authenticate(): the token row
-            "SELECT id, secret_hash, role, branch, staff, revoked_at FROM api_tokens"
-            f" WHERE id = {kiosk_id};",
-        ]
-        if rate_limit:
-            lines += [
-                "INSERT INTO issue_rate (token_id, window_start, issued)"
-                f" VALUES ({kiosk_id}, date_trunc('minute', now()), 1)"
-                " ON CONFLICT (token_id, window_start) DO UPDATE SET issued = issue_rate.issued + 1"
-                " RETURNING issued;",
-                "COMMIT;",
-                "BEGIN;",
-            ]
-        lines += [
-            # _branch_and_service(): the branch joined with its business type
-            f"SELECT b.*, s.* FROM branches b JOIN services s ON s.branch = b.code"
-            f" WHERE b.code = {branch} AND s.code = {service};",
-        ]
+        values = {
+            "branch": branch,
+            "service": service,
+            "priority": priority,
+            "business_date": ":day",
+            "ticket_id": "gen_random_uuid()",
+            "prefix": f"upper({service})",
+            "channel": "'kiosk'",
+            "phone": "NULL",
+            "now": "now()",
+            "idempotency_key": "NULL",
+            "token_id": "'pgbench-kiosk-' || CAST(:kiosk AS text)",
+            "window_start": "date_trunc('minute', now())",
+            "per_minute": "60",
+            "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
+            # The event data as hallq encodes it before the number is known.
+            "event_data": "jsonb_build_object('ticket', jsonb_build_object('id', 'x', 'number',"
+            f" NULL, 'service', {service}, 'priority', {priority}, 'channel', 'kiosk',"
+            " 'issued_at', now()))",
+        }
+        statement = re.sub(r"(?<!:):([a-z_]+)\b", lambda m: f"({values[m[1]]})", ISSUE_SQL.text)
+        return "\n".join([*lines, " ".join(statement.split()) + ";", "COMMIT;"]) + "\n"
     lines += [
-        # _NEXT_NUMBER
+        # the sequence upsert
         "INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)"
         f" VALUES ({branch}, {service}, CAST(:day AS date), 1)"
         " ON CONFLICT (branch, service, business_date)"
@@ -93,27 +102,6 @@ def issue_script(*, prefix: str, branches: int, full: bool, rate_limit: bool = F
         " FROM numbered RETURNING seq;",
         "COMMIT;",
     ]
-    if full:
-        # ticket_out() after the commit (a new implicit transaction): the position among the
-        # waiting tickets of the type (POSITION_OF_SQL verbatim), recent service times, capacity
-        position = (
-            POSITION_OF_SQL.text.replace(":branch", branch)
-            .replace(":service", ":svc")
-            .replace(":ticket_id", "CAST(:tid AS uuid)")
-            .replace("CAST(:now AS timestamptz)", "now()")
-        )
-        lines += [
-            "BEGIN;",
-            " ".join(position.split()) + ";",
-            "SELECT avg(extract(epoch FROM recent.finished_at - recent.served_at)) FROM ("
-            f" SELECT finished_at, served_at FROM tickets WHERE branch = {branch}"
-            " AND service = :svc AND status = 'done' AND served_at IS NOT NULL"
-            " ORDER BY finished_at DESC LIMIT 50) AS recent;",
-            "SELECT count(*) FILTER (WHERE state IN ('open', 'paused')),"
-            " count(*) FILTER (WHERE state = 'open' AND current_ticket_id IS NULL)"
-            f" FROM counters WHERE branch = {branch} AND :svc = ANY(services);",
-            "ROLLBACK;",
-        ]
     return "\n".join(lines) + "\n"
 
 

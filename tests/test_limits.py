@@ -69,6 +69,21 @@ async def test_issuing_is_limited_per_token(client, clock):
     await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=kiosk), 201)
 
 
+async def test_a_retry_is_not_counted_against_the_limit(client, clock):
+    await setup_branch(client)
+    kiosk = await make_token(client, "kiosk", "hz01")
+    clock.set(clock.now().replace(second=10))
+    for i in range(60):
+        retry = {**kiosk, "Idempotency-Key": f"press-{i}"}
+        await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=retry), 201)
+    assert_problem(await client.post(f"{B}/tickets", json={"service": "a"}, headers=kiosk), 429)
+    # A kiosk whose answer got lost retries: it gets its ticket back, at the limit or not.
+    retry = {**kiosk, "Idempotency-Key": "press-59"}
+    again = await client.post(f"{B}/tickets", json={"service": "a"}, headers=retry)
+    assert again.status_code == 201 and again.json()["number"] == "A060"
+    assert again.headers["idempotent-replayed"] == "true"
+
+
 @pytest.mark.multiprocess
 async def test_the_issuing_limit_holds_across_processes(database_url):
     env = {"HALLQ_ISSUE_RATE_PER_MINUTE": "10"}

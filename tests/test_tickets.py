@@ -255,6 +255,22 @@ async def test_issuing_inside_hours_and_serving_after_closing(client, clock):
     assert called["ticket"]["id"] == ticket["id"]
 
 
+async def test_a_retry_after_closing_still_gets_its_ticket(client, clock):
+    await setup_branch(client, branch=HOURS)
+    clock.set(shanghai(1, 16, 29))
+    headers = {**ADMIN, "Idempotency-Key": "last-one"}
+    first = await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=headers), 201)
+    clock.set(shanghai(1, 17, 30))  # the answer was lost; the kiosk retries after closing
+    again = await client.post(f"{B}/tickets", json={"service": "a"}, headers=headers)
+    assert again.status_code == 201 and again.json()["id"] == first["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    # A key that got nothing yet is a new ticket, refused like any other.
+    refused = await client.post(
+        f"{B}/tickets", json={"service": "a"}, headers={**ADMIN, "Idempotency-Key": "too-late"}
+    )
+    assert assert_problem(refused, 409)["type"] == "/problems/branch-closed"
+
+
 async def test_kiosk_of_another_branch_cannot_issue(client):
     await setup_branch(client)
     await setup_branch(client, "sh02")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +21,7 @@ from app.auth.models import ApiToken
 from app.auth.permissions import MANAGER_GRANTABLE, Principal, Role, forbidden
 from app.auth.schemas import TokenCreate
 from app.branches.models import Branch, Staff
+from app.core.config_cache import forget_config, session_cache
 from app.core.errors import Problem, not_found, unprocessable
 
 ADMIN_TOKEN_ID = "env-admin"  # noqa: S105 - an id, not a secret
@@ -56,14 +59,44 @@ async def authenticate(
     parts = raw.split(".")
     if len(parts) != 3 or parts[0] != _PREFIX or not parts[1] or len(parts[1]) > 64:
         raise unauthorized("the token is not valid")
-    row = await session.get(ApiToken, parts[1])
+    row = await _token_row(session, parts[1])
     # Compare even when the row is missing, so timing does not tell ids apart.
     expected = row.secret_hash if row is not None else b"\0" * 32
     if not hmac.compare_digest(expected, hash_secret(parts[2])) or row is None:
         raise unauthorized("the token is not valid")
-    if row.revoked_at is not None:
+    if row.revoked:
         raise unauthorized("the token has been revoked")
-    return Principal(role=Role(row.role), token_id=row.id, branch=row.branch, staff=row.staff)
+    return row.principal
+
+
+@dataclass(frozen=True)
+class _TokenRow:
+    """What authenticating needs of a token row; kept in the configuration cache."""
+
+    secret_hash: bytes
+    revoked: bool
+    principal: Principal
+
+
+async def _token_row(session: AsyncSession, token_id: str) -> _TokenRow | None:
+    cache = session_cache(session)
+    key = ("token", token_id)
+    if cache is not None and (cached := cache.get(key)) is not None:
+        return cast(_TokenRow, cached)
+    generation = cache.generation if cache is not None else 0
+    row = await session.get(ApiToken, token_id)
+    if row is None:
+        return None  # unknown ids are not cached: a token created later must work at once
+    found = _TokenRow(
+        secret_hash=row.secret_hash,
+        revoked=row.revoked_at is not None,
+        principal=Principal(
+            role=Role(row.role), token_id=row.id, branch=row.branch, staff=row.staff
+        ),
+    )
+    if cache is not None:
+        cache.put(key, found, generation)
+    return found
 
 
 def _check_scope(body: TokenCreate) -> None:
@@ -136,6 +169,7 @@ async def revoke_token(
             update(ApiToken).where(ApiToken.id == token_id).values(revoked_at=now)
         )
     await session.commit()
+    forget_config(session)
 
 
 async def token_exists(session: AsyncSession, token_id: str) -> bool:

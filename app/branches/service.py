@@ -22,6 +22,7 @@ from app.branches.schemas import (
     StaffIn,
     StaffOut,
 )
+from app.core.config_cache import forget_config
 from app.core.errors import conflict, not_found
 
 
@@ -42,6 +43,7 @@ async def _upsert(
     )
     created = bool((await session.execute(stmt)).scalar_one())
     await session.commit()
+    forget_config(session)
     return created
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from app.core.config_cache import SESSION_KEY, ConfigCache
 from app.core.settings import Settings
 
 # Stable constraint names, so Alembic migrations can refer to them.
@@ -54,8 +55,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autobegin=True)
+def create_sessionmaker(
+    engine: AsyncEngine, config_cache: ConfigCache | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions carry the process's configuration cache (app/core/config_cache.py)."""
+    info = {SESSION_KEY: config_cache} if config_cache is not None else None
+    return async_sessionmaker(engine, expire_on_commit=False, autobegin=True, info=info)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

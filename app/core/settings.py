@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     metrics_public: bool = False
     # A process answers scrapes within this many seconds of its last database read from cache.
     metrics_cache_s: float = Field(default=1.5, ge=0, le=60)
+    # Tokens, branches and business types are cached per process and dropped when any process
+    # changes them (app/core/config_cache.py); an entry is kept at most this long. 0: no cache.
+    config_cache_s: float = Field(default=60.0, ge=0, le=3600)
     # Tickets one token (a kiosk, a clerk) may issue per minute; 0 means no limit. The admin
     # token is never limited.
     issue_rate_per_minute: int = Field(default=60, ge=0)

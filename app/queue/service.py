@@ -23,6 +23,7 @@ from app.queue.estimate import (
     TypeHistory,
     WaitingGroup,
     estimate_wait_s,
+    new_ticket_place,
 )
 from app.queue.ordering import OVERDUE_SQL, POSITION_OF_SQL, class_rank, effective_lane_sql
 from app.queue.schemas import QueueView, RecentCall, ServiceQueue
@@ -91,32 +92,33 @@ async def list_counters(session: AsyncSession, branch: str) -> list[CounterOut]:
 # their customer has been there, the waiting tickets grouped by their place in the calling order
 # (`mine` marks the group of the ticket being estimated), and the last `:n` finished tickets of
 # every type (newest first, through ix_tickets_done_recent). The effective lane is the calling
-# order's own SQL, with the branch's `requeue_after` read from the branch row.
-# Composed from constant fragments only; every value is a bound parameter.
-_HALL_SQL = text(
-    f"""
-    WITH b AS (SELECT requeue_after FROM branches WHERE code = :branch)
-    SELECT
+# order's own SQL, with the branch's `requeue_after` read from the branch row (`HALL_CTE`).
+# `HALL_COLUMNS` is a select list, so that issuing a ticket reads the hall in its own statement.
+# Parameters: :branch, :now, :ticket_id, :n. Composed from constant fragments only; every value
+# is a bound parameter.
+HALL_CTE = "hall_branch AS (SELECT requeue_after FROM branches WHERE code = :branch)"
+HALL_COLUMNS = f"""
       (SELECT coalesce(json_agg(json_build_array(
                   c.code, c.services, t.service,
                   extract(epoch FROM CAST(:now AS timestamptz)
                                      - coalesce(t.last_called_at, t.called_at)))
               ORDER BY c.code), '[]')
        FROM counters c LEFT JOIN tickets t ON t.id = c.current_ticket_id
-       WHERE c.branch = :branch AND c.state IN ('open', 'paused')) AS counters,
+       WHERE c.branch = :branch AND c.state IN ('open', 'paused')) AS hall_counters,
       (SELECT coalesce(json_agg(json_build_array(g.service, g.lane, g.overdue, g.priority,
                                                  g.n, g.mine)), '[]')
        FROM (
          SELECT t.service,
-                {effective_lane_sql("b.requeue_after")} AS lane,
+                {effective_lane_sql("hall_branch.requeue_after")} AS lane,
                 {OVERDUE_SQL} = 0 AS overdue,
-                t.priority, count(*) AS n, coalesce(bool_or(t.id = :ticket_id), false) AS mine
+                t.priority, count(*) AS n,
+                coalesce(bool_or(t.id = CAST(:ticket_id AS uuid)), false) AS mine
          FROM tickets t
          JOIN services s ON s.branch = t.branch AND s.code = t.service
-         CROSS JOIN b
+         CROSS JOIN hall_branch
          WHERE t.branch = :branch AND t.status = 'waiting'
          GROUP BY 1, 2, 3, 4
-       ) AS g) AS waiting,
+       ) AS g) AS hall_waiting,
       (SELECT coalesce(json_agg(json_build_array(s.code, r.handling_s, r.priority, r.age_s)), '[]')
        FROM services s
        CROSS JOIN LATERAL (
@@ -129,13 +131,13 @@ _HALL_SQL = text(
          ORDER BY t.finished_at DESC
          LIMIT :n
        ) AS r
-       WHERE s.branch = :branch) AS history
-    """  # noqa: S608
-)
+       WHERE s.branch = :branch) AS hall_history
+"""  # noqa: S608
+_HALL_SQL = text(f"WITH {HALL_CTE} SELECT {HALL_COLUMNS}")
 
 
 @dataclass(frozen=True)
-class _HallNow:
+class HallNow:
     hall: Hall
     mine: tuple[int, bool] | None  # (lane, overdue) of the estimated ticket's group
 
@@ -144,19 +146,8 @@ def _as_list(value: Any) -> list[Any]:
     return json.loads(value) if isinstance(value, str) else list(value)
 
 
-async def load_hall(
-    session: AsyncSession,
-    branch: str,
-    now: datetime,
-    settings: Settings,
-    ticket_id: uuid.UUID | None = None,
-) -> _HallNow:
-    row = (
-        await session.execute(
-            _HALL_SQL,
-            {"branch": branch, "now": now, "ticket_id": ticket_id, "n": settings.estimate_history},
-        )
-    ).one()
+def hall_from_row(row: Any, settings: Settings) -> HallNow:
+    """The hall from a row carrying `HALL_COLUMNS`."""
     counters = tuple(
         CounterNow(
             code=code,
@@ -164,16 +155,16 @@ async def load_hall(
             current_service=current,
             elapsed_s=max(0.0, float(elapsed)) if current is not None else 0.0,
         )
-        for code, profile, current, elapsed in _as_list(row.counters)
+        for code, profile, current, elapsed in _as_list(row.hall_counters)
     )
     waiting = []
     mine = None
-    for service, lane, overdue, priority, count, is_mine in _as_list(row.waiting):
+    for service, lane, overdue, priority, count, is_mine in _as_list(row.hall_waiting):
         waiting.append(WaitingGroup(service, class_rank(lane, overdue, priority), count))
         if is_mine:
             mine = (lane, overdue)
     done: dict[str, list[Done]] = {}
-    for service, handling_s, priority, age_s in _as_list(row.history):
+    for service, handling_s, priority, age_s in _as_list(row.hall_history):
         done.setdefault(service, []).append(
             Done(max(0.0, float(handling_s)), priority, max(0.0, float(age_s)))
         )
@@ -183,7 +174,24 @@ async def load_hall(
         history={service: TypeHistory(tuple(items)) for service, items in done.items()},
         default_service_s=float(settings.default_service_time_s),
     )
-    return _HallNow(hall, mine)
+    return HallNow(hall, mine)
+
+
+def hall_params(
+    branch: str, now: datetime, settings: Settings, ticket_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    return {"branch": branch, "now": now, "ticket_id": ticket_id, "n": settings.estimate_history}
+
+
+async def load_hall(
+    session: AsyncSession,
+    branch: str,
+    now: datetime,
+    settings: Settings,
+    ticket_id: uuid.UUID | None = None,
+) -> HallNow:
+    row = (await session.execute(_HALL_SQL, hall_params(branch, now, settings, ticket_id))).one()
+    return hall_from_row(row, settings)
 
 
 async def estimate_for_position(
@@ -246,10 +254,7 @@ async def queue_view(
     counters = await list_counters(session, branch)
     services = []
     for code, name, prefix, waiting, oldest in waiting_rows:
-        # The wait of a normal ticket taken now: behind every ticket of the type that a new
-        # normal ticket would not pass.
-        new = Place(service=code, ahead=0)
-        ahead = sum(g.count for g in hall.waiting if g.service == code and g.rank <= new.rank)
+        # The wait of a normal ticket taken now.
         services.append(
             ServiceQueue(
                 service=code,
@@ -257,7 +262,7 @@ async def queue_view(
                 prefix=prefix,
                 waiting=waiting,
                 longest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
-                estimated_wait_s=estimate_wait_s(hall, Place(service=code, ahead=ahead)),
+                estimated_wait_s=estimate_wait_s(hall, new_ticket_place(hall, code)),
             )
         )
     return QueueView(

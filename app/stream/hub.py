@@ -8,6 +8,10 @@ the last seq it delivered per branch, and when it sees a gap (a lost connection,
 payload) it reads the missing events from the history before going on. After a reconnect it
 catches every subscribed branch up from the history, so no event is lost.
 
+The same connection LISTENs for configuration changes (`hallq_config`) and empties the process's
+configuration cache (app/core/config_cache.py) on each; the cache is used only while this
+connection is up.
+
 Handing an event to a client never waits: each subscription has a bounded queue, and a client
 that falls behind is marked for a resync (a fresh snapshot) instead of slowing the others.
 """
@@ -24,6 +28,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.config_cache import CHANNEL as CONFIG_CHANNEL
+from app.core.config_cache import ConfigCache
 from app.stream.service import StreamEvent, current_seq, event_from_notification, events_after
 
 log = logging.getLogger("hallq.stream")
@@ -64,12 +70,14 @@ class EventHub:
         *,
         queue_size: int,
         connect_timeout_s: float = 5.0,
+        config_cache: ConfigCache | None = None,
     ) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
         self._sessionmaker = sessionmaker
         self._queue_size = queue_size
         self._connect_timeout_s = connect_timeout_s
+        self._config_cache = config_cache
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._last_seq: dict[str, int] = {}
         # Notifications and catch-up requests are handled one at a time, in arrival order.
@@ -111,10 +119,14 @@ class EventHub:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def _ensure_started(self) -> None:
+    def start(self) -> None:
+        """Connect in the background (and keep reconnecting); returns at once."""
         if self._listener is None:  # no await before the tasks exist: no race to start twice
             self._dispatcher = asyncio.create_task(self._dispatch_forever())
             self._listener = asyncio.create_task(self._listen_forever())
+
+    async def _ensure_started(self) -> None:
+        self.start()
         await self._connected.wait()
 
     async def close(self) -> None:
@@ -126,6 +138,14 @@ class EventHub:
         self._listener = self._dispatcher = None
 
     # -- the listening connection -------------------------------------------------------
+
+    def _on_config_change(self, _conn: object, _pid: int, _channel: str, _payload: str) -> None:
+        if self._config_cache is not None:
+            self._config_cache.clear()
+
+    def _config_announced(self, up: bool) -> None:
+        if self._config_cache is not None:
+            self._config_cache.listening(up)
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -147,6 +167,8 @@ class EventHub:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notification)
+                await conn.add_listener(CONFIG_CHANNEL, self._on_config_change)
+                self._config_announced(True)
                 if not first:
                     log.info("stream listener reconnected; catching up from the history")
                 # Whatever was committed while nobody listened comes from the history.
@@ -163,12 +185,14 @@ class EventHub:
                             self._behind = False
                             self._inbox.put_nowait({"catch_up": True})
             except asyncio.CancelledError:
+                self._config_announced(False)
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close(timeout=2)
                 raise
             except Exception as exc:  # connection refused, reset, timeout: try again
                 log.warning("stream listener connection lost: %s", type(exc).__name__)
+            self._config_announced(False)
             if conn is not None:
                 conn.terminate()
             if first:

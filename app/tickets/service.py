@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.branches.hours import Schedule
 from app.branches.models import Branch, Service
 from app.branches.service import get_branch, schedule_of
+from app.core.config_cache import session_cache
 from app.core.errors import Problem, conflict, not_found, unprocessable
 from app.core.settings import Settings
 from app.events.models import BranchEvent
@@ -22,11 +24,21 @@ from app.events.service import (
     TICKET_RATED,
     TICKET_REQUEUED,
     NewEvent,
+    encode_event_data,
     record_events,
 )
+from app.queue.estimate import estimate_wait_s, new_ticket_place
 from app.queue.ordering import LANE_FRONT, LANE_HELD, LANE_NORMAL
-from app.queue.service import estimate_for_position, position_of
+from app.queue.service import (
+    HALL_COLUMNS,
+    HALL_CTE,
+    estimate_for_position,
+    hall_from_row,
+    hall_params,
+    position_of,
+)
 from app.tickets.models import Ticket
+from app.tickets.rate_limit import too_many_tickets, window_start
 from app.tickets.schemas import (
     HistoryEntry,
     RatingIn,
@@ -57,9 +69,22 @@ def format_number(prefix: str, seq: int) -> str:
     return f"{prefix}{seq:03d}"
 
 
-async def _branch_and_service(
-    session: AsyncSession, branch: str, service: str
-) -> tuple[Branch, Service]:
+@dataclass(frozen=True)
+class IssueConfig:
+    """What issuing needs of a branch and business type; kept in the configuration cache."""
+
+    schedule: Schedule
+    service: str
+    prefix: str
+    max_wait_s: int | None
+
+
+async def _issue_config(session: AsyncSession, branch: str, service: str) -> IssueConfig:
+    cache = session_cache(session)
+    key = ("issue", branch, service)
+    if cache is not None and (cached := cache.get(key)) is not None:
+        return cast(IssueConfig, cached)
+    generation = cache.generation if cache is not None else 0
     row = (
         await session.execute(
             select(Branch, Service)
@@ -72,7 +97,10 @@ async def _branch_and_service(
         raise unprocessable(
             "unknown-service", f"business type {service} does not exist in branch {branch}"
         )
-    return row[0], row[1]
+    found = IssueConfig(schedule_of(row[0]), row[1].code, row[1].prefix, row[1].max_wait_s)
+    if cache is not None:
+        cache.put(key, found, generation)
+    return found
 
 
 async def _by_idempotency_key(session: AsyncSession, branch: str, key: str) -> Ticket | None:
@@ -90,14 +118,75 @@ def _check_replay(existing: Ticket, body: TicketIn) -> None:
         )
 
 
-_NEXT_NUMBER = text(
-    """
-    INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)
-    VALUES (:branch, :service, :business_date, 1)
-    ON CONFLICT (branch, service, business_date)
-    DO UPDATE SET last_value = seqs.last_value + 1
-    RETURNING last_value
-    """
+# Issuing is one statement (one round trip, then the commit), because it holds the business
+# type's sequence row and the branch row (event seqs) locked until the commit:
+# - `replayed`: the ticket an Idempotency-Key already got; if there is one nothing is written;
+# - `counted`: the token's issues this minute (app/tickets/rate_limit.py), when it is limited;
+#   past the limit nothing more is written and the caller rolls the count back;
+# - `numbered`, `issued`, `logged`: the next daily number of the type, the ticket, and its
+#   `ticket.issued` event (the event seq as in app/events/service.py; the number is put into the
+#   event data here, where it is known);
+# - the hall (app/queue/service.py), read from the statement's snapshot, without the new ticket:
+#   its position and estimated wait follow from it (app/queue/estimate.py: new_ticket_place).
+# A concurrent request with the same Idempotency-Key makes `issued` empty (ON CONFLICT, once
+# the other commits); the caller then rolls back, giving the number back, and returns theirs.
+ISSUE_SQL = text(
+    f"""
+    WITH {HALL_CTE},
+    replayed AS (
+        SELECT id FROM tickets
+        WHERE branch = :branch AND idempotency_key = CAST(:idempotency_key AS text)
+    ),
+    counted AS (
+        INSERT INTO issue_rate (token_id, window_start, issued)
+        SELECT CAST(:token_id AS text), CAST(:window_start AS timestamptz), 1
+        WHERE CAST(:token_id AS text) IS NOT NULL AND NOT EXISTS (SELECT FROM replayed)
+        ON CONFLICT (token_id, window_start) DO UPDATE SET issued = issue_rate.issued + 1
+        RETURNING issued
+    ),
+    numbered AS (
+        INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)
+        SELECT :branch, :service, CAST(:business_date AS date), 1
+        WHERE NOT EXISTS (SELECT FROM replayed)
+          AND coalesce((SELECT issued FROM counted), 0) <= :per_minute
+        ON CONFLICT (branch, service, business_date)
+        DO UPDATE SET last_value = seqs.last_value + 1
+        RETURNING last_value
+    ),
+    issued AS (
+        INSERT INTO tickets (id, branch, service, issued_service, business_date, seq, number,
+                             priority, channel, phone, status, issued_at, lane, queued_at,
+                             idempotency_key)
+        SELECT CAST(:ticket_id AS uuid), :branch, :service, :service,
+               CAST(:business_date AS date), last_value,
+               :prefix || CASE WHEN last_value < 1000 THEN lpad(CAST(last_value AS text), 3, '0')
+                               ELSE CAST(last_value AS text) END,
+               :priority, :channel, CAST(:phone AS text), 'waiting', CAST(:now AS timestamptz),
+               {LANE_NORMAL}, CAST(:now AS timestamptz), CAST(:idempotency_key AS text)
+        FROM numbered
+        ON CONFLICT (branch, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING id, seq, number
+    ),
+    event_seq AS (
+        UPDATE branches SET event_seq = event_seq + 1
+        WHERE code = :branch AND EXISTS (SELECT FROM issued)
+        RETURNING event_seq
+    ),
+    logged AS (
+        INSERT INTO branch_events (branch, seq, type, at, ticket_id, data)
+        SELECT :branch, event_seq.event_seq, '{TICKET_ISSUED}', CAST(:now AS timestamptz),
+               issued.id,
+               jsonb_set(CAST(:event_data AS jsonb), '{{ticket,number}}', to_jsonb(issued.number))
+        FROM event_seq, issued
+        RETURNING seq
+    )
+    SELECT {HALL_COLUMNS},
+           (SELECT id FROM replayed) AS replayed_id,
+           (SELECT issued FROM counted) AS issued_this_minute,
+           (SELECT seq FROM issued) AS seq,
+           (SELECT number FROM issued) AS number,
+           (SELECT seq FROM logged) AS event_seq
+    """  # noqa: S608 - constant fragments; every value is a bound parameter
 )
 
 
@@ -107,19 +196,21 @@ async def issue_ticket(
     body: TicketIn,
     *,
     idempotency_key: str | None,
+    limited_token: str | None,
     now: datetime,
     settings: Settings,
 ) -> IssuedTicket:
-    branch, service = await _branch_and_service(session, branch_code, body.service)
-    if idempotency_key is not None:
-        existing = await _by_idempotency_key(session, branch_code, idempotency_key)
-        if existing is not None:
-            _check_replay(existing, body)
-            return IssuedTicket(await ticket_out(session, existing, now, settings), replayed=True)
-
-    schedule = schedule_of(branch)
+    """Issue a number of `body.service`; with an Idempotency-Key already used, the ticket it got.
+    `limited_token` is counted against the issue rate (None: not limited)."""
+    config = await _issue_config(session, branch_code, body.service)
+    schedule = config.schedule
     refusal = schedule.issue_refusal(now)
     if refusal is not None:
+        # Closed: a retry of a ticket issued before still gets it; nothing new is issued.
+        if idempotency_key is not None:
+            existing = await _by_idempotency_key(session, branch_code, idempotency_key)
+            if existing is not None:
+                return await _replay(session, existing.id, body, now, settings)
         raise conflict(
             "branch-closed",
             refusal.describe(),
@@ -127,43 +218,47 @@ async def issue_ticket(
             opens_at=refusal.opens_at.isoformat() if refusal.opens_at else None,
         )
     business_date = schedule.business_date(now)
-
-    # The sequence row lock serialises issuers of this type until commit; keep the statements
-    # between here and the commit few.
-    seq = (
-        await session.execute(
-            _NEXT_NUMBER,
-            {"branch": branch_code, "service": service.code, "business_date": business_date},
-        )
-    ).scalar_one()
     ticket_id = uuid.uuid4()
-    insert_ticket = (
-        insert(Ticket)
-        .values(
-            id=ticket_id,
-            branch=branch_code,
-            service=service.code,
-            issued_service=service.code,
-            business_date=business_date,
-            seq=seq,
-            number=format_number(service.prefix, seq),
-            priority=body.priority,
-            channel=body.channel,
-            phone=body.phone,
-            status="waiting",
-            issued_at=now,
-            lane=LANE_NORMAL,
-            queued_at=now,
-            idempotency_key=idempotency_key,
+    event_data = {
+        "ticket": {
+            "id": ticket_id,
+            "number": None,  # set by the statement
+            "service": config.service,
+            "priority": body.priority,
+            "channel": body.channel,
+            "issued_at": now,
+        }
+    }
+    row = (
+        await session.execute(
+            ISSUE_SQL,
+            {
+                **hall_params(branch_code, now, settings),
+                "idempotency_key": idempotency_key,
+                "token_id": limited_token,
+                "window_start": window_start(now),
+                "per_minute": settings.issue_rate_per_minute,
+                "service": config.service,
+                "business_date": business_date,
+                "ticket_id": ticket_id,
+                "prefix": config.prefix,
+                "priority": body.priority,
+                "channel": body.channel,
+                "phone": body.phone,
+                "now": now,
+                "event_data": encode_event_data(event_data),
+            },
         )
-        .on_conflict_do_nothing(
-            index_elements=["branch", "idempotency_key"],
-            index_where=text("idempotency_key IS NOT NULL"),
-        )
-        .returning(Ticket)
-    )
-    ticket = (await session.execute(insert_ticket)).scalar_one_or_none()
-    if ticket is None:
+    ).one()
+    if row.replayed_id is not None:
+        return await _replay(session, row.replayed_id, body, now, settings)
+    per_minute = settings.issue_rate_per_minute
+    if row.issued_this_minute is not None and row.issued_this_minute > per_minute:
+        # Nothing was issued. Rolling the count back leaves the token at its limit: refused
+        # until the minute is over.
+        await session.rollback()
+        raise too_many_tickets(per_minute, now)
+    if row.number is None:
         # Another request with the same Idempotency-Key committed first (we waited for it on
         # the unique index). Give our number back and return theirs.
         await session.rollback()
@@ -173,24 +268,41 @@ async def issue_ticket(
             raise Problem(409, "idempotency-race", "retry the request")
         _check_replay(existing, body)
         return IssuedTicket(await ticket_out(session, existing, now, settings), replayed=True)
-
-    await record_events(
-        session,
-        branch_code,
-        now,
-        [
-            NewEvent(
-                TICKET_ISSUED,
-                {"ticket": {**ticket_ref(ticket), "channel": ticket.channel, "issued_at": now}},
-                ticket_id=ticket.id,
-            )
-        ],
-    )
     await session.commit()
-    return IssuedTicket(
-        await ticket_out(session, ticket, now, settings, requeue_after=branch.requeue_after),
-        replayed=False,
+
+    overdue = config.max_wait_s is not None and config.max_wait_s <= 0
+    hall = hall_from_row(row, settings).hall
+    place = new_ticket_place(hall, config.service, body.priority, overdue=overdue)
+    ticket = TicketOut(
+        id=ticket_id,
+        number=row.number,
+        service=config.service,
+        priority=body.priority,
+        channel=body.channel,
+        status="waiting",
+        business_date=business_date,
+        issued_at=now,
+        position=place.ahead + 1,
+        waiting_ahead=place.ahead,
+        estimated_wait_s=estimate_wait_s(hall, place),
+        recall_count=0,
+        counter=None,
+        called_at=None,
+        served_at=None,
+        finished_at=None,
+        phone=mask_phone(body.phone),
+        rating=None,
     )
+    return IssuedTicket(ticket, replayed=False)
+
+
+async def _replay(
+    session: AsyncSession, ticket_id: uuid.UUID, body: TicketIn, now: datetime, settings: Settings
+) -> IssuedTicket:
+    await session.rollback()  # nothing was written; read the ticket as it is now
+    existing = await get_ticket(session, ticket_id)
+    _check_replay(existing, body)
+    return IssuedTicket(await ticket_out(session, existing, now, settings), replayed=True)
 
 
 async def get_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> Ticket:

@@ -11,7 +11,7 @@ from app.core.codes import BranchCode
 from app.core.database import SessionDep
 from app.core.errors import API_PROBLEMS, problem_responses
 from app.tickets import service as tickets
-from app.tickets.rate_limit import check_issue_rate
+from app.tickets.rate_limit import limited_token
 from app.tickets.schemas import IdempotencyKey, RatingIn, TicketDetail, TicketIn, TicketOut
 
 router = APIRouter(
@@ -36,10 +36,14 @@ async def issue_ticket(
 ) -> TicketOut:
     """Issue a number. With an Idempotency-Key, a retry returns the same ticket."""
     settings = request.app.state.settings
-    now = request.app.state.clock.now()  # one clock reading governs the whole request
-    await check_issue_rate(session, principal, now, settings.issue_rate_per_minute)
     issued = await tickets.issue_ticket(
-        session, branch, body, idempotency_key=idempotency_key, now=now, settings=settings
+        session,
+        branch,
+        body,
+        idempotency_key=idempotency_key,
+        limited_token=limited_token(principal, settings.issue_rate_per_minute),
+        now=request.app.state.clock.now(),  # one clock reading governs the whole request
+        settings=settings,
     )
     if issued.replayed:
         response.headers["Idempotent-Replayed"] = "true"
