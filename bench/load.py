@@ -119,7 +119,9 @@ async def scenario_issue(config: Config) -> dict[str, Any]:
         url = f"{urls[i % len(urls)]}/api/v1/branches/{branch['code']}/tickets"
         try:
             token = rng.choice(branch["tokens"])  # one of the branch's kiosks
-            async with session.post(url, json=body, headers=auth(token)) as resp:
+            # Like the kiosk page: every press carries its own Idempotency-Key.
+            headers = {**auth(token), "Idempotency-Key": f"bench-{i}-{rng.getrandbits(64):x}"}
+            async with session.post(url, json=body, headers=headers) as resp:
                 await resp.read()
                 recorder.record(scheduled, time.monotonic(), resp.status, resp.status == 201)
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -39,10 +39,11 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
     """One ticket issued at a random branch `<prefix>01..` and business type, by one of 1,000
     kiosk tokens. Variable: day (the business date).
 
-    `core`: the sequence upsert, the ticket insert and the event insert. `full`: hallq's own
-    issuing statement (`ISSUE_SQL`, verbatim but for its parameters: the per-token count, the
-    three writes and the hall read for the position and estimate); hallq's token and
-    configuration reads come from its cache, so it sends nothing else."""
+    `core`: the sequence upsert, the ticket insert and the event insert, in a transaction.
+    `full`: hallq's own issuing statement, autocommitted as hallq runs it (`ISSUE_SQL`, verbatim
+    but for its parameters: the per-token count, the key claim, the three writes and the hall
+    read for the position and estimate); hallq's token and configuration reads come from its
+    cache, so it sends nothing else."""
     branch = f"'{prefix}' || lpad(CAST(:b AS text), 2, '0')"
     service = "(ARRAY['a','b','v'])[:s]"
     priority = "CASE WHEN :pr <= 17 THEN 'normal' WHEN :pr <= 19 THEN 'vip' ELSE 'special' END"
@@ -51,6 +52,7 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
         "\\set s random(1, 3)",
         "\\set pr random(1, 20)",
         "\\set kiosk random(1, 1000)",
+        "\\set key random(1, 1000000000000)",
         "BEGIN;",
     ]
     if full:
@@ -64,7 +66,7 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
             "channel": "'kiosk'",
             "phone": "NULL",
             "now": "now()",
-            "idempotency_key": "NULL",
+            "idempotency_key": "'k' || CAST(:key AS text)",  # one per press, like the kiosk page
             "token_id": "'pgbench-kiosk-' || CAST(:kiosk AS text)",
             "window_start": "date_trunc('minute', now())",
             "per_minute": "60",
@@ -75,7 +77,8 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
             " 'issued_at', now()))",
         }
         statement = re.sub(r"(?<!:):([a-z_]+)\b", lambda m: f"({values[m[1]]})", ISSUE_SQL.text)
-        return "\n".join([*lines, " ".join(statement.split()) + ";", "COMMIT;"]) + "\n"
+        # Autocommitted, as hallq runs it: no BEGIN/COMMIT.
+        return "\n".join([*lines[:-1], " ".join(statement.split()) + ";"]) + "\n"
     lines += [
         # the sequence upsert
         "INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from app.tickets.rate_limit import forget_old_windows
 from tests.helpers import ADMIN, SIMPLE_BRANCH, assert_problem, make_token, ok, setup_branch
 from tests.servers import running_servers
 
@@ -82,6 +85,29 @@ async def test_a_retry_is_not_counted_against_the_limit(client, clock):
     again = await client.post(f"{B}/tickets", json={"service": "a"}, headers=retry)
     assert again.status_code == 201 and again.json()["number"] == "A060"
     assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_old_counts_and_key_claims_are_forgotten_and_retries_still_work(app, client, clock):
+    await setup_branch(client)
+    kiosk = await make_token(client, "kiosk", "hz01")
+    retry = {**kiosk, "Idempotency-Key": "press-1"}
+    first = await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=retry), 201)
+
+    async def rows(table: str) -> int:
+        async with app.state.sessionmaker() as session:
+            return int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+    assert (await rows("issue_rate"), await rows("issue_keys")) == (1, 1)
+    async with app.state.sessionmaker() as session:
+        await forget_old_windows(session, clock.now() + timedelta(minutes=3))
+    assert (await rows("issue_rate"), await rows("issue_keys")) == (0, 1)  # the claim is kept
+    async with app.state.sessionmaker() as session:
+        await forget_old_windows(session, clock.now() + timedelta(days=1, seconds=1))
+    assert await rows("issue_keys") == 0
+    # A retry a day later still finds its ticket, through the ticket itself.
+    again = await client.post(f"{B}/tickets", json={"service": "a"}, headers=retry)
+    assert again.status_code == 201 and again.json()["id"] == first["id"]
+    assert (await rows("issue_keys"), await rows("tickets")) == (0, 1)
 
 
 @pytest.mark.multiprocess

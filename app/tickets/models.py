@@ -137,3 +137,15 @@ class IssueRate(Base):
     token_id: Mapped[str] = mapped_column(Text, primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     issued: Mapped[int] = mapped_column(Integer)
+
+
+class IssueKey(Base):
+    """An Idempotency-Key claimed by an issue. Issuing runs as one autocommitted statement; the
+    claim is its first write, so a retry racing its original waits for it here (on the primary
+    key) and then issues nothing, instead of taking a number it would have to give back."""
+
+    __tablename__ = "issue_keys"
+
+    branch: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,7 +1,8 @@
 """A per-token limit on issuing tickets: a stuck kiosk button or a script must not flood a
 branch's queue. Counted in PostgreSQL (one upsert per issue, in a fixed one-minute window, inside
 the issuing statement of app/tickets/service.py), so the limit holds however many server
-processes the requests are spread over."""
+processes the requests are spread over. Refused requests are counted too: the token is refused
+until its minute is over either way."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from app.core.errors import Problem
 WINDOW = timedelta(minutes=1)
 
 _FORGET_OLD = text("DELETE FROM issue_rate WHERE window_start < :before")
+# An Idempotency-Key's claim matters while its original may still be in flight; once its ticket
+# is committed, a retry finds the ticket itself. A day is plenty.
+_FORGET_OLD_KEYS = text("DELETE FROM issue_keys WHERE claimed_at < :before")
+KEY_CLAIM_KEPT = timedelta(days=1)
 
 
 def limited_token(principal: Principal, per_minute: int) -> str | None:
@@ -45,5 +50,7 @@ def too_many_tickets(per_minute: int, now: datetime) -> Problem:
 
 
 async def forget_old_windows(session: AsyncSession, now: datetime) -> None:
+    """Drop past minutes' counts and old Idempotency-Key claims."""
     async with session.begin():
         await session.execute(_FORGET_OLD, {"before": now - 2 * WINDOW})
+        await session.execute(_FORGET_OLD_KEYS, {"before": now - KEY_CLAIM_KEPT})

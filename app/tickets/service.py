@@ -118,18 +118,20 @@ def _check_replay(existing: Ticket, body: TicketIn) -> None:
         )
 
 
-# Issuing is one statement (one round trip, then the commit), because it holds the business
-# type's sequence row and the branch row (event seqs) locked until the commit:
+# Issuing is one statement, run on its own (autocommit): one round trip, and the business type's
+# sequence row and the branch row (event seqs) are locked only while it runs, never across a
+# round trip to this process. In order:
 # - `replayed`: the ticket an Idempotency-Key already got; if there is one nothing is written;
 # - `counted`: the token's issues this minute (app/tickets/rate_limit.py), when it is limited;
-#   past the limit nothing more is written and the caller rolls the count back;
+#   past the limit nothing else is written (the count stays: the token is refused either way);
+# - `claimed`: the Idempotency-Key, claimed before a number is taken. A retry racing its
+#   original waits here (primary key) until the original commits, then claims nothing and
+#   issues nothing: no number is ever taken and given back, so numbers stay gap-free;
 # - `numbered`, `issued`, `logged`: the next daily number of the type, the ticket, and its
 #   `ticket.issued` event (the event seq as in app/events/service.py; the number is put into the
 #   event data here, where it is known);
 # - the hall (app/queue/service.py), read from the statement's snapshot, without the new ticket:
 #   its position and estimated wait follow from it (app/queue/estimate.py: new_ticket_place).
-# A concurrent request with the same Idempotency-Key makes `issued` empty (ON CONFLICT, once
-# the other commits); the caller then rolls back, giving the number back, and returns theirs.
 ISSUE_SQL = text(
     f"""
     WITH {HALL_CTE},
@@ -144,11 +146,21 @@ ISSUE_SQL = text(
         ON CONFLICT (token_id, window_start) DO UPDATE SET issued = issue_rate.issued + 1
         RETURNING issued
     ),
+    allowed AS (
+        SELECT WHERE NOT EXISTS (SELECT FROM replayed)
+                 AND coalesce((SELECT issued FROM counted), 0) <= :per_minute
+    ),
+    claimed AS (
+        INSERT INTO issue_keys (branch, key, claimed_at)
+        SELECT :branch, CAST(:idempotency_key AS text), CAST(:now AS timestamptz) FROM allowed
+        WHERE CAST(:idempotency_key AS text) IS NOT NULL
+        ON CONFLICT (branch, key) DO NOTHING
+        RETURNING key
+    ),
     numbered AS (
         INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)
-        SELECT :branch, :service, CAST(:business_date AS date), 1
-        WHERE NOT EXISTS (SELECT FROM replayed)
-          AND coalesce((SELECT issued FROM counted), 0) <= :per_minute
+        SELECT :branch, :service, CAST(:business_date AS date), 1 FROM allowed
+        WHERE CAST(:idempotency_key AS text) IS NULL OR EXISTS (SELECT FROM claimed)
         ON CONFLICT (branch, service, business_date)
         DO UPDATE SET last_value = seqs.last_value + 1
         RETURNING last_value
@@ -164,7 +176,6 @@ ISSUE_SQL = text(
                :priority, :channel, CAST(:phone AS text), 'waiting', CAST(:now AS timestamptz),
                {LANE_NORMAL}, CAST(:now AS timestamptz), CAST(:idempotency_key AS text)
         FROM numbered
-        ON CONFLICT (branch, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING id, seq, number
     ),
     event_seq AS (
@@ -229,8 +240,11 @@ async def issue_ticket(
             "issued_at": now,
         }
     }
+    if session.in_transaction():
+        await session.commit()  # the configuration was read (a cache miss): end that read
+    autocommit = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     row = (
-        await session.execute(
+        await autocommit.execute(
             ISSUE_SQL,
             {
                 **hall_params(branch_code, now, settings),
@@ -254,21 +268,17 @@ async def issue_ticket(
         return await _replay(session, row.replayed_id, body, now, settings)
     per_minute = settings.issue_rate_per_minute
     if row.issued_this_minute is not None and row.issued_this_minute > per_minute:
-        # Nothing was issued. Rolling the count back leaves the token at its limit: refused
-        # until the minute is over.
-        await session.rollback()
-        raise too_many_tickets(per_minute, now)
+        raise too_many_tickets(per_minute, now)  # nothing was issued
+    await session.commit()  # nothing to commit (autocommit): ends the session's transaction
     if row.number is None:
         # Another request with the same Idempotency-Key committed first (we waited for it on
-        # the unique index). Give our number back and return theirs.
-        await session.rollback()
+        # the claim). Nothing was issued here; return theirs.
         assert idempotency_key is not None
         existing = await _by_idempotency_key(session, branch_code, idempotency_key)
         if existing is None:  # pragma: no cover - the conflicting row was committed
             raise Problem(409, "idempotency-race", "retry the request")
         _check_replay(existing, body)
         return IssuedTicket(await ticket_out(session, existing, now, settings), replayed=True)
-    await session.commit()
 
     overdue = config.max_wait_s is not None and config.max_wait_s <= 0
     hall = hall_from_row(row, settings).hall
@@ -299,7 +309,7 @@ async def issue_ticket(
 async def _replay(
     session: AsyncSession, ticket_id: uuid.UUID, body: TicketIn, now: datetime, settings: Settings
 ) -> IssuedTicket:
-    await session.rollback()  # nothing was written; read the ticket as it is now
+    await session.commit()  # nothing was written; read the ticket as it is now
     existing = await get_ticket(session, ticket_id)
     _check_replay(existing, body)
     return IssuedTicket(await ticket_out(session, existing, now, settings), replayed=True)
