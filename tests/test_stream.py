@@ -18,6 +18,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from app.alerts.service import evaluate_branch
+from app.stream.service import event_from_notification, events_after
 from tests.db import TestServer
 from tests.helpers import ADMIN, bearer, make_token, new_token, ok, setup_branch
 from tests.servers import ServerProcess, running_servers
@@ -393,3 +395,39 @@ async def test_listener_reconnects_and_catches_up(database_url, pg: TestServer):
                 events = await watching.until_seq(start + 5, timeout=30)
                 assert seqs(events) == list(range(start + 1, start + 6))
                 assert [m["data"]["ticket"]["number"] for m in events] == numbers
+
+
+async def test_an_event_reads_the_same_live_and_replayed(app, client, clock, database_url):
+    """The trigger writes live events, Python writes replayed ones: the same bytes, also at a
+    whole second (where isoformat() would drop the microseconds) and for an alert's times."""
+    await setup_branch(client, branch={"min_open_counters": 1})
+    clock.set(clock.now().replace(microsecond=0))
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    notified: asyncio.Queue[str] = asyncio.Queue()
+    await conn.add_listener("hallq_events", lambda *args: notified.put_nowait(args[3]))
+    try:
+        await ok(
+            await client.post(
+                "/api/v1/branches/hz01/tickets", json={"service": "a"}, headers=ADMIN
+            ),
+            201,
+        )
+        async with app.state.sessionmaker() as session:
+            await evaluate_branch(session, "hz01", clock.now())  # no counter open: an alert
+        clock.advance(1)
+        await ok(await client.post("/api/v1/branches/hz01/counters/1/open", headers=ADMIN))
+        async with app.state.sessionmaker() as session:
+            await evaluate_branch(session, "hz01", clock.now())  # open now: cleared
+        live = []
+        while len(live) < 4 or not notified.empty():
+            payload = json.loads(await asyncio.wait_for(notified.get(), 5))
+            live.append(event_from_notification(payload))
+    finally:
+        await conn.close()
+    async with app.state.sessionmaker() as session:
+        replayed = await events_after(session, "hz01", live[0].seq - 1, limit=100)
+    assert [e.message for e in replayed] == [e.message for e in live]
+    types = [json.loads(e.message)["type"] for e in live]
+    assert {"ticket.issued", "alert.raised", "alert.cleared"} <= set(types)
+    cleared = next(json.loads(e.message) for e in live if '"alert.cleared"' in e.message)
+    assert cleared["data"]["cleared_at"].endswith("Z") and cleared["data"]["since"].endswith("Z")

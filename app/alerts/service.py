@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import TypeAdapter
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -134,6 +135,9 @@ async def read_branch_state(session: AsyncSession, branch: Branch, now: datetime
     )
 
 
+_JSON_TIME = TypeAdapter(datetime)
+
+
 def alert_out(alert: Alert) -> AlertOut:
     return AlertOut(
         kind=alert.kind,
@@ -147,7 +151,8 @@ def alert_out(alert: Alert) -> AlertOut:
 def _event_data(alert: Alert) -> dict[str, object]:
     data: dict[str, object] = alert_out(alert).model_dump(mode="json")
     if alert.cleared_at is not None:
-        data["cleared_at"] = alert.cleared_at.isoformat()
+        # Written like `since` beside it (pydantic's JSON form of a UTC time).
+        data["cleared_at"] = _JSON_TIME.dump_python(alert.cleared_at, mode="json")
     return data
 
 

@@ -33,7 +33,9 @@ def encode_message(payload: dict[str, Any]) -> str:
 
 
 def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """As the NOTIFY trigger writes it (always microseconds), so that an event reads the same
+    live and replayed."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event_from_row(branch: str, seq: int, type_: str, at: datetime, data: Any) -> StreamEvent:
