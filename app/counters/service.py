@@ -242,8 +242,20 @@ async def begin_action(
     *,
     signing_in: bool = False,
 ) -> CounterAction:
-    branch_row = await get_branch(session, branch)
-    counter = await _lock_counter(session, branch, code)
+    # The counter locked, with its branch (templates, requeue_after) in the same round trip.
+    row = (
+        await session.execute(
+            select(Counter, Branch)
+            .join(Branch, Branch.code == Counter.branch)
+            .where(Counter.branch == branch, Counter.code == code)
+            .with_for_update(of=Counter)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if row is None:
+        await get_branch(session, branch)  # 404 for the branch if that is what is missing
+        raise not_found(f"counter {code} in branch {branch}")
+    counter, branch_row = row[0], row[1]
     _check_operator(principal, counter, signing_in=signing_in)
     current = None
     if counter.current_ticket_id is not None:
