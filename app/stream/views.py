@@ -156,6 +156,11 @@ async def _forward_events(
             continue  # already in the snapshot or the replay
         await _send(websocket, event.message, settings)
         last = event.seq
+        if not subscription.queue.empty():
+            # Let the other screens have this event before this one gets the next: a `next`
+            # makes three events, and the call (the second) then reaches every screen after
+            # two writes per screen instead of after all three.
+            await asyncio.sleep(0)
 
 
 async def _read_client(websocket: WebSocket) -> None:
