@@ -28,6 +28,10 @@ from app.demo import DEMO_BRANCH, database_is_empty, seed_demo
 from app.metrics.multiproc import prepare_multiprocess_dir, remove_multiprocess_dir
 
 ROOT = Path(__file__).resolve().parents[1]
+# uvicorn options every hallq server runs with (make run, tests, bench; the Dockerfile spells
+# them out). No permessage-deflate: stream messages are a few hundred bytes, and compressing
+# each for each of a thousand screens cost a fifth of a server's CPU in the fan-out (B3).
+UVICORN_OPTIONS = ["--no-access-log", "--ws-per-message-deflate", "false"]
 STATE_DIR = ROOT / ".hallq"
 DATABASE = "hallq"
 
@@ -131,8 +135,8 @@ def main() -> int:
     metrics_dir = prepare_multiprocess_dir(env, int(workers) if workers.isdigit() else 1)
     argv = [
         sys.executable, "-m", "uvicorn", "app.main:app",
-        "--host", host, "--port", port, "--workers", workers,
-        "--no-access-log", "--timeout-graceful-shutdown", "10",
+        "--host", host, "--port", port, "--workers", workers, *UVICORN_OPTIONS,
+        "--timeout-graceful-shutdown", "10",
     ]  # fmt: skip
     _say(f"serving on {base} (Ctrl-C stops the service and its database)")
     server = subprocess.Popen(argv, env=env, cwd=ROOT)

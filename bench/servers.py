@@ -22,6 +22,7 @@ import httpx
 import psutil
 
 from app.core.embedded_postgres import free_port
+from app.run import UVICORN_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +77,7 @@ def start_servers(
         argv = [
             sys.executable, "-m", "uvicorn", "app.main:app",
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            "--no-access-log", "--timeout-graceful-shutdown", "5",
+            *UVICORN_OPTIONS, "--timeout-graceful-shutdown", "5",
         ]  # fmt: skip
         process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         servers.append(Server(port, process, log_path, log))

@@ -17,6 +17,7 @@ from typing import IO
 import httpx
 
 from app.core.embedded_postgres import free_port
+from app.run import UVICORN_OPTIONS
 from tests.db import ROOT
 from tests.helpers import ADMIN_TOKEN
 
@@ -73,7 +74,7 @@ def start_server(
     argv = [
         sys.executable, "-m", "uvicorn", "app.main:app",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--no-access-log", "--timeout-graceful-shutdown", "5",
+        *UVICORN_OPTIONS, "--timeout-graceful-shutdown", "5",
         # Longer than httpx's 5 s keep-alive: the server closing an idle connection just as the
         # client reuses it would fail a request with ReadError.
         "--timeout-keep-alive", "30",

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from app.alerts.service import evaluate_branch
-from app.stream.service import event_from_notification, events_after
+from app.stream.service import StreamEvent, event_from_notification, events_after
 from tests.db import TestServer
 from tests.helpers import ADMIN, bearer, make_token, new_token, ok, setup_branch
 from tests.servers import ServerProcess, running_servers
@@ -418,7 +418,7 @@ async def test_an_event_reads_the_same_live_and_replayed(app, client, clock, dat
         await ok(await client.post("/api/v1/branches/hz01/counters/1/open", headers=ADMIN))
         async with app.state.sessionmaker() as session:
             await evaluate_branch(session, "hz01", clock.now())  # open now: cleared
-        live = []
+        live: list[StreamEvent] = []
         while len(live) < 4 or not notified.empty():
             payload = json.loads(await asyncio.wait_for(notified.get(), 5))
             live.append(event_from_notification(payload))
