@@ -270,6 +270,36 @@ async def test_only_tokens_of_the_branch_may_read_the_stream(database_url):
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
                 assert "revoked" in closed.value.rcvd.reason
 
+            # ...also a stream kept busy by events (never idle for a whole keepalive).
+            async with httpx.AsyncClient(base_url=one.url, timeout=TIMEOUT) as client:
+                busy_token = await new_token(client, "display", BRANCH)
+
+            async def keep_issuing() -> None:
+                while True:
+                    await issue(http, one.url)
+                    await asyncio.sleep(0.2)
+
+            async with screen(one, busy_token) as busy:
+                await busy.receive()
+                feeder = asyncio.create_task(keep_issuing())
+                try:
+                    await busy.until(lambda m: m["type"] == "ticket.issued")
+                    busy_id = busy_token.split(".")[1]
+                    await ok(
+                        await http.delete(f"{one.url}/api/v1/tokens/{busy_id}", headers=ADMIN),
+                        204,
+                    )
+                    # Events keep coming, so without the re-check this would run into the
+                    # deadline instead of the close.
+                    with pytest.raises(ConnectionClosed) as closed:
+                        async with asyncio.timeout(TIMEOUT):
+                            while True:
+                                await busy.receive(timeout=TIMEOUT)
+                finally:
+                    feeder.cancel()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+                assert "revoked" in closed.value.rcvd.reason
+
 
 class RawScreen:
     """A websocket client on a bare socket with a tiny receive buffer, which reads only when

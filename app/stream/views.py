@@ -77,8 +77,8 @@ async def _authorize(websocket: WebSocket, branch: str) -> Principal:
 
 
 async def _still_authenticated(websocket: WebSocket) -> None:
-    """Revocation reaches open streams too: the token is looked up again at every keepalive
-    (its role and branch cannot change, and branches are never deleted)."""
+    """Revocation reaches open streams too: the token is looked up again every keepalive
+    period, idle or busy (its role and branch cannot change, and branches are never deleted)."""
     async with websocket.app.state.sessionmaker() as session:
         await _authenticate(websocket, session)
 
@@ -140,14 +140,22 @@ async def _send_initial(
 async def _forward_events(
     websocket: WebSocket, subscription: Subscription, branch: str, last: int, settings: Settings
 ) -> None:
+    loop = asyncio.get_running_loop()
+    checked_at = loop.time()
     while True:
         try:
             async with asyncio.timeout(settings.stream_keepalive_s):
                 event = await subscription.queue.get()
         except TimeoutError:
             await _still_authenticated(websocket)
+            checked_at = loop.time()
             await _send(websocket, encode_message({"type": "ping"}), settings)
             continue
+        if loop.time() - checked_at >= settings.stream_keepalive_s:
+            # A busy branch never leaves the stream idle for a keepalive: re-check as often
+            # anyway (from the token cache, so nearly free).
+            await _still_authenticated(websocket)
+            checked_at = loop.time()
         if event is None:  # fell behind: start again from a snapshot
             subscription.needs_resync = False
             last = await _send_snapshot(websocket, branch, settings)
