@@ -292,12 +292,25 @@ class Bench:
             setup.branch(f"k{i:02d}", counters, open_counters=False)
             for i in range(1, plan.kiosk_branches + 1)
         ]
-        for i in range(1, plan.kiosk_branches + 1):  # the same branches again, for pgbench
-            setup.branch(f"p{i:02d}", counters, open_counters=False)
+        # The open loop gets branches of its own: nobody is called in B1, so queues only grow,
+        # and each issue reads its hall (the waiting tickets of its branch). Starting from empty
+        # queues as the closed loop did, it runs at 80 % of a rate measured under the same
+        # conditions, not on queues the closed loop already filled.
+        open_loop_branches = [
+            setup.branch(f"m{i:02d}", counters, open_counters=False)
+            for i in range(1, plan.kiosk_branches + 1)
+        ]
+        # The same branches again for each pgbench variant, so that each starts, as hallq does,
+        # with empty queues (the hall read of the full variant scans the waiting tickets).
+        for prefix in ("p", "q"):
+            for i in range(1, plan.kiosk_branches + 1):
+                setup.branch(f"{prefix}{i:02d}", counters, open_counters=False)
         setup.close()
         assert self.pg is not None
 
-        tokens = self.kiosk_tokens([b.code for b in kiosk_branches], per_branch=50)
+        tokens = self.kiosk_tokens(
+            [b.code for b in kiosk_branches + open_loop_branches], per_branch=50
+        )
         reference = pgmod.run_pgbench(
             self.pg, DATABASE,
             sql.issue_script(prefix="p", branches=plan.kiosk_branches, full=False),
@@ -306,7 +319,7 @@ class Bench:
         self.detail(f"B1 pgbench core (3 statements): {reference.summary.describe()}")
         full = pgmod.run_pgbench(
             self.pg, DATABASE,
-            sql.issue_script(prefix="p", branches=plan.kiosk_branches, full=True),
+            sql.issue_script(prefix="q", branches=plan.kiosk_branches, full=True),
             clients=plan.kiosks, seconds=plan.pgbench_seconds,
             variables=[f"day={self.day}", "requeue_after=2"],
         )  # fmt: skip
@@ -343,11 +356,17 @@ class Bench:
             )
         ]
         rate = 0.8 * hallq.rate
-        steady = self.load(
-            "issue",
-            {**config, "rate": rate, "concurrency": 256, "warmup_s": 1.0},
-            timeout=plan.b1_seconds + 120,
-        )
+        open_loop_config = {
+            **config,
+            "branches": [
+                {"code": b.code, "tokens": tokens[b.code], "services": list(sql.SERVICES)}
+                for b in open_loop_branches
+            ],
+            "rate": rate,
+            "concurrency": 256,
+            "warmup_s": 1.0,
+        }
+        steady = self.load("issue", open_loop_config, timeout=plan.b1_seconds + 120)
         s = Summary.from_dict(steady["summary"])
         self.detail(f"B1 hallq at {rate:.0f}/s (80%), open loop: {s.describe()}")
         self.rows["B1"].append(
