@@ -25,7 +25,7 @@ SERVICES = ("a", "b", "v")  # prefixes A, B, V
 
 
 def number_sql(service: str, seq: str) -> str:
-    """`A001`: the prefix and at least 3 digits, as app.tickets.service.format_number."""
+    """`A001`: the prefix and at least 3 digits, as `ISSUE_SQL` (app/tickets/service.py)."""
     return (
         f"upper({service}) || CASE WHEN {seq} < 1000 THEN lpad(CAST({seq} AS text), 3, '0')"
         f" ELSE CAST({seq} AS text) END"

@@ -12,7 +12,6 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +20,7 @@ from app.auth.models import ApiToken
 from app.auth.permissions import MANAGER_GRANTABLE, Principal, Role, forbidden
 from app.auth.schemas import TokenCreate
 from app.branches.models import Branch, Staff
-from app.core.config_cache import forget_config, session_cache
+from app.core.config_cache import forget_config, read_through
 from app.core.errors import Problem, not_found, unprocessable
 
 ADMIN_TOKEN_ID = "env-admin"  # noqa: S105 - an id, not a secret
@@ -79,24 +78,16 @@ class _TokenRow:
 
 
 async def _token_row(session: AsyncSession, token_id: str) -> _TokenRow | None:
-    cache = session_cache(session)
-    key = ("token", token_id)
-    if cache is not None and (cached := cache.get(key)) is not None:
-        return cast(_TokenRow, cached)
-    generation = cache.generation if cache is not None else 0
-    row = await session.get(ApiToken, token_id)
-    if row is None:
-        return None  # unknown ids are not cached: a token created later must work at once
-    found = _TokenRow(
-        secret_hash=row.secret_hash,
-        revoked=row.revoked_at is not None,
-        principal=Principal(
+    async def load() -> _TokenRow | None:
+        row = await session.get(ApiToken, token_id)
+        if row is None:
+            return None
+        principal = Principal(
             role=Role(row.role), token_id=row.id, branch=row.branch, staff=row.staff
-        ),
-    )
-    if cache is not None:
-        cache.put(key, found, generation)
-    return found
+        )
+        return _TokenRow(row.secret_hash, row.revoked_at is not None, principal)
+
+    return await read_through(session, ("token", token_id), load)
 
 
 def _check_scope(body: TokenCreate) -> None:

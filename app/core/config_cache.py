@@ -18,10 +18,12 @@ notification latency (milliseconds). `ttl_s` bounds the age of an entry as a las
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+V = TypeVar("V")
 
 CHANNEL = "hallq_config"
 SESSION_KEY = "config_cache"  # where a session finds its app's cache (session.info)
@@ -82,6 +84,24 @@ class ConfigCache:
 def session_cache(session: AsyncSession) -> ConfigCache | None:
     cache = session.info.get(SESSION_KEY)
     return cache if isinstance(cache, ConfigCache) else None
+
+
+async def read_through(
+    session: AsyncSession, key: Hashable, load: Callable[[], Awaitable[V | None]]
+) -> V | None:
+    """The value under `key` from the session's cache, else from `load()` (kept unless a change
+    was announced meanwhile). None from `load` is not kept: a row created later is seen at once."""
+    cache = session_cache(session)
+    if cache is None:
+        return await load()
+    cached = cache.get(key)
+    if cached is not None:
+        return cast(V, cached)
+    generation = cache.generation
+    value = await load()
+    if value is not None:
+        cache.put(key, value, generation)
+    return value
 
 
 def forget_config(session: AsyncSession) -> None:

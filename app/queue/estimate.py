@@ -162,14 +162,12 @@ class Place:
         return class_rank(self.lane, self.overdue, self.priority)
 
 
-def new_ticket_place(
-    hall: Hall, service: str, priority: str = "normal", *, overdue: bool = False
-) -> Place:
+def new_ticket_place(hall: Hall, service: str, priority: str = "normal") -> Place:
     """The place of a ticket taken now, in a hall read without it: behind every waiting ticket
     of its type that it would not pass (the same class or better; among equals it came last)."""
-    place = Place(service=service, ahead=0, priority=priority, overdue=overdue)
-    ahead = sum(g.count for g in hall.waiting if g.service == service and g.rank <= place.rank)
-    return Place(service=service, ahead=ahead, priority=priority, overdue=overdue)
+    rank = Place(service=service, ahead=0, priority=priority).rank
+    ahead = sum(g.count for g in hall.waiting if g.service == service and g.rank <= rank)
+    return Place(service=service, ahead=ahead, priority=priority)
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.branches.hours import Schedule
 from app.branches.models import Branch, Service
 from app.branches.service import get_branch, schedule_of
-from app.core.config_cache import session_cache
+from app.core.config_cache import read_through
 from app.core.errors import Problem, conflict, not_found, unprocessable
 from app.core.settings import Settings
 from app.events.models import BranchEvent
@@ -65,10 +64,6 @@ def ticket_ref(ticket: Ticket) -> dict[str, object]:
     }
 
 
-def format_number(prefix: str, seq: int) -> str:
-    return f"{prefix}{seq:03d}"
-
-
 @dataclass(frozen=True)
 class IssueConfig:
     """What issuing needs of a branch and business type; kept in the configuration cache."""
@@ -76,31 +71,26 @@ class IssueConfig:
     schedule: Schedule
     service: str
     prefix: str
-    max_wait_s: int | None
 
 
 async def _issue_config(session: AsyncSession, branch: str, service: str) -> IssueConfig:
-    cache = session_cache(session)
-    key = ("issue", branch, service)
-    if cache is not None and (cached := cache.get(key)) is not None:
-        return cast(IssueConfig, cached)
-    generation = cache.generation if cache is not None else 0
-    row = (
-        await session.execute(
-            select(Branch, Service)
-            .join(Service, Service.branch == Branch.code)
-            .where(Branch.code == branch, Service.code == service)
-        )
-    ).first()
-    if row is None:
+    async def load() -> IssueConfig | None:
+        row = (
+            await session.execute(
+                select(Branch, Service)
+                .join(Service, Service.branch == Branch.code)
+                .where(Branch.code == branch, Service.code == service)
+            )
+        ).first()
+        return None if row is None else IssueConfig(schedule_of(row[0]), service, row[1].prefix)
+
+    config = await read_through(session, ("issue", branch, service), load)
+    if config is None:
         await get_branch(session, branch)  # 404 if the branch itself is missing
         raise unprocessable(
             "unknown-service", f"business type {service} does not exist in branch {branch}"
         )
-    found = IssueConfig(schedule_of(row[0]), row[1].code, row[1].prefix, row[1].max_wait_s)
-    if cache is not None:
-        cache.put(key, found, generation)
-    return found
+    return config
 
 
 async def _by_idempotency_key(session: AsyncSession, branch: str, key: str) -> Ticket | None:
@@ -221,7 +211,7 @@ async def issue_ticket(
         if idempotency_key is not None:
             existing = await _by_idempotency_key(session, branch_code, idempotency_key)
             if existing is not None:
-                return await _replay(session, existing.id, body, now, settings)
+                return await _replay(session, existing, body, now, settings)
         raise conflict(
             "branch-closed",
             refusal.describe(),
@@ -264,12 +254,14 @@ async def issue_ticket(
             },
         )
     ).one()
+    await session.commit()  # nothing to commit (autocommit): ends the session's transaction
     if row.replayed_id is not None:
-        return await _replay(session, row.replayed_id, body, now, settings)
+        return await _replay(
+            session, await get_ticket(session, row.replayed_id), body, now, settings
+        )
     per_minute = settings.issue_rate_per_minute
     if row.issued_this_minute is not None and row.issued_this_minute > per_minute:
         raise too_many_tickets(per_minute, now)  # nothing was issued
-    await session.commit()  # nothing to commit (autocommit): ends the session's transaction
     if row.number is None:
         # Another request with the same Idempotency-Key committed first (we waited for it on
         # the claim). Nothing was issued here; return theirs.
@@ -277,12 +269,11 @@ async def issue_ticket(
         existing = await _by_idempotency_key(session, branch_code, idempotency_key)
         if existing is None:  # pragma: no cover - the conflicting row was committed
             raise Problem(409, "idempotency-race", "retry the request")
-        _check_replay(existing, body)
-        return IssuedTicket(await ticket_out(session, existing, now, settings), replayed=True)
+        return await _replay(session, existing, body, now, settings)
 
-    overdue = config.max_wait_s is not None and config.max_wait_s <= 0
+    # A new ticket is never overdue (max_wait_s is at least 1 s): its place is its class's end.
     hall = hall_from_row(row, settings).hall
-    place = new_ticket_place(hall, config.service, body.priority, overdue=overdue)
+    place = new_ticket_place(hall, config.service, body.priority)
     ticket = TicketOut(
         id=ticket_id,
         number=row.number,
@@ -307,10 +298,9 @@ async def issue_ticket(
 
 
 async def _replay(
-    session: AsyncSession, ticket_id: uuid.UUID, body: TicketIn, now: datetime, settings: Settings
+    session: AsyncSession, existing: Ticket, body: TicketIn, now: datetime, settings: Settings
 ) -> IssuedTicket:
-    await session.commit()  # nothing was written; read the ticket as it is now
-    existing = await get_ticket(session, ticket_id)
+    """The ticket an Idempotency-Key already got, as it is now."""
     _check_replay(existing, body)
     return IssuedTicket(await ticket_out(session, existing, now, settings), replayed=True)
 
