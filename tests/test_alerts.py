@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app.alerts.monitor import evaluate_all_branches
 from app.alerts.service import BranchState, ServiceState, desired_alerts
@@ -152,6 +152,52 @@ async def test_alerts_are_raised_listed_and_cleared(client, app, clock):
         ("alert.cleared", "queue_length", "a"),
         ("alert.cleared", "long_wait", "a"),
     ]
+
+
+async def test_a_condition_that_still_holds_is_restated_without_an_event(client, app, clock):
+    await setup_branch(
+        client,
+        services={"a": {"name": "A", "prefix": "A", "queue_alert_per_counter": 1}},
+        counters={"1": {"name": "1", "services": ["a"]}},
+    )
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    await issue(client)
+    await issue(client)
+    assert await evaluate_all_branches(app.state.sessionmaker, clock) == 1
+    [raised] = await alerts_of(client)
+    assert raised["detail"].startswith("2 waiting for a")
+    await issue(client)
+    # Still too many: nothing is raised or cleared, but what the alert says follows the hall.
+    assert await evaluate_all_branches(app.state.sessionmaker, clock) == 0
+    [still] = await alerts_of(client)
+    assert still["detail"].startswith("3 waiting for a")
+    assert still["since"] == raised["since"]
+    assert await alert_events(client, app) == [("alert.raised", "queue_length", "a")]
+
+
+async def test_a_round_reads_all_branches_in_the_same_few_statements(client, app, clock):
+    """Alerts are evaluated every few seconds in every process: a round that finds nothing to
+    change must not cost a transaction per branch, or a fleet of branches would slow issuing."""
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async def round_cost(prefix: str, branches: int) -> int:
+        for i in range(branches):
+            await setup_branch(client, f"{prefix}{i:02d}", counters={})
+        await evaluate_all_branches(app.state.sessionmaker, clock)  # raises what is due
+        statements.clear()
+        event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            assert await evaluate_all_branches(app.state.sessionmaker, clock) == 0
+        finally:
+            event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
+        return len(statements)
+
+    few = await round_cost("sa", 2)
+    assert few > 0  # the listener sees the round's statements
+    assert await round_cost("sb", 30) == few  # 32 branches now, the same statements
 
 
 async def test_too_few_counters_only_during_hours(client, app, clock):

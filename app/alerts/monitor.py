@@ -1,9 +1,11 @@
 """The background task that keeps alerts current and erases the phone numbers of past days.
 
-Every server process runs it. The per-branch advisory lock in `evaluate_branch` keeps two
-processes from evaluating a branch at the same moment, and each sees what the other committed,
-so an alert is raised once; with N processes a branch is still evaluated up to N times a tick
-(cheap reads when nothing changed). A process that dies simply stops taking part.
+Every server process runs it. A round first surveys every branch with a few reads
+(`survey_branches`: the cost does not grow with the number of branches in round trips), writes
+the details that changed in one statement, and opens a transaction only for the branches where
+an alert must be raised or cleared. There the per-branch advisory lock in `evaluate_branch` keeps
+two processes from evaluating a branch at the same moment, and each sees what the other
+committed, so an alert is raised once. A process that dies simply stops taking part.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts.service import branch_codes, evaluate_branch
+from app.alerts.service import evaluate_branch, refresh_details, survey_branches
 from app.core.clock import Clock
 from app.reports.service import erase_expired_phones
 from app.tickets.rate_limit import forget_old_windows
@@ -26,10 +28,11 @@ async def evaluate_all_branches(
     sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
 ) -> int:
     """One round over every branch; returns how many alerts were raised or cleared."""
-    async with sessionmaker() as session:
-        codes = await branch_codes(session)
+    async with sessionmaker() as session, session.begin():
+        survey = await survey_branches(session, clock.now())
+        await refresh_details(session, survey.details)
     changed = 0
-    for code in codes:
+    for code in survey.to_evaluate:
         async with sessionmaker() as session:
             changed += max(0, await evaluate_branch(session, code, clock.now()))
     # Privacy (SPEC §1): phone numbers go once their business day is over. Cheap when there is

@@ -90,9 +90,11 @@ def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
     return wanted
 
 
+# The state of several branches at once: the evaluator surveys every branch in one round trip
+# per statement rather than a transaction per branch (app/alerts/monitor.py).
 _SERVICE_STATES = text(
     """
-    SELECT s.code, s.target_wait_s, s.queue_alert_per_counter,
+    SELECT s.branch, s.code, s.target_wait_s, s.queue_alert_per_counter,
            count(t.id) AS waiting,
            count(t.id) FILTER (
                WHERE t.issued_at
@@ -104,35 +106,51 @@ _SERVICE_STATES = text(
                AS open_counters
     FROM services s
     LEFT JOIN tickets t ON t.branch = s.branch AND t.service = s.code AND t.status = 'waiting'
-    WHERE s.branch = :branch
+    WHERE s.branch = ANY(CAST(:branches AS text[]))
     GROUP BY s.branch, s.code, s.target_wait_s, s.queue_alert_per_counter
+    ORDER BY s.branch, s.code
     """
 )
 
-_OPEN_COUNTERS = text("SELECT count(*) FROM counters WHERE branch = :branch AND state = 'open'")
+_OPEN_COUNTERS = text(
+    """
+    SELECT branch, count(*) FROM counters
+    WHERE branch = ANY(CAST(:branches AS text[])) AND state = 'open'
+    GROUP BY branch
+    """
+)
 
 
-async def read_branch_state(session: AsyncSession, branch: Branch, now: datetime) -> BranchState:
-    rows = (await session.execute(_SERVICE_STATES, {"branch": branch.code, "now": now})).all()
-    services = [
-        ServiceState(
-            service=code,
-            target_wait_s=target,
-            queue_alert_per_counter=per_counter,
-            waiting=waiting,
-            over_target=over,
-            oldest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
-            open_counters=open_counters,
+async def read_branch_states(
+    session: AsyncSession, branches: Sequence[Branch], now: datetime
+) -> dict[str, BranchState]:
+    """The state of each of `branches`, by branch code."""
+    codes = [branch.code for branch in branches]
+    params = {"branches": codes, "now": now}
+    services: dict[str, list[ServiceState]] = {code: [] for code in codes}
+    rows = (await session.execute(_SERVICE_STATES, params)).all()
+    for branch, code, target, per_counter, waiting, over, oldest, open_counters in rows:
+        services[branch].append(
+            ServiceState(
+                service=code,
+                target_wait_s=target,
+                queue_alert_per_counter=per_counter,
+                waiting=waiting,
+                over_target=over,
+                oldest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
+                open_counters=open_counters,
+            )
         )
-        for code, target, per_counter, waiting, over, oldest, open_counters in rows
-    ]
-    open_counters = (await session.execute(_OPEN_COUNTERS, {"branch": branch.code})).scalar_one()
-    return BranchState(
-        in_hours=schedule_of(branch).is_business_hours(now),
-        min_open_counters=branch.min_open_counters,
-        open_counters=open_counters,
-        services=services,
-    )
+    open_by_branch = {code: count for code, count in await session.execute(_OPEN_COUNTERS, params)}
+    return {
+        branch.code: BranchState(
+            in_hours=schedule_of(branch).is_business_hours(now),
+            min_open_counters=branch.min_open_counters,
+            open_counters=open_by_branch.get(branch.code, 0),
+            services=services[branch.code],
+        )
+        for branch in branches
+    }
 
 
 _JSON_TIME = TypeAdapter(datetime)
@@ -156,13 +174,12 @@ def _event_data(alert: Alert) -> dict[str, object]:
     return data
 
 
-async def active_alerts(session: AsyncSession, branch: str) -> list[Alert]:
-    result = await session.execute(
-        select(Alert)
-        .where(Alert.branch == branch, Alert.cleared_at.is_(None))
-        .order_by(Alert.since, Alert.id)
-    )
-    return list(result.scalars())
+async def active_alerts(session: AsyncSession, branch: str | None = None) -> list[Alert]:
+    """The active alerts of `branch` (None: of every branch)."""
+    query = select(Alert).where(Alert.cleared_at.is_(None)).order_by(Alert.since, Alert.id)
+    if branch is not None:
+        query = query.where(Alert.branch == branch)
+    return list((await session.execute(query)).scalars())
 
 
 async def evaluate_branch(session: AsyncSession, branch_code: str, now: datetime) -> int:
@@ -182,7 +199,7 @@ async def evaluate_branch(session: AsyncSession, branch_code: str, now: datetime
         branch = await session.get(Branch, branch_code)
         if branch is None:
             return 0
-        wanted = desired_alerts(await read_branch_state(session, branch, now))
+        wanted = desired_alerts((await read_branch_states(session, [branch], now))[branch_code])
         active = {(a.kind, a.subject): a for a in await active_alerts(session, branch_code)}
         events: list[NewEvent] = []
         for key, alert in active.items():
@@ -211,7 +228,51 @@ async def evaluate_branch(session: AsyncSession, branch_code: str, now: datetime
         return len(events)
 
 
-async def branch_codes(session: AsyncSession) -> list[str]:
-    async with session.begin():
-        rows = await session.execute(text("SELECT code FROM branches ORDER BY code"))
-        return list(rows.scalars())
+@dataclass(frozen=True)
+class Survey:
+    """What a look at every branch found: where alerts must be raised or cleared, and the
+    active alerts whose condition still holds but reads differently now."""
+
+    to_evaluate: list[str]  # branch codes, for evaluate_branch
+    details: dict[int, str]  # alert id -> what it says now
+
+
+async def survey_branches(session: AsyncSession, now: datetime) -> Survey:
+    """Compare every branch's desired alerts with its active ones, reading only: a handful of
+    statements whatever the number of branches. A branch whose set of alerts must change is
+    left to `evaluate_branch`, which decides again under its lock."""
+    branches = list(await session.scalars(select(Branch).order_by(Branch.code)))
+    states = await read_branch_states(session, branches, now)
+    active: dict[str, dict[tuple[str, str], Alert]] = {}
+    for alert in await active_alerts(session):
+        active.setdefault(alert.branch, {})[(alert.kind, alert.subject)] = alert
+    to_evaluate: list[str] = []
+    details: dict[int, str] = {}
+    for branch in branches:
+        wanted = desired_alerts(states[branch.code])
+        current = active.get(branch.code, {})
+        if wanted.keys() != current.keys():
+            to_evaluate.append(branch.code)
+            continue
+        for key, condition in wanted.items():
+            if current[key].detail != condition.detail:
+                details[current[key].id] = condition.detail
+    return Survey(to_evaluate, details)
+
+
+_REFRESH_DETAILS = text(
+    """
+    UPDATE alerts SET detail = v.detail
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:details AS text[])) AS v(id, detail)
+    WHERE alerts.id = v.id AND alerts.cleared_at IS NULL
+    """
+)
+
+
+async def refresh_details(session: AsyncSession, details: dict[int, str]) -> None:
+    """Say what active alerts are about now (the queue view shows it), in one statement. No
+    lock: the detail carries no event, and any process's latest reading is right."""
+    if details:
+        await session.execute(
+            _REFRESH_DETAILS, {"ids": list(details), "details": list(details.values())}
+        )
