@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from app.core.config_cache import SESSION_KEY, ConfigCache
+from app.core.fair_pool import FairAsyncQueuePool
 from app.core.settings import Settings
 
 # Stable constraint names, so Alembic migrations can refer to them.
@@ -40,6 +41,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
     return create_async_engine(
         settings.database_url,
+        poolclass=FairAsyncQueuePool,  # first come, first served (app/core/fair_pool.py)
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=False,

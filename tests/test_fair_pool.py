@@ -1,0 +1,94 @@
+"""The connection pool serves whoever asked first (app/core/fair_pool.py), on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from app.core.database import create_engine
+from app.core.fair_pool import FairAsyncQueuePool
+from app.core.settings import Settings
+
+
+@pytest.fixture
+async def one_connection(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The app's engine with a single connection and a short pool timeout."""
+    engine = create_engine(
+        Settings(database_url=database_url, db_pool_size=1, db_connect_timeout_s=0.3)
+    )
+    assert isinstance(engine.pool, FairAsyncQueuePool)
+    yield engine
+    await engine.dispose()
+
+
+async def turns(engine: AsyncEngine) -> list[str]:
+    """`a` holds the connection while `b`, then `c`, ask for it; `a` gives it back and asks
+    again at once. Returns who got it, in order."""
+    order: list[str] = []
+
+    async def take(name: str) -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            order.append(name)
+
+    a = await engine.connect()
+    await a.execute(text("SELECT 1"))
+    b = asyncio.create_task(take("b"))
+    await asyncio.sleep(0.05)
+    c = asyncio.create_task(take("c"))
+    await asyncio.sleep(0.05)
+    await a.close()
+    await take("a")
+    await asyncio.gather(b, c)
+    return order
+
+
+async def test_a_connection_goes_to_whoever_waited_longest(one_connection):
+    assert await turns(one_connection) == ["b", "c", "a"]
+
+
+async def test_sqlalchemys_own_pool_lets_a_newcomer_go_first(database_url):
+    """Why the fair pool exists: the same turns on the stock asyncio pool."""
+    engine = create_async_engine(
+        database_url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0
+    )
+    try:
+        assert (await turns(engine))[0] == "a"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_waiter_times_out_and_nothing_is_lost(one_connection):
+    held = await one_connection.connect()
+    await held.execute(text("SELECT 1"))
+    with pytest.raises(exc.TimeoutError):
+        async with one_connection.connect():
+            pass
+    await held.close()
+    async with one_connection.connect() as conn:  # the connection is still there
+        assert (await conn.execute(text("SELECT 2"))).scalar_one() == 2
+    assert one_connection.pool.checkedout() == 0
+
+
+async def test_a_cancelled_waiter_passes_the_connection_on(one_connection):
+    held = await one_connection.connect()
+    await held.execute(text("SELECT 1"))
+
+    async def wait_for_it() -> None:
+        async with one_connection.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    cancelled = asyncio.create_task(wait_for_it())
+    after = asyncio.create_task(wait_for_it())
+    await asyncio.sleep(0.05)
+    await held.close()  # handed to `cancelled`, which is cancelled before it runs
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await asyncio.wait_for(after, 1)  # got the connection `cancelled` was handed
+    assert one_connection.pool.checkedout() == 0
