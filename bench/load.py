@@ -8,6 +8,7 @@ Scenarios (each bounded in time and in count, and loopback-only: every URL is ch
                when the previous one is answered) or open loop (`rate` per second: requests leave
                on a fixed schedule, and latency counts from the scheduled time, so a stalled
                server cannot hide its queueing).
+- `prime`      every kiosk token reads its branch's queue once on every server, before `issue`.
 - `next`       counters pressing `next` until nobody waits for them (204) or time runs out;
                returns every called ticket's id so the caller can check none was called twice.
 - `latency`    one client, one request at a time: a list of named operations (B5).
@@ -72,6 +73,9 @@ class Recorder:
     errors: int = 0
     first: float | None = None
     last: float | None = None
+    # Per second of the run (by send time): requests, and the slowest of them in ms. Shows
+    # whether a high p99 is a few stalls or a steady queue.
+    timeline: dict[int, list[float]] = field(default_factory=dict)
 
     def record(self, sent: float, done: float, status: int | str, ok: bool) -> None:
         key = str(status)
@@ -82,7 +86,11 @@ class Recorder:
             self.first = sent
         self.last = done
         if ok:
-            self.latencies_ms.append((done - sent) * 1000)
+            latency_ms = (done - sent) * 1000
+            self.latencies_ms.append(latency_ms)
+            second = self.timeline.setdefault(int(sent - self.started), [0, 0.0])
+            second[0] += 1
+            second[1] = max(second[1], latency_ms)
         else:
             self.errors += 1
 
@@ -93,6 +101,47 @@ class Recorder:
 
 
 # -- issue ------------------------------------------------------------------------------------
+
+
+async def scenario_prime(config: Config) -> dict[str, Any]:
+    """Every kiosk token reads its branch's queue once on every server process, as a kiosk's
+    screen does, before anything is measured. A real kiosk uses its one token all day, so each
+    process has it cached (app/core/config_cache.py); the benchmark needs 50 tokens per branch
+    only to stay under the per-token issue limit, and without this each of them would be a
+    cache miss per process inside the measured window."""
+    urls = [check_loopback(u) for u in config["urls"]]
+    branches: list[dict[str, Any]] = config["branches"]
+    concurrency: int = config["concurrency"]
+    sessions = [new_session(concurrency) for _ in urls]
+    limit = asyncio.Semaphore(concurrency)
+    primed = 0
+
+    async def read_queue(i: int, branch: str, token: str) -> None:
+        async with (
+            limit,
+            sessions[i].get(
+                f"{urls[i]}/api/v1/branches/{branch}/queue", headers=auth(token)
+            ) as resp,
+        ):
+            await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"priming {branch}: HTTP {resp.status}")
+            nonlocal primed
+            primed += 1
+
+    try:
+        await asyncio.gather(
+            *(
+                read_queue(i, branch["code"], token)
+                for branch in branches
+                for token in branch["tokens"]
+                for i in range(len(urls))
+            )
+        )
+    finally:
+        for session in sessions:
+            await session.close()
+    return {"primed": primed}
 
 
 async def scenario_issue(config: Config) -> dict[str, Any]:
@@ -170,6 +219,7 @@ async def scenario_issue(config: Config) -> dict[str, Any]:
         "summary": recorder.summary(window_end).to_dict(),
         "statuses": recorder.statuses,
         "sent": sent,
+        "timeline": {str(k): v for k, v in sorted(recorder.timeline.items())},
     }
 
 
@@ -375,6 +425,7 @@ async def scenario_ws_listen(config: Config) -> dict[str, Any]:
 
 SCENARIOS: dict[str, Callable[[Config], Coroutine[Any, Any, dict[str, Any]]]] = {
     "issue": scenario_issue,
+    "prime": scenario_prime,
     "next": scenario_next,
     "latency": scenario_latency,
     "calls": scenario_calls,

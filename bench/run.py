@@ -102,6 +102,13 @@ class Row:
     verdict: str = "not measured"
 
 
+def _timeline(result: dict[str, Any]) -> str:
+    """The slowest request of each second of a load (by send time): a few stalls or a queue."""
+    return ", ".join(
+        f"{second}s {slowest:.0f} ms" for second, (_, slowest) in result.get("timeline", {}).items()
+    )
+
+
 def _ratio(value: float) -> str:
     return f"{value:.2f}" if math.isfinite(value) else "—"
 
@@ -336,6 +343,7 @@ class Bench:
             "warmup_s": plan.b1_warmup_s,
             "max_requests": 200_000,
         }
+        self.load("prime", config, timeout=120)  # bench/load.py: scenario_prime
         closed: dict[str, Any] = {}
         with self.accounting(
             "B1 hallq issue", lambda: int(sum(closed.get("statuses", {}).values()))
@@ -366,9 +374,11 @@ class Bench:
             "concurrency": 256,
             "warmup_s": 1.0,
         }
+        self.load("prime", open_loop_config, timeout=120)
         steady = self.load("issue", open_loop_config, timeout=plan.b1_seconds + 120)
         s = Summary.from_dict(steady["summary"])
         self.detail(f"B1 hallq at {rate:.0f}/s (80%), open loop: {s.describe()}")
+        self.detail(f"B1 open loop, slowest request per second: {_timeline(steady)}")
         self.rows["B1"].append(
             Row(
                 "B1 p99 at 80% rate",
