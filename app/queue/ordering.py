@@ -137,11 +137,22 @@ def effective_lane_sql(requeue_after: str = ":requeue_after") -> str:
 
 
 EFFECTIVE_LANE_SQL = effective_lane_sql()
-OVERDUE_SQL = (
+# The starvation guard: a ticket issued at or before its type's cutoff is overdue (0 sorts first).
+# The cutoff is NULL, and nobody overdue, where the type has no `max_wait_s`.
+OVERDUE_BEFORE_SQL = (
     "CASE WHEN s.max_wait_s IS NOT NULL"
-    " AND t.issued_at <= CAST(:now AS timestamptz) - make_interval(secs => s.max_wait_s)"
-    " THEN 0 ELSE 1 END"
+    " THEN CAST(:now AS timestamptz) - make_interval(secs => s.max_wait_s) END"
 )
+
+
+def overdue_sql(overdue_before: str = OVERDUE_BEFORE_SQL) -> str:
+    """0 for an overdue ticket, else 1; `overdue_before` is the SQL of the type's cutoff (by
+    default computed from the joined services row `s`, or e.g. a column where it was computed
+    once per type)."""
+    return f"CASE WHEN t.issued_at <= {overdue_before} THEN 0 ELSE 1 END"
+
+
+OVERDUE_SQL = overdue_sql()
 PRIORITY_SQL = "CASE t.priority WHEN 'special' THEN 0 WHEN 'vip' THEN 1 ELSE 2 END"
 
 # The key without the profile position: the order within one business type.
