@@ -52,7 +52,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args={
             "timeout": settings.db_connect_timeout_s,
             "command_timeout": settings.db_command_timeout_s,
-            "server_settings": {"application_name": "hallq"},
+            "server_settings": {
+                "application_name": "hallq",
+                "plan_cache_mode": settings.db_plan_cache_mode,
+            },
         },
     )
 

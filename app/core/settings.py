@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,13 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     # Requests give up on the database after this long and answer 503 instead of hanging.
     db_command_timeout_s: float = Field(default=10.0, gt=0)
+    # PostgreSQL's plan_cache_mode for hallq's connections. Every statement is prepared once
+    # per connection and keyed by its branch; once the table statistics are fresh, `auto`
+    # re-planned the issuing statement on every execution (1.5-2 ms of database CPU per ticket,
+    # docs/decisions.md). `auto` or `force_custom_plan` restore PostgreSQL's own choice.
+    db_plan_cache_mode: Literal["force_generic_plan", "auto", "force_custom_plan"] = (
+        "force_generic_plan"
+    )
     # Used to estimate waits before a business type has any service history of its own.
     default_service_time_s: int = Field(default=300, ge=1)
     # Recent service times that the estimate averages over, per business type.

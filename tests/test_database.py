@@ -1,4 +1,5 @@
-"""The connection pool serves whoever asked first (app/core/fair_pool.py), on a real database."""
+"""The app's engine on a real database: the pool serves whoever asked first
+(app/core/fair_pool.py), and the connection settings reach PostgreSQL."""
 
 from __future__ import annotations
 
@@ -92,3 +93,17 @@ async def test_a_cancelled_waiter_passes_the_connection_on(one_connection):
         await cancelled
     await asyncio.wait_for(after, 1)  # got the connection `cancelled` was handed
     assert one_connection.pool.checkedout() == 0
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"), [(None, "force_generic_plan"), ("auto", "auto")]
+)
+async def test_plan_cache_mode_reaches_every_connection(database_url, configured, expected):
+    overrides = {} if configured is None else {"db_plan_cache_mode": configured}
+    engine = create_engine(Settings(database_url=database_url, db_pool_size=2, **overrides))
+    try:
+        async with engine.connect() as one, engine.connect() as two:
+            for conn in (one, two):
+                assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one() == expected
+    finally:
+        await engine.dispose()
