@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util.concurrency import greenlet_spawn
+from sqlalchemy.util.queue import Full
 
 from app.core.database import create_engine
-from app.core.fair_pool import FairAsyncQueuePool
+from app.core.fair_pool import FairAsyncQueuePool, FairQueue
 from app.core.settings import Settings
 
 
@@ -107,3 +109,23 @@ async def test_plan_cache_mode_reaches_every_connection(database_url, configured
                 assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one() == expected
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_handed_to_a_cancelled_waiter_is_kept_even_when_the_pool_is_full():
+    """With overflow: B's overflow connection is handed to a waiter, A's comes back to the
+    queue meanwhile (full now), then the waiter is cancelled before it runs. Both connections
+    stay in the pool; the next return to a full queue is refused (the pool then closes that
+    connection and counts its overflow down)."""
+    queue: FairQueue[str] = FairQueue(maxsize=1)
+    waiter = asyncio.create_task(greenlet_spawn(queue.get, True, None))
+    await asyncio.sleep(0.01)  # the waiter is in line
+    queue.put_nowait("B")  # handed to the waiter
+    queue.put_nowait("A")  # nobody else waits: into the queue, now full
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert queue.qsize() == 2  # neither was lost
+    assert {queue.get_nowait(), queue.get_nowait()} == {"A", "B"}
+    queue.put_nowait("A")
+    with pytest.raises(Full):
+        queue.put_nowait("B")

@@ -260,18 +260,27 @@ async def survey_branches(session: AsyncSession, now: datetime) -> Survey:
     return Survey(to_evaluate, details)
 
 
+# Rows are locked in id order and busy ones skipped: another process evaluating the branch
+# (which updates the same rows) is never waited for, so the two cannot deadlock.
 _REFRESH_DETAILS = text(
     """
+    WITH free AS (
+        SELECT id FROM alerts
+        WHERE id = ANY(CAST(:ids AS bigint[])) AND cleared_at IS NULL
+        ORDER BY id
+        FOR UPDATE SKIP LOCKED
+    )
     UPDATE alerts SET detail = v.detail
     FROM unnest(CAST(:ids AS bigint[]), CAST(:details AS text[])) AS v(id, detail)
-    WHERE alerts.id = v.id AND alerts.cleared_at IS NULL
+    WHERE alerts.id = v.id AND alerts.id IN (SELECT id FROM free)
     """
 )
 
 
 async def refresh_details(session: AsyncSession, details: dict[int, str]) -> None:
-    """Say what active alerts are about now (the queue view shows it), in one statement. No
-    lock: the detail carries no event, and any process's latest reading is right."""
+    """Say what active alerts are about now (the queue view shows it), in one statement,
+    without the branch's advisory lock: the detail carries no event. An alert another process
+    is writing at that moment keeps its detail until the next round."""
     if details:
         await session.execute(
             _REFRESH_DETAILS, {"ids": list(details), "details": list(details.values())}

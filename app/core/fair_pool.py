@@ -10,18 +10,20 @@ median took 45 ms, and a burst of queue reads had requests fail after the 5 s po
 (Known upstream: sqlalchemy/sqlalchemy#7679 for the threaded pool, MagicStack/asyncpg#1247.)
 
 Here a connection coming back goes straight to the longest waiter, and nobody takes a free
-connection while someone is waiting. The pool's sizes, timeout and overflow work as before.
+connection while someone is waiting. The pool's sizes, timeout and overflow work as before
+(tests/test_database.py, with and without overflow).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util.concurrency import await_only
-from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
+from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty, Full
 
 _T = TypeVar("_T")
 
@@ -33,6 +35,15 @@ class FairQueue(AsyncAdaptedQueue[_T]):
         super().__init__(maxsize, use_lifo)
         self._waiters: deque[asyncio.Future[_T]] = deque()
 
+    @cached_property
+    def _queue(self) -> asyncio.Queue[_T]:
+        # Unbounded underneath: `maxsize` is enforced in put_nowait, so that a connection
+        # handed to a waiter that was cancelled can always be taken back (see `_wait`).
+        return asyncio.LifoQueue() if self.use_lifo else asyncio.Queue()
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= self._queue.qsize()
+
     def _someone_waits(self) -> bool:
         while self._waiters and self._waiters[0].done():
             self._waiters.popleft()  # timed out or cancelled
@@ -42,7 +53,9 @@ class FairQueue(AsyncAdaptedQueue[_T]):
         if self._someone_waits():
             self._waiters.popleft().set_result(item)
             return
-        super().put_nowait(item)
+        if self.full():
+            raise Full()  # the pool closes the connection and counts an overflow less
+        self._queue.put_nowait(item)
 
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         if not self._someone_waits():
@@ -69,9 +82,17 @@ class FairQueue(AsyncAdaptedQueue[_T]):
         try:
             return await waiter
         except asyncio.CancelledError:
-            # The request was cancelled; if a connection had just been handed over, pass it on.
+            # The request was cancelled; if a connection had just been handed over, pass it on
+            # to the next waiter, or keep it idle even past `maxsize` (an overflow connection
+            # whose slot another one filled meanwhile): the pool still counts it as checked
+            # out, and closes it, counting the overflow down, when it next comes back to a
+            # full queue. Raising Full here would lose it and replace the cancellation.
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.put_nowait(waiter.result())
+                item = waiter.result()
+                if self._someone_waits():
+                    self._waiters.popleft().set_result(item)
+                else:
+                    self._queue.put_nowait(item)
             raise
         finally:
             if timer is not None:

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # PostgreSQL's plan_cache_mode for hallq's connections. Every statement is prepared once
     # per connection and keyed by its branch; once the table statistics are fresh, `auto`
     # re-planned the issuing statement on every execution (1.5-2 ms of database CPU per ticket,
-    # docs/decisions.md). `auto` or `force_custom_plan` restore PostgreSQL's own choice.
+    # docs/decisions.md). `auto` restores PostgreSQL's own choice.
     db_plan_cache_mode: Literal["force_generic_plan", "auto", "force_custom_plan"] = (
         "force_generic_plan"
     )
