@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -107,3 +108,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
 
 app = create_app()
+
+# Everything imported and built so far lives as long as the process: move it out of the
+# collector's reach, so that a full collection only walks what requests and streams created.
+# With 1,000 lobby screens connected a full collection walked ~175,000-250,000 objects and
+# stopped the event loop for 110-150 ms, long enough to delay a call on every screen (B3).
+gc.collect()
+gc.freeze()
