@@ -49,9 +49,15 @@ class FairQueue(AsyncAdaptedQueue[_T]):
             self._waiters.popleft()  # timed out or cancelled
         return bool(self._waiters)
 
+    def _hand_over(self, item: _T) -> bool:
+        """Give `item` to the longest waiter, if anyone waits."""
+        if not self._someone_waits():
+            return False
+        self._waiters.popleft().set_result(item)
+        return True
+
     def put_nowait(self, item: _T) -> None:
-        if self._someone_waits():
-            self._waiters.popleft().set_result(item)
+        if self._hand_over(item):
             return
         if self.full():
             raise Full()  # the pool closes the connection and counts an overflow less
@@ -89,9 +95,7 @@ class FairQueue(AsyncAdaptedQueue[_T]):
             # full queue. Raising Full here would lose it and replace the cancellation.
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 item = waiter.result()
-                if self._someone_waits():
-                    self._waiters.popleft().set_result(item)
-                else:
+                if not self._hand_over(item):
                     self._queue.put_nowait(item)
             raise
         finally:

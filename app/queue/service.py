@@ -99,9 +99,10 @@ async def list_counters(session: AsyncSession, branch: str) -> list[CounterOut]:
 # (`mine` marks the group of the ticket being estimated), and the last `:n` finished tickets of
 # every type (newest first, through ix_tickets_done_recent). The effective lane is the calling
 # order's own SQL, with the branch's `requeue_after` read from the branch row (`HALL_CTE`).
-# The branch row and each type's overdue cutoff are read once (`HALL_CTE`, materialised), not
-# once per waiting ticket: the planner, with statistics that lag a fast-growing queue, joined
-# them per row (at 1,230 waiting, 4 buffer reads per ticket and 6 ms for the hall read).
+# The branch row and the business types with their overdue cutoffs are read once (`HALL_CTE`,
+# materialised, also for the history), not once per waiting ticket: the planner, with
+# statistics that lag a fast-growing queue, joined them per row (at 1,230 waiting, 4 buffer
+# reads per ticket and 6 ms for the hall read).
 # `HALL_COLUMNS` is a select list, so that issuing a ticket reads the hall in its own statement.
 # Parameters: :branch, :now, :ticket_id, :n. Composed from constant fragments only; every value
 # is a bound parameter.
@@ -133,19 +134,19 @@ HALL_COLUMNS = f"""
          WHERE t.branch = :branch AND t.status = 'waiting'
          GROUP BY 1, 2, 3, 4
        ) AS g) AS hall_waiting,
-      (SELECT coalesce(json_agg(json_build_array(s.code, r.handling_s, r.priority, r.age_s)), '[]')
-       FROM services s
+      (SELECT coalesce(json_agg(json_build_array(hs.code, r.handling_s, r.priority, r.age_s)),
+                       '[]')
+       FROM hall_services hs
        CROSS JOIN LATERAL (
          SELECT extract(epoch FROM t.finished_at - coalesce(t.last_called_at, t.served_at))
                   AS handling_s,
                 t.priority,
                 extract(epoch FROM CAST(:now AS timestamptz) - t.finished_at) AS age_s
          FROM tickets t
-         WHERE t.branch = s.branch AND t.service = s.code AND t.status = 'done'
+         WHERE t.branch = :branch AND t.service = hs.code AND t.status = 'done'
          ORDER BY t.finished_at DESC
          LIMIT :n
-       ) AS r
-       WHERE s.branch = :branch) AS hall_history
+       ) AS r) AS hall_history
 """  # noqa: S608
 _HALL_SQL = text(f"WITH {HALL_CTE} SELECT {HALL_COLUMNS}")
 
