@@ -53,6 +53,10 @@ PRODUCTION_SETTINGS = {
     "shared_preload_libraries": "'pg_stat_statements'",
     "pg_stat_statements.track": "top",
     "log_min_messages": "warning",
+    # what may stall a run, in the log copied to bench/results/last-run/postgres.log
+    "log_autovacuum_min_duration": "0",
+    "log_checkpoints": "on",
+    "log_lock_waits": "on",
 }
 
 

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -34,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import psutil
 
 from app.auth.service import hash_secret, new_token
 from app.core.embedded_postgres import EmbeddedPostgres
@@ -189,6 +192,25 @@ class Bench:
                 total += times.user + times.system
         return total
 
+    def postgres_cpu_s(self) -> float:
+        """CPU time of the PostgreSQL server: the postmaster and every backend alive now (the
+        pools keep theirs for the whole run)."""
+        assert self.pg is not None
+        pid = int((self.pg.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        postmaster = psutil.Process(pid)
+        total = 0.0
+        for process in [postmaster, *postmaster.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    @staticmethod
+    def finished_children_cpu_s() -> float:
+        """CPU time of this process's children that have ended: the load generators."""
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
     @contextlib.contextmanager
     def accounting(self, label: str, requests: Callable[[], int]) -> Iterator[None]:
         """What one request costs while the block runs: the statements the servers send
@@ -198,8 +220,12 @@ class Bench:
         sessions = self.sessions_opened()
         profiler = self.start_profiler(label)
         cpu = self.server_cpu_s()
+        pg_cpu = self.postgres_cpu_s()
+        load_cpu = self.finished_children_cpu_s()
         yield
         cpu = self.server_cpu_s() - cpu
+        pg_cpu = self.postgres_cpu_s() - pg_cpu
+        load_cpu = self.finished_children_cpu_s() - load_cpu
         sessions = self.sessions_opened() - sessions
         if profiler is not None:
             profiler.wait(timeout=120)
@@ -222,6 +248,15 @@ class Bench:
                 f"{db_ms / count:.2f} ms of statement execution (lock waits included), "
                 f"{cpu * 1000 / count:.2f} ms of server CPU per request; "
                 f"{sessions} new database connections for {count} requests"
+            )
+            # Where the machine's cores went: the whole load-generator process is counted
+            # (its warm-up included), so its share per measured request is an upper bound.
+            total_ms = (cpu + pg_cpu + load_cpu) * 1000 / count
+            self.detail(
+                f"{label}, CPU per request: servers {cpu * 1000 / count:.2f} ms, PostgreSQL "
+                f"{pg_cpu * 1000 / count:.2f} ms, load generator {load_cpu * 1000 / count:.2f} ms;"
+                f" {total_ms:.2f} ms in all, so {os.cpu_count()} cores would carry at most"
+                f" {(os.cpu_count() or 1) * 1000 / total_ms:.0f}/s"
             )
             for r in rows[:16]:
                 self.details.append(
@@ -284,6 +319,9 @@ class Bench:
             with contextlib.suppress(Exception):
                 server.stop()
         if self.pg is not None:
+            # Its log (autovacuum runs, checkpoints, slow statements) goes with the results.
+            with contextlib.suppress(OSError):
+                shutil.copy(self.pg.log_file, self.run_dir / "postgres.log")
             self.pg.stop()
 
     def setup(self) -> Setup:
