@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -126,13 +127,21 @@ class ActionResult:
 # -- the action context -------------------------------------------------------------------------
 
 
-async def _lock_counter(session: AsyncSession, branch: str, code: str) -> Counter:
-    counter = await session.scalar(
-        select(Counter)
-        .where(Counter.branch == branch, Counter.code == code)
-        .with_for_update()
+_CounterQuery = TypeVar("_CounterQuery", bound=Select[*tuple[Any, ...]])
+
+
+def _locking_counter(query: _CounterQuery, branch: str, code: str) -> _CounterQuery:
+    """`query` narrowed to one counter, which it locks and re-reads (another transaction may
+    just have changed it)."""
+    return (
+        query.where(Counter.branch == branch, Counter.code == code)
+        .with_for_update(of=Counter)
         .execution_options(populate_existing=True)
     )
+
+
+async def _lock_counter(session: AsyncSession, branch: str, code: str) -> Counter:
+    counter = await session.scalar(_locking_counter(select(Counter), branch, code))
     if counter is None:
         raise not_found(f"counter {code} in branch {branch}")
     return counter
@@ -245,11 +254,9 @@ async def begin_action(
     # The counter locked, with its branch (templates, requeue_after) in the same round trip.
     row = (
         await session.execute(
-            select(Counter, Branch)
-            .join(Branch, Branch.code == Counter.branch)
-            .where(Counter.branch == branch, Counter.code == code)
-            .with_for_update(of=Counter)
-            .execution_options(populate_existing=True)
+            _locking_counter(
+                select(Counter, Branch).join(Branch, Branch.code == Counter.branch), branch, code
+            )
         )
     ).first()
     if row is None:

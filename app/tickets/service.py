@@ -54,14 +54,15 @@ class IssuedTicket:
     replayed: bool  # an Idempotency-Key retry returned the ticket issued before
 
 
-def ticket_ref(ticket: Ticket) -> dict[str, object]:
+def ticket_ref_of(
+    ticket_id: uuid.UUID, number: str | None, service: str, priority: str
+) -> dict[str, object]:
     """How a ticket appears inside events: never with the phone number."""
-    return {
-        "id": str(ticket.id),
-        "number": ticket.number,
-        "service": ticket.service,
-        "priority": ticket.priority,
-    }
+    return {"id": str(ticket_id), "number": number, "service": service, "priority": priority}
+
+
+def ticket_ref(ticket: Ticket) -> dict[str, object]:
+    return ticket_ref_of(ticket.id, ticket.number, ticket.service, ticket.priority)
 
 
 @dataclass(frozen=True)
@@ -222,10 +223,8 @@ async def issue_ticket(
     ticket_id = uuid.uuid4()
     event_data = {
         "ticket": {
-            "id": ticket_id,
-            "number": None,  # set by the statement
-            "service": config.service,
-            "priority": body.priority,
+            # The number is set by the statement, which takes it.
+            **ticket_ref_of(ticket_id, None, config.service, body.priority),
             "channel": body.channel,
             "issued_at": now,
         }
