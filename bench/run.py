@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,26 +184,28 @@ class Bench:
         out: dict[str, Any] = json.loads(path.with_suffix(".result.json").read_text())
         return out
 
-    def server_cpu_s(self) -> float:
+    @staticmethod
+    def cpu_s(processes: Iterable[psutil.Process]) -> float:
+        """User and system CPU time of `processes` (one that has just ended counts nothing)."""
         total = 0.0
-        for server in self.servers:
-            for process in server.worker_processes():
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
                 times = process.cpu_times()
                 total += times.user + times.system
         return total
+
+    def server_cpu_s(self) -> float:
+        return self.cpu_s(p for server in self.servers for p in server.worker_processes())
 
     def postgres_cpu_s(self) -> float:
         """CPU time of the PostgreSQL server: the postmaster and every backend alive now (the
         pools keep theirs for the whole run)."""
         assert self.pg is not None
-        pid = int((self.pg.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        pid = self.pg.postmaster_pid()
+        if pid is None:
+            return 0.0
         postmaster = psutil.Process(pid)
-        total = 0.0
-        for process in [postmaster, *postmaster.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                total += times.user + times.system
-        return total
+        return self.cpu_s([postmaster, *postmaster.children(recursive=True)])
 
     @staticmethod
     def finished_children_cpu_s() -> float:

@@ -173,15 +173,21 @@ class EmbeddedPostgres:
             self._lock_file.close()
             self._lock_file = None
 
+    def postmaster_pid(self) -> int | None:
+        """The server's process id, from its pid file (None: no file, or not readable)."""
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
     def _stop_leftover_server(self) -> None:
         """A crashed earlier run (kill -9, power loss) can leave its postgres running."""
-        pid_file = self.pgdata / "postmaster.pid"
-        if not pid_file.exists():
+        pid = self.postmaster_pid()
+        if pid is None:
             return
         try:
-            pid = int(pid_file.read_text().split("\n", 1)[0])
             os.kill(pid, 0)
-        except (ValueError, ProcessLookupError, PermissionError):
+        except (ProcessLookupError, PermissionError):
             return  # stale file; postgres itself ignores it on start
         with contextlib.suppress(subprocess.CalledProcessError):
             self._pg_ctl(["-w", "-t", "30", "-m", "fast", "stop"])
