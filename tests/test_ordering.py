@@ -17,6 +17,8 @@ from app.queue.ordering import (
     LANE_HELD,
     LANE_NORMAL,
     PICK_NEXT_SQL,
+    TYPE_CUTOFFS_CTE,
+    TYPE_CUTOFFS_JOIN,
     QueuedTicket,
     calling_order_key,
     choose_next,
@@ -238,14 +240,14 @@ async def _sql_order(
             profile = COUNTERS[counter][0]
             ordered = await conn.execute(
                 text(
-                    "SELECT t.id FROM tickets t JOIN services s"
-                    " ON s.branch = t.branch AND s.code = t.service"
-                    " WHERE t.branch = 'p' AND t.status = 'waiting'"
+                    f"WITH {TYPE_CUTOFFS_CTE} SELECT t.id FROM tickets t {TYPE_CUTOFFS_JOIN}"
+                    " WHERE t.branch = :branch AND t.status = 'waiting'"
                     " AND t.service = ANY(CAST(:profile AS text[]))"
                     " AND (t.target_counter IS NULL OR t.target_counter = :counter)"
                     f" ORDER BY {CALLING_ORDER_SQL}"
                 ),
                 {
+                    "branch": "p",
                     "profile": profile,
                     "counter": counter,
                     "now": NOW,

@@ -26,11 +26,12 @@ from app.queue.estimate import (
     new_ticket_place,
 )
 from app.queue.ordering import (
-    OVERDUE_BEFORE_SQL,
+    OVERDUE_SQL,
     POSITION_OF_SQL,
+    TYPE_CUTOFFS_CTE,
+    TYPE_CUTOFFS_JOIN,
     class_rank,
     effective_lane_sql,
-    overdue_sql,
 )
 from app.queue.schemas import QueueView, RecentCall, ServiceQueue
 from app.tickets.models import Ticket
@@ -99,19 +100,14 @@ async def list_counters(session: AsyncSession, branch: str) -> list[CounterOut]:
 # (`mine` marks the group of the ticket being estimated), and the last `:n` finished tickets of
 # every type (newest first, through ix_tickets_done_recent). The effective lane is the calling
 # order's own SQL, with the branch's `requeue_after` read from the branch row (`HALL_CTE`).
-# The branch row and the business types with their overdue cutoffs are read once (`HALL_CTE`,
-# materialised, also for the history), not once per waiting ticket: the planner, with
-# statistics that lag a fast-growing queue, joined them per row (at 1,230 waiting, 4 buffer
-# reads per ticket and 6 ms for the hall read).
+# The branch row and the business types with their overdue cutoffs (`type_cutoffs`, the calling
+# order's own, also for the history) are read once, materialised, not once per waiting ticket.
 # `HALL_COLUMNS` is a select list, so that issuing a ticket reads the hall in its own statement.
 # Parameters: :branch, :now, :ticket_id, :n. Composed from constant fragments only; every value
 # is a bound parameter.
 HALL_CTE = f"""
     hall_branch AS MATERIALIZED (SELECT requeue_after FROM branches WHERE code = :branch),
-    hall_services AS MATERIALIZED (
-        SELECT s.code, {OVERDUE_BEFORE_SQL} AS overdue_before
-        FROM services s WHERE s.branch = :branch
-    )"""  # noqa: S608 - constant fragments
+    {TYPE_CUTOFFS_CTE}"""  # noqa: S608 - constant fragments
 HALL_COLUMNS = f"""
       (SELECT coalesce(json_agg(json_build_array(
                   c.code, c.services, t.service,
@@ -125,25 +121,25 @@ HALL_COLUMNS = f"""
        FROM (
          SELECT t.service,
                 {effective_lane_sql("hall_branch.requeue_after")} AS lane,
-                {overdue_sql("hs.overdue_before")} = 0 AS overdue,
+                {OVERDUE_SQL} = 0 AS overdue,
                 t.priority, count(*) AS n,
                 coalesce(bool_or(t.id = CAST(:ticket_id AS uuid)), false) AS mine
          FROM tickets t
-         JOIN hall_services hs ON hs.code = t.service
+         {TYPE_CUTOFFS_JOIN}
          CROSS JOIN hall_branch
          WHERE t.branch = :branch AND t.status = 'waiting'
          GROUP BY 1, 2, 3, 4
        ) AS g) AS hall_waiting,
-      (SELECT coalesce(json_agg(json_build_array(hs.code, r.handling_s, r.priority, r.age_s)),
+      (SELECT coalesce(json_agg(json_build_array(tc.code, r.handling_s, r.priority, r.age_s)),
                        '[]')
-       FROM hall_services hs
+       FROM type_cutoffs tc
        CROSS JOIN LATERAL (
          SELECT extract(epoch FROM t.finished_at - coalesce(t.last_called_at, t.served_at))
                   AS handling_s,
                 t.priority,
                 extract(epoch FROM CAST(:now AS timestamptz) - t.finished_at) AS age_s
          FROM tickets t
-         WHERE t.branch = :branch AND t.service = hs.code AND t.status = 'done'
+         WHERE t.branch = :branch AND t.service = tc.code AND t.status = 'done'
          ORDER BY t.finished_at DESC
          LIMIT :n
        ) AS r) AS hall_history
