@@ -21,6 +21,7 @@ from app.core.limits import RequestGuardMiddleware
 from app.core.logging import RequestObserverMiddleware, configure_logging, log_request
 from app.core.settings import Settings, get_settings
 from app.counters.views import router as counters_router
+from app.events.notifier import EventNotifier
 from app.metrics.collector import MetricsCollector
 from app.metrics.http import record_http_request
 from app.metrics.views import router as metrics_router
@@ -44,13 +45,20 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.engine = engine
         config_cache = ConfigCache(ttl_s=settings.config_cache_s)
         app.state.config_cache = config_cache
-        app.state.sessionmaker = create_sessionmaker(engine, config_cache)
-        # One LISTEN connection per process: the stream's events and configuration changes.
+        # One connection per process announces the events this process commits ...
+        notifier = EventNotifier(
+            settings.database_url, connect_timeout_s=settings.db_connect_timeout_s
+        )
+        notifier.start()
+        app.state.sessionmaker = create_sessionmaker(engine, config_cache, notifier)
+        # ... and one LISTEN connection receives every process's events, and configuration
+        # changes.
         hub = EventHub(
             settings.database_url,
             app.state.sessionmaker,
             queue_size=settings.stream_queue_size,
             connect_timeout_s=settings.db_connect_timeout_s,
+            sweep_s=settings.stream_sweep_s,
             config_cache=config_cache,
         )
         hub.start()
@@ -78,6 +86,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             for task in background:
                 await stop_task(task)
+            await notifier.close()
             await hub.close()
             await engine.dispose()
 

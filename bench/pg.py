@@ -168,6 +168,8 @@ def run_pgbench(
                 # client_id transaction_no time script_no time_epoch time_us
                 if len(fields) >= 3 and fields[2].isdigit():
                     latencies_ms.append(int(fields[2]) / 1000)
+    if not latencies_ms:  # every client failed (exit code 2): say why rather than report 0/s
+        raise RuntimeError(f"pgbench completed no transaction:\n{output[-3000:]}")
     duration = _field(output, r"duration: (\d+) s")
     tps = _field(output, r"tps = ([\d.]+) \(without initial connection time\)")
     failed = int(_field(output, r"number of failed transactions: (\d+)") or 0)

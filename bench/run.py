@@ -810,7 +810,7 @@ class Bench:
             conn = await pgmod.connect(self.pg, DATABASE)
             try:
                 async with conn.transaction():
-                    # A bulk load: no NOTIFY per row, no foreign-key trigger per row (the rows
+                    # A bulk load: no foreign-key trigger per row (the rows
                     # are consistent by construction).
                     await conn.execute("SET LOCAL session_replication_role = replica")
                     await conn.execute(sql.history_tickets_sql(n, per_day), branch, end, key)

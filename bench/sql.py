@@ -12,12 +12,18 @@ in app/tickets/service.py and app/events/service.py. Two variants of each:
   and for issuing the position and estimate reads after the commit), one round trip each;
   the gap between `full` and hallq is hallq's own CPU (Python, HTTP, JSON), the gap between
   `core` and `full` is the cost of the extra statements.
+
+Both announce their events after the commit, as hallq does (app/events/notifier.py): the event
+insert returns the notification payload, and a second transaction with `synchronous_commit=off`
+NOTIFYs it. hallq sends the announcements of many requests in one such transaction; here every
+pgbench transaction sends its own, so the reference does a little more than hallq there.
 """
 
 from __future__ import annotations
 
 import re
 
+from app.events.notifier import CHANNEL, PAYLOAD_SQL
 from app.queue.ordering import PICK_NEXT_SQL
 from app.tickets.service import ISSUE_SQL
 
@@ -30,6 +36,19 @@ def number_sql(service: str, seq: str) -> str:
         f"upper({service}) || CASE WHEN {seq} < 1000 THEN lpad(CAST({seq} AS text), 3, '0')"
         f" ELSE CAST({seq} AS text) END"
     )
+
+
+def announce(payloads: str) -> list[str]:
+    """The post-commit announcement of `payloads` (an SQL text[] of pgbench variables)."""
+    return [
+        "BEGIN;",
+        "SET LOCAL synchronous_commit = off;",
+        f"SELECT count(pg_notify('{CHANNEL}', p)) FROM unnest({payloads}) AS p;",
+        "COMMIT;",
+    ]
+
+
+ANNOUNCE_ONE = announce("ARRAY[CAST(:announcement AS text)]")
 
 
 # -- B1: issuing -----------------------------------------------------------------------------
@@ -78,7 +97,8 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
         }
         statement = re.sub(r"(?<!:):([a-z_]+)\b", lambda m: f"({values[m[1]]})", ISSUE_SQL.text)
         # Autocommitted, as hallq runs it: no BEGIN/COMMIT.
-        return "\n".join([*lines[:-1], " ".join(statement.split()) + ";"]) + "\n"
+        issue = " ".join(statement.split()) + " \\gset"
+        return "\n".join([*lines[:-1], issue, *ANNOUNCE_ONE]) + "\n"
     lines += [
         # the sequence upsert
         "INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)"
@@ -102,8 +122,9 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
         " NULL, NULL, jsonb_build_object('ticket', jsonb_build_object('id', CAST(:tid AS text),"
         " 'number', CAST(:num AS text), 'service', CAST(:svc AS text),"
         " 'priority', CAST(:prio AS text), 'channel', 'kiosk', 'issued_at', now()))"
-        " FROM numbered RETURNING seq;",
+        f" FROM numbered RETURNING {PAYLOAD_SQL} AS announcement \\gset",
         "COMMIT;",
+        *ANNOUNCE_ONE,
     ]
     return "\n".join(lines) + "\n"
 
@@ -150,7 +171,8 @@ def next_script(*, full: bool) -> str:
         " updated_at = now() WHERE branch = :branch AND code = CAST(:counter AS text);",
         "WITH numbered AS ("
         " UPDATE branches SET event_seq = event_seq + 3 WHERE code = :branch"
-        " RETURNING event_seq)"
+        " RETURNING event_seq),"
+        " logged AS ("
         " INSERT INTO branch_events (branch, seq, type, at, ticket_id, counter, staff, data)"
         " SELECT :branch, numbered.event_seq - 3 + e.ord, e.type, now(), e.ticket_id,"
         " CAST(:counter AS text), CAST(:staff AS text), e.data"
@@ -166,8 +188,10 @@ def next_script(*, full: bool) -> str:
         " (3, 'counter.changed', NULL, jsonb_build_object('counter', jsonb_build_object("
         "  'code', CAST(:counter AS text), 'state', 'open', 'current', CAST(:picked AS text)))))"
         " AS e(ord, type, ticket_id, data)"
-        " RETURNING seq;",
+        f" RETURNING seq, {PAYLOAD_SQL} AS payload)"
+        " SELECT array_agg(payload ORDER BY seq) AS announcements FROM logged \\gset",
         "COMMIT;",
+        *announce("CAST(:announcements AS text[])"),
     ]
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from app.alerts.service import evaluate_branch
+from app.core.database import create_engine, create_sessionmaker
+from app.core.settings import Settings
+from app.events.notifier import MAX_PAYLOAD_BYTES
+from app.events.service import COUNTER_CHANGED, NewEvent, record_events
 from app.stream.service import StreamEvent, event_from_notification, events_after
 from tests.db import TestServer
 from tests.helpers import ADMIN, bearer, make_token, new_token, ok, setup_branch
@@ -428,8 +433,9 @@ async def test_listener_reconnects_and_catches_up(database_url, pg: TestServer):
 
 
 async def test_an_event_reads_the_same_live_and_replayed(app, client, clock, database_url):
-    """The trigger writes live events, Python writes replayed ones: the same bytes, also at a
-    whole second (where isoformat() would drop the microseconds) and for an alert's times."""
+    """PostgreSQL writes live events (app/events/notifier.py: PAYLOAD_SQL), Python writes replayed
+    ones: the same bytes, also at a whole second (where isoformat() would drop the microseconds)
+    and for an alert's times."""
     await setup_branch(client, branch={"min_open_counters": 1})
     clock.set(clock.now().replace(microsecond=0))
     conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
@@ -461,3 +467,75 @@ async def test_an_event_reads_the_same_live_and_replayed(app, client, clock, dat
     assert {"ticket.issued", "alert.raised", "alert.cleared"} <= set(types)
     cleared = next(json.loads(e.message) for e in live if '"alert.cleared"' in e.message)
     assert cleared["data"]["cleared_at"].endswith("Z") and cleared["data"]["since"].endswith("Z")
+
+
+async def test_an_unannounced_event_reaches_screens_through_the_sweep(database_url):
+    """A process that dies between its commit and the announcement (app/events/notifier.py):
+    no notification ever comes, and the listeners' sweep finds the branch's committed seq ahead
+    of what they delivered and reads the event from the history."""
+    with running_servers(database_url, 2, env={"HALLQ_STREAM_SWEEP_S": "0.2"}) as (one, two):
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            tokens = await setup(one.url)
+            async with (
+                screen(one, tokens["display"]) as first,
+                screen(two, tokens["display"]) as second,
+            ):
+                start = (await first.receive())["seq"]
+                await second.receive()
+                # A sessionmaker without a notifier, as in a process that died after committing.
+                engine = create_engine(Settings(database_url=database_url))
+                try:
+                    async with create_sessionmaker(engine)() as session:
+                        [seq] = await record_events(
+                            session,
+                            BRANCH,
+                            datetime.now(UTC),
+                            [NewEvent(COUNTER_CHANGED, {"counter": {"code": "9"}}, counter="9")],
+                        )
+                        await session.commit()
+                finally:
+                    await engine.dispose()
+                assert seq == start + 1
+                for watching in (first, second):
+                    [event] = await watching.until_seq(seq, timeout=10)
+                    assert event["type"] == COUNTER_CHANGED
+                    assert event["data"] == {"counter": {"code": "9"}}
+                # Announced events go on after it, in order.
+                number = (await issue(http, one.url))["number"]
+                for watching in (first, second):
+                    [event] = await watching.until_seq(seq + 1)
+                    assert event["seq"] == seq + 1
+                    assert event["data"]["ticket"]["number"] == number
+
+
+async def test_only_committed_events_are_announced_and_large_ones_by_reference(
+    app, client, clock, database_url
+):
+    await setup_branch(client)
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    notified: asyncio.Queue[str] = asyncio.Queue()
+    await conn.add_listener("hallq_events", lambda *args: notified.put_nowait(args[3]))
+    try:
+        async with app.state.sessionmaker() as session:
+            await record_events(session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 0})])
+            # closed without a commit
+        async with app.state.sessionmaker() as session:
+            await record_events(session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 1})])
+            await session.rollback()  # its seq is handed out again below
+            [small] = await record_events(
+                session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 2})]
+            )
+            [large] = await record_events(
+                session,
+                "hz01",
+                clock.now(),
+                [NewEvent(COUNTER_CHANGED, {"text": "x" * MAX_PAYLOAD_BYTES})],
+            )
+            await session.commit()
+        payloads = [json.loads(await asyncio.wait_for(notified.get(), 5)) for _ in range(2)]
+        await asyncio.sleep(0.5)
+        assert notified.empty()  # nothing for the rolled-back event
+    finally:
+        await conn.close()
+    assert payloads[0]["seq"] == small and payloads[0]["data"] == {"n": 2}
+    assert payloads[1] == {"branch": "hz01", "seq": large, "ref": True}

@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase
 from app.core.config_cache import SESSION_KEY, ConfigCache
 from app.core.fair_pool import FairAsyncQueuePool
 from app.core.settings import Settings
+from app.events.notifier import NOTIFIER_KEY, EventNotifier
 
 # Stable constraint names, so Alembic migrations can refer to them.
 NAMING_CONVENTION = {
@@ -61,11 +62,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def create_sessionmaker(
-    engine: AsyncEngine, config_cache: ConfigCache | None = None
+    engine: AsyncEngine,
+    config_cache: ConfigCache | None = None,
+    notifier: EventNotifier | None = None,
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions carry the process's configuration cache (app/core/config_cache.py)."""
-    info = {SESSION_KEY: config_cache} if config_cache is not None else None
-    return async_sessionmaker(engine, expire_on_commit=False, autobegin=True, info=info)
+    """Sessions carry the process's configuration cache (app/core/config_cache.py) and its event
+    notifier (app/events/notifier.py: the events a session commits are announced through it)."""
+    info: dict[str, object] = {}
+    if config_cache is not None:
+        info[SESSION_KEY] = config_cache
+    if notifier is not None:
+        info[NOTIFIER_KEY] = notifier
+    return async_sessionmaker(engine, expire_on_commit=False, autobegin=True, info=info or None)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

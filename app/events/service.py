@@ -2,8 +2,9 @@
 
 Call `record_events` as the last statement of a transaction. It takes the branch row lock to
 hand out `seq` numbers, and holding that lock until commit makes commit order equal seq order
-within a branch: a screen that has seen seq N has seen every event before it. A trigger
-(see the initial migration) NOTIFYs each event on commit for the stream fan-out.
+within a branch: a screen that has seen seq N has seen every event before it. Once the
+transaction commits, its events are announced to the stream fan-out of every process
+(app/events/notifier.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.events.notifier import PAYLOAD_SQL, announce, announcement
 
 # Event types (SPEC §3).
 TICKET_ISSUED = "ticket.issued"
@@ -44,7 +47,7 @@ class NewEvent:
 
 
 _RECORD = text(
-    """
+    f"""
     WITH numbered AS (
         UPDATE branches SET event_seq = event_seq + :n WHERE code = :branch
         RETURNING event_seq
@@ -56,8 +59,8 @@ _RECORD = text(
          unnest(CAST(:types AS text[]), CAST(:ticket_ids AS uuid[]), CAST(:counters AS text[]),
                 CAST(:staffs AS text[]), CAST(:datas AS text[]))
              WITH ORDINALITY AS e(type, ticket_id, counter, staff, data, ord)
-    RETURNING seq
-    """
+    RETURNING seq, {PAYLOAD_SQL} AS payload
+    """  # noqa: S608 - a constant fragment; every value is a bound parameter
 )
 
 
@@ -92,7 +95,8 @@ async def record_events(
             "datas": [encode_event_data(e.data) for e in events],
         },
     )
-    seqs = sorted(result.scalars().all())
-    if len(seqs) != len(events):  # the branch row is gone: the caller checked it exists
+    rows = sorted(result.all())
+    if len(rows) != len(events):  # the branch row is gone: the caller checked it exists
         raise LookupError(f"branch {branch} vanished while recording events")
-    return seqs
+    announce(session, [announcement(branch, seq, payload) for seq, payload in rows])
+    return [seq for seq, _payload in rows]

@@ -1,12 +1,19 @@
 """The per-process fan-out: one LISTEN connection, many websocket clients.
 
-Every committed event is NOTIFYed on channel `hallq_events` by a trigger on `branch_events`.
-This process holds one dedicated asyncpg connection that LISTENs, and hands each event to the
-subscriptions of its branch. PostgreSQL delivers notifications in commit order, and a branch's
-seqs are handed out under its row lock, so per branch they arrive in seq order; the hub tracks
-the last seq it delivered per branch, and when it sees a gap (a lost connection, a reference
-payload) it reads the missing events from the history before going on. After a reconnect it
-catches every subscribed branch up from the history, so no event is lost.
+Every committed event is announced on channel `hallq_events` by the process that committed it,
+after the commit (app/events/notifier.py). This process holds one dedicated asyncpg connection
+that LISTENs, and hands each event to the subscriptions of its branch. A branch's seqs are handed
+out under its row lock, so they commit in seq order, but announcements of different transactions
+can arrive in either order. The hub tracks the last seq it delivered per branch, and when it sees
+a gap (an announcement still on its way, a lost connection, a reference payload) it reads the
+missing events from the history before going on; an announcement of an event already delivered
+is ignored. After a reconnect it catches every subscribed branch up from the history.
+
+An announcement can be lost (its process died after the commit): every `sweep_s` the listener
+reads the committed seq of the subscribed branches, and catches up a branch that is still behind
+a seq the previous sweep already saw. So no event is lost, and a lost announcement costs at most
+two sweeps. The sweep also tells a half-open TCP connection, which would otherwise swallow
+notifications silently until the kernel gives up on it.
 
 The same connection LISTENs for configuration changes (`hallq_config`) and empties the process's
 configuration cache (app/core/config_cache.py) on each; the cache is used only while this
@@ -25,19 +32,17 @@ import logging
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config_cache import CHANNEL as CONFIG_CHANNEL
 from app.core.config_cache import ConfigCache
+from app.core.dedicated import RECONNECT_FIRST_S, DedicatedConnector, next_reconnect_delay
+from app.events.notifier import CHANNEL
 from app.stream.service import StreamEvent, current_seq, event_from_notification, events_after
 
 log = logging.getLogger("hallq.stream")
 
-CHANNEL = "hallq_events"
-# Checks that the listening connection is alive: a half-open TCP connection would otherwise
-# swallow notifications silently until the kernel gives up on it.
-HEALTH_CHECK_S = 10.0
+_COMMITTED_SEQS = "SELECT code, event_seq FROM branches WHERE code = ANY($1::text[])"
 
 
 class Subscription:
@@ -70,13 +75,16 @@ class EventHub:
         *,
         queue_size: int,
         connect_timeout_s: float = 5.0,
+        sweep_s: float = 1.0,
         config_cache: ConfigCache | None = None,
     ) -> None:
-        url = make_url(database_url).set(drivername="postgresql")
-        self._dsn = url.render_as_string(hide_password=False)
+        self._connector = DedicatedConnector(database_url, "hallq-listener", connect_timeout_s)
         self._sessionmaker = sessionmaker
         self._queue_size = queue_size
         self._connect_timeout_s = connect_timeout_s
+        self._sweep_s = sweep_s
+        # The committed seq of each subscribed branch at the last sweep.
+        self._swept: dict[str, int] = {}
         self._config_cache = config_cache
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._last_seq: dict[str, int] = {}
@@ -154,16 +162,12 @@ class EventHub:
             log.warning("ignored a malformed notification")
 
     async def _listen_forever(self) -> None:
-        delay = 0.2
+        delay = RECONNECT_FIRST_S
         first = True
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(
-                    self._dsn,
-                    timeout=self._connect_timeout_s,
-                    server_settings={"application_name": "hallq-listener"},
-                )
+                conn = await self._connector.connect()
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notification)
@@ -174,16 +178,13 @@ class EventHub:
                 # Whatever was committed while nobody listened comes from the history.
                 self._inbox.put_nowait({"catch_up": True})
                 first = False
-                delay = 0.2
+                delay = RECONNECT_FIRST_S
                 self._connected.set()
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=HEALTH_CHECK_S)
+                        await asyncio.wait_for(lost.wait(), timeout=self._sweep_s)
                     if not lost.is_set():
-                        await conn.fetchval("SELECT 1", timeout=self._connect_timeout_s)
-                        if self._behind:
-                            self._behind = False
-                            self._inbox.put_nowait({"catch_up": True})
+                        await self._sweep(conn)
             except asyncio.CancelledError:
                 self._config_announced(False)
                 if conn is not None:
@@ -199,7 +200,32 @@ class EventHub:
                 # Never connected: let subscribers fail rather than hang forever.
                 self._connected.set()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = next_reconnect_delay(delay)
+
+    async def _sweep(self, conn: asyncpg.Connection) -> None:
+        """Catch up the branches whose announcements were lost (module docstring)."""
+        rows = await conn.fetch(
+            _COMMITTED_SEQS, list(self._subscriptions), timeout=self._connect_timeout_s
+        )
+        committed = {code: seq for code, seq in rows}
+        if self._behind:
+            self._behind = False
+            self._inbox.put_nowait({"catch_up": True})
+        else:
+            for branch in self.overdue_branches(committed):
+                self._inbox.put_nowait({"catch_up": branch})
+
+    def overdue_branches(self, committed: dict[str, int]) -> list[str]:
+        """Branches not yet delivered up to the seq they had committed at the previous sweep:
+        an announcement still on its way arrives well within one sweep, so theirs were lost.
+        `committed` (this sweep's seqs) is remembered for the next call."""
+        overdue = [
+            branch
+            for branch, seq in self._swept.items()
+            if branch in committed and self._last_seq.get(branch, seq) < seq
+        ]
+        self._swept = committed
+        return overdue
 
     # -- dispatching --------------------------------------------------------------------
 

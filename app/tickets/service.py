@@ -16,6 +16,7 @@ from app.core.config_cache import read_through
 from app.core.errors import Problem, conflict, not_found, unprocessable
 from app.core.settings import Settings
 from app.events.models import BranchEvent
+from app.events.notifier import PAYLOAD_SQL, announce, announcement
 from app.events.service import (
     TICKET_CANCELLED,
     TICKET_COMPLETED,
@@ -180,14 +181,15 @@ ISSUE_SQL = text(
                issued.id,
                jsonb_set(CAST(:event_data AS jsonb), '{{ticket,number}}', to_jsonb(issued.number))
         FROM event_seq, issued
-        RETURNING seq
+        RETURNING seq, {PAYLOAD_SQL} AS payload
     )
     SELECT {HALL_COLUMNS},
            (SELECT id FROM replayed) AS replayed_id,
            (SELECT issued FROM counted) AS issued_this_minute,
            (SELECT seq FROM issued) AS seq,
            (SELECT number FROM issued) AS number,
-           (SELECT seq FROM logged) AS event_seq
+           (SELECT seq FROM logged) AS event_seq,
+           (SELECT payload FROM logged) AS announcement
     """  # noqa: S608 - constant fragments; every value is a bound parameter
 )
 
@@ -253,7 +255,10 @@ async def issue_ticket(
             },
         )
     ).one()
-    await session.commit()  # nothing to commit (autocommit): ends the session's transaction
+    if row.event_seq is not None:
+        announce(session, [announcement(branch_code, row.event_seq, row.announcement)])
+    # Nothing to commit (autocommit): ends the session's transaction, and announces the event.
+    await session.commit()
     if row.replayed_id is not None:
         return await _replay(
             session, await get_ticket(session, row.replayed_id), body, now, settings

@@ -1,0 +1,30 @@
+"""Connections of their own, outside the pool, for a process's long-lived jobs (the stream's
+LISTEN connection, the event notifier): opened with a name that shows in `pg_stat_activity`,
+and reopened with backoff when they drop."""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+RECONNECT_FIRST_S = 0.2
+RECONNECT_MAX_S = 5.0
+
+
+def next_reconnect_delay(delay: float) -> float:
+    return min(delay * 2, RECONNECT_MAX_S)
+
+
+class DedicatedConnector:
+    def __init__(
+        self, database_url: str, application_name: str, timeout_s: float, **server_settings: str
+    ) -> None:
+        url = make_url(database_url).set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        self._timeout_s = timeout_s
+        self._server_settings = {"application_name": application_name, **server_settings}
+
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self._dsn, timeout=self._timeout_s, server_settings=self._server_settings
+        )

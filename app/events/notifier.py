@@ -1,0 +1,177 @@
+"""Announcing committed events to every server process: NOTIFY after the commit, not inside it.
+
+PostgreSQL queues a transaction's notifications at commit under one cluster-wide lock and holds
+it until that commit's WAL is flushed, so transactions that NOTIFY cannot share a flush: they
+commit one at a time, for every branch on the database (docs/decisions.md, "Events are announced
+after the commit"). So the writing transaction only records its events (`announce` keeps their
+notification payloads in the session), and once it has committed they are handed to this
+process's `EventNotifier`, which sends them in batches from a connection of its own with
+`synchronous_commit=off`: its commits hold the lock for microseconds, not a disk flush.
+
+An announcement is not durable, the event is: if the process dies between commit and notify, or
+the notify fails, the listeners' sweep (app/stream/hub.py) sees the branch's committed seq ahead
+of what it delivered and reads the missing events from the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable
+
+import asyncpg
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.core.dedicated import RECONNECT_FIRST_S, DedicatedConnector, next_reconnect_delay
+
+log = logging.getLogger("hallq.events")
+
+CHANNEL = "hallq_events"
+# pg_notify refuses payloads of 8000 bytes or more; a larger event is announced by reference and
+# the listener reads it from the table.
+MAX_PAYLOAD_BYTES = 7500
+# Session.info keys: this process's notifier (set by the sessionmaker), and the payloads of the
+# session's current transaction, announced when it commits.
+NOTIFIER_KEY = "hallq.event_notifier"
+PENDING_KEY = "hallq.pending_announcements"
+
+# The notification payload of a `branch_events` row, in a RETURNING clause: the event as the
+# stream sends it (app/stream/service.py: event_from_notification), `at` always with microseconds.
+# The colons of the time are quoted literals so that no `:name` appears (pgbench, which runs this
+# in bench/sql.py, would read one as a variable).
+PAYLOAD_SQL = (
+    "json_build_object('branch', branch, 'seq', seq, 'type', type,"
+    ' \'at\', to_char(at AT TIME ZONE \'UTC\', \'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"\'),'
+    " 'data', data)::text"
+)
+
+_SEND = "SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p"
+
+
+def announcement(branch: str, seq: int, payload: str) -> str:
+    """`payload` (from PAYLOAD_SQL), or a reference to the event when it is too large."""
+    if len(payload.encode()) <= MAX_PAYLOAD_BYTES:
+        return payload
+    return json.dumps({"branch": branch, "seq": seq, "ref": True}, separators=(",", ":"))
+
+
+def announce(session: AsyncSession | Session, payloads: Iterable[str]) -> None:
+    """Announce `payloads` once the session's current transaction commits (never if it rolls
+    back). Events must not be recorded in a savepoint that may roll back on its own."""
+    session.info.setdefault(PENDING_KEY, []).extend(payloads)
+
+
+@event.listens_for(Session, "after_commit")
+def _hand_over_committed(session: Session) -> None:
+    pending = session.info.pop(PENDING_KEY, None)
+    notifier = session.info.get(NOTIFIER_KEY)
+    if pending and isinstance(notifier, EventNotifier):
+        notifier.publish(pending)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+    # After a commit the payloads were handed over already (after_commit comes first); after a
+    # rollback or a close without commit they were never committed.
+    if transaction.parent is None:
+        session.info.pop(PENDING_KEY, None)
+
+
+class EventNotifier:
+    """One per process: a queue of committed events' payloads, sent by one background task."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        batch_size: int = 500,
+        max_pending: int = 50_000,
+    ) -> None:
+        self._connector = DedicatedConnector(
+            database_url,
+            "hallq-notifier",
+            connect_timeout_s,
+            # The events are durable already; the announcement need not wait for a flush, and
+            # so holds the notify lock only briefly.
+            synchronous_commit="off",
+        )
+        self._connect_timeout_s = connect_timeout_s
+        self._batch_size = batch_size
+        # Bounded: with the database unreachable nothing commits, but a stuck sender must not
+        # grow without end; what is dropped is caught up by the listeners' sweep.
+        self._pending: deque[str] = deque(maxlen=max_pending)
+        self._ready = asyncio.Event()  # something to send
+        self._idle = asyncio.Event()  # everything published was sent (or given up)
+        self._idle.set()
+        self._sender: asyncio.Task[None] | None = None
+
+    def publish(self, payloads: Iterable[str]) -> None:
+        """Queue payloads of committed events; never blocks."""
+        self._pending.extend(payloads)
+        self._idle.clear()
+        self._ready.set()
+
+    def start(self) -> None:
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_forever())
+
+    async def close(self) -> None:
+        """Send what is queued (briefly), then stop."""
+        if self._sender is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=2.0)
+        self._sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._sender
+        self._sender = None
+
+    async def _send_forever(self) -> None:
+        delay = RECONNECT_FIRST_S
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self._connector.connect()
+                delay = RECONNECT_FIRST_S
+                while True:
+                    await self._ready.wait()
+                    batch = self._take_batch()
+                    if not batch:
+                        continue
+                    try:
+                        await conn.execute(_SEND, CHANNEL, batch, timeout=self._connect_timeout_s)
+                    except Exception:
+                        log.warning(
+                            "event notifier: %d announcements not sent; the listeners' sweep "
+                            "delivers their events",
+                            len(batch),
+                        )
+                        raise
+                    finally:
+                        if not self._pending:
+                            self._idle.set()
+            except asyncio.CancelledError:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+                raise
+            except Exception as exc:  # connection refused, reset, timeout: try again
+                log.warning("event notifier connection lost: %s", type(exc).__name__)
+            if conn is not None:
+                conn.terminate()
+            await asyncio.sleep(delay)
+            delay = next_reconnect_delay(delay)
+
+    def _take_batch(self) -> list[str]:
+        batch: list[str] = []
+        while self._pending and len(batch) < self._batch_size:
+            batch.append(self._pending.popleft())
+        if not self._pending:
+            self._ready.clear()
+        return batch
