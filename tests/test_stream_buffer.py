@@ -11,7 +11,7 @@ import asyncio
 import json
 from typing import Any, cast
 
-from app.stream.hub import Subscription
+from app.stream.hub import EventHub, Subscription
 from app.stream.service import StreamEvent, current_seq, encode_message
 from app.stream.views import _forward_events
 from tests.helpers import issue, setup_branch
@@ -95,3 +95,18 @@ async def test_a_stalled_client_gets_a_snapshot_and_goes_on(client, app):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_the_sweep_catches_up_a_branch_only_when_a_seq_seen_a_sweep_ago_is_undelivered() -> None:
+    """An announcement on its way is not a loss: a branch is caught up only when it is still
+    behind what the previous sweep read as committed (app/stream/hub.py)."""
+    hub = EventHub("postgresql+asyncpg://hallq@127.0.0.1/hallq", cast(Any, None), queue_size=8)
+    hub._last_seq.update({"a": 5, "b": 7, "c": 3})
+    # First sweep: a and b have commits not delivered yet; nothing was seen before.
+    assert hub.overdue_branches({"a": 6, "b": 9, "c": 3}) == []
+    hub._last_seq["a"] = 6  # a's announcement arrived meanwhile; b's did not
+    assert hub.overdue_branches({"a": 8, "b": 9, "c": 3}) == ["b"]
+    # a has been behind 8 for a whole sweep now; b was caught up; c never fell behind.
+    hub._last_seq["b"] = 9
+    del hub._last_seq["c"]  # nobody here watches c any more
+    assert hub.overdue_branches({"a": 8, "b": 9, "c": 4}) == ["a"]
