@@ -38,16 +38,28 @@ async def _respond(
     return CounterActionOut(counter=result.counter, ticket=ticket)
 
 
-async def _run(
-    fn: ActionFn,
-    branch: str,
-    counter: str,
-    request: Request,
-    session: AsyncSession,
-    principal: Principal,
-) -> CounterActionOut:
-    result = await fn(session, branch, counter, principal, request.app.state.clock.now())
-    return await _respond(request, session, result)
+def _action_route(path: str, action: ActionFn, description: str | None = None) -> None:
+    """`POST /{counter}/<path>`: an action that takes nothing but the counter (the others, with
+    a body or another answer, are written out below)."""
+
+    async def endpoint(
+        branch: BranchCode,
+        counter: CounterCode,
+        request: Request,
+        session: SessionDep,
+        principal: Operator,
+    ) -> CounterActionOut:
+        result = await action(session, branch, counter, principal, request.app.state.clock.now())
+        return await _respond(request, session, result)
+
+    router.add_api_route(
+        f"/{{counter}}/{path}",
+        endpoint,
+        methods=["POST"],
+        response_model=CounterActionOut,
+        name=action.__name__,  # the operation id, as when each was written out
+        description=description,
+    )
 
 
 @router.get("", response_model=list[CounterOut])
@@ -84,16 +96,11 @@ async def get_counter(
     return await counters.get_counter(session, branch, counter)
 
 
-@router.post("/{counter}/open", response_model=CounterActionOut)
-async def open_counter(
-    branch: BranchCode,
-    counter: CounterCode,
-    request: Request,
-    session: SessionDep,
-    principal: Operator,
-) -> CounterActionOut:
-    """Sign in: the clerk of the token is now at this counter (a manager may open any)."""
-    return await _run(counters.open_counter, branch, counter, request, session, principal)
+_action_route(
+    "open",
+    counters.open_counter,
+    "Sign in: the clerk of the token is now at this counter (a manager may open any).",
+)
 
 
 @router.post("/{counter}/pause", response_model=CounterActionOut)
@@ -117,27 +124,14 @@ async def pause_counter(
     return await _respond(request, session, result)
 
 
-@router.post("/{counter}/resume", response_model=CounterActionOut)
-async def resume_counter(
-    branch: BranchCode,
-    counter: CounterCode,
-    request: Request,
-    session: SessionDep,
-    principal: Operator,
-) -> CounterActionOut:
-    return await _run(counters.resume_counter, branch, counter, request, session, principal)
+_action_route("resume", counters.resume_counter)
 
 
-@router.post("/{counter}/close", response_model=CounterActionOut)
-async def close_counter(
-    branch: BranchCode,
-    counter: CounterCode,
-    request: Request,
-    session: SessionDep,
-    principal: Operator,
-) -> CounterActionOut:
-    """Sign out: closed at once, or `closing` until the current customer is done."""
-    return await _run(counters.close_counter, branch, counter, request, session, principal)
+_action_route(
+    "close",
+    counters.close_counter,
+    "Sign out: closed at once, or `closing` until the current customer is done.",
+)
 
 
 @router.post(
@@ -161,52 +155,16 @@ async def call_next(
     return await _respond(request, session, result)
 
 
-@router.post("/{counter}/recall", response_model=CounterActionOut)
-async def recall(
-    branch: BranchCode,
-    counter: CounterCode,
-    request: Request,
-    session: SessionDep,
-    principal: Operator,
-) -> CounterActionOut:
-    """Announce the current ticket again."""
-    return await _run(counters.recall, branch, counter, request, session, principal)
+_action_route("recall", counters.recall, "Announce the current ticket again.")
 
 
-@router.post("/{counter}/start", response_model=CounterActionOut)
-async def start_service(
-    branch: BranchCode,
-    counter: CounterCode,
-    request: Request,
-    session: SessionDep,
-    principal: Operator,
-) -> CounterActionOut:
-    """The customer arrived: called -> serving."""
-    return await _run(counters.start_service, branch, counter, request, session, principal)
+_action_route("start", counters.start_service, "The customer arrived: called -> serving.")
 
 
-@router.post("/{counter}/complete", response_model=CounterActionOut)
-async def complete(
-    branch: BranchCode,
-    counter: CounterCode,
-    request: Request,
-    session: SessionDep,
-    principal: Operator,
-) -> CounterActionOut:
-    """Service done, without calling the next customer."""
-    return await _run(counters.complete, branch, counter, request, session, principal)
+_action_route("complete", counters.complete, "Service done, without calling the next customer.")
 
 
-@router.post("/{counter}/no-show", response_model=CounterActionOut)
-async def no_show(
-    branch: BranchCode,
-    counter: CounterCode,
-    request: Request,
-    session: SessionDep,
-    principal: Operator,
-) -> CounterActionOut:
-    """The called customer did not come."""
-    return await _run(counters.no_show, branch, counter, request, session, principal)
+_action_route("no-show", counters.no_show, "The called customer did not come.")
 
 
 @router.post("/{counter}/transfer", response_model=CounterActionOut)
