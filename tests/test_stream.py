@@ -518,6 +518,13 @@ async def test_only_committed_events_are_announced_and_large_ones_by_reference(
     try:
         async with app.state.sessionmaker() as session:
             await record_events(session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 0})])
+            async with session.begin_nested():
+                pass  # a savepoint released commits nothing
+            with pytest.raises(RuntimeError, match="savepoint"):
+                async with session.begin_nested():
+                    await record_events(
+                        session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 0})]
+                    )
             # closed without a commit
         async with app.state.sessionmaker() as session:
             await record_events(session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 1})])

@@ -16,13 +16,11 @@ def next_reconnect_delay(delay: float) -> float:
 
 
 class DedicatedConnector:
-    def __init__(
-        self, database_url: str, application_name: str, timeout_s: float, **server_settings: str
-    ) -> None:
+    def __init__(self, database_url: str, application_name: str, timeout_s: float) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
         self._timeout_s = timeout_s
-        self._server_settings = {"application_name": application_name, **server_settings}
+        self._server_settings = {"application_name": application_name}
 
     async def connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(

@@ -50,7 +50,13 @@ PAYLOAD_SQL = (
     " 'data', data)::text"
 )
 
-_SEND = "SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p"
+# The events are durable already: the announcement's own commit need not wait for a WAL flush,
+# and so holds the notify lock only briefly. Set in the statement (its implicit transaction), not
+# as a connection parameter, which a connection pooler such as PgBouncer would refuse or drop.
+_SEND = """
+    WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
+    SELECT count(pg_notify($1, p)) FROM unflushed, unnest($2::text[]) AS p
+"""
 
 
 def announcement(branch: str, seq: int, payload: str) -> str:
@@ -62,12 +68,18 @@ def announcement(branch: str, seq: int, payload: str) -> str:
 
 def announce(session: AsyncSession | Session, payloads: Iterable[str]) -> None:
     """Announce `payloads` once the session's current transaction commits (never if it rolls
-    back). Events must not be recorded in a savepoint that may roll back on its own."""
+    back)."""
+    if session.in_nested_transaction():
+        # A savepoint can roll back on its own, after which its seqs are handed out again; the
+        # pending payloads are per transaction, not per savepoint.
+        raise RuntimeError("events are recorded in the transaction itself, not in a savepoint")
     session.info.setdefault(PENDING_KEY, []).extend(payloads)
 
 
 @event.listens_for(Session, "after_commit")
 def _hand_over_committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released: nothing is committed yet
     pending = session.info.pop(PENDING_KEY, None)
     notifier = session.info.get(NOTIFIER_KEY)
     if pending and isinstance(notifier, EventNotifier):
@@ -93,14 +105,7 @@ class EventNotifier:
         batch_size: int = 500,
         max_pending: int = 50_000,
     ) -> None:
-        self._connector = DedicatedConnector(
-            database_url,
-            "hallq-notifier",
-            connect_timeout_s,
-            # The events are durable already; the announcement need not wait for a flush, and
-            # so holds the notify lock only briefly.
-            synchronous_commit="off",
-        )
+        self._connector = DedicatedConnector(database_url, "hallq-notifier", connect_timeout_s)
         self._connect_timeout_s = connect_timeout_s
         self._batch_size = batch_size
         # Bounded: with the database unreachable nothing commits, but a stuck sender must not

@@ -85,6 +85,8 @@ class EventHub:
         self._sweep_s = sweep_s
         # The committed seq of each subscribed branch at the last sweep.
         self._swept: dict[str, int] = {}
+        # Branches with a sweep's catch-up waiting in the inbox: one is enough, however slow.
+        self._sweep_pending: set[str] = set()
         self._config_cache = config_cache
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._last_seq: dict[str, int] = {}
@@ -207,13 +209,15 @@ class EventHub:
         rows = await conn.fetch(
             _COMMITTED_SEQS, list(self._subscriptions), timeout=self._connect_timeout_s
         )
-        committed = {code: seq for code, seq in rows}
+        overdue = self.overdue_branches({code: seq for code, seq in rows})
         if self._behind:
             self._behind = False
             self._inbox.put_nowait({"catch_up": True})
-        else:
-            for branch in self.overdue_branches(committed):
-                self._inbox.put_nowait({"catch_up": branch})
+            return
+        for branch in overdue:
+            if branch not in self._sweep_pending:
+                self._sweep_pending.add(branch)
+                self._inbox.put_nowait({"catch_up": branch, "swept": True})
 
     def overdue_branches(self, committed: dict[str, int]) -> list[str]:
         """Branches not yet delivered up to the seq they had committed at the previous sweep:
@@ -234,6 +238,8 @@ class EventHub:
             item = await self._inbox.get()
             try:
                 target = item.get("catch_up")
+                if item.get("swept"):
+                    self._sweep_pending.discard(target)
                 if target is True:
                     for branch in list(self._subscriptions):
                         await self._catch_up(branch, None)
