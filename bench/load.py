@@ -220,6 +220,7 @@ async def scenario_issue(config: Config) -> dict[str, Any]:
         "statuses": recorder.statuses,
         "sent": sent,
         "timeline": {str(k): v for k, v in sorted(recorder.timeline.items())},
+        "started_monotonic": started,  # the timeline's origin, on the machine's monotonic clock
     }
 
 

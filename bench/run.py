@@ -43,6 +43,8 @@ from app.core.embedded_postgres import EmbeddedPostgres
 from app.queue.ordering import PICK_NEXT_SQL
 from bench import pg as pgmod
 from bench import sql
+from bench.cpu_timeline import CpuTimeline
+from bench.cpu_timeline import describe as describe_cpu
 from bench.profile import summarize
 from bench.servers import Branch, Server, Setup, profiles, start_servers
 from bench.stats import Summary, percentile
@@ -194,17 +196,23 @@ class Bench:
                 total += times.user + times.system
         return total
 
+    def server_processes(self) -> list[psutil.Process]:
+        return [p for server in self.servers for p in server.worker_processes()]
+
     def server_cpu_s(self) -> float:
-        return self.cpu_s(p for server in self.servers for p in server.worker_processes())
+        return self.cpu_s(self.server_processes())
+
+    def postmaster(self) -> psutil.Process | None:
+        assert self.pg is not None
+        pid = self.pg.postmaster_pid()
+        return psutil.Process(pid) if pid is not None else None
 
     def postgres_cpu_s(self) -> float:
         """CPU time of the PostgreSQL server: the postmaster and every backend alive now (the
         pools keep theirs for the whole run)."""
-        assert self.pg is not None
-        pid = self.pg.postmaster_pid()
-        if pid is None:
+        postmaster = self.postmaster()
+        if postmaster is None:
             return 0.0
-        postmaster = psutil.Process(pid)
         return self.cpu_s([postmaster, *postmaster.children(recursive=True)])
 
     @staticmethod
@@ -415,10 +423,16 @@ class Bench:
             "warmup_s": 1.0,
         }
         self.load("prime", open_loop_config, timeout=120)
-        steady = self.load("issue", open_loop_config, timeout=plan.b1_seconds + 120)
+        with CpuTimeline(self.server_processes, self.postmaster()) as cpu:
+            steady = self.load("issue", open_loop_config, timeout=plan.b1_seconds + 120)
         s = Summary.from_dict(steady["summary"])
         self.detail(f"B1 hallq at {rate:.0f}/s (80%), open loop: {s.describe()}")
         self.detail(f"B1 open loop, slowest request per second: {_timeline(steady)}")
+        slowest = {int(k): v[1] for k, v in steady.get("timeline", {}).items()}
+        self.detail(
+            "B1 open loop, where the cores went: "
+            + describe_cpu(cpu, steady["started_monotonic"], slowest)
+        )
         self.rows["B1"].append(
             Row(
                 "B1 p99 at 80% rate",
