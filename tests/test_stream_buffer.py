@@ -110,3 +110,15 @@ def test_the_sweep_catches_up_a_branch_only_when_a_seq_seen_a_sweep_ago_is_undel
     hub._last_seq["b"] = 9
     del hub._last_seq["c"]  # nobody here watches c any more
     assert hub.overdue_branches({"a": 8, "b": 9, "c": 4}) == ["a"]
+
+
+def test_a_catch_up_finishing_after_the_last_client_left_does_not_track_the_branch_again() -> None:
+    hub = EventHub("postgresql+asyncpg://hallq@127.0.0.1/hallq", cast(Any, None), queue_size=8)
+    subscription = Subscription("hz01", maxsize=8)
+    hub._subscriptions["hz01"] = {subscription}
+    hub._last_seq["hz01"] = 5
+    hub.unsubscribe(subscription)
+    hub._deliver(event(6))  # read by a catch-up that began while the client was there
+    # The next first client of the branch reads its current seq again instead of starting at 6.
+    assert "hz01" not in hub._last_seq
+    assert subscription.queue.empty()

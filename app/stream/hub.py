@@ -277,7 +277,11 @@ class EventHub:
             self._deliver(event)
 
     def _deliver(self, event: StreamEvent) -> None:
-        if event.seq <= self._last_seq.get(event.branch, 0):
+        if event.branch not in self._last_seq:
+            # Nobody here watches the branch (any more: a catch-up read before the last client
+            # left). Tracking it again would make the next first client start from a stale seq.
+            return
+        if event.seq <= self._last_seq[event.branch]:
             return
         self._last_seq[event.branch] = event.seq
         for subscription in self._subscriptions.get(event.branch, ()):
