@@ -32,6 +32,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # them out). No permessage-deflate: stream messages are a few hundred bytes, and compressing
 # each for each of a thousand screens cost a fifth of a server's CPU in the fan-out (B3).
 UVICORN_OPTIONS = ["--no-access-log", "--ws-per-message-deflate", "false"]
+
+
+def uvicorn_argv(host: str, port: int | str, workers: int | str, graceful_s: int) -> list[str]:
+    """The command line of one hallq server process (make run, the tests' and the bench's
+    servers)."""
+    return [
+        sys.executable, "-m", "uvicorn", "app.main:app",
+        "--host", host, "--port", str(port), "--workers", str(workers), *UVICORN_OPTIONS,
+        "--timeout-graceful-shutdown", str(graceful_s),
+    ]  # fmt: skip
+
+
 STATE_DIR = ROOT / ".hallq"
 DATABASE = "hallq"
 
@@ -133,11 +145,7 @@ def main() -> int:
     env = dict(os.environ, DATABASE_URL=settings.database_url, HALLQ_ADMIN_TOKEN=admin_token)
     # Several workers share their HTTP request metrics through files (docs/metrics.md).
     metrics_dir = prepare_multiprocess_dir(env, int(workers) if workers.isdigit() else 1)
-    argv = [
-        sys.executable, "-m", "uvicorn", "app.main:app",
-        "--host", host, "--port", port, "--workers", workers, *UVICORN_OPTIONS,
-        "--timeout-graceful-shutdown", "10",
-    ]  # fmt: skip
+    argv = uvicorn_argv(host, port, workers, graceful_s=10)
     _say(f"serving on {base} (Ctrl-C stops the service and its database)")
     server = subprocess.Popen(argv, env=env, cwd=ROOT)
     try:

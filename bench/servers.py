@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import httpx
 import psutil
 
 from app.core.embedded_postgres import free_port
-from app.run import UVICORN_OPTIONS
+from app.run import uvicorn_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,11 +73,7 @@ def start_servers(
         log_path = log_dir / f"server-{port}.log"
         log = log_path.open("wb")
         env = {**os.environ, "DATABASE_URL": database_url, "HALLQ_ADMIN_TOKEN": admin_token}
-        argv = [
-            sys.executable, "-m", "uvicorn", "app.main:app",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            *UVICORN_OPTIONS, "--timeout-graceful-shutdown", "5",
-        ]  # fmt: skip
+        argv = uvicorn_argv("127.0.0.1", port, workers, graceful_s=5)
         process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         servers.append(Server(port, process, log_path, log))
     for server in servers:

@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import IO
 import httpx
 
 from app.core.embedded_postgres import free_port
-from app.run import UVICORN_OPTIONS
+from app.run import uvicorn_argv
 from tests.db import ROOT
 from tests.helpers import ADMIN_TOKEN
 
@@ -72,9 +71,7 @@ def start_server(
         **(env or {}),
     }
     argv = [
-        sys.executable, "-m", "uvicorn", "app.main:app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        *UVICORN_OPTIONS, "--timeout-graceful-shutdown", "5",
+        *uvicorn_argv("127.0.0.1", port, workers, graceful_s=5),
         # Longer than httpx's 5 s keep-alive: the server closing an idle connection just as the
         # client reuses it would fail a request with ReadError.
         "--timeout-keep-alive", "30",
