@@ -4,6 +4,8 @@ and reopened with backoff when they drop."""
 
 from __future__ import annotations
 
+import contextlib
+
 import asyncpg
 from sqlalchemy.engine import make_url
 
@@ -13,6 +15,13 @@ RECONNECT_MAX_S = 5.0
 
 def next_reconnect_delay(delay: float) -> float:
     return min(delay * 2, RECONNECT_MAX_S)
+
+
+async def close_gracefully(conn: asyncpg.Connection | None) -> None:
+    """On shutdown: say goodbye to the server, but never hang or fail on a dead connection."""
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            await conn.close(timeout=2)
 
 
 class DedicatedConnector:

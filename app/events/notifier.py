@@ -27,7 +27,12 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from app.core.dedicated import RECONNECT_FIRST_S, DedicatedConnector, next_reconnect_delay
+from app.core.dedicated import (
+    RECONNECT_FIRST_S,
+    DedicatedConnector,
+    close_gracefully,
+    next_reconnect_delay,
+)
 
 log = logging.getLogger("hallq.events")
 
@@ -162,9 +167,7 @@ class EventNotifier:
                         if not self._pending:
                             self._idle.set()
             except asyncio.CancelledError:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
+                await close_gracefully(conn)
                 raise
             except Exception as exc:  # connection refused, reset, timeout: try again
                 log.warning("event notifier connection lost: %s", type(exc).__name__)

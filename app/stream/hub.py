@@ -36,7 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config_cache import CHANNEL as CONFIG_CHANNEL
 from app.core.config_cache import ConfigCache
-from app.core.dedicated import RECONNECT_FIRST_S, DedicatedConnector, next_reconnect_delay
+from app.core.dedicated import (
+    RECONNECT_FIRST_S,
+    DedicatedConnector,
+    close_gracefully,
+    next_reconnect_delay,
+)
 from app.events.notifier import CHANNEL
 from app.stream.service import StreamEvent, current_seq, event_from_notification, events_after
 
@@ -189,9 +194,7 @@ class EventHub:
                         await self._sweep(conn)
             except asyncio.CancelledError:
                 self._config_announced(False)
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
+                await close_gracefully(conn)
                 raise
             except Exception as exc:  # connection refused, reset, timeout: try again
                 log.warning("stream listener connection lost: %s", type(exc).__name__)
