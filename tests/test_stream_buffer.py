@@ -8,6 +8,7 @@ database are the real ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any, cast
 
@@ -122,3 +123,30 @@ def test_a_catch_up_finishing_after_the_last_client_left_does_not_track_the_bran
     # The next first client of the branch reads its current seq again instead of starting at 6.
     assert "hz01" not in hub._last_seq
     assert subscription.queue.empty()
+
+
+async def test_one_branch_failing_to_catch_up_does_not_hold_up_the_others() -> None:
+    hub = EventHub("postgresql+asyncpg://hallq@127.0.0.1/hallq", cast(Any, None), queue_size=8)
+    caught_up: list[str] = []
+
+    async def catch_up(branch: str, upto: int | None) -> None:
+        if branch == "bad":
+            raise TimeoutError("a read past the command timeout")
+        caught_up.append(branch)
+
+    hub._catch_up = catch_up  # type: ignore[method-assign]
+    for branch in ("bad", "a", "b"):
+        hub._subscriptions[branch] = {Subscription(branch, maxsize=8)}
+    dispatcher = asyncio.create_task(hub._dispatch_forever())
+    try:
+        hub._inbox.put_nowait({"catch_up": True})  # after a reconnect: every watched branch
+        for _ in range(100):
+            if hub._behind:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatcher
+    assert caught_up == ["a", "b"]
+    assert hub._behind  # the failed one is retried at the next sweep

@@ -244,8 +244,7 @@ class EventHub:
                 if item.get("swept"):
                     self._sweep_pending.discard(target)
                 if target is True:
-                    for branch in list(self._subscriptions):
-                        await self._catch_up(branch, None)
+                    await self._catch_up_all()
                 elif isinstance(target, str):
                     await self._catch_up(target, None)
                 else:
@@ -255,6 +254,20 @@ class EventHub:
             except Exception as exc:  # database down during a catch-up: retried by the listener
                 self._behind = True
                 log.warning("stream dispatch failed: %s", type(exc).__name__)
+
+    async def _catch_up_all(self) -> None:
+        """Every watched branch; one that fails (a database error, a read past the command
+        timeout) does not keep the others from catching up. The next sweep retries."""
+        failed: Exception | None = None
+        for branch in list(self._subscriptions):
+            try:
+                await self._catch_up(branch, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failed = exc
+        if failed is not None:
+            raise failed
 
     async def _dispatch(self, payload: dict[str, Any]) -> None:
         branch = payload.get("branch")
