@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.engine = engine
         config_cache = ConfigCache(ttl_s=settings.config_cache_s)
         app.state.config_cache = config_cache
-        # One connection per process announces the events this process commits ...
+        # One connection per process notifies the events this process commits ...
         notifier = EventNotifier(
             settings.database_url, connect_timeout_s=settings.db_connect_timeout_s
         )

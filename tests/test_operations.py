@@ -92,7 +92,7 @@ def test_migrations_upgrade_downgrade_and_are_idempotent(pg):
                     lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
                 )
                 assert diff == []
-                # Events are announced after the commit (app/events/notifier.py), not by a
+                # Events are notified after the commit (app/events/notifier.py), not by a
                 # trigger inside the writing transaction.
                 triggers = (
                     await conn.execute(

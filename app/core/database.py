@@ -67,7 +67,7 @@ def create_sessionmaker(
     notifier: EventNotifier | None = None,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions carry the process's configuration cache (app/core/config_cache.py) and its event
-    notifier (app/events/notifier.py: the events a session commits are announced through it)."""
+    notifier (app/events/notifier.py: the events a session commits are notified through it)."""
     info: dict[str, object] = {}
     if config_cache is not None:
         info[SESSION_KEY] = config_cache

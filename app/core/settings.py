@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     stream_max_clients_per_token: int = Field(default=500, ge=1)
     # How often this process reports its stream clients for hallq_stream_clients.
     stream_presence_interval_s: float = Field(default=5.0, gt=0)
-    # How often each process's listener checks that no committed event went unannounced (a
+    # How often each process's listener checks that no committed event went unnotified (a
     # process died between commit and notify): such an event reaches screens within two sweeps.
     stream_sweep_s: float = Field(default=1.0, gt=0, le=60)
     # How often alerts are evaluated (and phones of finished days erased); 0 turns the

@@ -1,14 +1,14 @@
-"""Announcing committed events to every server process: NOTIFY after the commit, not inside it.
+"""Notifying every server process of committed events: NOTIFY after the commit, not inside it.
 
 PostgreSQL queues a transaction's notifications at commit under one cluster-wide lock and holds
 it until that commit's WAL is flushed, so transactions that NOTIFY cannot share a flush: they
-commit one at a time, for every branch on the database (docs/decisions.md, "Events are announced
-after the commit"). So the writing transaction only records its events (`announce` keeps their
-notification payloads in the session), and once it has committed they are handed to this
-process's `EventNotifier`, which sends them in batches from a connection of its own with
+commit one at a time, for every branch on the database (docs/decisions.md, "Events are notified
+after the commit"). So the writing transaction only records its events (`notify_after_commit`
+keeps their notification payloads in the session), and once it has committed they are handed to
+this process's `EventNotifier`, which sends them in batches from a connection of its own with
 `synchronous_commit=off`: its commits hold the lock for microseconds, not a disk flush.
 
-An announcement is not durable, the event is: if the process dies between commit and notify, or
+A notification is not durable, the event is: if the process dies between commit and notify, or
 the notify fails, the listeners' sweep (app/stream/hub.py) sees the branch's committed seq ahead
 of what it delivered and reads the missing events from the history.
 """
@@ -27,23 +27,18 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from app.core.dedicated import (
-    RECONNECT_FIRST_S,
-    DedicatedConnector,
-    close_gracefully,
-    next_reconnect_delay,
-)
+from app.core.dedicated import DedicatedConnector, keep_connected
 
 log = logging.getLogger("hallq.events")
 
 CHANNEL = "hallq_events"
-# pg_notify refuses payloads of 8000 bytes or more; a larger event is announced by reference and
+# pg_notify refuses payloads of 8000 bytes or more; a larger event is notified by reference and
 # the listener reads it from the table.
 MAX_PAYLOAD_BYTES = 7500
 # Session.info keys: this process's notifier (set by the sessionmaker), and the payloads of the
-# session's current transaction, announced when it commits.
+# session's current transaction, sent when it commits.
 NOTIFIER_KEY = "hallq.event_notifier"
-PENDING_KEY = "hallq.pending_announcements"
+PENDING_KEY = "hallq.pending_notifications"
 
 # The notification payload of a `branch_events` row, in a RETURNING clause: the event as the
 # stream sends it (app/stream/service.py: event_from_notification), `at` always with microseconds.
@@ -55,30 +50,40 @@ PAYLOAD_SQL = (
     " 'data', data)::text"
 )
 
-# The events are durable already: the announcement's own commit need not wait for a WAL flush,
-# and so holds the notify lock only briefly. Set in the statement (its implicit transaction), not
-# as a connection parameter, which a connection pooler such as PgBouncer would refuse or drop.
-_SEND = """
-    WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
-    SELECT count(pg_notify($1, p)) FROM unflushed, unnest($2::text[]) AS p
-"""
+
+def notify_sql(channel: str, payloads: str) -> str:
+    """One autocommitted statement that NOTIFYs `payloads` (SQL for a text[]) on `channel` (SQL
+    for a text). The events are durable already: its commit need not wait for a WAL flush, and
+    so holds the notify lock only briefly. `synchronous_commit` is set in the statement (its
+    implicit transaction), not as a connection parameter, which a connection pooler such as
+    PgBouncer would refuse or drop. (Also the raw-database reference's, bench/sql.py.)"""
+    unflushed = "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))"
+    each = f"unnest({payloads}) AS p"
+    # SQL fragments from the code, never values:
+    return f"{unflushed} SELECT count(pg_notify({channel}, p)) FROM unflushed, {each}"  # noqa: S608
 
 
-def announcement(branch: str, seq: int, payload: str) -> str:
+_SEND = notify_sql("$1", "$2::text[]")
+
+
+def _payload_or_reference(branch: str, seq: int, payload: str) -> str:
     """`payload` (from PAYLOAD_SQL), or a reference to the event when it is too large."""
     if len(payload.encode()) <= MAX_PAYLOAD_BYTES:
         return payload
     return json.dumps({"branch": branch, "seq": seq, "ref": True}, separators=(",", ":"))
 
 
-def announce(session: AsyncSession | Session, payloads: Iterable[str]) -> None:
-    """Announce `payloads` once the session's current transaction commits (never if it rolls
-    back)."""
+def notify_after_commit(
+    session: AsyncSession | Session, branch: str, events: Iterable[tuple[int, str]]
+) -> None:
+    """Notify `events` of `branch` (seq and PAYLOAD_SQL's payload) once the session's current
+    transaction commits, never if it rolls back."""
     if session.in_nested_transaction():
         # A savepoint can roll back on its own, after which its seqs are handed out again; the
         # pending payloads are per transaction, not per savepoint.
         raise RuntimeError("events are recorded in the transaction itself, not in a savepoint")
-    session.info.setdefault(PENDING_KEY, []).extend(payloads)
+    pending = session.info.setdefault(PENDING_KEY, [])
+    pending.extend(_payload_or_reference(branch, seq, payload) for seq, payload in events)
 
 
 @event.listens_for(Session, "after_commit")
@@ -143,38 +148,26 @@ class EventNotifier:
         self._sender = None
 
     async def _send_forever(self) -> None:
-        delay = RECONNECT_FIRST_S
+        await keep_connected(self._connector, self._send, log=log, name="event notifier")
+
+    async def _send(self, conn: asyncpg.Connection) -> None:
         while True:
-            conn: asyncpg.Connection | None = None
+            await self._ready.wait()
+            batch = self._take_batch()
+            if not batch:
+                continue
             try:
-                conn = await self._connector.connect()
-                delay = RECONNECT_FIRST_S
-                while True:
-                    await self._ready.wait()
-                    batch = self._take_batch()
-                    if not batch:
-                        continue
-                    try:
-                        await conn.execute(_SEND, CHANNEL, batch, timeout=self._connect_timeout_s)
-                    except Exception:
-                        log.warning(
-                            "event notifier: %d announcements not sent; the listeners' sweep "
-                            "delivers their events",
-                            len(batch),
-                        )
-                        raise
-                    finally:
-                        if not self._pending:
-                            self._idle.set()
-            except asyncio.CancelledError:
-                await close_gracefully(conn)
+                await conn.execute(_SEND, CHANNEL, batch, timeout=self._connect_timeout_s)
+            except Exception:
+                log.warning(
+                    "event notifier: %d notifications not sent; the listeners' sweep "
+                    "delivers their events",
+                    len(batch),
+                )
                 raise
-            except Exception as exc:  # connection refused, reset, timeout: try again
-                log.warning("event notifier connection lost: %s", type(exc).__name__)
-            if conn is not None:
-                conn.terminate()
-            await asyncio.sleep(delay)
-            delay = next_reconnect_delay(delay)
+            finally:
+                if not self._pending:
+                    self._idle.set()
 
     def _take_batch(self) -> list[str]:
         batch: list[str] = []

@@ -3,7 +3,7 @@
 Call `record_events` as the last statement of a transaction. It takes the branch row lock to
 hand out `seq` numbers, and holding that lock until commit makes commit order equal seq order
 within a branch: a screen that has seen seq N has seen every event before it. Once the
-transaction commits, its events are announced to the stream fan-out of every process
+transaction commits, the stream fan-out of every process is notified of its events
 (app/events/notifier.py).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.events.notifier import PAYLOAD_SQL, announce, announcement
+from app.events.notifier import PAYLOAD_SQL, notify_after_commit
 
 # Event types (SPEC §3).
 TICKET_ISSUED = "ticket.issued"
@@ -98,5 +98,5 @@ async def record_events(
     rows = sorted(result.all())
     if len(rows) != len(events):  # the branch row is gone: the caller checked it exists
         raise LookupError(f"branch {branch} vanished while recording events")
-    announce(session, [announcement(branch, seq, payload) for seq, payload in rows])
+    notify_after_commit(session, branch, rows)
     return [seq for seq, _payload in rows]

@@ -1,17 +1,17 @@
 """The per-process fan-out: one LISTEN connection, many websocket clients.
 
-Every committed event is announced on channel `hallq_events` by the process that committed it,
+Every committed event is NOTIFYed on channel `hallq_events` by the process that committed it,
 after the commit (app/events/notifier.py). This process holds one dedicated asyncpg connection
 that LISTENs, and hands each event to the subscriptions of its branch. A branch's seqs are handed
-out under its row lock, so they commit in seq order, but announcements of different transactions
-can arrive in either order. The hub tracks the last seq it delivered per branch, and when it sees
-a gap (an announcement still on its way, a lost connection, a reference payload) it reads the
-missing events from the history before going on; an announcement of an event already delivered
-is ignored. After a reconnect it catches every subscribed branch up from the history.
+out under its row lock, so they commit in seq order, but the notifications of different
+transactions can arrive in either order. The hub tracks the last seq it delivered per branch, and
+when it sees a gap (a notification still on its way, a lost connection, a reference payload) it
+reads the missing events from the history before going on; a notification of an event already
+delivered is ignored. After a reconnect it catches every subscribed branch up from the history.
 
-An announcement can be lost (its process died after the commit): every `sweep_s` the listener
+A notification can be lost (its process died after the commit): every `sweep_s` the listener
 reads the committed seq of the subscribed branches, and catches up a branch that is still behind
-a seq the previous sweep already saw. So no event is lost, and a lost announcement costs at most
+a seq the previous sweep already saw. So no event is lost, and a lost notification costs at most
 two sweeps. The sweep also tells a half-open TCP connection, which would otherwise swallow
 notifications silently until the kernel gives up on it.
 
@@ -36,12 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config_cache import CHANNEL as CONFIG_CHANNEL
 from app.core.config_cache import ConfigCache
-from app.core.dedicated import (
-    RECONNECT_FIRST_S,
-    DedicatedConnector,
-    close_gracefully,
-    next_reconnect_delay,
-)
+from app.core.dedicated import DedicatedConnector, keep_connected
 from app.events.notifier import CHANNEL
 from app.stream.service import StreamEvent, current_seq, event_from_notification, events_after
 
@@ -99,7 +94,8 @@ class EventHub:
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._listener: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
+        self._connected = asyncio.Event()  # the first connection was tried
+        self._listened = False  # a connection was up at least once
         self._behind = False  # a catch-up failed: retry it at the next health check
 
     # -- subscriptions ------------------------------------------------------------------
@@ -169,46 +165,40 @@ class EventHub:
             log.warning("ignored a malformed notification")
 
     async def _listen_forever(self) -> None:
-        delay = RECONNECT_FIRST_S
-        first = True
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await self._connector.connect()
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, self._on_notification)
-                await conn.add_listener(CONFIG_CHANNEL, self._on_config_change)
-                self._config_announced(True)
-                if not first:
-                    log.info("stream listener reconnected; catching up from the history")
-                # Whatever was committed while nobody listened comes from the history.
-                self._inbox.put_nowait({"catch_up": True})
-                first = False
-                delay = RECONNECT_FIRST_S
-                self._connected.set()
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=self._sweep_s)
-                    if not lost.is_set():
-                        await self._sweep(conn)
-            except asyncio.CancelledError:
-                self._config_announced(False)
-                await close_gracefully(conn)
-                raise
-            except Exception as exc:  # connection refused, reset, timeout: try again
-                log.warning("stream listener connection lost: %s", type(exc).__name__)
-            self._config_announced(False)
-            if conn is not None:
-                conn.terminate()
-            if first:
-                # Never connected: let subscribers fail rather than hang forever.
-                self._connected.set()
-            await asyncio.sleep(delay)
-            delay = next_reconnect_delay(delay)
+        await keep_connected(
+            self._connector,
+            self._listen,
+            log=log,
+            name="stream listener",
+            on_down=self._listener_down,
+        )
+
+    async def _listen(self, conn: asyncpg.Connection) -> None:
+        """LISTEN, catch up, then sweep every `sweep_s` until the connection is lost."""
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _c: lost.set())
+        await conn.add_listener(CHANNEL, self._on_notification)
+        await conn.add_listener(CONFIG_CHANNEL, self._on_config_change)
+        self._config_announced(True)
+        if self._listened:
+            log.info("stream listener reconnected; catching up from the history")
+        # Whatever was committed while nobody listened comes from the history.
+        self._inbox.put_nowait({"catch_up": True})
+        self._listened = True
+        self._connected.set()
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), timeout=self._sweep_s)
+            if not lost.is_set():
+                await self._sweep(conn)
+
+    def _listener_down(self) -> None:
+        self._config_announced(False)
+        # Never connected yet: let subscribers fail rather than hang forever.
+        self._connected.set()
 
     async def _sweep(self, conn: asyncpg.Connection) -> None:
-        """Catch up the branches whose announcements were lost (module docstring)."""
+        """Catch up the branches whose notifications were lost (module docstring)."""
         rows = await conn.fetch(
             _COMMITTED_SEQS, list(self._subscriptions), timeout=self._connect_timeout_s
         )
@@ -224,7 +214,7 @@ class EventHub:
 
     def overdue_branches(self, committed: dict[str, int]) -> list[str]:
         """Branches not yet delivered up to the seq they had committed at the previous sweep:
-        an announcement still on its way arrives well within one sweep, so theirs were lost.
+        a notification still on its way arrives well within one sweep, so theirs were lost.
         `committed` (this sweep's seqs) is remembered for the next call."""
         overdue = [
             branch

@@ -33,8 +33,8 @@ def encode_message(payload: dict[str, Any]) -> str:
 
 
 def _iso(at: datetime) -> str:
-    """As the NOTIFY trigger writes it (always microseconds), so that an event reads the same
-    live and replayed."""
+    """As the notification payload writes it (app/events/notifier.py: PAYLOAD_SQL, always
+    microseconds), so that an event reads the same live and replayed."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -44,7 +44,7 @@ def event_from_row(branch: str, seq: int, type_: str, at: datetime, data: Any) -
 
 
 def event_from_notification(payload: dict[str, Any]) -> StreamEvent:
-    """From the NOTIFY payload written by the `hallq_notify_event` trigger (not a reference)."""
+    """From a notification payload (app/events/notifier.py: PAYLOAD_SQL; not a reference)."""
     fields = {key: payload[key] for key in ("type", "seq", "at", "data")}
     message = encode_message(fields)
     return StreamEvent(payload["branch"], int(payload["seq"]), message)

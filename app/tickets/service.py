@@ -16,7 +16,7 @@ from app.core.config_cache import read_through
 from app.core.errors import Problem, conflict, not_found, unprocessable
 from app.core.settings import Settings
 from app.events.models import BranchEvent
-from app.events.notifier import PAYLOAD_SQL, announce, announcement
+from app.events.notifier import PAYLOAD_SQL, notify_after_commit
 from app.events.service import (
     TICKET_CANCELLED,
     TICKET_COMPLETED,
@@ -189,7 +189,7 @@ ISSUE_SQL = text(
            (SELECT seq FROM issued) AS seq,
            (SELECT number FROM issued) AS number,
            (SELECT seq FROM logged) AS event_seq,
-           (SELECT payload FROM logged) AS announcement
+           (SELECT payload FROM logged) AS notification
     """  # noqa: S608 - constant fragments; every value is a bound parameter
 )
 
@@ -256,8 +256,8 @@ async def issue_ticket(
         )
     ).one()
     if row.event_seq is not None:
-        announce(session, [announcement(branch_code, row.event_seq, row.announcement)])
-    # Nothing to commit (autocommit): ends the session's transaction, and announces the event.
+        notify_after_commit(session, branch_code, [(row.event_seq, row.notification)])
+    # Nothing to commit (autocommit): ends the session's transaction, and sends the notification.
     await session.commit()
     if row.replayed_id is not None:
         return await _replay(

@@ -1,4 +1,4 @@
-"""Events are announced after the commit by the process that wrote them
+"""Events are notified after the commit by the process that wrote them
 (app/events/notifier.py), no longer by a NOTIFY trigger inside the writing transaction: a
 notifying commit holds PostgreSQL's cluster-wide notify lock through its WAL flush.
 
