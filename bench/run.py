@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,34 +186,14 @@ class Bench:
         out: dict[str, Any] = json.loads(path.with_suffix(".result.json").read_text())
         return out
 
-    @staticmethod
-    def cpu_s(processes: Iterable[psutil.Process]) -> float:
-        """User and system CPU time of `processes` (one that has just ended counts nothing)."""
-        total = 0.0
-        for process in processes:
-            with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                total += times.user + times.system
-        return total
-
     def server_processes(self) -> list[psutil.Process]:
         return [p for server in self.servers for p in server.worker_processes()]
 
-    def server_cpu_s(self) -> float:
-        return self.cpu_s(self.server_processes())
-
-    def postmaster(self) -> psutil.Process | None:
+    def cpu_timeline(self) -> CpuTimeline:
+        """The CPU of the servers and of PostgreSQL, per second, while a block runs."""
         assert self.pg is not None
         pid = self.pg.postmaster_pid()
-        return psutil.Process(pid) if pid is not None else None
-
-    def postgres_cpu_s(self) -> float:
-        """CPU time of the PostgreSQL server: the postmaster and every backend alive now (the
-        pools keep theirs for the whole run)."""
-        postmaster = self.postmaster()
-        if postmaster is None:
-            return 0.0
-        return self.cpu_s([postmaster, *postmaster.children(recursive=True)])
+        return CpuTimeline(self.server_processes, psutil.Process(pid) if pid is not None else None)
 
     @staticmethod
     def finished_children_cpu_s() -> float:
@@ -229,12 +209,12 @@ class Bench:
         self.sql("SELECT pg_stat_statements_reset()")
         sessions = self.sessions_opened()
         profiler = self.start_profiler(label)
-        cpu = self.server_cpu_s()
-        pg_cpu = self.postgres_cpu_s()
         load_cpu = self.finished_children_cpu_s()
-        yield
-        cpu = self.server_cpu_s() - cpu
-        pg_cpu = self.postgres_cpu_s() - pg_cpu
+        with self.cpu_timeline() as timeline:
+            yield
+        used = timeline.total
+        cpu = used["servers"]
+        pg_cpu = used["postgres"] + used["autovacuum"]
         load_cpu = self.finished_children_cpu_s() - load_cpu
         sessions = self.sessions_opened() - sessions
         if profiler is not None:
@@ -423,7 +403,7 @@ class Bench:
             "warmup_s": 1.0,
         }
         self.load("prime", open_loop_config, timeout=120)
-        with CpuTimeline(self.server_processes, self.postmaster()) as cpu:
+        with self.cpu_timeline() as cpu:
             steady = self.load("issue", open_loop_config, timeout=plan.b1_seconds + 120)
         s = Summary.from_dict(steady["summary"])
         self.detail(f"B1 hallq at {rate:.0f}/s (80%), open loop: {s.describe()}")

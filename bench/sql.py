@@ -13,17 +13,18 @@ in app/tickets/service.py and app/events/service.py. Two variants of each:
   the gap between `full` and hallq is hallq's own CPU (Python, HTTP, JSON), the gap between
   `core` and `full` is the cost of the extra statements.
 
-Both announce their events after the commit, as hallq does (app/events/notifier.py): the event
-insert returns the notification payload, and a second transaction with `synchronous_commit=off`
-NOTIFYs it. hallq sends the announcements of many requests in one such transaction; here every
-pgbench transaction sends its own, so the reference does a little more than hallq there.
+Both notify their events after the commit with hallq's own statement (app/events/notifier.py:
+`notify_sql`, autocommitted, without waiting for a WAL flush): the event insert returns the
+notification payload, and that statement NOTIFYs it. hallq sends the notifications of many
+requests in one such statement; here every pgbench transaction sends its own, so the reference
+does a little more than hallq there.
 """
 
 from __future__ import annotations
 
 import re
 
-from app.events.notifier import CHANNEL, PAYLOAD_SQL
+from app.events.notifier import CHANNEL, PAYLOAD_SQL, notify_sql
 from app.queue.ordering import PICK_NEXT_SQL
 from app.tickets.service import ISSUE_SQL
 
@@ -38,17 +39,12 @@ def number_sql(service: str, seq: str) -> str:
     )
 
 
-def announce(payloads: str) -> list[str]:
-    """The post-commit announcement of `payloads` (an SQL text[] of pgbench variables)."""
-    return [
-        "BEGIN;",
-        "SET LOCAL synchronous_commit = off;",
-        f"SELECT count(pg_notify('{CHANNEL}', p)) FROM unnest({payloads}) AS p;",
-        "COMMIT;",
-    ]
+def notify_lines(payloads: str) -> list[str]:
+    """hallq's post-commit notification of `payloads` (SQL for a text[] of pgbench variables)."""
+    return [notify_sql(f"'{CHANNEL}'", payloads) + ";"]
 
 
-ANNOUNCE_ONE = announce("ARRAY[CAST(:announcement AS text)]")
+NOTIFY_ONE = notify_lines("ARRAY[CAST(:notification AS text)]")
 
 
 # -- B1: issuing -----------------------------------------------------------------------------
@@ -98,7 +94,7 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
         statement = re.sub(r"(?<!:):([a-z_]+)\b", lambda m: f"({values[m[1]]})", ISSUE_SQL.text)
         # Autocommitted, as hallq runs it: no BEGIN/COMMIT.
         issue = " ".join(statement.split()) + " \\gset"
-        return "\n".join([*lines[:-1], issue, *ANNOUNCE_ONE]) + "\n"
+        return "\n".join([*lines[:-1], issue, *NOTIFY_ONE]) + "\n"
     lines += [
         # the sequence upsert
         "INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)"
@@ -122,9 +118,9 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
         " NULL, NULL, jsonb_build_object('ticket', jsonb_build_object('id', CAST(:tid AS text),"
         " 'number', CAST(:num AS text), 'service', CAST(:svc AS text),"
         " 'priority', CAST(:prio AS text), 'channel', 'kiosk', 'issued_at', now()))"
-        f" FROM numbered RETURNING {PAYLOAD_SQL} AS announcement \\gset",
+        f" FROM numbered RETURNING {PAYLOAD_SQL} AS notification \\gset",
         "COMMIT;",
-        *ANNOUNCE_ONE,
+        *NOTIFY_ONE,
     ]
     return "\n".join(lines) + "\n"
 
@@ -189,9 +185,9 @@ def next_script(*, full: bool) -> str:
         "  'code', CAST(:counter AS text), 'state', 'open', 'current', CAST(:picked AS text)))))"
         " AS e(ord, type, ticket_id, data)"
         f" RETURNING seq, {PAYLOAD_SQL} AS payload)"
-        " SELECT array_agg(payload ORDER BY seq) AS announcements FROM logged \\gset",
+        " SELECT array_agg(payload ORDER BY seq) AS notifications FROM logged \\gset",
         "COMMIT;",
-        *announce("CAST(:announcements AS text[])"),
+        *notify_lines("CAST(:notifications AS text[])"),
     ]
     return "\n".join(lines) + "\n"
 
