@@ -26,9 +26,8 @@ import jsonschema
 import yaml
 
 from app.core.settings import Settings
-from app.main import create_app
+from tests.db import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 NGINX = (ROOT / "deploy" / "nginx.conf").read_text()
@@ -74,11 +73,9 @@ def test_image_is_slim_non_root_without_build_tools_and_checks_its_health():
     assert "HEALTHCHECK" in final and HEALTHCHECK is not None
 
 
-async def test_image_healthcheck_path_answers(database_url):
+async def test_image_healthcheck_path_answers(client: httpx.AsyncClient):
     assert HEALTHCHECK is not None
-    app = create_app(Settings(database_url=database_url))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        assert (await c.get(HEALTHCHECK.group(1))).status_code == 200
+    assert (await client.get(HEALTHCHECK.group(1))).status_code == 200
 
 
 def test_image_command_uses_only_options_uvicorn_has():

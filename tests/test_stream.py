@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from app.alerts.service import evaluate_branch
 from app.core.database import create_engine, create_sessionmaker
 from app.core.settings import Settings
-from app.events.notifier import MAX_PAYLOAD_BYTES
+from app.events.notifier import CHANNEL, MAX_PAYLOAD_BYTES
 from app.events.service import COUNTER_CHANGED, NewEvent, record_events
 from app.stream.service import StreamEvent, event_from_notification, events_after
 from tests.db import TestServer
@@ -120,6 +120,18 @@ async def counter(http: httpx.AsyncClient, base: str, code: str, action: str) ->
     )
     assert response.status_code in (200, 204), response.text
     return response.json() if response.content else None
+
+
+@asynccontextmanager
+async def notifications(database_url: str) -> AsyncIterator[asyncio.Queue[str]]:
+    """The payloads NOTIFYed on the events channel while the block runs, as a listener gets them."""
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    notified: asyncio.Queue[str] = asyncio.Queue()
+    await conn.add_listener(CHANNEL, lambda *args: notified.put_nowait(args[3]))
+    try:
+        yield notified
+    finally:
+        await conn.close()
 
 
 def seqs(messages: list[dict[str, Any]]) -> list[int]:
@@ -438,10 +450,7 @@ async def test_an_event_reads_the_same_live_and_replayed(app, client, clock, dat
     and for an alert's times."""
     await setup_branch(client, branch={"min_open_counters": 1})
     clock.set(clock.now().replace(microsecond=0))
-    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
-    notified: asyncio.Queue[str] = asyncio.Queue()
-    await conn.add_listener("hallq_events", lambda *args: notified.put_nowait(args[3]))
-    try:
+    async with notifications(database_url) as notified:
         await ok(
             await client.post(
                 "/api/v1/branches/hz01/tickets", json={"service": "a"}, headers=ADMIN
@@ -458,8 +467,6 @@ async def test_an_event_reads_the_same_live_and_replayed(app, client, clock, dat
         while len(live) < 4 or not notified.empty():
             payload = json.loads(await asyncio.wait_for(notified.get(), 5))
             live.append(event_from_notification(payload))
-    finally:
-        await conn.close()
     async with app.state.sessionmaker() as session:
         replayed = await events_after(session, "hz01", live[0].seq - 1, limit=100)
     assert [e.message for e in replayed] == [e.message for e in live]
@@ -469,8 +476,8 @@ async def test_an_event_reads_the_same_live_and_replayed(app, client, clock, dat
     assert cleared["data"]["cleared_at"].endswith("Z") and cleared["data"]["since"].endswith("Z")
 
 
-async def test_an_unannounced_event_reaches_screens_through_the_sweep(database_url):
-    """A process that dies between its commit and the announcement (app/events/notifier.py):
+async def test_an_event_never_notified_reaches_screens_through_the_sweep(database_url):
+    """A process that dies between its commit and the notification (app/events/notifier.py):
     no notification ever comes, and the listeners' sweep finds the branch's committed seq ahead
     of what they delivered and reads the event from the history."""
     with running_servers(database_url, 2, env={"HALLQ_STREAM_SWEEP_S": "0.2"}) as (one, two):
@@ -500,7 +507,7 @@ async def test_an_unannounced_event_reaches_screens_through_the_sweep(database_u
                     [event] = await watching.until_seq(seq, timeout=10)
                     assert event["type"] == COUNTER_CHANGED
                     assert event["data"] == {"counter": {"code": "9"}}
-                # Announced events go on after it, in order.
+                # Notified events go on after it, in order.
                 number = (await issue(http, one.url))["number"]
                 for watching in (first, second):
                     [event] = await watching.until_seq(seq + 1)
@@ -508,14 +515,11 @@ async def test_an_unannounced_event_reaches_screens_through_the_sweep(database_u
                     assert event["data"]["ticket"]["number"] == number
 
 
-async def test_only_committed_events_are_announced_and_large_ones_by_reference(
+async def test_only_committed_events_are_notified_and_large_ones_by_reference(
     app, client, clock, database_url
 ):
     await setup_branch(client)
-    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
-    notified: asyncio.Queue[str] = asyncio.Queue()
-    await conn.add_listener("hallq_events", lambda *args: notified.put_nowait(args[3]))
-    try:
+    async with notifications(database_url) as notified:
         async with app.state.sessionmaker() as session:
             await record_events(session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 0})])
             async with session.begin_nested():
@@ -542,7 +546,5 @@ async def test_only_committed_events_are_announced_and_large_ones_by_reference(
         payloads = [json.loads(await asyncio.wait_for(notified.get(), 5)) for _ in range(2)]
         await asyncio.sleep(0.5)
         assert notified.empty()  # nothing for the rolled-back event
-    finally:
-        await conn.close()
     assert payloads[0]["seq"] == small and payloads[0]["data"] == {"n": 2}
     assert payloads[1] == {"branch": "hz01", "seq": large, "ref": True}
