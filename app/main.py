@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -41,34 +41,40 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        app.state.engine = engine
-        config_cache = ConfigCache(ttl_s=settings.config_cache_s)
-        app.state.config_cache = config_cache
-        # One connection per process notifies the events this process commits ...
-        notifier = EventNotifier(
-            settings.database_url, connect_timeout_s=settings.db_connect_timeout_s
-        )
-        notifier.start()
-        app.state.sessionmaker = create_sessionmaker(engine, config_cache, notifier)
-        # ... and one LISTEN connection receives every process's events, and configuration
-        # changes.
-        hub = EventHub(
-            settings.database_url,
-            app.state.sessionmaker,
-            queue_size=settings.stream_queue_size,
-            connect_timeout_s=settings.db_connect_timeout_s,
-            sweep_s=settings.stream_sweep_s,
-            config_cache=config_cache,
-        )
-        hub.start()
-        app.state.hub = hub
-        app.state.metrics_collector = MetricsCollector(
-            app.state.sessionmaker, app.state.clock, settings.metrics_cache_s
-        )
-        app.state.stream_limits = ClientLimits()
-        background = [
-            asyncio.create_task(
+        # Whatever has started is stopped again, in reverse order, also when a later step of
+        # the start-up fails: no connection or task outlives a failed start.
+        async with AsyncExitStack() as started:
+            engine = create_engine(settings)
+            started.push_async_callback(engine.dispose)
+            app.state.engine = engine
+            config_cache = ConfigCache(ttl_s=settings.config_cache_s)
+            app.state.config_cache = config_cache
+            # One connection per process notifies the events this process commits ...
+            notifier = EventNotifier(
+                settings.database_url, connect_timeout_s=settings.db_connect_timeout_s
+            )
+            notifier.start()
+            started.push_async_callback(notifier.close)
+            app.state.notifier = notifier
+            app.state.sessionmaker = create_sessionmaker(engine, config_cache, notifier)
+            # ... and one LISTEN connection receives every process's events, and configuration
+            # changes.
+            hub = EventHub(
+                settings.database_url,
+                app.state.sessionmaker,
+                queue_size=settings.stream_queue_size,
+                connect_timeout_s=settings.db_connect_timeout_s,
+                sweep_s=settings.stream_sweep_s,
+                config_cache=config_cache,
+            )
+            hub.start()
+            started.push_async_callback(hub.close)
+            app.state.hub = hub
+            app.state.metrics_collector = MetricsCollector(
+                app.state.sessionmaker, app.state.clock, settings.metrics_cache_s
+            )
+            app.state.stream_limits = ClientLimits()
+            presence = asyncio.create_task(
                 run_presence(
                     app.state.sessionmaker,
                     hub,
@@ -76,19 +82,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     new_process_id(),
                     settings.stream_presence_interval_s,
                 )
-            ),
-            start_alert_monitor(
+            )
+            started.push_async_callback(stop_task, presence)
+            monitor = start_alert_monitor(
                 app.state.sessionmaker, app.state.clock, settings.alerts_interval_s
-            ),
-        ]
-        try:
+            )
+            started.push_async_callback(stop_task, monitor)
             yield
-        finally:
-            for task in background:
-                await stop_task(task)
-            await notifier.close()
-            await hub.close()
-            await engine.dispose()
 
     app = FastAPI(
         title="hallq",

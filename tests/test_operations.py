@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app import main as app_main
 from app.core.clock import ManualClock
 from app.core.health import head_revision
 from app.core.settings import Settings
@@ -20,12 +23,68 @@ from tests.conftest import T0
 from tests.db import alembic_config, migrate
 from tests.helpers import ADMIN_TOKEN
 
+CONNECTED = {"listener": "connected", "notifier": "connected"}
+
+
+async def ready_and_connected(client: httpx.AsyncClient) -> httpx.Response:
+    """/readyz once both of the process's own connections are up (they open in the background
+    at start-up), or as it is after 10 s."""
+    for _ in range(200):
+        ready = await client.get("/readyz")
+        if ready.json().get("stream") == CONNECTED:
+            break
+        await asyncio.sleep(0.05)
+    return ready
+
 
 async def test_healthz_and_readyz(client):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
-    ready = await client.get("/readyz")
+    ready = await ready_and_connected(client)
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "schema": head_revision()}
+    assert ready.json() == {"status": "ready", "schema": head_revision(), "stream": CONNECTED}
+
+
+async def test_the_notifier_reconnects_when_its_connection_is_cut_while_idle(
+    client, database_url, pg
+):
+    """Nothing is sent meanwhile: the notifier notices the loss from the connection itself, not
+    from a failed send (whose notifications would then wait for the sweep)."""
+    assert (await ready_and_connected(client)).json()["stream"] == CONNECTED
+    database = database_url.rsplit("/", 1)[1]
+    find_notifier = (
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE application_name = 'hallq-notifier' AND datname = $1"
+    )
+    conn = await asyncpg.connect(pg.dsn(database))
+    try:
+        [before] = [row["pid"] for row in await conn.fetch(find_notifier, database)]
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", before)
+        after: list[int] = []
+        for _ in range(200):  # the first reconnect is 0.2 s after the loss
+            after = [row["pid"] for row in await conn.fetch(find_notifier, database)]
+            if after and before not in after:
+                break
+            await asyncio.sleep(0.05)
+        assert after and before not in after
+    finally:
+        await conn.close()
+    assert (await ready_and_connected(client)).json()["stream"] == CONNECTED
+
+
+async def test_a_failed_start_up_leaves_nothing_running(settings, clock, monkeypatch):
+    """The listener, the notifier and the presence task start before the alert monitor: when
+    it cannot start, they are stopped again."""
+
+    def cannot_start(*_args: object) -> None:
+        raise RuntimeError("the alert monitor cannot start")
+
+    monkeypatch.setattr(app_main, "start_alert_monitor", cannot_start)
+    app = create_app(settings, clock)
+    running_before = asyncio.all_tasks()
+    with pytest.raises(RuntimeError, match="alert monitor"):
+        async with app.router.lifespan_context(app):
+            pass  # pragma: no cover - the start-up fails
+    assert asyncio.all_tasks() == running_before
 
 
 def test_readyz_says_when_the_schema_is_behind(pg):
@@ -61,6 +120,8 @@ async def test_readyz_when_the_database_is_unreachable():
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             ready = await c.get("/readyz")
             assert ready.status_code == 503
+            reconnecting = {"listener": "reconnecting", "notifier": "reconnecting"}
+            assert ready.json()["stream"] == reconnecting
             # Requests that need the database fail fast with a 503, not a 500.
             response = await c.get(
                 "/api/v1/branches/x", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}

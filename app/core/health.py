@@ -35,23 +35,41 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers and its schema is at the latest migration."""
     expected = head_revision()
+    stream = stream_connections(request)
     try:
         async with request.app.state.engine.connect() as conn:
             current = (
                 await conn.execute(text("SELECT version_num FROM alembic_version"))
             ).scalar_one_or_none()
     except Exception as exc:  # any failure here means "not ready", with the reason
-        return _not_ready(f"the database is not reachable ({type(exc).__name__})")
+        return _not_ready(f"the database is not reachable ({type(exc).__name__})", stream)
     if current != expected:
         return _not_ready(
-            f"the database schema is at {current}, expected {expected}: run migrations"
+            f"the database schema is at {current}, expected {expected}: run migrations", stream
         )
-    return JSONResponse({"status": "ready", "schema": current})
+    return JSONResponse({"status": "ready", "schema": current, "stream": stream})
 
 
-def _not_ready(detail: str) -> JSONResponse:
+def stream_connections(request: Request) -> dict[str, str]:
+    """The process's two connections of its own (app/core/dedicated.py), `connected` or
+    `reconnecting`. Shown, not required: while either is down the API works and screens catch
+    up from the history once it is back, so the process stays in its load balancer's rotation."""
+    state = request.app.state
+    return {
+        "listener": "connected" if state.hub.listening else "reconnecting",
+        "notifier": "connected" if state.notifier.connected else "reconnecting",
+    }
+
+
+def _not_ready(detail: str, stream: dict[str, str]) -> JSONResponse:
     return JSONResponse(
-        {"type": "/problems/not-ready", "title": "Not ready", "status": 503, "detail": detail},
+        {
+            "type": "/problems/not-ready",
+            "title": "Not ready",
+            "status": 503,
+            "detail": detail,
+            "stream": stream,
+        },
         status_code=503,
         media_type=PROBLEM_JSON,
     )

@@ -125,6 +125,13 @@ class EventNotifier:
         self._idle = asyncio.Event()  # everything published was sent (or given up)
         self._idle.set()
         self._sender: asyncio.Task[None] | None = None
+        self._connected = False
+
+    @property
+    def connected(self) -> bool:
+        """The notifying connection is up (`/readyz` says so; while it is not, events reach
+        screens through the listeners' sweep)."""
+        return self._connected
 
     def publish(self, payloads: Iterable[str]) -> None:
         """Queue payloads of committed events; never blocks."""
@@ -148,11 +155,22 @@ class EventNotifier:
         self._sender = None
 
     async def _send_forever(self) -> None:
-        await keep_connected(self._connector, self._send, log=log, name="event notifier")
+        await keep_connected(
+            self._connector, self._send, log=log, name="event notifier", on_down=self._down
+        )
+
+    def _down(self) -> None:
+        self._connected = False
 
     async def _send(self, conn: asyncpg.Connection) -> None:
+        # A connection closed while idle wakes the sender, which reconnects at once rather than
+        # at the next commit (whose notifications would then go through the sweep).
+        conn.add_termination_listener(lambda _conn: self._ready.set())
+        self._connected = True
         while True:
             await self._ready.wait()
+            if conn.is_closed():
+                raise ConnectionError("the notifying connection was closed")
             batch = self._take_batch()
             if not batch:
                 continue

@@ -96,6 +96,7 @@ class EventHub:
         self._dispatcher: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()  # the first connection was tried
         self._listened = False  # a connection was up at least once
+        self._listening = False  # a connection is up, LISTENing
         self._behind = False  # a catch-up failed: retry it at the next health check
 
     # -- subscriptions ------------------------------------------------------------------
@@ -127,6 +128,12 @@ class EventHub:
             # Nobody here watches the branch: stop tracking it, and start afresh next time.
             del self._subscriptions[subscription.branch]
             self._last_seq.pop(subscription.branch, None)
+
+    @property
+    def listening(self) -> bool:
+        """A LISTEN connection is up (`/readyz` says so; while it is not, this process's
+        screens get nothing until it reconnects and catches up)."""
+        return self._listening
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -185,6 +192,7 @@ class EventHub:
         # Whatever was committed while nobody listened comes from the history.
         self._inbox.put_nowait({"catch_up": True})
         self._listened = True
+        self._listening = True
         self._connected.set()
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):
@@ -193,6 +201,7 @@ class EventHub:
                 await self._sweep(conn)
 
     def _listener_down(self) -> None:
+        self._listening = False
         self._config_announced(False)
         # Never connected yet: let subscribers fail rather than hang forever.
         self._connected.set()
