@@ -26,6 +26,7 @@ import jsonschema
 import yaml
 
 from app.core.settings import Settings
+from app.run import UVICORN_OPTIONS
 from tests.db import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -81,8 +82,16 @@ async def test_image_healthcheck_path_answers(client: httpx.AsyncClient):
 def test_image_command_uses_only_options_uvicorn_has():
     command = json.loads(re.search(r"^CMD (\[.*\])$", DOCKERFILE, re.MULTILINE).group(1))  # type: ignore[union-attr]
     uvicorn_line = command[-1].split("exec ", 1)[1]
-    options = {word.split("=")[0] for word in shlex.split(uvicorn_line) if word.startswith("--")}
-    assert {"--workers", "--proxy-headers", "--no-access-log"} <= options
+    words = shlex.split(uvicorn_line)
+    options = {word.split("=")[0] for word in words if word.startswith("--")}
+    assert {"--workers", "--proxy-headers"} <= options
+    # Every option the other servers run with (make run, tests, bench), with its value.
+    for at, option in enumerate(UVICORN_OPTIONS):
+        if option.startswith("--"):
+            assert option in words, option
+            value = UVICORN_OPTIONS[at + 1 : at + 2]
+            if value and not value[0].startswith("--"):
+                assert words[words.index(option) + 1] == value[0], option
     help_text = subprocess.run(
         [sys.executable, "-m", "uvicorn", "--help"], capture_output=True, text=True, check=True
     ).stdout
