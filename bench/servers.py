@@ -8,20 +8,19 @@ and clerk.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import psutil
 
 from app.core.embedded_postgres import free_port
 from app.run import uvicorn_argv
+from tests.servers import ServerProcess, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,16 +31,8 @@ SERVICES: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
-class Server:
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log: IO[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+class Server(ServerProcess):
+    """A benchmarked server: the tests' server process, with its log kept in the results."""
 
     def worker_processes(self) -> list[psutil.Process]:
         """The processes that serve requests: uvicorn itself with one worker, else its
@@ -53,14 +44,8 @@ class Server:
     def rss_mb(self) -> list[float]:
         return [p.memory_info().rss / 2**20 for p in self.worker_processes()]
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        super().stop(sig, timeout)
         self.log.close()
 
 
@@ -70,29 +55,14 @@ def start_servers(
     servers = []
     for _ in range(count):
         port = free_port()
-        log_path = log_dir / f"server-{port}.log"
-        log = log_path.open("wb")
+        log = (log_dir / f"server-{port}.log").open("wb")
         env = {**os.environ, "DATABASE_URL": database_url, "HALLQ_ADMIN_TOKEN": admin_token}
         argv = uvicorn_argv("127.0.0.1", port, workers, graceful_s=5)
         process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        servers.append(Server(port, process, log_path, log))
+        servers.append(Server(port, process, log))
     for server in servers:
-        wait_ready(server)
+        wait_ready(server, timeout=60)
     return servers
-
-
-def wait_ready(server: Server, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"server on {server.port} exited:\n{server.log_path.read_text(errors='replace')}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"server on {server.port} not ready after {timeout}s")
 
 
 # -- branches ----------------------------------------------------------------------------------
