@@ -224,6 +224,32 @@ async def scenario_issue(config: Config) -> dict[str, Any]:
     }
 
 
+async def scenario_healthz(config: Config) -> dict[str, Any]:
+    """`GET /healthz` (answered without the database) as fast as it is answered: what the HTTP
+    stack alone costs per request, the floor under every API request's CPU."""
+    urls = [check_loopback(u) for u in config["urls"]]
+    concurrency: int = config["concurrency"]
+    sessions = [new_session(concurrency) for _ in urls]
+    started = time.monotonic()
+    deadline = started + config["duration_s"]
+    recorder = Recorder(started, 0.0)
+
+    async def client(i: int) -> None:
+        session, url = sessions[i % len(sessions)], f"{urls[i % len(urls)]}/healthz"
+        while time.monotonic() < deadline:
+            sent = time.monotonic()
+            async with session.get(url) as resp:
+                await resp.read()
+                recorder.record(sent, time.monotonic(), resp.status, resp.status == 200)
+
+    try:
+        await asyncio.gather(*(client(i) for i in range(concurrency)))
+    finally:
+        for session in sessions:
+            await session.close()
+    return {"summary": recorder.summary().to_dict(), "statuses": recorder.statuses}
+
+
 # -- next -------------------------------------------------------------------------------------
 
 
@@ -427,6 +453,7 @@ async def scenario_ws_listen(config: Config) -> dict[str, Any]:
 SCENARIOS: dict[str, Callable[[Config], Coroutine[Any, Any, dict[str, Any]]]] = {
     "issue": scenario_issue,
     "prime": scenario_prime,
+    "healthz": scenario_healthz,
     "next": scenario_next,
     "latency": scenario_latency,
     "calls": scenario_calls,

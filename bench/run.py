@@ -202,16 +202,21 @@ class Bench:
         return usage.ru_utime + usage.ru_stime
 
     @contextlib.contextmanager
-    def accounting(self, label: str, requests: Callable[[], int]) -> Iterator[None]:
+    def accounting(
+        self, label: str, requests: Callable[[], int], *, statements: bool = True
+    ) -> Iterator[dict[str, float]]:
         """What one request costs while the block runs: the statements the servers send
-        (pg_stat_statements, and the heaviest ones by total time), and the servers' CPU time.
-        With BENCH_PROFILE=1, py-spy samples the first server meanwhile."""
+        (pg_stat_statements, and the heaviest ones by total time; not with `statements=False`),
+        and the CPU time of the servers, PostgreSQL and the load generator, which the yielded
+        dict holds afterwards (ms per request). With BENCH_PROFILE=1, py-spy samples the first
+        server meanwhile."""
+        cost: dict[str, float] = {}
         self.sql("SELECT pg_stat_statements_reset()")
         sessions = self.sessions_opened()
         profiler = self.start_profiler(label)
         load_cpu = self.finished_children_cpu_s()
         with self.cpu_timeline() as timeline:
-            yield
+            yield cost
         used = timeline.total
         cpu = used["servers"]
         pg_cpu = used["postgres"] + used["autovacuum"]
@@ -232,26 +237,31 @@ class Bench:
         count = requests()
         calls = sum(int(r[0]) for r in rows)
         db_ms = sum(float(r[1]) for r in rows)
-        if count:
+        if not count:
+            return
+        cost.update(
+            servers=cpu * 1000 / count, postgres=pg_cpu * 1000 / count, load=load_cpu * 1000 / count
+        )
+        if statements:
             self.detail(
                 f"{label}: {calls / count:.1f} statements per request (BEGIN/COMMIT included), "
                 f"{db_ms / count:.2f} ms of statement execution (lock waits included), "
                 f"{cpu * 1000 / count:.2f} ms of server CPU per request; "
                 f"{sessions} new database connections for {count} requests"
             )
-            # Where the machine's cores went: the whole load-generator process is counted
-            # (its warm-up included), so its share per measured request is an upper bound.
-            total_ms = (cpu + pg_cpu + load_cpu) * 1000 / count
-            self.detail(
-                f"{label}, CPU per request: servers {cpu * 1000 / count:.2f} ms, PostgreSQL "
-                f"{pg_cpu * 1000 / count:.2f} ms, load generator {load_cpu * 1000 / count:.2f} ms;"
-                f" {total_ms:.2f} ms in all, so {os.cpu_count()} cores would carry at most"
-                f" {(os.cpu_count() or 1) * 1000 / total_ms:.0f}/s"
+        # Where the machine's cores went: the whole load-generator process is counted (its
+        # warm-up included), so its share per measured request is an upper bound.
+        total_ms = (cpu + pg_cpu + load_cpu) * 1000 / count
+        self.detail(
+            f"{label}, CPU per request: servers {cpu * 1000 / count:.2f} ms, PostgreSQL "
+            f"{pg_cpu * 1000 / count:.2f} ms, load generator {load_cpu * 1000 / count:.2f} ms;"
+            f" {total_ms:.2f} ms in all, so {os.cpu_count()} cores would carry at most"
+            f" {(os.cpu_count() or 1) * 1000 / total_ms:.0f}/s"
+        )
+        for r in rows[:16] if statements else []:
+            self.details.append(
+                f"    {int(r[0]) / count:5.2f}/req  {float(r[1]) / count:6.3f} ms/req  {r[2]}"
             )
-            for r in rows[:16]:
-                self.details.append(
-                    f"    {int(r[0]) / count:5.2f}/req  {float(r[1]) / count:6.3f} ms/req  {r[2]}"
-                )
 
     def sessions_opened(self) -> int:
         """Connections ever opened to the database (pg_stat_database.sessions): a pool that
@@ -319,6 +329,31 @@ class Bench:
 
     # -- B1: issuing ----------------------------------------------------------------------
 
+    def b1_budget(self, issue_cost: dict[str, float], reference_rate: float) -> None:
+        """What the B1 target leaves per issue on this machine's cores, beside what the HTTP
+        stack alone costs (`GET /healthz`, no database): whether the target is in reach of any
+        issuing code on these servers, or of the machine."""
+        floor: dict[str, Any] = {}
+        config = {"urls": self.urls, "concurrency": self.plan.kiosks, "duration_s": 5}
+        with self.accounting(
+            "B1 floor (GET /healthz)",
+            lambda: int(sum(floor.get("statuses", {}).values())),
+            statements=False,
+        ) as floor_cost:
+            floor = self.load("healthz", config, timeout=60)
+        if not reference_rate or not floor_cost or not issue_cost:
+            return
+        cores = os.cpu_count() or 1
+        budget = cores * 1000 / (0.5 * reference_rate)
+        self.detail(
+            f"B1 budget: half of pgbench's rate ({0.5 * reference_rate:.0f}/s) leaves"
+            f" {budget:.2f} ms of the {cores} cores per issue, for the servers, PostgreSQL and"
+            f" the load generator together. An issue took {issue_cost['servers']:.2f} +"
+            f" {issue_cost['postgres']:.2f} + {issue_cost['load']:.2f} ms; a GET /healthz,"
+            f" which touches no database, {floor_cost['servers']:.2f} ms of the servers and"
+            f" {floor_cost['load']:.2f} ms of the load generator"
+        )
+
     def b1(self) -> None:
         plan = self.plan
         setup = self.setup()
@@ -375,10 +410,11 @@ class Bench:
         closed: dict[str, Any] = {}
         with self.accounting(
             "B1 hallq issue", lambda: int(sum(closed.get("statuses", {}).values()))
-        ):
+        ) as issue_cost:
             closed = self.load("issue", config, timeout=plan.b1_seconds + 120)
         hallq = Summary.from_dict(closed["summary"])
         self.detail(f"B1 hallq, {plan.kiosks} kiosks, closed loop: {hallq.describe()}")
+        self.b1_budget(issue_cost, reference.summary.rate)
         ratio = hallq.rate / reference.summary.rate if reference.summary.rate else math.nan
         self.rows["B1"] = [
             Row(
