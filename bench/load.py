@@ -238,9 +238,12 @@ async def scenario_healthz(config: Config) -> dict[str, Any]:
         session, url = sessions[i % len(sessions)], f"{urls[i % len(urls)]}/healthz"
         while time.monotonic() < deadline:
             sent = time.monotonic()
-            async with session.get(url) as resp:
-                await resp.read()
-                recorder.record(sent, time.monotonic(), resp.status, resp.status == 200)
+            try:
+                async with session.get(url) as resp:
+                    await resp.read()
+                    recorder.record(sent, time.monotonic(), resp.status, resp.status == 200)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                recorder.record(sent, time.monotonic(), type(exc).__name__, False)
 
     try:
         await asyncio.gather(*(client(i) for i in range(concurrency)))
