@@ -120,8 +120,8 @@ async def test_readyz_when_the_database_is_unreachable():
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             ready = await c.get("/readyz")
             assert ready.status_code == 503
-            reconnecting = {"listener": "reconnecting", "notifier": "reconnecting"}
-            assert ready.json()["stream"] == reconnecting
+            connecting = {"listener": "connecting", "notifier": "connecting"}
+            assert ready.json()["stream"] == connecting
             # Requests that need the database fail fast with a 503, not a 500.
             response = await c.get(
                 "/api/v1/branches/x", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}

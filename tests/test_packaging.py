@@ -79,7 +79,7 @@ async def test_image_healthcheck_path_answers(client: httpx.AsyncClient):
     assert (await client.get(HEALTHCHECK.group(1))).status_code == 200
 
 
-def test_image_command_uses_only_options_uvicorn_has():
+def test_image_command_runs_the_shared_uvicorn_options_and_only_real_ones():
     command = json.loads(re.search(r"^CMD (\[.*\])$", DOCKERFILE, re.MULTILINE).group(1))  # type: ignore[union-attr]
     uvicorn_line = command[-1].split("exec ", 1)[1]
     words = shlex.split(uvicorn_line)

@@ -52,12 +52,13 @@ async def readyz(request: Request) -> JSONResponse:
 
 def stream_connections(request: Request) -> dict[str, str]:
     """The process's two connections of its own (app/core/dedicated.py), `connected` or
-    `reconnecting`. Shown, not required: while either is down the API works and screens catch
-    up from the history once it is back, so the process stays in its load balancer's rotation."""
+    `connecting` (not yet, or again after a loss). Shown, not required: while either is down
+    the API works and screens catch up from the history once it is back, so the process stays
+    in its load balancer's rotation."""
     state = request.app.state
     return {
-        "listener": "connected" if state.hub.listening else "reconnecting",
-        "notifier": "connected" if state.notifier.connected else "reconnecting",
+        "listener": "connected" if state.hub.listening else "connecting",
+        "notifier": "connected" if state.notifier.connected else "connecting",
     }
 
 

@@ -166,6 +166,8 @@ class EventNotifier:
         # A connection closed while idle wakes the sender, which reconnects at once rather than
         # at the next commit (whose notifications would then go through the sweep).
         conn.add_termination_listener(lambda _conn: self._ready.set())
+        if conn.is_closed():  # closed before the listener was there
+            raise ConnectionError("the notifying connection was closed")
         self._connected = True
         while True:
             await self._ready.wait()
