@@ -224,7 +224,7 @@ class Bench:
         sessions = self.sessions_opened() - sessions
         if profiler is not None:
             profiler.wait(timeout=120)
-            out = self.run_dir / f"profile-{label.split()[0]}.txt"
+            out = self.profile_path(label)
             if out.exists():
                 self.details.extend(summarize(out))
         rows = self.fetch(
@@ -269,6 +269,10 @@ class Bench:
         rows = self.fetch("SELECT sessions FROM pg_stat_database WHERE datname = $1", DATABASE)
         return int(rows[0][0])
 
+    def profile_path(self, label: str) -> Path:
+        """profile-B1-hallq-issue.txt for "B1 hallq issue": one file per accounted block."""
+        return self.run_dir / f"profile-{'-'.join(re.findall(r'[A-Za-z0-9]+', label))}.txt"
+
     def start_profiler(self, label: str) -> subprocess.Popen[bytes] | None:
         if os.environ.get("BENCH_PROFILE", "") in ("", "0"):
             return None
@@ -276,12 +280,14 @@ class Bench:
         if not py_spy.exists():
             self.say("BENCH_PROFILE: py-spy is not installed (make bench installs it)")
             return None
-        out = self.run_dir / f"profile-{label.split()[0]}.txt"
+        out = self.profile_path(label)
         pid = self.servers[0].worker_processes()[0].pid
-        native = ["--native"] if os.environ.get("BENCH_PROFILE") == "native" else []
+        # Native frames need py-spy to pause the process for each sample (it refuses
+        # --nonblocking with --native), which slows the server down while it samples.
+        mode = ["--native"] if os.environ.get("BENCH_PROFILE") == "native" else ["--nonblocking"]
         return subprocess.Popen(
             [str(py_spy), "record", "--pid", str(pid), "--duration", "5", "--rate", "200",
-             "--format", "raw", "--output", str(out), "--nonblocking", *native],
+             "--format", "raw", "--output", str(out), *mode],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
