@@ -211,7 +211,8 @@ class Bench:
         dict holds afterwards (ms per request). With BENCH_PROFILE=1, py-spy samples the first
         server meanwhile."""
         cost: dict[str, float] = {}
-        self.sql("SELECT pg_stat_statements_reset()")
+        if statements:
+            self.sql("SELECT pg_stat_statements_reset()")
         sessions = self.sessions_opened()
         profiler = self.start_profiler(label)
         load_cpu = self.finished_children_cpu_s()
@@ -227,6 +228,33 @@ class Bench:
             out = self.profile_path(label)
             if out.exists():
                 self.details.extend(summarize(out))
+        count = requests()
+        if not count:
+            return
+        cost.update(
+            servers=cpu * 1000 / count, postgres=pg_cpu * 1000 / count, load=load_cpu * 1000 / count
+        )
+        heaviest = (
+            self.statements_per_request(label, count, sessions, cost["servers"])
+            if statements
+            else []
+        )
+        # Where the machine's cores went: the whole load-generator process is counted (its
+        # warm-up included), so its share per measured request is an upper bound.
+        total_ms = sum(cost.values())
+        self.detail(
+            f"{label}, CPU per request: servers {cost['servers']:.2f} ms, PostgreSQL "
+            f"{cost['postgres']:.2f} ms, load generator {cost['load']:.2f} ms;"
+            f" {total_ms:.2f} ms in all, so {os.cpu_count()} cores would carry at most"
+            f" {(os.cpu_count() or 1) * 1000 / total_ms:.0f}/s"
+        )
+        self.details.extend(heaviest)
+
+    def statements_per_request(
+        self, label: str, count: int, sessions: int, server_ms: float
+    ) -> list[str]:
+        """What the servers sent while an accounted block ran (pg_stat_statements since its
+        start), per request; returns the lines of the heaviest statements by total time."""
         rows = self.fetch(
             "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90)"
             " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
@@ -234,34 +262,18 @@ class Bench:
             " ORDER BY total_exec_time DESC",
             DATABASE,
         )
-        count = requests()
         calls = sum(int(r[0]) for r in rows)
         db_ms = sum(float(r[1]) for r in rows)
-        if not count:
-            return
-        cost.update(
-            servers=cpu * 1000 / count, postgres=pg_cpu * 1000 / count, load=load_cpu * 1000 / count
-        )
-        total_ms = sum(cost.values())
-        if statements:
-            self.detail(
-                f"{label}: {calls / count:.1f} statements per request (BEGIN/COMMIT included), "
-                f"{db_ms / count:.2f} ms of statement execution (lock waits included), "
-                f"{cost['servers']:.2f} ms of server CPU per request; "
-                f"{sessions} new database connections for {count} requests"
-            )
-        # Where the machine's cores went: the whole load-generator process is counted (its
-        # warm-up included), so its share per measured request is an upper bound.
         self.detail(
-            f"{label}, CPU per request: servers {cost['servers']:.2f} ms, PostgreSQL "
-            f"{cost['postgres']:.2f} ms, load generator {cost['load']:.2f} ms;"
-            f" {total_ms:.2f} ms in all, so {os.cpu_count()} cores would carry at most"
-            f" {(os.cpu_count() or 1) * 1000 / total_ms:.0f}/s"
+            f"{label}: {calls / count:.1f} statements per request (BEGIN/COMMIT included), "
+            f"{db_ms / count:.2f} ms of statement execution (lock waits included), "
+            f"{server_ms:.2f} ms of server CPU per request; "
+            f"{sessions} new database connections for {count} requests"
         )
-        for r in rows[:16] if statements else []:
-            self.details.append(
-                f"    {int(r[0]) / count:5.2f}/req  {float(r[1]) / count:6.3f} ms/req  {r[2]}"
-            )
+        return [
+            f"    {int(r[0]) / count:5.2f}/req  {float(r[1]) / count:6.3f} ms/req  {r[2]}"
+            for r in rows[:16]
+        ]
 
     def sessions_opened(self) -> int:
         """Connections ever opened to the database (pg_stat_database.sessions): a pool that

@@ -164,10 +164,10 @@ class EventNotifier:
 
     async def _send(self, conn: asyncpg.Connection) -> None:
         # A connection closed while idle wakes the sender, which reconnects at once rather than
-        # at the next commit (whose notifications would then go through the sweep).
+        # at the next commit (whose notifications would then go through the sweep). Woken once
+        # now too: the connection may have closed before the listener was there.
         conn.add_termination_listener(lambda _conn: self._ready.set())
-        if conn.is_closed():  # closed before the listener was there
-            raise ConnectionError("the notifying connection was closed")
+        self._ready.set()
         self._connected = True
         while True:
             await self._ready.wait()

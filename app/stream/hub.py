@@ -94,7 +94,7 @@ class EventHub:
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._listener: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()  # the first connection was tried
+        self._first_try = asyncio.Event()  # the first connection was tried (up or not)
         self._listened = False  # a connection was up at least once
         self._listening = False  # a connection is up, LISTENing
         self._behind = False  # a catch-up failed: retry it at the next health check
@@ -145,7 +145,7 @@ class EventHub:
 
     async def _ensure_started(self) -> None:
         self.start()
-        await self._connected.wait()
+        await self._first_try.wait()
 
     async def close(self) -> None:
         for task in (self._listener, self._dispatcher):
@@ -193,7 +193,7 @@ class EventHub:
         self._inbox.put_nowait({"catch_up": True})
         self._listened = True
         self._listening = True
-        self._connected.set()
+        self._first_try.set()
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lost.wait(), timeout=self._sweep_s)
@@ -204,7 +204,7 @@ class EventHub:
         self._listening = False
         self._config_announced(False)
         # Never connected yet: let subscribers fail rather than hang forever.
-        self._connected.set()
+        self._first_try.set()
 
     async def _sweep(self, conn: asyncpg.Connection) -> None:
         """Catch up the branches whose notifications were lost (module docstring)."""
