@@ -8,13 +8,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.permissions import Principal, Role
-from app.auth.schemas import TokenCreate
-from app.auth.service import ADMIN_TOKEN_ID, create_token
+from app.auth.service import ADMIN_TOKEN_ID
 from app.branches.models import Branch
 from app.branches.schemas import BranchIn, ServiceIn, StaffIn
 from app.branches.service import put_branch, put_service, put_staff
 from app.counters.schemas import CounterIn
 from app.counters.service import put_counter
+from app.tokens.schemas import TokenCreate
+from app.tokens.service import create_token
 
 DEMO_BRANCH = "demo"
 

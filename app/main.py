@@ -10,7 +10,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from app.alerts.monitor import start_alert_monitor, stop_task
-from app.auth.views import router as tokens_router
 from app.branches.views import router as branches_router
 from app.core.clock import Clock, SystemClock
 from app.core.config_cache import ConfigCache
@@ -21,17 +20,19 @@ from app.core.limits import RequestGuardMiddleware
 from app.core.logging import RequestObserverMiddleware, configure_logging, log_request
 from app.core.settings import Settings, get_settings
 from app.counters.views import router as counters_router
-from app.events.notifier import EventNotifier
+from app.events.notifier import EventNotifier, notifying_session_class
+from app.events.views import router as events_router
+from app.hall.views import router as queue_router
 from app.metrics.collector import MetricsCollector
 from app.metrics.http import record_http_request
 from app.metrics.views import router as metrics_router
-from app.queue.views import router as queue_router
 from app.reports.views import router as reports_router
 from app.stream.hub import EventHub
 from app.stream.presence import new_process_id, run_presence
 from app.stream.views import ClientLimits
 from app.stream.views import router as stream_router
 from app.tickets.views import router as tickets_router
+from app.tokens.views import router as tokens_router
 from app.web.views import router as web_router
 
 
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             notifier.start()
             started.push_async_callback(notifier.close)
             app.state.notifier = notifier
-            app.state.sessionmaker = create_sessionmaker(engine, config_cache, notifier)
+            app.state.sessionmaker = create_sessionmaker(
+                engine, config_cache, notifying_session_class(notifier)
+            )
             # ... and one LISTEN connection receives every process's events, and configuration
             # changes.
             hub = EventHub(
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(queue_router)
     app.include_router(reports_router)
     app.include_router(stream_router)
+    app.include_router(events_router)
     app.include_router(web_router)
     return app
 

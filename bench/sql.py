@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import re
 
-from app.events.notifier import CHANNEL, PAYLOAD_SQL, notify_sql
+from app.events.notifier import CHANNEL, notify_sql
+from app.events.service import append_events_sql
 from app.queue.ordering import PICK_NEXT_SQL
 from app.tickets.service import ISSUE_SQL
 
@@ -37,6 +38,11 @@ def number_sql(service: str, seq: str) -> str:
         f"upper({service}) || CASE WHEN {seq} < 1000 THEN lpad(CAST({seq} AS text), 3, '0')"
         f" ELSE CAST({seq} AS text) END"
     )
+
+
+def one_line(sql: str) -> str:
+    """pgbench reads a meta-command's SQL (here `\\gset`) from one line."""
+    return " ".join(sql.split())
 
 
 def notify_lines(payloads: str) -> list[str]:
@@ -110,15 +116,18 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
         " ON CONFLICT (branch, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
         " RETURNING id AS tid, number AS num, priority AS prio, service AS svc \\gset",
         # record_events(): the branch row's event_seq and the event row, in one statement
-        "WITH numbered AS ("
-        f" UPDATE branches SET event_seq = event_seq + 1 WHERE code = {branch}"
-        " RETURNING event_seq)"
-        " INSERT INTO branch_events (branch, seq, type, at, ticket_id, counter, staff, data)"
-        f" SELECT {branch}, numbered.event_seq, 'ticket.issued', now(), CAST(:tid AS uuid),"
-        " NULL, NULL, jsonb_build_object('ticket', jsonb_build_object('id', CAST(:tid AS text),"
-        " 'number', CAST(:num AS text), 'service', CAST(:svc AS text),"
-        " 'priority', CAST(:prio AS text), 'channel', 'kiosk', 'issued_at', now()))"
-        f" FROM numbered RETURNING {PAYLOAD_SQL} AS notification \\gset",
+        one_line(
+            "WITH "
+            + append_events_sql(
+                branch=branch,
+                count="1",
+                rows="SELECT 1, 'ticket.issued', now(), CAST(:tid AS uuid), NULL, NULL,"
+                " jsonb_build_object('ticket', jsonb_build_object('id', CAST(:tid AS text),"
+                " 'number', CAST(:num AS text), 'service', CAST(:svc AS text),"
+                " 'priority', CAST(:prio AS text), 'channel', 'kiosk', 'issued_at', now()))",
+            )
+            + " SELECT envelope AS notification FROM logged \\gset"
+        ),
         "COMMIT;",
         *NOTIFY_ONE,
     ]
@@ -165,31 +174,33 @@ def next_script(*, full: bool) -> str:
         + " \\gset",
         "UPDATE counters SET current_ticket_id = CAST(:picked AS uuid), calls = :calls + 1,"
         " updated_at = now() WHERE branch = :branch AND code = CAST(:counter AS text);",
-        "WITH numbered AS ("
-        " UPDATE branches SET event_seq = event_seq + 3 WHERE code = :branch"
-        " RETURNING event_seq),"
-        " logged AS ("
-        " INSERT INTO branch_events (branch, seq, type, at, ticket_id, counter, staff, data)"
-        " SELECT :branch, numbered.event_seq - 3 + e.ord, e.type, now(), e.ticket_id,"
-        " CAST(:counter AS text), CAST(:staff AS text), e.data"
-        " FROM numbered, (VALUES"
-        " (1, 'ticket.completed', CAST(NULLIF(:cur, '') AS uuid),"
-        "  jsonb_build_object('ticket', jsonb_build_object('id', CAST(:cur AS text)))),"
-        " (2, 'ticket.called', CAST(:picked AS uuid), jsonb_build_object("
-        "  'ticket', jsonb_build_object('id', CAST(:picked AS text), 'number', CAST(:num AS text),"
-        "  'service', CAST(:svc AS text), 'priority', CAST(:prio AS text)),"
-        "  'counter', jsonb_build_object('code', CAST(:counter AS text), 'name', 'x'),"
-        "  'announcement', jsonb_build_object('zh', '请' || CAST(:num AS text) || '号到窗口办理',"
-        "  'en', 'Ticket ' || CAST(:num AS text) || ', please go to the counter'))),"
-        " (3, 'counter.changed', NULL, jsonb_build_object('counter', jsonb_build_object("
-        "  'code', CAST(:counter AS text), 'state', 'open', 'current', CAST(:picked AS text)))))"
-        " AS e(ord, type, ticket_id, data)"
-        f" RETURNING seq, {PAYLOAD_SQL} AS payload)"
-        " SELECT array_agg(payload ORDER BY seq) AS notifications FROM logged \\gset",
+        one_line(
+            "WITH "
+            + append_events_sql(branch=":branch", count="3", rows=_NEXT_EVENTS)
+            + " SELECT array_agg(envelope ORDER BY seq) AS notifications FROM logged \\gset"
+        ),
         "COMMIT;",
         *notify_lines("CAST(:notifications AS text[])"),
     ]
     return "\n".join(lines) + "\n"
+
+
+# The three events of a `next` (ticket.completed, ticket.called, counter.changed).
+_NEXT_EVENTS = (
+    "SELECT e.ord, e.type, now(), e.ticket_id, CAST(:counter AS text), CAST(:staff AS text),"
+    " e.data FROM (VALUES"
+    " (1, 'ticket.completed', CAST(NULLIF(:cur, '') AS uuid),"
+    "  jsonb_build_object('ticket', jsonb_build_object('id', CAST(:cur AS text)))),"
+    " (2, 'ticket.called', CAST(:picked AS uuid), jsonb_build_object("
+    "  'ticket', jsonb_build_object('id', CAST(:picked AS text), 'number', CAST(:num AS text),"
+    "  'service', CAST(:svc AS text), 'priority', CAST(:prio AS text)),"
+    "  'counter', jsonb_build_object('code', CAST(:counter AS text), 'name', 'x'),"
+    "  'announcement', jsonb_build_object('zh', '请' || CAST(:num AS text) || '号到窗口办理',"
+    "  'en', 'Ticket ' || CAST(:num AS text) || ', please go to the counter'))),"
+    " (3, 'counter.changed', NULL, jsonb_build_object('counter', jsonb_build_object("
+    "  'code', CAST(:counter AS text), 'state', 'open', 'current', CAST(:picked AS text)))))"
+    " AS e(ord, type, ticket_id, data)"
+)
 
 
 # -- bulk loads --------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The role matrix, exhaustively: every HTTP route, every role, own and other branch (issue 8).
 
 `EXPECTED` says, for every route of the app, which branch roles may use it (admin may use
-everything, monitor only `/metrics`), as SPEC §2 describes, and what an allowed request with a
-valid body answers. The table is checked three ways:
+everything, monitor only `/metrics` and the event schema), as SPEC §2 describes, and what an
+allowed request with a valid body answers. The table is checked three ways:
 
 - it names exactly the app's routes: a new route without an entry fails
   `test_expected_table_names_every_route`;
@@ -79,6 +79,10 @@ T = "/api/v1/tickets/{ticket_id}"
 EXPECTED: dict[tuple[str, str], Rule] = {
     # -- operations
     ("GET", "/metrics"): Rule(Action.READ_METRICS, NOBODY, frozenset({200}), branch_scoped=False),
+    # -- the event catalog (SPEC §8): any valid token
+    ("GET", "/api/v1/events/schema"): Rule(
+        Action.READ_EVENT_SCHEMA, READERS, frozenset({200}), branch_scoped=False
+    ),
     # -- tokens: a manager hands out clerk, kiosk and display tokens of their own branch
     ("POST", "/api/v1/tokens"): Rule(
         Action.MANAGE_TOKENS,
@@ -255,7 +259,8 @@ def _expected(role: str, rule: Rule, branch: str) -> str:
     if role == "admin":
         return "allowed"
     if role == "monitor":
-        return "allowed" if rule.action is Action.READ_METRICS else "403"
+        monitor_may = (Action.READ_METRICS, Action.READ_EVENT_SCHEMA)
+        return "allowed" if rule.action in monitor_may else "403"
     if role not in rule.roles:
         return "403"
     return "allowed" if branch == OWN or not rule.branch_scoped else "403"

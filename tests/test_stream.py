@@ -22,8 +22,10 @@ from websockets.exceptions import ConnectionClosed
 from app.alerts.service import evaluate_branch
 from app.core.database import create_engine, create_sessionmaker
 from app.core.settings import Settings
+from app.events.catalog import CounterChanged, CounterView, EventType
 from app.events.notifier import CHANNEL, MAX_PAYLOAD_BYTES
-from app.events.service import COUNTER_CHANGED, NewEvent, record_events
+from app.events.service import NewEvent, record_events
+from app.events.wire import parse_notification
 from app.stream.service import StreamEvent, event_from_notification, events_after
 from tests.db import TestServer
 from tests.helpers import ADMIN, bearer, make_token, new_token, ok, setup_branch
@@ -33,6 +35,14 @@ pytestmark = pytest.mark.multiprocess
 
 BRANCH = "ws01"
 TIMEOUT = 15.0
+
+
+def counter_changed(code: str) -> CounterChanged:
+    return CounterChanged(
+        counter=CounterView(
+            code=code, name=code, state="closed", services=["a"], staff=None, current=None
+        )
+    )
 
 
 class Screen:
@@ -465,8 +475,8 @@ async def test_an_event_reads_the_same_live_and_replayed(app, client, clock, dat
             await evaluate_branch(session, "hz01", clock.now())  # open now: cleared
         live: list[StreamEvent] = []
         while len(live) < 4 or not notified.empty():
-            payload = json.loads(await asyncio.wait_for(notified.get(), 5))
-            live.append(event_from_notification(payload))
+            raw = await asyncio.wait_for(notified.get(), 5)
+            live.append(event_from_notification(parse_notification(raw)))
     async with app.state.sessionmaker() as session:
         replayed = await events_after(session, "hz01", live[0].seq - 1, limit=100)
     assert [e.message for e in replayed] == [e.message for e in live]
@@ -497,7 +507,7 @@ async def test_an_event_never_notified_reaches_screens_through_the_sweep(databas
                             session,
                             BRANCH,
                             datetime.now(UTC),
-                            [NewEvent(COUNTER_CHANGED, {"counter": {"code": "9"}}, counter="9")],
+                            [NewEvent(counter_changed("9"), counter="9")],
                         )
                         await session.commit()
                 finally:
@@ -505,8 +515,8 @@ async def test_an_event_never_notified_reaches_screens_through_the_sweep(databas
                 assert seq == start + 1
                 for watching in (first, second):
                     [event] = await watching.until_seq(seq, timeout=10)
-                    assert event["type"] == COUNTER_CHANGED
-                    assert event["data"] == {"counter": {"code": "9"}}
+                    assert event["type"] == EventType.COUNTER_CHANGED
+                    assert event["data"] == counter_changed("9").model_dump(mode="json")
                 # Notified events go on after it, in order.
                 number = (await issue(http, one.url))["number"]
                 for watching in (first, second):
@@ -521,30 +531,31 @@ async def test_only_committed_events_are_notified_and_large_ones_by_reference(
     await setup_branch(client)
     async with notifications(database_url) as notified:
         async with app.state.sessionmaker() as session:
-            await record_events(session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 0})])
+            await record_events(session, "hz01", clock.now(), [NewEvent(counter_changed("0"))])
             async with session.begin_nested():
                 pass  # a savepoint released commits nothing
             with pytest.raises(RuntimeError, match="savepoint"):
                 async with session.begin_nested():
                     await record_events(
-                        session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 0})]
+                        session, "hz01", clock.now(), [NewEvent(counter_changed("0"))]
                     )
             # closed without a commit
         async with app.state.sessionmaker() as session:
-            await record_events(session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 1})])
+            await record_events(session, "hz01", clock.now(), [NewEvent(counter_changed("1"))])
             await session.rollback()  # its seq is handed out again below
             [small] = await record_events(
-                session, "hz01", clock.now(), [NewEvent(COUNTER_CHANGED, {"n": 2})]
+                session, "hz01", clock.now(), [NewEvent(counter_changed("2"))]
             )
             [large] = await record_events(
                 session,
                 "hz01",
                 clock.now(),
-                [NewEvent(COUNTER_CHANGED, {"text": "x" * MAX_PAYLOAD_BYTES})],
+                [NewEvent(counter_changed("x" * MAX_PAYLOAD_BYTES))],
             )
             await session.commit()
         payloads = [json.loads(await asyncio.wait_for(notified.get(), 5)) for _ in range(2)]
         await asyncio.sleep(0.5)
         assert notified.empty()  # nothing for the rolled-back event
-    assert payloads[0]["seq"] == small and payloads[0]["data"] == {"n": 2}
+    assert payloads[0]["seq"] == small
+    assert payloads[0]["data"] == counter_changed("2").model_dump(mode="json")
     assert payloads[1] == {"branch": "hz01", "seq": large, "ref": True}

@@ -12,7 +12,7 @@ import contextlib
 import json
 from typing import Any, cast
 
-from app.stream.hub import EventHub, Subscription
+from app.stream.hub import CatchUp, EventHub, Subscription
 from app.stream.service import StreamEvent, current_seq, encode_message
 from app.stream.views import _forward_events
 from tests.helpers import issue, setup_branch
@@ -143,7 +143,7 @@ async def test_one_branch_failing_to_catch_up_does_not_hold_up_the_others() -> N
         hub._subscriptions[branch] = {Subscription(branch, maxsize=8)}
     dispatcher = asyncio.create_task(hub._dispatch_forever())
     try:
-        hub._inbox.put_nowait({"catch_up": True})  # after a reconnect: every watched branch
+        hub._inbox.put_nowait(CatchUp(None))  # after a reconnect: every watched branch
         for _ in range(100):
             if hub._behind:
                 break

@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import TypeAdapter
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.models import Alert
+from app.alerts.schemas import AlertOut
 from app.branches.models import Branch
 from app.branches.service import schedule_of
-from app.events.service import ALERT_CLEARED, ALERT_RAISED, NewEvent, record_events
-from app.queue.schemas import AlertOut
+from app.events.catalog import AlertCleared, AlertRaised
+from app.events.service import NewEvent, record_events
 
 # Namespace of the advisory locks (the two-key form: namespace, hashtext(branch)).
 ALERT_LOCK_NAMESPACE = 0x6871  # "hq"
@@ -153,9 +153,6 @@ async def read_branch_states(
     }
 
 
-_JSON_TIME = TypeAdapter(datetime)
-
-
 def alert_out(alert: Alert) -> AlertOut:
     return AlertOut(
         kind=alert.kind,
@@ -166,12 +163,14 @@ def alert_out(alert: Alert) -> AlertOut:
     )
 
 
-def _event_data(alert: Alert) -> dict[str, object]:
-    data: dict[str, object] = alert_out(alert).model_dump(mode="json")
-    if alert.cleared_at is not None:
-        # Written like `since` beside it (pydantic's JSON form of a UTC time).
-        data["cleared_at"] = _JSON_TIME.dump_python(alert.cleared_at, mode="json")
-    return data
+def _raised(alert: Alert) -> NewEvent:
+    return NewEvent(AlertRaised(**alert_out(alert).model_dump()), counter=alert.counter)
+
+
+def _cleared(alert: Alert) -> NewEvent:
+    assert alert.cleared_at is not None
+    data = AlertCleared(**alert_out(alert).model_dump(), cleared_at=alert.cleared_at)
+    return NewEvent(data, counter=alert.counter)
 
 
 async def active_alerts(session: AsyncSession, branch: str | None = None) -> list[Alert]:
@@ -205,7 +204,7 @@ async def evaluate_branch(session: AsyncSession, branch_code: str, now: datetime
         for key, alert in active.items():
             if key not in wanted:
                 alert.cleared_at = now
-                events.append(NewEvent(ALERT_CLEARED, _event_data(alert), counter=alert.counter))
+                events.append(_cleared(alert))
         for key, condition in wanted.items():
             if key in active:
                 # Still on: keep its `since`, refresh what it says (the queue view shows it).
@@ -221,7 +220,7 @@ async def evaluate_branch(session: AsyncSession, branch_code: str, now: datetime
                 detail=condition.detail,
             )
             session.add(alert)
-            events.append(NewEvent(ALERT_RAISED, _event_data(alert), counter=alert.counter))
+            events.append(_raised(alert))
         await session.flush()
         if events:
             await record_events(session, branch_code, now, events)

@@ -30,10 +30,12 @@ class Action(StrEnum):
     READ_STREAM = "read the stream"
     READ_REPORTS = "read reports"
     READ_METRICS = "read metrics"
+    READ_EVENT_SCHEMA = "read the event schema"
 
 
-# Branch-scoped roles allowed each action on their own branch. Admin may do everything; the
-# monitor role has no branch and may only read metrics.
+# Branch-scoped roles allowed each action on their own branch (on any, for an action of
+# `BRANCHLESS`). Admin may do everything; the monitor role has no branch and may do only
+# `MONITOR_ACTIONS`.
 BRANCH_ROLES: dict[Action, frozenset[Role]] = {
     Action.CONFIGURE: frozenset({Role.MANAGER}),
     Action.MANAGE_TOKENS: frozenset({Role.MANAGER}),
@@ -50,7 +52,10 @@ BRANCH_ROLES: dict[Action, frozenset[Role]] = {
     Action.READ_STREAM: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
     Action.READ_REPORTS: frozenset({Role.MANAGER}),
     Action.READ_METRICS: frozenset(),
+    Action.READ_EVENT_SCHEMA: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
 }
+BRANCHLESS: frozenset[Action] = frozenset({Action.READ_EVENT_SCHEMA})
+MONITOR_ACTIONS: frozenset[Action] = frozenset({Action.READ_METRICS, Action.READ_EVENT_SCHEMA})
 
 # Roles a manager may hand out, for their own branch only.
 MANAGER_GRANTABLE: frozenset[Role] = frozenset({Role.CLERK, Role.KIOSK, Role.DISPLAY})
@@ -78,10 +83,10 @@ def is_allowed(principal: Principal, action: Action, branch: str | None) -> bool
     if principal.role is Role.ADMIN:
         return True
     if principal.role is Role.MONITOR:
-        return action is Action.READ_METRICS
+        return action in MONITOR_ACTIONS
     if principal.role not in BRANCH_ROLES[action]:
         return False
-    return branch is not None and principal.branch == branch
+    return action in BRANCHLESS or (branch is not None and principal.branch == branch)
 
 
 def check_allowed(principal: Principal, action: Action, branch: str | None) -> None:

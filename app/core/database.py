@@ -13,12 +13,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 from app.core.config_cache import SESSION_KEY, ConfigCache
 from app.core.fair_pool import FairAsyncQueuePool
 from app.core.settings import Settings
-from app.events.notifier import NOTIFIER_KEY, EventNotifier
 
 # Stable constraint names, so Alembic migrations can refer to them.
 NAMING_CONVENTION = {
@@ -64,16 +63,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
 def create_sessionmaker(
     engine: AsyncEngine,
     config_cache: ConfigCache | None = None,
-    notifier: EventNotifier | None = None,
+    session_class: type[Session] = Session,
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions carry the process's configuration cache (app/core/config_cache.py) and its event
-    notifier (app/events/notifier.py: the events a session commits are notified through it)."""
+    """Sessions carry the process's configuration cache (app/core/config_cache.py); the app
+    gives its own `session_class`, whose committed events are notified (app/events/notifier.py)."""
     info: dict[str, object] = {}
     if config_cache is not None:
         info[SESSION_KEY] = config_cache
-    if notifier is not None:
-        info[NOTIFIER_KEY] = notifier
-    return async_sessionmaker(engine, expire_on_commit=False, autobegin=True, info=info or None)
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        autobegin=True,
+        info=info or None,
+        sync_session_class=session_class,
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.codes import Code, Name
+from app.events.catalog import CounterView
 from app.tickets.schemas import TicketOut
 
 CounterState = Literal["closed", "open", "paused", "closing"]
@@ -20,21 +20,10 @@ class CounterIn(BaseModel):
     )
 
 
-class CurrentTicket(BaseModel):
-    id: uuid.UUID
-    number: str
-    service: str
-    priority: str
-    status: str
+class CounterOut(CounterView):
+    """A counter as the API and the `counter.changed` event show it."""
 
-
-class CounterOut(BaseModel):
-    code: str
-    name: str
     state: CounterState
-    services: list[str]
-    staff: str | None
-    current: CurrentTicket | None
 
 
 class PauseIn(BaseModel):

@@ -9,6 +9,7 @@ branch row inside `record_events`), so actions never deadlock each other.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,18 +25,23 @@ from app.branches.service import get_branch
 from app.core.errors import conflict, not_found, unprocessable
 from app.counters.announcement import announcement
 from app.counters.models import Counter
-from app.counters.schemas import CounterIn, CounterOut, CurrentTicket, TransferIn
-from app.events.service import (
-    COUNTER_CHANGED,
-    TICKET_CALLED,
-    TICKET_COMPLETED,
-    TICKET_NO_SHOW,
-    TICKET_RECALLED,
-    TICKET_SERVING,
-    TICKET_TRANSFERRED,
-    NewEvent,
-    record_events,
+from app.counters.schemas import CounterIn, CounterOut, TransferIn
+from app.events.catalog import (
+    Announcement,
+    CounterChanged,
+    CounterRef,
+    CurrentTicket,
+    EventData,
+    TicketCalled,
+    TicketCompleted,
+    TicketNoShow,
+    TicketRecalled,
+    TicketServing,
+    TicketTransferred,
+    TransferredFrom,
+    TransferredTo,
 )
+from app.events.service import NewEvent, record_events
 from app.queue.ordering import LANE_FRONT, LANE_NORMAL, PICK_NEXT_SQL
 from app.tickets.models import Ticket
 from app.tickets.service import lock_ticket, ticket_ref
@@ -86,7 +92,7 @@ async def put_counter(
         session,
         branch,
         now,
-        [NewEvent(COUNTER_CHANGED, {"counter": counter_view(counter, None)}, counter=code)],
+        [NewEvent(CounterChanged(counter=counter_out(counter, None)), counter=code)],
     )
     await session.commit()
     return created
@@ -95,8 +101,44 @@ async def put_counter(
 # -- views --------------------------------------------------------------------------------------
 
 
-def counter_view(counter: Counter, current: Ticket | None) -> dict[str, object]:
-    return counter_out(counter, current).model_dump(mode="json")
+_COUNTERS_WITH_CURRENT = text(
+    """
+    SELECT c.code, c.name, c.state, c.services, c.staff,
+           t.id AS ticket_id, t.number, t.service, t.priority, t.status
+    FROM counters c
+    LEFT JOIN tickets t ON t.id = c.current_ticket_id
+    WHERE c.branch = :branch
+    """
+)
+
+
+def _natural(code: str) -> tuple[object, ...]:
+    """Counter "2" before "10"."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", code))
+
+
+async def list_counters(session: AsyncSession, branch: str) -> list[CounterOut]:
+    rows = (await session.execute(_COUNTERS_WITH_CURRENT, {"branch": branch})).mappings().all()
+    counters = [
+        CounterOut(
+            code=row["code"],
+            name=row["name"],
+            state=row["state"],
+            services=list(row["services"]),
+            staff=row["staff"],
+            current=CurrentTicket(
+                id=row["ticket_id"],
+                number=row["number"],
+                service=row["service"],
+                priority=row["priority"],
+                status=row["status"],
+            )
+            if row["ticket_id"] is not None
+            else None,
+        )
+        for row in rows
+    ]
+    return sorted(counters, key=lambda c: _natural(c.code))
 
 
 def counter_out(counter: Counter, current: Ticket | None) -> CounterOut:
@@ -169,26 +211,22 @@ class CounterAction:
         """Who the history names: the acting staff member, else the clerk signed in here."""
         return self.principal.staff or self.counter.staff
 
-    def ticket_event(self, type_: str, ticket: Ticket, **data: object) -> None:
+    def ticket_event(self, ticket: Ticket, data: EventData) -> None:
         self.events.append(
-            NewEvent(
-                type_,
-                {"ticket": ticket_ref(ticket), **data},
-                ticket_id=ticket.id,
-                counter=self.counter.code,
-                staff=self.staff,
-            )
+            NewEvent(data, ticket_id=ticket.id, counter=self.counter.code, staff=self.staff)
         )
 
-    def counter_ref(self) -> dict[str, str]:
-        return {"code": self.counter.code, "name": self.counter.name}
+    def counter_ref(self) -> CounterRef:
+        return CounterRef(code=self.counter.code, name=self.counter.name)
 
-    def announce(self, ticket: Ticket) -> dict[str, str]:
-        return announcement(
-            ticket.number,
-            self.counter.name,
-            zh_template=self.branch.announcement_zh,
-            en_template=self.branch.announcement_en,
+    def announce(self, ticket: Ticket) -> Announcement:
+        return Announcement(
+            **announcement(
+                ticket.number,
+                self.counter.name,
+                zh_template=self.branch.announcement_zh,
+                en_template=self.branch.announcement_en,
+            )
         )
 
     async def set_counter(self, **values: object) -> None:
@@ -216,8 +254,7 @@ class CounterAction:
     async def finish(self) -> ActionResult:
         self.events.append(
             NewEvent(
-                COUNTER_CHANGED,
-                {"counter": counter_view(self.counter, self.current)},
+                CounterChanged(counter=counter_out(self.counter, self.current)),
                 counter=self.counter.code,
                 staff=self.staff,
             )
@@ -320,10 +357,12 @@ async def _complete_current(action: CounterAction) -> Ticket:
         action.session, ticket, status="done", served_at=served_at, finished_at=action.now
     )
     action.ticket_event(
-        TICKET_COMPLETED,
         ticket,
-        counter=action.counter_ref(),
-        service_s=round((action.now - served_at).total_seconds(), 3),
+        TicketCompleted(
+            ticket=ticket_ref(ticket),
+            counter=action.counter_ref(),
+            service_s=round((action.now - served_at).total_seconds(), 3),
+        ),
     )
     return ticket
 
@@ -441,11 +480,13 @@ async def call_next(
         action.current = picked
         await action.set_counter(current_ticket_id=picked.id, calls=action.counter.calls + 1)
         action.ticket_event(
-            TICKET_CALLED,
             picked,
-            counter=action.counter_ref(),
-            announcement=action.announce(picked),
-            wait_s=round((now - picked.issued_at).total_seconds(), 3),
+            TicketCalled(
+                ticket=ticket_ref(picked),
+                counter=action.counter_ref(),
+                announcement=action.announce(picked),
+                wait_s=round((now - picked.issued_at).total_seconds(), 3),
+            ),
         )
     return await action.finish()
 
@@ -460,11 +501,13 @@ async def recall(
         raise _ticket_conflict(action, "recall", ["called"])
     await update_ticket(session, ticket, recall_count=Ticket.recall_count + 1, last_called_at=now)
     action.ticket_event(
-        TICKET_RECALLED,
         ticket,
-        counter=action.counter_ref(),
-        announcement=action.announce(ticket),
-        recall_count=ticket.recall_count,
+        TicketRecalled(
+            ticket=ticket_ref(ticket),
+            counter=action.counter_ref(),
+            announcement=action.announce(ticket),
+            recall_count=ticket.recall_count,
+        ),
     )
     return await action.finish()
 
@@ -478,7 +521,9 @@ async def start_service(
     if ticket is None or ticket.status != "called":
         raise _ticket_conflict(action, "start", ["called"])
     await update_ticket(session, ticket, status="serving", served_at=now)
-    action.ticket_event(TICKET_SERVING, ticket, counter=action.counter_ref())
+    action.ticket_event(
+        ticket, TicketServing(ticket=ticket_ref(ticket), counter=action.counter_ref())
+    )
     return await action.finish()
 
 
@@ -506,7 +551,12 @@ async def no_show(
         raise _ticket_conflict(action, "mark no-show", ["called"])
     await update_ticket(session, ticket, status="no_show", finished_at=now)
     action.ticket_event(
-        TICKET_NO_SHOW, ticket, counter=action.counter_ref(), recall_count=ticket.recall_count
+        ticket,
+        TicketNoShow(
+            ticket=ticket_ref(ticket),
+            counter=action.counter_ref(),
+            recall_count=ticket.recall_count,
+        ),
     )
     await _release_current(action)
     result = await action.finish()
@@ -556,7 +606,7 @@ async def transfer(
             service = target.services[0]
         target_counter = body.counter
 
-    from_ = {"counter": code, "service": ticket.service, "status": ticket.status}
+    from_ = TransferredFrom(counter=code, service=ticket.service, status=ticket.status)
     await update_ticket(
         session,
         ticket,
@@ -572,12 +622,12 @@ async def transfer(
         transfer_count=Ticket.transfer_count + 1,
     )
     action.ticket_event(
-        TICKET_TRANSFERRED,
         ticket,
-        **{
-            "from": from_,
-            "to": {"service": service, "counter": target_counter, "position": body.position},
-        },
+        TicketTransferred(
+            ticket=ticket_ref(ticket),
+            from_=from_,
+            to=TransferredTo(service=service, counter=target_counter, position=body.position),
+        ),
     )
     await _release_current(action)
     result = await action.finish()

@@ -15,7 +15,6 @@ from app.core.database import SessionDep
 from app.core.errors import API_PROBLEMS, problem_responses
 from app.counters import service as counters
 from app.counters.schemas import CounterActionOut, CounterIn, CounterOut, PauseIn, TransferIn
-from app.queue.service import list_counters
 from app.tickets.service import ticket_out
 
 router = APIRouter(
@@ -68,7 +67,7 @@ async def list_branch_counters(
 ) -> list[CounterOut]:
     """Every counter with its state, clerk and current ticket."""
     await get_branch(session, branch)
-    return await list_counters(session, branch)
+    return await counters.list_counters(session, branch)
 
 
 @router.put("/{counter}", response_model=CounterOut, responses={201: {"model": CounterOut}})

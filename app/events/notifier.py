@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.core.dedicated import DedicatedConnector, keep_connected
+from app.events.wire import reference
 
 log = logging.getLogger("hallq.events")
 
@@ -35,20 +35,8 @@ CHANNEL = "hallq_events"
 # pg_notify refuses payloads of 8000 bytes or more; a larger event is notified by reference and
 # the listener reads it from the table.
 MAX_PAYLOAD_BYTES = 7500
-# Session.info keys: this process's notifier (set by the sessionmaker), and the payloads of the
-# session's current transaction, sent when it commits.
-NOTIFIER_KEY = "hallq.event_notifier"
+# Session.info key: the payloads of the session's current transaction, sent when it commits.
 PENDING_KEY = "hallq.pending_notifications"
-
-# The notification payload of a `branch_events` row, in a RETURNING clause: the event as the
-# stream sends it (app/stream/service.py: event_from_notification), `at` always with microseconds.
-# The colons of the time are quoted literals so that no `:name` appears (pgbench, which runs this
-# in bench/sql.py, would read one as a variable).
-PAYLOAD_SQL = (
-    "json_build_object('branch', branch, 'seq', seq, 'type', type,"
-    ' \'at\', to_char(at AT TIME ZONE \'UTC\', \'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"\'),'
-    " 'data', data)::text"
-)
 
 
 def notify_sql(channel: str, payloads: str) -> str:
@@ -66,42 +54,55 @@ def notify_sql(channel: str, payloads: str) -> str:
 _SEND = notify_sql("$1", "$2::text[]")
 
 
-def _payload_or_reference(branch: str, seq: int, payload: str) -> str:
-    """`payload` (from PAYLOAD_SQL), or a reference to the event when it is too large."""
-    if len(payload.encode()) <= MAX_PAYLOAD_BYTES:
-        return payload
-    return json.dumps({"branch": branch, "seq": seq, "ref": True}, separators=(",", ":"))
+class NotifyingSession(Session):
+    """The sessions of an app whose committed events are notified (`notifying_session_class`)."""
+
+
+def notifying_session_class(notifier: EventNotifier) -> type[NotifyingSession]:
+    """A session class of one app's own: the events its sessions commit go to `notifier`.
+    Listeners are attached to this class only, never to SQLAlchemy's global `Session`."""
+    session_class = type("AppSession", (NotifyingSession,), {})
+
+    def hand_over_committed(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint was released: nothing is committed yet
+        pending = session.info.pop(PENDING_KEY, None)
+        if pending:
+            notifier.publish(pending)
+
+    def forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+        # After a commit the payloads were handed over already (after_commit comes first);
+        # after a rollback or a close without commit they were never committed.
+        if transaction.parent is None:
+            session.info.pop(PENDING_KEY, None)
+
+    event.listen(session_class, "after_commit", hand_over_committed)
+    event.listen(session_class, "after_transaction_end", forget_uncommitted)
+    return session_class
+
+
+def _payload_or_reference(branch: str, seq: int, envelope: str) -> str:
+    """The envelope (app/events/wire.py), or a reference to the event when it is too large."""
+    if len(envelope.encode()) <= MAX_PAYLOAD_BYTES:
+        return envelope
+    return reference(branch, seq)
 
 
 def notify_after_commit(
     session: AsyncSession | Session, branch: str, events: Iterable[tuple[int, str]]
 ) -> None:
-    """Notify `events` of `branch` (seq and PAYLOAD_SQL's payload) once the session's current
-    transaction commits, never if it rolls back."""
+    """Notify `events` of `branch` (seq and envelope) once the session's current transaction
+    commits, never if it rolls back. A session of no app (a script's) notifies nothing: the
+    listeners' sweep delivers its events."""
     if session.in_nested_transaction():
         # A savepoint can roll back on its own, after which its seqs are handed out again; the
         # pending payloads are per transaction, not per savepoint.
         raise RuntimeError("events are recorded in the transaction itself, not in a savepoint")
-    pending = session.info.setdefault(PENDING_KEY, [])
-    pending.extend(_payload_or_reference(branch, seq, payload) for seq, payload in events)
-
-
-@event.listens_for(Session, "after_commit")
-def _hand_over_committed(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint was released: nothing is committed yet
-    pending = session.info.pop(PENDING_KEY, None)
-    notifier = session.info.get(NOTIFIER_KEY)
-    if pending and isinstance(notifier, EventNotifier):
-        notifier.publish(pending)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
-    # After a commit the payloads were handed over already (after_commit comes first); after a
-    # rollback or a close without commit they were never committed.
-    if transaction.parent is None:
-        session.info.pop(PENDING_KEY, None)
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    if not isinstance(sync, NotifyingSession):
+        return
+    pending = sync.info.setdefault(PENDING_KEY, [])
+    pending.extend(_payload_or_reference(branch, seq, envelope) for seq, envelope in events)
 
 
 class EventNotifier:

@@ -1,20 +1,17 @@
-"""The queue as people see it: positions, estimated waits, and the branch's queue view."""
+"""Where a ticket stands: its position and estimated wait, from the hall read in one round trip."""
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts.service import active_alerts, alert_out
 from app.core.settings import Settings
-from app.counters.schemas import CounterOut, CurrentTicket
 from app.queue.estimate import (
     CounterNow,
     Done,
@@ -23,7 +20,6 @@ from app.queue.estimate import (
     TypeHistory,
     WaitingGroup,
     estimate_wait_s,
-    new_ticket_place,
 )
 from app.queue.ordering import (
     OVERDUE_SQL,
@@ -33,12 +29,25 @@ from app.queue.ordering import (
     class_rank,
     effective_lane_sql,
 )
-from app.queue.schemas import QueueView, RecentCall, ServiceQueue
-from app.tickets.models import Ticket
+
+
+class WaitingTicket(Protocol):
+    """What placing a ticket in the queue reads of it (a `tickets` row)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def branch(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def lane(self) -> int: ...
 
 
 async def position_of(
-    session: AsyncSession, ticket: Ticket, now: datetime, requeue_after: int
+    session: AsyncSession, ticket: WaitingTicket, now: datetime, requeue_after: int
 ) -> int | None:
     result = await session.execute(
         POSITION_OF_SQL,
@@ -52,46 +61,6 @@ async def position_of(
     )
     position = result.scalar_one_or_none()
     return int(position) if position is not None else None
-
-
-_COUNTERS_WITH_CURRENT = text(
-    """
-    SELECT c.code, c.name, c.state, c.services, c.staff,
-           t.id AS ticket_id, t.number, t.service, t.priority, t.status
-    FROM counters c
-    LEFT JOIN tickets t ON t.id = c.current_ticket_id
-    WHERE c.branch = :branch
-    """
-)
-
-
-def _natural(code: str) -> tuple[object, ...]:
-    """Counter "2" before "10"."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", code))
-
-
-async def list_counters(session: AsyncSession, branch: str) -> list[CounterOut]:
-    rows = (await session.execute(_COUNTERS_WITH_CURRENT, {"branch": branch})).mappings().all()
-    counters = [
-        CounterOut(
-            code=row["code"],
-            name=row["name"],
-            state=row["state"],
-            services=list(row["services"]),
-            staff=row["staff"],
-            current=CurrentTicket(
-                id=row["ticket_id"],
-                number=row["number"],
-                service=row["service"],
-                priority=row["priority"],
-                status=row["status"],
-            )
-            if row["ticket_id"] is not None
-            else None,
-        )
-        for row in rows
-    ]
-    return sorted(counters, key=lambda c: _natural(c.code))
 
 
 # -- the wait estimate (app/queue/estimate.py) ---------------------------------------------------
@@ -206,7 +175,7 @@ async def load_hall(
 
 
 async def estimate_for_position(
-    session: AsyncSession, ticket: Ticket, position: int, now: datetime, settings: Settings
+    session: AsyncSession, ticket: WaitingTicket, position: int, now: datetime, settings: Settings
 ) -> int:
     """The estimated wait of a waiting ticket at `position` (1-based) in its type's order."""
     loaded = await load_hall(session, ticket.branch, now, settings, ticket_id=ticket.id)
@@ -219,67 +188,3 @@ async def estimate_for_position(
         overdue=overdue,
     )
     return estimate_wait_s(loaded.hall, place)
-
-
-_WAITING_BY_SERVICE = text(
-    """
-    SELECT s.code, s.name, s.prefix, count(t.id) AS waiting, min(t.issued_at) AS oldest
-    FROM services s
-    LEFT JOIN tickets t ON t.branch = s.branch AND t.service = s.code AND t.status = 'waiting'
-    WHERE s.branch = :branch
-    GROUP BY s.code, s.name, s.prefix
-    ORDER BY s.prefix, s.code
-    """
-)
-
-_RECENT_CALLS = text(
-    """
-    SELECT seq, at, type, data FROM branch_events
-    WHERE branch = :branch AND type IN ('ticket.called', 'ticket.recalled')
-    ORDER BY seq DESC
-    LIMIT :n
-    """
-)
-
-
-async def recent_calls(session: AsyncSession, branch: str, n: int = 10) -> list[RecentCall]:
-    rows = (await session.execute(_RECENT_CALLS, {"branch": branch, "n": n})).mappings().all()
-    return [
-        RecentCall(
-            seq=row["seq"],
-            at=row["at"],
-            type=row["type"],
-            ticket=row["data"].get("ticket", {}),
-            counter=row["data"].get("counter", {}),
-            announcement=row["data"].get("announcement"),
-        )
-        for row in rows
-    ]
-
-
-async def queue_view(
-    session: AsyncSession, branch: str, now: datetime, settings: Settings
-) -> QueueView:
-    waiting_rows = (await session.execute(_WAITING_BY_SERVICE, {"branch": branch})).all()
-    hall = (await load_hall(session, branch, now, settings)).hall
-    counters = await list_counters(session, branch)
-    services = []
-    for code, name, prefix, waiting, oldest in waiting_rows:
-        # The wait of a normal ticket taken now.
-        services.append(
-            ServiceQueue(
-                service=code,
-                name=name,
-                prefix=prefix,
-                waiting=waiting,
-                longest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
-                estimated_wait_s=estimate_wait_s(hall, new_ticket_place(hall, code)),
-            )
-        )
-    return QueueView(
-        branch=branch,
-        services=services,
-        counters=counters,
-        recent_calls=await recent_calls(session, branch),
-        alerts=[alert_out(alert) for alert in await active_alerts(session, branch)],
-    )

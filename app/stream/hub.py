@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,11 +37,20 @@ from app.core.config_cache import CHANNEL as CONFIG_CHANNEL
 from app.core.config_cache import ConfigCache
 from app.core.dedicated import DedicatedConnector, keep_connected
 from app.events.notifier import CHANNEL
+from app.events.wire import Notified, parse_notification
 from app.stream.service import StreamEvent, current_seq, event_from_notification, events_after
 
 log = logging.getLogger("hallq.stream")
 
 _COMMITTED_SEQS = "SELECT code, event_seq FROM branches WHERE code = ANY($1::text[])"
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """Read a branch's missed events from the history (None: every watched branch)."""
+
+    branch: str | None
+    swept: bool = False  # asked by the sweep, which asks again only once this is done
 
 
 class Subscription:
@@ -91,7 +99,7 @@ class EventHub:
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._last_seq: dict[str, int] = {}
         # Notifications and catch-up requests are handled one at a time, in arrival order.
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[Notified | CatchUp] = asyncio.Queue()
         self._listener: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._first_try = asyncio.Event()  # the first connection was tried (up or not)
@@ -115,7 +123,7 @@ class EventHub:
             async with self._sessionmaker() as session:
                 seq = await current_seq(session, branch) or 0
             self._last_seq.setdefault(branch, seq)
-            self._inbox.put_nowait({"catch_up": branch})
+            self._inbox.put_nowait(CatchUp(branch))
         self._subscriptions.setdefault(branch, set()).add(subscription)
         return subscription
 
@@ -167,7 +175,7 @@ class EventHub:
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
-            self._inbox.put_nowait(json.loads(payload))
+            self._inbox.put_nowait(parse_notification(payload))
         except ValueError:
             log.warning("ignored a malformed notification")
 
@@ -190,7 +198,7 @@ class EventHub:
         if self._listened:
             log.info("stream listener reconnected; catching up from the history")
         # Whatever was committed while nobody listened comes from the history.
-        self._inbox.put_nowait({"catch_up": True})
+        self._inbox.put_nowait(CatchUp(None))
         self._listened = True
         self._listening = True
         self._first_try.set()
@@ -214,12 +222,12 @@ class EventHub:
         overdue = self.overdue_branches({code: seq for code, seq in rows})
         if self._behind:
             self._behind = False
-            self._inbox.put_nowait({"catch_up": True})
+            self._inbox.put_nowait(CatchUp(None))
             return
         for branch in overdue:
             if branch not in self._sweep_pending:
                 self._sweep_pending.add(branch)
-                self._inbox.put_nowait({"catch_up": branch, "swept": True})
+                self._inbox.put_nowait(CatchUp(branch, swept=True))
 
     def overdue_branches(self, committed: dict[str, int]) -> list[str]:
         """Branches not yet delivered up to the seq they had committed at the previous sweep:
@@ -239,15 +247,14 @@ class EventHub:
         while True:
             item = await self._inbox.get()
             try:
-                target = item.get("catch_up")
-                if item.get("swept"):
-                    self._sweep_pending.discard(target)
-                if target is True:
-                    await self._catch_up_all()
-                elif isinstance(target, str):
-                    await self._catch_up(target, None)
-                else:
+                if isinstance(item, Notified):
                     await self._dispatch(item)
+                elif item.branch is None:
+                    await self._catch_up_all()
+                else:
+                    if item.swept:
+                        self._sweep_pending.discard(item.branch)
+                    await self._catch_up(item.branch, None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database down during a catch-up: retried by the listener
@@ -268,19 +275,18 @@ class EventHub:
         if failed is not None:
             raise failed
 
-    async def _dispatch(self, payload: dict[str, Any]) -> None:
-        branch = payload.get("branch")
-        if not isinstance(branch, str) or branch not in self._subscriptions:
+    async def _dispatch(self, notified: Notified) -> None:
+        branch, seq = notified.branch, notified.seq
+        if branch not in self._subscriptions:
             return
-        seq = int(payload["seq"])
         last = self._last_seq.get(branch, 0)
         if seq <= last:
             return  # already delivered (by a catch-up)
-        if seq > last + 1 or payload.get("ref"):
+        if seq > last + 1 or notified.envelope is None:
             # A gap, or an event too large for a notification: read it from the history.
             await self._catch_up(branch, seq)
             return
-        self._deliver(event_from_notification(payload))
+        self._deliver(event_from_notification(notified))
 
     async def _catch_up(self, branch: str, upto: int | None) -> None:
         last = self._last_seq.get(branch)

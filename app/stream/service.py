@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.settings import Settings
-from app.queue.service import queue_view
+from app.events.wire import ENVELOPE_SQL, Notified
+from app.hall.service import queue_view
 
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """One event of a branch, with its stream message already encoded (shared by all clients)."""
+    """One event of a branch, with its stream message (its envelope) encoded once for all
+    clients."""
 
     branch: str
     seq: int
@@ -32,31 +34,19 @@ def encode_message(payload: dict[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
-def _iso(at: datetime) -> str:
-    """As the notification payload writes it (app/events/notifier.py: PAYLOAD_SQL, always
-    microseconds), so that an event reads the same live and replayed."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def event_from_row(branch: str, seq: int, type_: str, at: datetime, data: Any) -> StreamEvent:
-    message = encode_message({"type": type_, "seq": seq, "at": _iso(at), "data": data})
-    return StreamEvent(branch, seq, message)
-
-
-def event_from_notification(payload: dict[str, Any]) -> StreamEvent:
-    """From a notification payload (app/events/notifier.py: PAYLOAD_SQL; not a reference)."""
-    fields = {key: payload[key] for key in ("type", "seq", "at", "data")}
-    message = encode_message(fields)
-    return StreamEvent(payload["branch"], int(payload["seq"]), message)
+def event_from_notification(notified: Notified) -> StreamEvent:
+    """A notified event, sent as notified (its envelope, app/events/wire.py)."""
+    assert notified.envelope is not None, "a reference is read from the history"
+    return StreamEvent(notified.branch, notified.seq, notified.envelope)
 
 
 _EVENTS_AFTER = text(
-    """
-    SELECT seq, type, at, data FROM branch_events
+    f"""
+    SELECT seq, {ENVELOPE_SQL} AS envelope FROM branch_events
     WHERE branch = :branch AND seq > :after AND (CAST(:upto AS bigint) IS NULL OR seq <= :upto)
     ORDER BY seq
     LIMIT :limit
-    """
+    """  # noqa: S608 - a constant fragment; every value is a bound parameter
 )
 
 
@@ -66,7 +56,7 @@ async def events_after(
     rows = await session.execute(
         _EVENTS_AFTER, {"branch": branch, "after": after, "upto": upto, "limit": limit}
     )
-    return [event_from_row(branch, seq, type_, at, data) for seq, type_, at, data in rows]
+    return [StreamEvent(branch, seq, envelope) for seq, envelope in rows]
 
 
 _CURRENT_SEQ = text("SELECT event_seq FROM branches WHERE code = :branch")

@@ -15,18 +15,19 @@ from app.branches.service import get_branch, schedule_of
 from app.core.config_cache import read_through
 from app.core.errors import Problem, conflict, not_found, unprocessable
 from app.core.settings import Settings
-from app.events.models import BranchEvent
-from app.events.notifier import PAYLOAD_SQL, notify_after_commit
-from app.events.service import (
-    TICKET_CANCELLED,
-    TICKET_COMPLETED,
-    TICKET_ISSUED,
-    TICKET_RATED,
-    TICKET_REQUEUED,
-    NewEvent,
-    encode_event_data,
-    record_events,
+from app.events.catalog import (
+    EventType,
+    IssuedTicketRef,
+    TicketCancelled,
+    TicketIssued,
+    TicketRated,
+    TicketRef,
+    TicketRequeued,
+    encode_data,
 )
+from app.events.models import BranchEvent
+from app.events.notifier import notify_after_commit
+from app.events.service import NewEvent, append_events_sql, record_events
 from app.queue.estimate import estimate_wait_s, new_ticket_place
 from app.queue.ordering import LANE_FRONT, LANE_HELD, LANE_NORMAL
 from app.queue.service import (
@@ -55,15 +56,11 @@ class IssuedTicket:
     replayed: bool  # an Idempotency-Key retry returned the ticket issued before
 
 
-def ticket_ref_of(
-    ticket_id: uuid.UUID, number: str | None, service: str, priority: str
-) -> dict[str, object]:
+def ticket_ref(ticket: Ticket) -> TicketRef:
     """How a ticket appears inside events: never with the phone number."""
-    return {"id": str(ticket_id), "number": number, "service": service, "priority": priority}
-
-
-def ticket_ref(ticket: Ticket) -> dict[str, object]:
-    return ticket_ref_of(ticket.id, ticket.number, ticket.service, ticket.priority)
+    return TicketRef(
+        id=ticket.id, number=ticket.number, service=ticket.service, priority=ticket.priority
+    )
 
 
 @dataclass(frozen=True)
@@ -119,11 +116,20 @@ def _check_replay(existing: Ticket, body: TicketIn) -> None:
 # - `claimed`: the Idempotency-Key, claimed before a number is taken. A retry racing its
 #   original waits here (primary key) until the original commits, then claims nothing and
 #   issues nothing: no number is ever taken and given back, so numbers stay gap-free;
-# - `numbered`, `issued`, `logged`: the next daily number of the type, the ticket, and its
-#   `ticket.issued` event (the event seq as in app/events/service.py; the number is put into the
-#   event data here, where it is known);
+# - `numbered`, `issued`, `event_seqs`, `logged`: the next daily number of the type, the
+#   ticket, and its `ticket.issued` event (app/events/service.py: append_events_sql; the number
+#   is put into the event data here, where it is known);
 # - the hall (app/queue/service.py), read from the statement's snapshot, without the new ticket:
 #   its position and estimated wait follow from it (app/queue/estimate.py: new_ticket_place).
+_LOG_ISSUED = append_events_sql(
+    branch=":branch",
+    count="1",
+    when="EXISTS (SELECT FROM issued)",
+    rows=f"""
+        SELECT 1, '{EventType.TICKET_ISSUED}', CAST(:now AS timestamptz), issued.id, NULL, NULL,
+               jsonb_set(CAST(:event_data AS jsonb), '{{ticket,number}}', to_jsonb(issued.number))
+        FROM issued""",  # noqa: S608 - a constant fragment
+)
 ISSUE_SQL = text(
     f"""
     WITH {HALL_CTE},
@@ -170,26 +176,14 @@ ISSUE_SQL = text(
         FROM numbered
         RETURNING id, seq, number
     ),
-    event_seq AS (
-        UPDATE branches SET event_seq = event_seq + 1
-        WHERE code = :branch AND EXISTS (SELECT FROM issued)
-        RETURNING event_seq
-    ),
-    logged AS (
-        INSERT INTO branch_events (branch, seq, type, at, ticket_id, data)
-        SELECT :branch, event_seq.event_seq, '{TICKET_ISSUED}', CAST(:now AS timestamptz),
-               issued.id,
-               jsonb_set(CAST(:event_data AS jsonb), '{{ticket,number}}', to_jsonb(issued.number))
-        FROM event_seq, issued
-        RETURNING seq, {PAYLOAD_SQL} AS payload
-    )
+    {_LOG_ISSUED}
     SELECT {HALL_COLUMNS},
            (SELECT id FROM replayed) AS replayed_id,
            (SELECT issued FROM counted) AS issued_this_minute,
            (SELECT seq FROM issued) AS seq,
            (SELECT number FROM issued) AS number,
            (SELECT seq FROM logged) AS event_seq,
-           (SELECT payload FROM logged) AS notification
+           (SELECT envelope FROM logged) AS envelope
     """  # noqa: S608 - constant fragments; every value is a bound parameter
 )
 
@@ -223,14 +217,16 @@ async def issue_ticket(
         )
     business_date = schedule.business_date(now)
     ticket_id = uuid.uuid4()
-    event_data = {
-        "ticket": {
-            # The number is set by the statement, which takes it.
-            **ticket_ref_of(ticket_id, None, config.service, body.priority),
-            "channel": body.channel,
-            "issued_at": now,
-        }
-    }
+    event_data = TicketIssued(
+        ticket=IssuedTicketRef(
+            id=ticket_id,
+            number="",  # set by the statement, which takes it
+            service=config.service,
+            priority=body.priority,
+            channel=body.channel,
+            issued_at=now,
+        )
+    )
     if session.in_transaction():
         await session.commit()  # the configuration was read (a cache miss): end that read
     autocommit = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -251,12 +247,12 @@ async def issue_ticket(
                 "channel": body.channel,
                 "phone": body.phone,
                 "now": now,
-                "event_data": encode_event_data(event_data),
+                "event_data": encode_data(event_data),
             },
         )
     ).one()
     if row.event_seq is not None:
-        notify_after_commit(session, branch_code, [(row.event_seq, row.notification)])
+        notify_after_commit(session, branch_code, [(row.event_seq, row.envelope)])
     # Nothing to commit (autocommit): ends the session's transaction, and sends the notification.
     await session.commit()
     if row.replayed_id is not None:
@@ -410,8 +406,7 @@ async def cancel_ticket(
         now,
         [
             NewEvent(
-                TICKET_CANCELLED,
-                {"ticket": ticket_ref(cancelled)},
+                TicketCancelled(ticket=ticket_ref(cancelled)),
                 ticket_id=cancelled.id,
                 staff=staff,
             )
@@ -477,8 +472,7 @@ async def requeue_ticket(
         now,
         [
             NewEvent(
-                TICKET_REQUEUED,
-                {"ticket": ticket_ref(ticket), "requeue_after": branch.requeue_after},
+                TicketRequeued(ticket=ticket_ref(ticket), requeue_after=branch.requeue_after),
                 ticket_id=ticket.id,
                 staff=staff,
             )
@@ -540,7 +534,7 @@ async def rate_ticket(
             .where(
                 BranchEvent.branch == ticket.branch,
                 BranchEvent.ticket_id == ticket.id,
-                BranchEvent.type == TICKET_COMPLETED,
+                BranchEvent.type == EventType.TICKET_COMPLETED,
             )
             .order_by(BranchEvent.seq.desc())
             .limit(1)
@@ -558,13 +552,12 @@ async def rate_ticket(
         now,
         [
             NewEvent(
-                TICKET_RATED,
-                {
-                    "ticket": ticket_ref(ticket),
-                    "score": body.score,
-                    "counter": counter,
-                    "has_comment": body.comment is not None,
-                },
+                TicketRated(
+                    ticket=ticket_ref(ticket),
+                    score=body.score,
+                    counter=counter,
+                    has_comment=body.comment is not None,
+                ),
                 ticket_id=ticket.id,
                 counter=counter,
                 staff=staff,

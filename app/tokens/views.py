@@ -3,10 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app.auth.dependencies import PrincipalDep
-from app.auth.schemas import TokenCreate, TokenCreated
-from app.auth.service import create_token, revoke_token
 from app.core.database import SessionDep
 from app.core.errors import API_PROBLEMS, problem_responses
+from app.tokens.schemas import TokenCreate, TokenCreated
+from app.tokens.service import create_token, revoke_token
 
 router = APIRouter(
     prefix="/api/v1/tokens", tags=["tokens"], responses=problem_responses(*API_PROBLEMS)

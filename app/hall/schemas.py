@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel
 
+from app.alerts.schemas import AlertOut
 from app.counters.schemas import CounterOut
+from app.events.catalog import Announcement, CounterRef, TicketRef
 
 
 class ServiceQueue(BaseModel):
@@ -21,17 +22,9 @@ class RecentCall(BaseModel):
     seq: int
     at: datetime
     type: str
-    ticket: dict[str, Any]
-    counter: dict[str, Any]
-    announcement: dict[str, str] | None = None
-
-
-class AlertOut(BaseModel):
-    kind: str
-    service: str | None = None
-    counter: str | None = None
-    since: datetime
-    detail: str
+    ticket: TicketRef
+    counter: CounterRef
+    announcement: Announcement | None = None
 
 
 class QueueView(BaseModel):

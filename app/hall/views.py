@@ -7,8 +7,8 @@ from app.branches.service import get_branch
 from app.core.codes import BranchCode
 from app.core.database import SessionDep
 from app.core.errors import API_PROBLEMS, problem_responses
-from app.queue.schemas import QueueView
-from app.queue.service import queue_view
+from app.hall.schemas import QueueView
+from app.hall.service import queue_view
 
 router = APIRouter(
     prefix="/api/v1/branches", tags=["queue"], responses=problem_responses(*API_PROBLEMS)

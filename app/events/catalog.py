@@ -1,0 +1,231 @@
+"""The event catalog: every event type and the model of its `data` (SPEC §3, §8).
+
+Events are the public contract the stream, webhooks and reports are built on, so each type's
+data is a pydantic model: an event is built from its model (`NewEvent(TicketCalled(...))`),
+and `event_schemas()` is the JSON Schema document served at `GET /api/v1/events/schema`.
+Payloads never carry a phone number, a rating comment or a priority reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventType(StrEnum):
+    TICKET_ISSUED = "ticket.issued"
+    TICKET_CALLED = "ticket.called"
+    TICKET_RECALLED = "ticket.recalled"
+    TICKET_SERVING = "ticket.serving"
+    TICKET_COMPLETED = "ticket.completed"
+    TICKET_NO_SHOW = "ticket.no_show"
+    TICKET_CANCELLED = "ticket.cancelled"
+    TICKET_TRANSFERRED = "ticket.transferred"
+    TICKET_REQUEUED = "ticket.requeued"
+    TICKET_RATED = "ticket.rated"
+    COUNTER_CHANGED = "counter.changed"
+    ALERT_RAISED = "alert.raised"
+    ALERT_CLEARED = "alert.cleared"
+
+
+class _Part(BaseModel):
+    """A piece of event data: written as given, read back strictly."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TicketRef(_Part):
+    """How a ticket appears inside events: never with its phone number."""
+
+    id: uuid.UUID
+    number: str
+    service: str
+    priority: str
+
+
+class CounterRef(_Part):
+    code: str
+    name: str
+
+
+class Announcement(_Part):
+    zh: str
+    en: str
+
+
+class CurrentTicket(_Part):
+    id: uuid.UUID
+    number: str
+    service: str
+    priority: str
+    status: str
+
+
+class CounterView(_Part):
+    """A counter as screens show it; also the API's counter (app/counters/schemas.py)."""
+
+    code: str
+    name: str
+    state: str
+    services: list[str]
+    staff: str | None
+    current: CurrentTicket | None
+
+
+class AlertView(_Part):
+    kind: str
+    service: str | None = None
+    counter: str | None = None
+    since: datetime
+    detail: str
+
+
+class EventData(_Part):
+    """The data of one event type; subclasses name their type."""
+
+    type: ClassVar[EventType]
+
+
+class IssuedTicketRef(TicketRef):
+    channel: str
+    issued_at: datetime
+
+
+class TicketIssued(EventData):
+    type = EventType.TICKET_ISSUED
+    ticket: IssuedTicketRef
+
+
+class TicketCalled(EventData):
+    type = EventType.TICKET_CALLED
+    ticket: TicketRef
+    counter: CounterRef
+    announcement: Announcement
+    wait_s: float = Field(description="seconds from issue to this call")
+
+
+class TicketRecalled(EventData):
+    type = EventType.TICKET_RECALLED
+    ticket: TicketRef
+    counter: CounterRef
+    announcement: Announcement
+    recall_count: int
+
+
+class TicketServing(EventData):
+    type = EventType.TICKET_SERVING
+    ticket: TicketRef
+    counter: CounterRef
+
+
+class TicketCompleted(EventData):
+    type = EventType.TICKET_COMPLETED
+    ticket: TicketRef
+    counter: CounterRef
+    service_s: float = Field(description="seconds from the start of service to its end")
+
+
+class TicketNoShow(EventData):
+    type = EventType.TICKET_NO_SHOW
+    ticket: TicketRef
+    counter: CounterRef
+    recall_count: int
+
+
+class TicketCancelled(EventData):
+    type = EventType.TICKET_CANCELLED
+    ticket: TicketRef
+
+
+class TransferredFrom(_Part):
+    counter: str
+    service: str
+    status: str
+
+
+class TransferredTo(_Part):
+    service: str
+    counter: str | None
+    position: Literal["front", "back"]
+
+
+class TicketTransferred(EventData):
+    type = EventType.TICKET_TRANSFERRED
+    ticket: TicketRef
+    from_: TransferredFrom = Field(alias="from")
+    to: TransferredTo
+
+
+class TicketRequeued(EventData):
+    type = EventType.TICKET_REQUEUED
+    ticket: TicketRef
+    requeue_after: int
+
+
+class TicketRated(EventData):
+    """The score only: the comment stays in the tickets table (SPEC §8)."""
+
+    type = EventType.TICKET_RATED
+    ticket: TicketRef
+    score: int
+    counter: str | None
+    has_comment: bool
+
+
+class CounterChanged(EventData):
+    type = EventType.COUNTER_CHANGED
+    counter: CounterView
+
+
+class AlertRaised(EventData, AlertView):
+    type = EventType.ALERT_RAISED
+
+
+class AlertCleared(EventData, AlertView):
+    type = EventType.ALERT_CLEARED
+    cleared_at: datetime
+
+
+EVENT_DATA: dict[EventType, type[EventData]] = {
+    model.type: model
+    for model in (
+        TicketIssued,
+        TicketCalled,
+        TicketRecalled,
+        TicketServing,
+        TicketCompleted,
+        TicketNoShow,
+        TicketCancelled,
+        TicketTransferred,
+        TicketRequeued,
+        TicketRated,
+        CounterChanged,
+        AlertRaised,
+        AlertCleared,
+    )
+}
+
+
+def encode_data(data: EventData) -> str:
+    """The JSON stored in `branch_events.data` (by alias: `from`, not `from_`)."""
+    return data.model_dump_json(by_alias=True)
+
+
+def parse_data(type_: str, data: Any) -> EventData:
+    """An event's data as its model; raises ValueError for an unknown type or a bad payload."""
+    model = EVENT_DATA.get(EventType(type_))
+    if model is None:  # pragma: no cover - every EventType has a model (tests check)
+        raise ValueError(f"no model for event type {type_}")
+    return model.model_validate(data)
+
+
+def event_schemas() -> dict[str, dict[str, Any]]:
+    """One JSON Schema per event type's data, keyed by type (SPEC §8)."""
+    return {
+        str(type_): model.model_json_schema(by_alias=True, mode="serialization")
+        for type_, model in EVENT_DATA.items()
+    }
