@@ -38,6 +38,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app tests bench
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .hallq .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.alerts.monitor import start_alert_monitor, stop_task
 from app.branches.views import router as branches_router
 from app.core.clock import Clock, SystemClock
 from app.core.config_cache import ConfigCache
@@ -23,6 +22,7 @@ from app.counters.views import router as counters_router
 from app.events.notifier import EventNotifier, notifying_session_class
 from app.events.views import router as events_router
 from app.hall.views import router as queue_router
+from app.housekeeping import start_housekeeping, stop_task
 from app.metrics.collector import MetricsCollector
 from app.metrics.http import record_http_request
 from app.metrics.views import router as metrics_router
@@ -87,10 +87,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 )
             )
             started.push_async_callback(stop_task, presence)
-            monitor = start_alert_monitor(
+            housekeeping = start_housekeeping(
                 app.state.sessionmaker, app.state.clock, settings.alerts_interval_s
             )
-            started.push_async_callback(stop_task, monitor)
+            started.push_async_callback(stop_task, housekeeping)
             yield
 
     app = FastAPI(

@@ -11,8 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import event, text
 
-from app.alerts.monitor import evaluate_all_branches
-from app.alerts.service import BranchState, ServiceState, desired_alerts
+from app.alerts.service import BranchState, ServiceState, desired_alerts, evaluate_all_branches
 from tests.helpers import ADMIN, issue, ok, setup_branch
 from tests.servers import running_servers
 

@@ -72,16 +72,16 @@ async def test_the_notifier_reconnects_when_its_connection_is_cut_while_idle(
 
 
 async def test_a_failed_start_up_leaves_nothing_running(settings, clock, monkeypatch):
-    """The listener, the notifier and the presence task start before the alert monitor: when
-    it cannot start, they are stopped again."""
+    """The listener, the notifier and the presence task start before housekeeping: when it
+    cannot start, they are stopped again."""
 
     def cannot_start(*_args: object) -> None:
-        raise RuntimeError("the alert monitor cannot start")
+        raise RuntimeError("housekeeping cannot start")
 
-    monkeypatch.setattr(app_main, "start_alert_monitor", cannot_start)
+    monkeypatch.setattr(app_main, "start_housekeeping", cannot_start)
     app = create_app(settings, clock)
     running_before = asyncio.all_tasks()
-    with pytest.raises(RuntimeError, match="alert monitor"):
+    with pytest.raises(RuntimeError, match="housekeeping"):
         async with app.router.lifespan_context(app):
             pass  # pragma: no cover - the start-up fails
     assert asyncio.all_tasks() == running_before

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.models import Alert
 from app.alerts.schemas import AlertOut
 from app.branches.models import Branch
 from app.branches.service import schedule_of
+from app.core.clock import Clock
 from app.events.catalog import AlertCleared, AlertRaised
 from app.events.service import NewEvent, record_events
 
@@ -91,7 +92,7 @@ def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
 
 
 # The state of several branches at once: the evaluator surveys every branch in one round trip
-# per statement rather than a transaction per branch (app/alerts/monitor.py).
+# per statement rather than a transaction per branch (evaluate_all_branches).
 _SERVICE_STATES = text(
     """
     SELECT s.branch, s.code, s.target_wait_s, s.queue_alert_per_counter,
@@ -284,3 +285,17 @@ async def refresh_details(session: AsyncSession, details: dict[int, str]) -> Non
         await session.execute(
             _REFRESH_DETAILS, {"ids": list(details), "details": list(details.values())}
         )
+
+
+async def evaluate_all_branches(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+) -> int:
+    """One round over every branch; returns how many alerts were raised or cleared."""
+    async with sessionmaker() as session, session.begin():
+        survey = await survey_branches(session, clock.now())
+        await refresh_details(session, survey.details)
+    changed = 0
+    for code in survey.to_evaluate:
+        async with sessionmaker() as session:
+            changed += max(0, await evaluate_branch(session, code, clock.now()))
+    return changed

@@ -1,0 +1,73 @@
+"""Housekeeping, the background task every server process runs: it keeps alerts current,
+erases the phone numbers of past business days, and forgets old issue-rate windows.
+
+A round first surveys every branch with a few reads (`survey_branches`: the cost does not grow
+with the number of branches in round trips), writes the details that changed in one statement,
+and opens a transaction only for the branches where an alert must be raised or cleared. There
+the per-branch advisory lock in `evaluate_branch` keeps two processes from evaluating a branch
+at the same moment, and each sees what the other committed, so an alert is raised once. A
+process that dies simply stops taking part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.alerts.service import evaluate_all_branches
+from app.core.clock import Clock
+from app.reports.service import erase_expired_phones
+from app.tickets.rate_limit import forget_old_windows
+
+log = logging.getLogger("hallq.housekeeping")
+
+
+async def housekeeping_round(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> int:
+    """One round; returns how many alerts were raised or cleared."""
+    changed = await evaluate_all_branches(sessionmaker, clock)
+    # Privacy (SPEC §1): phone numbers go once their business day is over. Cheap when there is
+    # nothing to erase (a partial index holds only tickets with a phone).
+    async with sessionmaker() as session:
+        await erase_expired_phones(session, clock.now())
+    async with sessionmaker() as session:
+        await forget_old_windows(session, clock.now())
+    return changed
+
+
+async def run_housekeeping(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, interval_s: float
+) -> None:
+    """A round every `interval_s` until cancelled; database outages are logged and outlived."""
+    failures = 0
+    while True:
+        try:
+            await housekeeping_round(sessionmaker, clock)
+            if failures:
+                log.info("housekeeping recovered after %d failed round(s)", failures)
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database may be down: try again next round
+            failures += 1
+            if failures == 1 or failures % 60 == 0:
+                log.warning("housekeeping round failed: %s", type(exc).__name__)
+        await asyncio.sleep(interval_s)
+
+
+def start_housekeeping(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, interval_s: float
+) -> asyncio.Task[None] | None:
+    if interval_s <= 0:
+        return None
+    return asyncio.create_task(run_housekeeping(sessionmaker, clock, interval_s))
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
