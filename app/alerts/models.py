@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -17,14 +18,21 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
+from app.core.vocabulary import sql_list
 
-ALERT_KINDS = ("long_wait", "queue_length", "too_few_counters")
+
+class AlertKind(StrEnum):
+    """The conditions of SPEC §1 the duty manager is alerted to."""
+
+    LONG_WAIT = "long_wait"  # a waiting ticket passed its type's target wait
+    QUEUE_LENGTH = "queue_length"  # too many waiting per open counter serving a type
+    TOO_FEW_COUNTERS = "too_few_counters"  # fewer open counters than the branch minimum
 
 
 class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
-        CheckConstraint(f"kind IN {ALERT_KINDS}", name="kind"),
+        CheckConstraint(f"kind IN {sql_list(AlertKind)}", name="kind"),
         # One active alert per condition: `subject` is the service or counter code, or ''.
         Index(
             "uq_alerts_active",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     CheckConstraint,
@@ -21,10 +22,36 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
+from app.core.vocabulary import sql_list
 
-PRIORITIES = ("normal", "vip", "special")
-CHANNELS = ("kiosk", "staff", "online", "appointment")
-STATUSES = ("waiting", "called", "serving", "done", "no_show", "cancelled")
+
+class Priority(StrEnum):
+    """Priority classes (SPEC §1); `special` is the green channel (老弱病残孕 / 抱婴者)."""
+
+    NORMAL = "normal"
+    VIP = "vip"
+    SPECIAL = "special"
+
+
+class Channel(StrEnum):
+    """Where a ticket was issued."""
+
+    KIOSK = "kiosk"
+    STAFF = "staff"
+    ONLINE = "online"
+    APPOINTMENT = "appointment"
+
+
+class TicketStatus(StrEnum):
+    """A ticket's life (SPEC §2): waiting -> called -> serving -> done; called -> no_show ->
+    (re-queued) waiting; waiting -> cancelled."""
+
+    WAITING = "waiting"
+    CALLED = "called"
+    SERVING = "serving"
+    DONE = "done"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
 
 
 class TicketSequence(Base):
@@ -50,9 +77,9 @@ class Ticket(Base):
         ),
         # Numbers are unique per type of issue and day; a transfer changes `service` only.
         UniqueConstraint("branch", "issued_service", "business_date", "seq"),
-        CheckConstraint(f"priority IN {PRIORITIES}", name="priority"),
-        CheckConstraint(f"channel IN {CHANNELS}", name="channel"),
-        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint(f"priority IN {sql_list(Priority)}", name="priority"),
+        CheckConstraint(f"channel IN {sql_list(Channel)}", name="channel"),
+        CheckConstraint(f"status IN {sql_list(TicketStatus)}", name="status"),
         CheckConstraint("lane IN (0, 1, 2)", name="lane"),
         CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
         # The calling-order lookups only ever read waiting tickets: a partial index keeps them
