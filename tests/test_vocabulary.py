@@ -2,7 +2,7 @@
 
 The migrations are frozen history that spell the values out; the models generate their check
 constraints from the enums. These tests hold them together: a migrated database's
-constraints and the models' constraints list exactly each enum's values.
+constraints, the models' constraints and the OpenAPI document list exactly each enum's values.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 from enum import StrEnum
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy import CheckConstraint
 
@@ -68,6 +69,13 @@ def test_migrated_check_constraints_list_the_enum_values(database_url: str) -> N
     for name, (_, enum) in CONSTRAINTS.items():
         # e.g. CHECK ((status = ANY (ARRAY['waiting'::text, 'called'::text, ...])))
         assert _QUOTED.findall(found[name]) == values_of(enum), name
+
+
+async def test_openapi_lists_the_enum_values(client: httpx.AsyncClient) -> None:
+    components = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    for enum in (TicketStatus, Priority, Channel, CounterState, AlertKind):
+        assert components[enum.__name__]["enum"] == values_of(enum)
+        assert components[enum.__name__]["type"] == "string"
 
 
 def test_members_are_their_wire_values() -> None:

@@ -22,11 +22,13 @@ from app.core.vocabulary import sql_list
 
 
 class AlertKind(StrEnum):
-    """The conditions of SPEC §1 the duty manager is alerted to."""
+    """long_wait: a waiting ticket passed its business type's target wait; queue_length: more
+    waiting per open counter serving the type than its threshold; too_few_counters: fewer
+    counters open in business hours than the branch minimum."""
 
-    LONG_WAIT = "long_wait"  # a waiting ticket passed its type's target wait
-    QUEUE_LENGTH = "queue_length"  # too many waiting per open counter serving a type
-    TOO_FEW_COUNTERS = "too_few_counters"  # fewer open counters than the branch minimum
+    LONG_WAIT = "long_wait"
+    QUEUE_LENGTH = "queue_length"
+    TOO_FEW_COUNTERS = "too_few_counters"
 
 
 class Alert(Base):

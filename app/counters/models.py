@@ -15,8 +15,8 @@ from app.core.vocabulary import sql_list
 
 
 class CounterState(StrEnum):
-    """SPEC §1: closed -> open (a clerk signs in) <-> paused -> closing (no new calls after the
-    current ticket) -> closed."""
+    """closed -> open (a clerk signs in) <-> paused; closing: no new calls, closed once the
+    current ticket is done."""
 
     CLOSED = "closed"
     OPEN = "open"

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.codes import Code, Name
+from app.counters.models import CounterState
+from app.tickets.models import Priority, TicketStatus
 from app.tickets.schemas import TicketOut
-
-CounterState = Literal["closed", "open", "paused", "closing"]
 
 
 class CounterIn(BaseModel):
@@ -24,8 +24,8 @@ class CurrentTicket(BaseModel):
     id: uuid.UUID
     number: str
     service: str
-    priority: str
-    status: str
+    priority: Priority
+    status: TicketStatus
 
 
 class CounterOut(BaseModel):

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.alerts.models import AlertKind
 from app.counters.schemas import CounterOut
 
 
@@ -27,7 +28,7 @@ class RecentCall(BaseModel):
 
 
 class AlertOut(BaseModel):
-    kind: str
+    kind: AlertKind
     service: str | None = None
     counter: str | None = None
     since: datetime

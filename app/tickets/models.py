@@ -26,7 +26,8 @@ from app.core.vocabulary import sql_list
 
 
 class Priority(StrEnum):
-    """Priority classes (SPEC §1); `special` is the green channel (老弱病残孕 / 抱婴者)."""
+    """Priority class: `special` (the green channel for elderly, sick, disabled and pregnant
+    customers and people carrying babies) goes before `vip` goes before `normal`."""
 
     NORMAL = "normal"
     VIP = "vip"
@@ -34,7 +35,7 @@ class Priority(StrEnum):
 
 
 class Channel(StrEnum):
-    """Where a ticket was issued."""
+    """Where the ticket was issued."""
 
     KIOSK = "kiosk"
     STAFF = "staff"
@@ -43,8 +44,8 @@ class Channel(StrEnum):
 
 
 class TicketStatus(StrEnum):
-    """A ticket's life (SPEC §2): waiting -> called -> serving -> done; called -> no_show ->
-    (re-queued) waiting; waiting -> cancelled."""
+    """waiting -> called -> serving -> done; called -> no_show -> (re-queued) waiting;
+    waiting -> cancelled; called or serving -> (transferred) waiting."""
 
     WAITING = "waiting"
     CALLED = "called"
