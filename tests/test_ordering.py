@@ -17,12 +17,15 @@ from app.queue.ordering import (
     LANE_HELD,
     LANE_NORMAL,
     PICK_NEXT_SQL,
+    PRIORITY_RANK,
+    PRIORITY_SQL,
     TYPE_CUTOFFS_CTE,
     TYPE_CUTOFFS_JOIN,
     QueuedTicket,
     calling_order_key,
     choose_next,
 )
+from app.tickets.models import Priority
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 PROFILE = ["a", "b"]
@@ -92,6 +95,16 @@ def test_special_before_vip_before_normal():
         t("vip", priority="vip", waited_s=200),
         t("special", priority="special", waited_s=100),
     ) == ["special", "vip", "normal"]
+
+
+def test_priority_ranks_cover_every_class_and_read_the_same_in_sql():
+    assert sorted(PRIORITY_RANK, key=PRIORITY_RANK.__getitem__) == [
+        Priority.SPECIAL,
+        Priority.VIP,
+        Priority.NORMAL,
+    ]
+    assert set(PRIORITY_RANK) == set(Priority)
+    assert PRIORITY_SQL == "CASE t.priority WHEN 'special' THEN 0 WHEN 'vip' THEN 1 ELSE 2 END"
 
 
 def test_priority_beats_profile_order():
@@ -207,7 +220,7 @@ def _serving_calls(service: str) -> int:
 ticket_strategy = st.fixed_dictionaries(
     {
         "service": st.sampled_from(["a", "b", "c"]),
-        "priority": st.sampled_from(["normal", "vip", "special"]),
+        "priority": st.sampled_from(list(Priority)),
         "lane": st.sampled_from([LANE_FRONT, LANE_NORMAL, LANE_NORMAL, LANE_HELD]),
         # Coarse times make ties likely, so the tie-breaks are exercised too.
         "waited": st.integers(min_value=0, max_value=40).map(lambda n: n * 60),
