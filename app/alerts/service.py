@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts.models import Alert
+from app.alerts.models import Alert, AlertKind
 from app.branches.models import Branch
 from app.branches.service import schedule_of
 from app.events.service import ALERT_CLEARED, ALERT_RAISED, NewEvent, record_events
@@ -48,7 +48,7 @@ class BranchState:
 
 @dataclass(frozen=True)
 class AlertCondition:
-    kind: str
+    kind: AlertKind
     subject: str  # the service or counter code, '' for the branch
     service: str | None
     counter: str | None
@@ -60,8 +60,8 @@ def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
     wanted: dict[tuple[str, str], AlertCondition] = {}
     for svc in state.services:
         if svc.over_target > 0:
-            wanted[("long_wait", svc.service)] = AlertCondition(
-                "long_wait",
+            wanted[(AlertKind.LONG_WAIT, svc.service)] = AlertCondition(
+                AlertKind.LONG_WAIT,
                 svc.service,
                 svc.service,
                 None,
@@ -70,8 +70,8 @@ def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
             )
         # Waiting per open counter; with no counter open, any queue past the threshold counts.
         if svc.waiting > svc.queue_alert_per_counter * max(svc.open_counters, 1):
-            wanted[("queue_length", svc.service)] = AlertCondition(
-                "queue_length",
+            wanted[(AlertKind.QUEUE_LENGTH, svc.service)] = AlertCondition(
+                AlertKind.QUEUE_LENGTH,
                 svc.service,
                 svc.service,
                 None,
@@ -79,8 +79,8 @@ def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
                 f"counter(s), above {svc.queue_alert_per_counter} per counter",
             )
     if state.in_hours and state.open_counters < state.min_open_counters:
-        wanted[("too_few_counters", "")] = AlertCondition(
-            "too_few_counters",
+        wanted[(AlertKind.TOO_FEW_COUNTERS, "")] = AlertCondition(
+            AlertKind.TOO_FEW_COUNTERS,
             "",
             None,
             None,

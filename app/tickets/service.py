@@ -37,7 +37,7 @@ from app.queue.service import (
     hall_params,
     position_of,
 )
-from app.tickets.models import Ticket
+from app.tickets.models import Ticket, TicketStatus
 from app.tickets.rate_limit import too_many_tickets, window_start
 from app.tickets.schemas import (
     HistoryEntry,
@@ -284,7 +284,7 @@ async def issue_ticket(
         service=config.service,
         priority=body.priority,
         channel=body.channel,
-        status="waiting",
+        status=TicketStatus.WAITING,
         business_date=business_date,
         issued_at=now,
         position=place.ahead + 1,
@@ -339,7 +339,7 @@ async def ticket_out(
     requeue_after: int | None = None,
 ) -> TicketOut:
     position = estimated = None
-    if ticket.status == "waiting":
+    if ticket.status == TicketStatus.WAITING:
         if requeue_after is None:
             requeue_after = (await get_branch(session, ticket.branch)).requeue_after
         position = await position_of(session, ticket, now, requeue_after)
@@ -358,7 +358,9 @@ async def ticket_out(
         waiting_ahead=position - 1 if position is not None else None,
         estimated_wait_s=estimated,
         recall_count=ticket.recall_count,
-        counter=ticket.counter if ticket.status in ("called", "serving") else None,
+        counter=ticket.counter
+        if ticket.status in (TicketStatus.CALLED, TicketStatus.SERVING)
+        else None,
         called_at=ticket.called_at,
         served_at=ticket.served_at,
         finished_at=ticket.finished_at,
@@ -390,8 +392,8 @@ async def cancel_ticket(
     cancelled = (
         await session.execute(
             update(Ticket)
-            .where(Ticket.id == ticket.id, Ticket.status == "waiting")
-            .values(status="cancelled", finished_at=now)
+            .where(Ticket.id == ticket.id, Ticket.status == TicketStatus.WAITING)
+            .values(status=TicketStatus.CANCELLED, finished_at=now)
             .returning(Ticket)
         )
     ).scalar_one_or_none()
@@ -438,7 +440,7 @@ async def requeue_ticket(
     """A no-show customer turned up: waiting again, called after at most `requeue_after` other
     tickets of the counters serving its type (see app.queue.ordering)."""
     ticket = await lock_ticket(session, ticket_id)
-    if ticket.status != "no_show":
+    if ticket.status != TicketStatus.NO_SHOW:
         raise conflict(
             "invalid-transition",
             f"ticket {ticket.number} is {ticket.status}; only a no-show ticket can be re-queued",
@@ -462,7 +464,7 @@ async def requeue_ticket(
         update(Ticket)
         .where(Ticket.id == ticket.id)
         .values(
-            status="waiting",
+            status=TicketStatus.WAITING,
             lane=lane,
             queued_at=now,
             requeue_base=base,
@@ -507,7 +509,7 @@ async def rate_ticket(
     with personal details, so they stay in the tickets table and reach managers only through
     the daily report."""
     ticket = await lock_ticket(session, ticket_id)
-    if ticket.status != "done":
+    if ticket.status != TicketStatus.DONE:
         raise conflict(
             "invalid-transition",
             f"ticket {ticket.number} is {ticket.status}; only a done ticket can be rated",
