@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import ApiToken
@@ -161,8 +161,3 @@ async def revoke_token(
         )
     await session.commit()
     forget_config(session)
-
-
-async def token_exists(session: AsyncSession, token_id: str) -> bool:
-    found = await session.scalar(select(ApiToken.id).where(ApiToken.id == token_id))
-    return found is not None
