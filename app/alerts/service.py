@@ -34,7 +34,6 @@ class ServiceState:
     queue_alert_per_counter: int
     waiting: int
     over_target: int  # waiting tickets past target_wait_s
-    oldest_wait_s: int  # of the waiting tickets, the longest wait so far
     open_counters: int  # counters in state `open` whose profile includes the type
 
 
@@ -100,7 +99,6 @@ _SERVICE_STATES = text(
                WHERE t.issued_at
                      < CAST(:now AS timestamptz) - make_interval(secs => s.target_wait_s)
            ) AS over_target,
-           min(t.issued_at) AS oldest,
            (SELECT count(*) FROM counters c
              WHERE c.branch = s.branch AND c.state = 'open' AND s.code = ANY(c.services))
                AS open_counters
@@ -129,7 +127,7 @@ async def read_branch_states(
     params = {"branches": codes, "now": now}
     services: dict[str, list[ServiceState]] = {code: [] for code in codes}
     rows = (await session.execute(_SERVICE_STATES, params)).all()
-    for branch, code, target, per_counter, waiting, over, oldest, open_counters in rows:
+    for branch, code, target, per_counter, waiting, over, open_counters in rows:
         services[branch].append(
             ServiceState(
                 service=code,
@@ -137,7 +135,6 @@ async def read_branch_states(
                 queue_alert_per_counter=per_counter,
                 waiting=waiting,
                 over_target=over,
-                oldest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
                 open_counters=open_counters,
             )
         )
