@@ -25,7 +25,6 @@ def service(**overrides: int | str) -> ServiceState:
         "queue_alert_per_counter": 5,
         "waiting": 0,
         "over_target": 0,
-        "oldest_wait_s": 0,
         "open_counters": 1,
     }
     fields.update(overrides)
@@ -47,7 +46,7 @@ def state(*services: ServiceState, **overrides: object) -> BranchState:
     ("branch_state", "expected"),
     [
         (state(service(waiting=3)), set()),
-        (state(service(waiting=3, over_target=1, oldest_wait_s=700)), {("long_wait", "a")}),
+        (state(service(waiting=3, over_target=1)), {("long_wait", "a")}),
         # 5 per counter is the threshold: 10 at 2 counters is fine, 11 is not.
         (state(service(waiting=10, open_counters=2)), set()),
         (state(service(waiting=11, open_counters=2)), {("queue_length", "a")}),

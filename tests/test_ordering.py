@@ -11,12 +11,15 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.core.vocabulary import Priority
 from app.queue.ordering import (
     CALLING_ORDER_SQL,
     LANE_FRONT,
     LANE_HELD,
     LANE_NORMAL,
     PICK_NEXT_SQL,
+    PRIORITY_RANK,
+    PRIORITY_SQL,
     TYPE_CUTOFFS_CTE,
     TYPE_CUTOFFS_JOIN,
     QueuedTicket,
@@ -92,6 +95,16 @@ def test_special_before_vip_before_normal():
         t("vip", priority="vip", waited_s=200),
         t("special", priority="special", waited_s=100),
     ) == ["special", "vip", "normal"]
+
+
+def test_priority_ranks_cover_every_class_and_read_the_same_in_sql():
+    assert sorted(PRIORITY_RANK, key=PRIORITY_RANK.__getitem__) == [
+        Priority.SPECIAL,
+        Priority.VIP,
+        Priority.NORMAL,
+    ]
+    assert set(PRIORITY_RANK) == set(Priority)
+    assert PRIORITY_SQL == "CASE t.priority WHEN 'special' THEN 0 WHEN 'vip' THEN 1 ELSE 2 END"
 
 
 def test_priority_beats_profile_order():
@@ -207,7 +220,7 @@ def _serving_calls(service: str) -> int:
 ticket_strategy = st.fixed_dictionaries(
     {
         "service": st.sampled_from(["a", "b", "c"]),
-        "priority": st.sampled_from(["normal", "vip", "special"]),
+        "priority": st.sampled_from(list(Priority)),
         "lane": st.sampled_from([LANE_FRONT, LANE_NORMAL, LANE_NORMAL, LANE_HELD]),
         # Coarse times make ties likely, so the tie-breaks are exercised too.
         "waited": st.integers(min_value=0, max_value=40).map(lambda n: n * 60),

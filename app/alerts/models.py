@@ -17,14 +17,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
-
-ALERT_KINDS = ("long_wait", "queue_length", "too_few_counters")
+from app.core.vocabulary import AlertKind, sql_list
 
 
 class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
-        CheckConstraint(f"kind IN {ALERT_KINDS}", name="kind"),
+        CheckConstraint(f"kind IN {sql_list(AlertKind)}", name="kind"),
         # One active alert per condition: `subject` is the service or counter code, or ''.
         Index(
             "uq_alerts_active",

@@ -21,6 +21,7 @@ from app.alerts.schemas import AlertOut
 from app.branches.models import Branch
 from app.branches.service import schedule_of
 from app.core.clock import Clock
+from app.core.vocabulary import AlertKind
 from app.events.catalog import AlertCleared, AlertRaised
 from app.events.service import NewEvent, record_events
 
@@ -35,7 +36,6 @@ class ServiceState:
     queue_alert_per_counter: int
     waiting: int
     over_target: int  # waiting tickets past target_wait_s
-    oldest_wait_s: int  # of the waiting tickets, the longest wait so far
     open_counters: int  # counters in state `open` whose profile includes the type
 
 
@@ -49,7 +49,7 @@ class BranchState:
 
 @dataclass(frozen=True)
 class AlertCondition:
-    kind: str
+    kind: AlertKind
     subject: str  # the service or counter code, '' for the branch
     service: str | None
     counter: str | None
@@ -61,8 +61,8 @@ def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
     wanted: dict[tuple[str, str], AlertCondition] = {}
     for svc in state.services:
         if svc.over_target > 0:
-            wanted[("long_wait", svc.service)] = AlertCondition(
-                "long_wait",
+            wanted[(AlertKind.LONG_WAIT, svc.service)] = AlertCondition(
+                AlertKind.LONG_WAIT,
                 svc.service,
                 svc.service,
                 None,
@@ -71,8 +71,8 @@ def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
             )
         # Waiting per open counter; with no counter open, any queue past the threshold counts.
         if svc.waiting > svc.queue_alert_per_counter * max(svc.open_counters, 1):
-            wanted[("queue_length", svc.service)] = AlertCondition(
-                "queue_length",
+            wanted[(AlertKind.QUEUE_LENGTH, svc.service)] = AlertCondition(
+                AlertKind.QUEUE_LENGTH,
                 svc.service,
                 svc.service,
                 None,
@@ -80,8 +80,8 @@ def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
                 f"counter(s), above {svc.queue_alert_per_counter} per counter",
             )
     if state.in_hours and state.open_counters < state.min_open_counters:
-        wanted[("too_few_counters", "")] = AlertCondition(
-            "too_few_counters",
+        wanted[(AlertKind.TOO_FEW_COUNTERS, "")] = AlertCondition(
+            AlertKind.TOO_FEW_COUNTERS,
             "",
             None,
             None,
@@ -101,7 +101,6 @@ _SERVICE_STATES = text(
                WHERE t.issued_at
                      < CAST(:now AS timestamptz) - make_interval(secs => s.target_wait_s)
            ) AS over_target,
-           min(t.issued_at) AS oldest,
            (SELECT count(*) FROM counters c
              WHERE c.branch = s.branch AND c.state = 'open' AND s.code = ANY(c.services))
                AS open_counters
@@ -130,7 +129,7 @@ async def read_branch_states(
     params = {"branches": codes, "now": now}
     services: dict[str, list[ServiceState]] = {code: [] for code in codes}
     rows = (await session.execute(_SERVICE_STATES, params)).all()
-    for branch, code, target, per_counter, waiting, over, oldest, open_counters in rows:
+    for branch, code, target, per_counter, waiting, over, open_counters in rows:
         services[branch].append(
             ServiceState(
                 service=code,
@@ -138,7 +137,6 @@ async def read_branch_states(
                 queue_alert_per_counter=per_counter,
                 waiting=waiting,
                 over_target=over,
-                oldest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
                 open_counters=open_counters,
             )
         )

@@ -20,7 +20,6 @@ from app.branches.schemas import (
     ServiceIn,
     ServiceOut,
     StaffIn,
-    StaffOut,
 )
 from app.core.config_cache import forget_config
 from app.core.errors import conflict, not_found
@@ -146,10 +145,6 @@ async def put_staff(
         {"name": body.name, "role": body.role},
         now,
     )
-
-
-def staff_out(staff: Staff) -> StaffOut:
-    return StaffOut(code=staff.code, name=staff.name, role=staff.role)
 
 
 async def branch_config(session: AsyncSession, code: str) -> BranchConfigOut:

@@ -10,14 +10,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
-
-COUNTER_STATES = ("closed", "open", "paused", "closing")
+from app.core.vocabulary import CounterState, sql_list
 
 
 class Counter(Base):
     __tablename__ = "counters"
     __table_args__ = (
-        CheckConstraint(f"state IN {COUNTER_STATES}", name="state"),
+        CheckConstraint(f"state IN {sql_list(CounterState)}", name="state"),
         # A clerk is signed in at one counter at a time.
         Index(
             "uq_counters_branch_staff_signed_in",
@@ -35,7 +34,7 @@ class Counter(Base):
     name: Mapped[str] = mapped_column(Text)
     # Ordered business-type codes: the counter's own first, fallbacks after.
     services: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    state: Mapped[str] = mapped_column(Text, server_default="closed")
+    state: Mapped[str] = mapped_column(Text, server_default=CounterState.CLOSED)
     staff: Mapped[str | None] = mapped_column(Text)
     current_ticket_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     state_since: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -8,8 +8,6 @@ from app.core.codes import Code, Name
 from app.events.catalog import CounterView
 from app.tickets.schemas import TicketOut
 
-CounterState = Literal["closed", "open", "paused", "closing"]
-
 
 class CounterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,8 +20,6 @@ class CounterIn(BaseModel):
 
 class CounterOut(CounterView):
     """A counter as the API and the `counter.changed` event show it."""
-
-    state: CounterState
 
 
 class PauseIn(BaseModel):

@@ -23,6 +23,7 @@ from app.auth.permissions import Principal, Role, forbidden
 from app.branches.models import Branch, Service
 from app.branches.service import get_branch
 from app.core.errors import conflict, not_found, unprocessable
+from app.core.vocabulary import CounterState, TicketStatus
 from app.counters.announcement import announcement
 from app.counters.models import Counter
 from app.counters.schemas import CounterIn, CounterOut, TransferIn
@@ -75,7 +76,7 @@ async def put_counter(
             code=code,
             name=body.name,
             services=body.services,
-            state="closed",
+            state=CounterState.CLOSED,
             state_since=now,
             created_at=now,
             updated_at=now,
@@ -273,7 +274,7 @@ def _check_operator(principal: Principal, counter: Counter, *, signing_in: bool 
         raise forbidden(f"a {principal.role} token may not operate counters")
     if signing_in:
         return
-    if counter.staff != principal.staff or counter.state == "closed":
+    if counter.staff != principal.staff or counter.state == CounterState.CLOSED:
         raise forbidden(
             f"clerk {principal.staff} is not signed in at counter {counter.code}; open it first"
         )
@@ -308,11 +309,11 @@ async def begin_action(
 
 
 def _state_conflict(counter: Counter, wanted: str) -> Exception:
-    hints = {
-        "closed": "open it first",
-        "paused": "resume it first",
-        "closing": "it is closing and takes no new calls",
-        "open": "it is already open",
+    hints: dict[str, str] = {
+        CounterState.CLOSED: "open it first",
+        CounterState.PAUSED: "resume it first",
+        CounterState.CLOSING: "it is closing and takes no new calls",
+        CounterState.OPEN: "it is already open",
     }
     hint = hints.get(counter.state, "")
     return conflict(
@@ -344,8 +345,8 @@ async def _release_current(action: CounterAction) -> None:
     """The counter has no current ticket any more; a closing counter closes now."""
     action.current = None
     values: dict[str, object] = {"current_ticket_id": None}
-    if action.counter.state == "closing":
-        values.update(state="closed", staff=None, pause_reason=None)
+    if action.counter.state == CounterState.CLOSING:
+        values.update(state=CounterState.CLOSED, staff=None, pause_reason=None)
     await action.set_counter(**values)
 
 
@@ -354,7 +355,11 @@ async def _complete_current(action: CounterAction) -> Ticket:
     assert ticket is not None
     served_at = ticket.served_at or ticket.last_called_at or action.now
     await update_ticket(
-        action.session, ticket, status="done", served_at=served_at, finished_at=action.now
+        action.session,
+        ticket,
+        status=TicketStatus.DONE,
+        served_at=served_at,
+        finished_at=action.now,
     )
     action.ticket_event(
         ticket,
@@ -376,9 +381,9 @@ async def open_counter(
     action = await begin_action(session, branch, code, principal, now, signing_in=True)
     counter = action.counter
     staff = principal.staff
-    if counter.state in ("open", "paused") and counter.staff == staff:
+    if counter.state in (CounterState.OPEN, CounterState.PAUSED) and counter.staff == staff:
         return await action.unchanged()  # already signed in here
-    if counter.state in ("open", "paused") and counter.staff is not None:
+    if counter.state in (CounterState.OPEN, CounterState.PAUSED) and counter.staff is not None:
         raise conflict(
             "counter-taken",
             f"counter {code} is {counter.state} with clerk {counter.staff} signed in; "
@@ -396,7 +401,7 @@ async def open_counter(
                 "clerk-signed-in-elsewhere",
                 f"staff {staff} is signed in at counter {elsewhere}; close that counter first",
             )
-    await action.set_counter(state="open", staff=staff, pause_reason=None)
+    await action.set_counter(state=CounterState.OPEN, staff=staff, pause_reason=None)
     return await action.finish()
 
 
@@ -409,11 +414,11 @@ async def pause_counter(
     reason: str | None,
 ) -> ActionResult:
     action = await begin_action(session, branch, code, principal, now)
-    if action.counter.state == "paused":
+    if action.counter.state == CounterState.PAUSED:
         return await action.unchanged()
-    if action.counter.state != "open":
+    if action.counter.state != CounterState.OPEN:
         raise _state_conflict(action.counter, "pause")
-    await action.set_counter(state="paused", pause_reason=reason)
+    await action.set_counter(state=CounterState.PAUSED, pause_reason=reason)
     return await action.finish()
 
 
@@ -421,11 +426,11 @@ async def resume_counter(
     session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
 ) -> ActionResult:
     action = await begin_action(session, branch, code, principal, now)
-    if action.counter.state == "open":
+    if action.counter.state == CounterState.OPEN:
         return await action.unchanged()
-    if action.counter.state != "paused":
+    if action.counter.state != CounterState.PAUSED:
         raise _state_conflict(action.counter, "resume")
-    await action.set_counter(state="open", pause_reason=None)
+    await action.set_counter(state=CounterState.OPEN, pause_reason=None)
     return await action.finish()
 
 
@@ -434,15 +439,15 @@ async def close_counter(
 ) -> ActionResult:
     """Sign out. With a customer at the counter it is `closing` until that ticket ends."""
     action = await begin_action(session, branch, code, principal, now)
-    if action.counter.state == "closed" or (
-        action.counter.state == "closing" and action.current is not None
+    if action.counter.state == CounterState.CLOSED or (
+        action.counter.state == CounterState.CLOSING and action.current is not None
     ):
         return await action.unchanged()
     if action.current is not None:
-        await action.set_counter(state="closing", pause_reason=None)
+        await action.set_counter(state=CounterState.CLOSING, pause_reason=None)
     else:
         await action.set_counter(
-            state="closed", staff=None, pause_reason=None, current_ticket_id=None
+            state=CounterState.CLOSED, staff=None, pause_reason=None, current_ticket_id=None
         )
     return await action.finish()
 
@@ -456,7 +461,7 @@ async def call_next(
     """Complete the current ticket (if any) and call the best waiting one, atomically.
     The result's ticket is None when nobody waits for this counter."""
     action = await begin_action(session, branch, code, principal, now)
-    if action.counter.state != "open":
+    if action.counter.state != CounterState.OPEN:
         raise _state_conflict(action.counter, "call the next ticket")
     if action.current is not None:
         await _complete_current(action)
@@ -497,8 +502,8 @@ async def recall(
     """Call the current customer again (the announcement repeats)."""
     action = await begin_action(session, branch, code, principal, now)
     ticket = action.current
-    if ticket is None or ticket.status != "called":
-        raise _ticket_conflict(action, "recall", ["called"])
+    if ticket is None or ticket.status != TicketStatus.CALLED:
+        raise _ticket_conflict(action, "recall", [TicketStatus.CALLED])
     await update_ticket(session, ticket, recall_count=Ticket.recall_count + 1, last_called_at=now)
     action.ticket_event(
         ticket,
@@ -518,9 +523,9 @@ async def start_service(
     """The called customer has arrived: called -> serving."""
     action = await begin_action(session, branch, code, principal, now)
     ticket = action.current
-    if ticket is None or ticket.status != "called":
-        raise _ticket_conflict(action, "start", ["called"])
-    await update_ticket(session, ticket, status="serving", served_at=now)
+    if ticket is None or ticket.status != TicketStatus.CALLED:
+        raise _ticket_conflict(action, "start", [TicketStatus.CALLED])
+    await update_ticket(session, ticket, status=TicketStatus.SERVING, served_at=now)
     action.ticket_event(
         ticket, TicketServing(ticket=ticket_ref(ticket), counter=action.counter_ref())
     )
@@ -533,8 +538,8 @@ async def complete(
     """Service done; the counter stays open without calling anyone."""
     action = await begin_action(session, branch, code, principal, now)
     ticket = action.current
-    if ticket is None or ticket.status not in ("called", "serving"):
-        raise _ticket_conflict(action, "complete", ["called", "serving"])
+    if ticket is None or ticket.status not in (TicketStatus.CALLED, TicketStatus.SERVING):
+        raise _ticket_conflict(action, "complete", [TicketStatus.CALLED, TicketStatus.SERVING])
     done = await _complete_current(action)
     await _release_current(action)
     result = await action.finish()
@@ -547,9 +552,9 @@ async def no_show(
     """The called customer did not come (过号). They can be re-queued if they turn up."""
     action = await begin_action(session, branch, code, principal, now)
     ticket = action.current
-    if ticket is None or ticket.status != "called":
-        raise _ticket_conflict(action, "mark no-show", ["called"])
-    await update_ticket(session, ticket, status="no_show", finished_at=now)
+    if ticket is None or ticket.status != TicketStatus.CALLED:
+        raise _ticket_conflict(action, "mark no-show", [TicketStatus.CALLED])
+    await update_ticket(session, ticket, status=TicketStatus.NO_SHOW, finished_at=now)
     action.ticket_event(
         ticket,
         TicketNoShow(
@@ -577,8 +582,8 @@ async def transfer(
         raise unprocessable("invalid-transfer", "give a target: service, counter, or both")
     action = await begin_action(session, branch, code, principal, now)
     ticket = action.current
-    if ticket is None or ticket.status not in ("called", "serving"):
-        raise _ticket_conflict(action, "transfer", ["called", "serving"])
+    if ticket is None or ticket.status not in (TicketStatus.CALLED, TicketStatus.SERVING):
+        raise _ticket_conflict(action, "transfer", [TicketStatus.CALLED, TicketStatus.SERVING])
 
     service = body.service or ticket.service
     if body.service is not None and await session.get(Service, (branch, body.service)) is None:
@@ -610,7 +615,7 @@ async def transfer(
     await update_ticket(
         session,
         ticket,
-        status="waiting",
+        status=TicketStatus.WAITING,
         service=service,
         lane=LANE_FRONT if body.position == "front" else LANE_NORMAL,
         queued_at=now,

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.vocabulary import AlertKind, Channel, CounterState, Priority, TicketStatus
+
 
 class EventType(StrEnum):
     TICKET_ISSUED = "ticket.issued"
@@ -44,7 +46,7 @@ class TicketRef(_Part):
     id: uuid.UUID
     number: str
     service: str
-    priority: str
+    priority: Priority
 
 
 class CounterRef(_Part):
@@ -61,8 +63,8 @@ class CurrentTicket(_Part):
     id: uuid.UUID
     number: str
     service: str
-    priority: str
-    status: str
+    priority: Priority
+    status: TicketStatus
 
 
 class CounterView(_Part):
@@ -70,14 +72,14 @@ class CounterView(_Part):
 
     code: str
     name: str
-    state: str
+    state: CounterState
     services: list[str]
     staff: str | None
     current: CurrentTicket | None
 
 
 class AlertView(_Part):
-    kind: str
+    kind: AlertKind
     service: str | None = None
     counter: str | None = None
     since: datetime
@@ -91,7 +93,7 @@ class EventData(_Part):
 
 
 class IssuedTicketRef(TicketRef):
-    channel: str
+    channel: Channel
     issued_at: datetime
 
 
@@ -144,7 +146,7 @@ class TicketCancelled(EventData):
 class TransferredFrom(_Part):
     counter: str
     service: str
-    status: str
+    status: TicketStatus
 
 
 class TransferredTo(_Part):

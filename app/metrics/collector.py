@@ -15,6 +15,7 @@ from prometheus_client.metrics_core import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import Clock
+from app.core.vocabulary import Priority
 from app.metrics.service import (
     OUTCOMES,
     SERVICE_BUCKETS,
@@ -24,7 +25,6 @@ from app.metrics.service import (
     Totals,
     read_gauges,
 )
-from app.tickets.models import PRIORITIES
 
 
 class MetricsCollector:
@@ -111,7 +111,7 @@ def build_families(g: Gauges, t: Totals) -> list[Metric]:
     )
     # Every configured business type has its series from the start (at zero), so that rates
     # and increases see the first ticket.
-    issued_keys = set(t.issued) | {(b, s, p) for b, s in g.services for p in PRIORITIES}
+    issued_keys = set(t.issued) | {(b, s, p) for b, s in g.services for p in Priority}
     finished_keys = set(t.finished) | {(b, s, o) for b, s in g.services for o in OUTCOMES}
     for key in sorted(issued_keys):
         issued.add_metric(list(key), t.issued.get(key, 0))

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts.models import ALERT_KINDS
-from app.counters.models import COUNTER_STATES
+from app.core.vocabulary import AlertKind, CounterState, TicketStatus
 from app.stream.presence import PRESENCE_STALE_S
 
-OUTCOMES = ("done", "no_show", "cancelled")
+# hallq_tickets_finished_total's `outcome`: the final status of a ticket.
+OUTCOMES = (TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED)
 
 # Bucket upper bounds (seconds). Waits: the hall standards' 3 and 10 minutes are bounds, so
 # "share within target" can be read off the buckets. Service times: a few minutes typically.
@@ -262,13 +262,11 @@ async def read_gauges(session: AsyncSession, now: datetime) -> Gauges:
         )
     counters: dict[LabelKey, int] = {
         (b, state): int(n)
-        for b, state, n in (
-            await session.execute(_COUNTERS, {"states": list(COUNTER_STATES)})
-        ).all()
+        for b, state, n in (await session.execute(_COUNTERS, {"states": list(CounterState)})).all()
     }
     alerts: dict[LabelKey, int] = {
         (b, kind): int(n)
-        for b, kind, n in (await session.execute(_ALERTS, {"kinds": list(ALERT_KINDS)})).all()
+        for b, kind, n in (await session.execute(_ALERTS, {"kinds": list(AlertKind)})).all()
     }
     clients: dict[LabelKey, int] = {
         (b,): int(n)

@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.core.vocabulary import Priority
 from app.queue.ordering import LANE_NORMAL, class_rank
 
 # A customer already at the counter for longer than any recent one of the type: expect them to
@@ -153,7 +154,7 @@ class Place:
 
     service: str
     ahead: int
-    priority: str = "normal"
+    priority: str = Priority.NORMAL
     lane: int = LANE_NORMAL
     overdue: bool = False
 
@@ -162,7 +163,7 @@ class Place:
         return class_rank(self.lane, self.overdue, self.priority)
 
 
-def new_ticket_place(hall: Hall, service: str, priority: str = "normal") -> Place:
+def new_ticket_place(hall: Hall, service: str, priority: str = Priority.NORMAL) -> Place:
     """The place of a ticket taken now, in a hall read without it: behind every waiting ticket
     of its type that it would not pass (the same class or better; among equals it came last)."""
     rank = Place(service=service, ahead=0, priority=priority).rank

@@ -33,7 +33,11 @@ from uuid import UUID
 
 from sqlalchemy import text
 
-PRIORITY_RANK = {"special": 0, "vip": 1, "normal": 2}
+from app.core.vocabulary import Priority
+
+# Priority classes, first called first.
+PRIORITY_ORDER = (Priority.SPECIAL, Priority.VIP, Priority.NORMAL)
+PRIORITY_RANK: dict[str, int] = {priority: rank for rank, priority in enumerate(PRIORITY_ORDER)}
 
 LANE_FRONT = 0
 LANE_NORMAL = 1
@@ -154,7 +158,12 @@ TYPE_CUTOFFS_CTE = """
 TYPE_CUTOFFS_JOIN = "JOIN type_cutoffs tc ON tc.code = t.service"
 # 0 for an overdue ticket, else 1.
 OVERDUE_SQL = "CASE WHEN t.issued_at <= tc.overdue_before THEN 0 ELSE 1 END"
-PRIORITY_SQL = "CASE t.priority WHEN 'special' THEN 0 WHEN 'vip' THEN 1 ELSE 2 END"
+# PRIORITY_RANK in SQL: CASE t.priority WHEN 'special' THEN 0 WHEN 'vip' THEN 1 ELSE 2 END
+PRIORITY_SQL = (
+    "CASE t.priority"
+    + "".join(f" WHEN '{p}' THEN {PRIORITY_RANK[p]}" for p in PRIORITY_ORDER[:-1])
+    + f" ELSE {PRIORITY_RANK[PRIORITY_ORDER[-1]]} END"
+)
 
 # The key without the profile position: the order within one business type.
 TYPE_ORDER_SQL = (

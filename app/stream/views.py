@@ -1,8 +1,9 @@
 """`WS /api/v1/branches/{branch}/stream` (SPEC §3): snapshot or replay, then live events.
 
 Close codes: 1008 (policy violation) for a missing, unknown, revoked or wrong-branch token or
-too many connections on one token, 4404 for an unknown branch, 4400 for a bad `since`, 1001
-when the server shuts down, 1011 if the database cannot be reached. The reason says which.
+too many connections on one token, 4404 for an unknown branch, 4400 for a bad `since`, 1011 if
+the database cannot be reached. The reason says which. When the server shuts down, uvicorn
+closes with 1012 (service restart).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ log = logging.getLogger("hallq.stream")
 router = APIRouter(tags=["stream"])
 
 POLICY_VIOLATION = 1008
-GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
 BAD_REQUEST = 4400
 NOT_FOUND = 4404

@@ -21,10 +21,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
-
-PRIORITIES = ("normal", "vip", "special")
-CHANNELS = ("kiosk", "staff", "online", "appointment")
-STATUSES = ("waiting", "called", "serving", "done", "no_show", "cancelled")
+from app.core.vocabulary import Channel, Priority, TicketStatus, sql_list
 
 
 class TicketSequence(Base):
@@ -50,9 +47,9 @@ class Ticket(Base):
         ),
         # Numbers are unique per type of issue and day; a transfer changes `service` only.
         UniqueConstraint("branch", "issued_service", "business_date", "seq"),
-        CheckConstraint(f"priority IN {PRIORITIES}", name="priority"),
-        CheckConstraint(f"channel IN {CHANNELS}", name="channel"),
-        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint(f"priority IN {sql_list(Priority)}", name="priority"),
+        CheckConstraint(f"channel IN {sql_list(Channel)}", name="channel"),
+        CheckConstraint(f"status IN {sql_list(TicketStatus)}", name="status"),
         CheckConstraint("lane IN (0, 1, 2)", name="lane"),
         CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
         # The calling-order lookups only ever read waiting tickets: a partial index keeps them

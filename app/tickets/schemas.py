@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -15,10 +15,7 @@ from pydantic import (
 )
 
 from app.core.codes import Code
-
-Priority = Literal["normal", "vip", "special"]
-Channel = Literal["kiosk", "staff", "online", "appointment"]
-TicketStatus = Literal["waiting", "called", "serving", "done", "no_show", "cancelled"]
+from app.core.vocabulary import Channel, Priority, TicketStatus
 
 _CN_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
@@ -43,8 +40,8 @@ class TicketIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service: Code
-    priority: Priority = "normal"
-    channel: Channel = "kiosk"
+    priority: Priority = Priority.NORMAL
+    channel: Channel = Channel.KIOSK
     phone: Annotated[str, StringConstraints(max_length=24)] | None = None
 
     @field_validator("phone")

@@ -15,6 +15,7 @@ from app.branches.service import get_branch, schedule_of
 from app.core.config_cache import read_through
 from app.core.errors import Problem, conflict, not_found, unprocessable
 from app.core.settings import Settings
+from app.core.vocabulary import TicketStatus
 from app.events.catalog import (
     EventType,
     IssuedTicketRef,
@@ -280,7 +281,7 @@ async def issue_ticket(
         service=config.service,
         priority=body.priority,
         channel=body.channel,
-        status="waiting",
+        status=TicketStatus.WAITING,
         business_date=business_date,
         issued_at=now,
         position=place.ahead + 1,
@@ -335,7 +336,7 @@ async def ticket_out(
     requeue_after: int | None = None,
 ) -> TicketOut:
     position = estimated = None
-    if ticket.status == "waiting":
+    if ticket.status == TicketStatus.WAITING:
         if requeue_after is None:
             requeue_after = (await get_branch(session, ticket.branch)).requeue_after
         position = await position_of(session, ticket, now, requeue_after)
@@ -354,7 +355,9 @@ async def ticket_out(
         waiting_ahead=position - 1 if position is not None else None,
         estimated_wait_s=estimated,
         recall_count=ticket.recall_count,
-        counter=ticket.counter if ticket.status in ("called", "serving") else None,
+        counter=ticket.counter
+        if ticket.status in (TicketStatus.CALLED, TicketStatus.SERVING)
+        else None,
         called_at=ticket.called_at,
         served_at=ticket.served_at,
         finished_at=ticket.finished_at,
@@ -386,8 +389,8 @@ async def cancel_ticket(
     cancelled = (
         await session.execute(
             update(Ticket)
-            .where(Ticket.id == ticket.id, Ticket.status == "waiting")
-            .values(status="cancelled", finished_at=now)
+            .where(Ticket.id == ticket.id, Ticket.status == TicketStatus.WAITING)
+            .values(status=TicketStatus.CANCELLED, finished_at=now)
             .returning(Ticket)
         )
     ).scalar_one_or_none()
@@ -433,7 +436,7 @@ async def requeue_ticket(
     """A no-show customer turned up: waiting again, called after at most `requeue_after` other
     tickets of the counters serving its type (see app.queue.ordering)."""
     ticket = await lock_ticket(session, ticket_id)
-    if ticket.status != "no_show":
+    if ticket.status != TicketStatus.NO_SHOW:
         raise conflict(
             "invalid-transition",
             f"ticket {ticket.number} is {ticket.status}; only a no-show ticket can be re-queued",
@@ -457,7 +460,7 @@ async def requeue_ticket(
         update(Ticket)
         .where(Ticket.id == ticket.id)
         .values(
-            status="waiting",
+            status=TicketStatus.WAITING,
             lane=lane,
             queued_at=now,
             requeue_base=base,
@@ -501,7 +504,7 @@ async def rate_ticket(
     with personal details, so they stay in the tickets table and reach managers only through
     the daily report."""
     ticket = await lock_ticket(session, ticket_id)
-    if ticket.status != "done":
+    if ticket.status != TicketStatus.DONE:
         raise conflict(
             "invalid-transition",
             f"ticket {ticket.number} is {ticket.status}; only a done ticket can be rated",

@@ -1,0 +1,69 @@
+"""The fixed vocabularies of the domain (ticket status, priority, channel, counter state, alert
+kind), each a StrEnum defined once, here at the bottom so that the models' check constraints,
+the API's schemas, the calling order and the event catalog all use the same one. Their members
+are the wire and database values themselves: `TicketStatus.WAITING == "waiting"`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class Priority(StrEnum):
+    """Priority class: `special` (the green channel for elderly, sick, disabled and pregnant
+    customers and people carrying babies) goes before `vip` goes before `normal`."""
+
+    NORMAL = "normal"
+    VIP = "vip"
+    SPECIAL = "special"
+
+
+class Channel(StrEnum):
+    """Where the ticket was issued."""
+
+    KIOSK = "kiosk"
+    STAFF = "staff"
+    ONLINE = "online"
+    APPOINTMENT = "appointment"
+
+
+class TicketStatus(StrEnum):
+    """waiting -> called -> serving -> done; called -> no_show -> (re-queued) waiting;
+    waiting -> cancelled; called or serving -> (transferred) waiting."""
+
+    WAITING = "waiting"
+    CALLED = "called"
+    SERVING = "serving"
+    DONE = "done"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+
+
+class CounterState(StrEnum):
+    """closed -> open (a clerk signs in) <-> paused; closing: no new calls, closed once the
+    current ticket is done."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    PAUSED = "paused"
+    CLOSING = "closing"
+
+
+class AlertKind(StrEnum):
+    """long_wait: a waiting ticket passed its business type's target wait; queue_length: more
+    waiting per open counter serving the type than its threshold; too_few_counters: fewer
+    counters open in business hours than the branch minimum."""
+
+    LONG_WAIT = "long_wait"
+    QUEUE_LENGTH = "queue_length"
+    TOO_FEW_COUNTERS = "too_few_counters"
+
+
+def sql_list(values: Iterable[str]) -> str:
+    """`('a', 'b')`: the values as an SQL list, e.g. for a check constraint's `IN`."""
+    quoted = []
+    for value in values:
+        if "'" in value:
+            raise ValueError(f"not a vocabulary value: {value!r}")
+        quoted.append(f"'{value}'")
+    return f"({', '.join(quoted)})"
