@@ -22,8 +22,8 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 
-from app.core.embedded_postgres import EmbeddedPostgres, postgres_bin_dir
 from bench.stats import Summary
+from devtools.embedded_postgres import EmbeddedPostgres, postgres_bin_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -39,7 +39,6 @@ from zoneinfo import ZoneInfo
 import psutil
 
 from app.auth.service import hash_secret, new_token
-from app.core.embedded_postgres import EmbeddedPostgres
 from app.queue.ordering import PICK_NEXT_SQL
 from bench import pg as pgmod
 from bench import sql
@@ -48,6 +47,7 @@ from bench.cpu_timeline import describe as describe_cpu
 from bench.profile import summarize
 from bench.servers import Branch, Server, Setup, profiles, start_servers
 from bench.stats import Summary, percentile
+from devtools.embedded_postgres import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

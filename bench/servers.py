@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import psutil
 
-from app.core.embedded_postgres import free_port
-from app.run import uvicorn_argv
+from devtools.embedded_postgres import free_port
+from devtools.run import uvicorn_argv
 from tests.servers import ServerProcess, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]

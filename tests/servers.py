@@ -15,8 +15,8 @@ from typing import IO
 
 import httpx
 
-from app.core.embedded_postgres import free_port
-from app.run import uvicorn_argv
+from devtools.embedded_postgres import free_port
+from devtools.run import uvicorn_argv
 from tests.db import ROOT
 from tests.helpers import ADMIN_TOKEN
 

@@ -26,7 +26,7 @@ import jsonschema
 import yaml
 
 from app.core.settings import Settings
-from app.run import UVICORN_OPTIONS
+from devtools.run import UVICORN_OPTIONS
 from tests.db import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -72,6 +72,21 @@ def test_image_is_slim_non_root_without_build_tools_and_checks_its_health():
     assert not re.search(r"apt-get|gcc|build-essential|pip install", final)
     assert "COPY --from=build /opt/venv /opt/venv" in final
     assert "HEALTHCHECK" in final and HEALTHCHECK is not None
+
+
+def test_image_ships_the_service_only_and_the_service_needs_nothing_else():
+    """Development tooling (devtools/: the embedded PostgreSQL, which runs `useradd`, and `make
+    run`), the tests and the benchmark stay out of the image, and the service never imports
+    them."""
+    copied = set(re.findall(r"^COPY (?!--from=)(?:--\S+ )*(\S+) ", _final_stage(), re.MULTILINE))
+    assert copied == {"alembic.ini", "migrations", "app"}, copied
+    outside = re.compile(r"^\s*(?:from|import) (?:devtools|tests|bench)\b", re.MULTILINE)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "app").rglob("*.py")
+        if outside.search(path.read_text())
+    ]
+    assert offenders == []
 
 
 async def test_image_healthcheck_path_answers(client: httpx.AsyncClient):

@@ -1,5 +1,6 @@
-"""`make run`: the quick start. Brings its own PostgreSQL unless DATABASE_URL is set, migrates,
-seeds a demo branch into an empty database, prints the tokens, and serves on 127.0.0.1:8000.
+"""`make run` (`python -m devtools.run`): the quick start. Brings its own PostgreSQL unless
+DATABASE_URL is set, migrates, seeds a demo branch into an empty database, prints the tokens,
+and serves on 127.0.0.1:8000.
 
 Environment: DATABASE_URL, HALLQ_ADMIN_TOKEN (generated and kept in .hallq/ if unset),
 HALLQ_HOST (127.0.0.1), HALLQ_PORT (8000), HALLQ_WORKERS (1).
@@ -22,10 +23,10 @@ from alembic import command
 from alembic.config import Config
 
 from app.core.database import create_engine, create_sessionmaker
-from app.core.embedded_postgres import EmbeddedPostgres, terminate_on_signals
 from app.core.settings import Settings
-from app.demo import DEMO_BRANCH, database_is_empty, seed_demo
 from app.metrics.multiproc import prepare_multiprocess_dir, remove_multiprocess_dir
+from devtools.demo import DEMO_BRANCH, database_is_empty, seed_demo
+from devtools.embedded_postgres import EmbeddedPostgres, terminate_on_signals
 
 ROOT = Path(__file__).resolve().parents[1]
 # uvicorn options every hallq server runs with (make run, tests, bench; the Dockerfile spells
