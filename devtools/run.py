@@ -20,9 +20,9 @@ from pathlib import Path
 
 import asyncpg
 from alembic import command
-from alembic.config import Config
 
 from app.core.database import create_engine, create_sessionmaker
+from app.core.migrations import alembic_config
 from app.core.settings import Settings
 from app.metrics.multiproc import prepare_multiprocess_dir, remove_multiprocess_dir
 from devtools.demo import DEMO_BRANCH, database_is_empty, seed_demo
@@ -125,9 +125,8 @@ def main() -> int:
     settings = Settings(database_url=database_url, admin_token=admin_token)
 
     _say("migrating the database (alembic upgrade head)")
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = settings.database_url
-    command.upgrade(config, "head")
+    # The command line's logging: alembic's INFO lines show what the upgrade did.
+    command.upgrade(alembic_config(settings.database_url, configure_logger=True), "head")
 
     tokens_file = STATE_DIR / "demo-tokens.json"
     seeded = asyncio.run(_seed_if_empty(settings))
