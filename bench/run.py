@@ -532,11 +532,17 @@ class Bench:
         for full in (False, True):
             prefill(pg_branch.code)
             result = pgmod.run_pgbench(
-                self.pg, DATABASE, sql.next_script(full=full),
-                clients=plan.b2_counters, transactions_per_client=calls // plan.b2_counters,
-                variables=[f"branch={pg_branch.code}", "requeue_after=2",
-                           f"token_id={pg_branch.clerk_id}"],
-            )  # fmt: skip
+                self.pg,
+                DATABASE,
+                sql.next_script(full=full),
+                clients=plan.b2_counters,
+                transactions_per_client=calls // plan.b2_counters,
+                variables=[
+                    f"branch={pg_branch.code}",
+                    "requeue_after=2",
+                    f"token_id={pg_branch.clerk_id}",
+                ],
+            )
             results.append(result)
             what = "full (every statement hallq sends)" if full else "core"
             self.detail(
@@ -902,12 +908,12 @@ class Bench:
     # -- B6: the estimated wait in a simulated hall ------------------------------------------
 
     def b6(self) -> None:
-        if not (ROOT / "tests" / "hall_simulation.py").exists():
+        if not (ROOT / "devtools" / "hall_simulation.py").exists():
             self.rows["B6"] = [
                 Row(
                     "B6 estimated wait",
                     "MAE <= 25% of the actual wait",
-                    "not measured: tests/hall_simulation.py not written",
+                    "not measured: devtools/hall_simulation.py not written",
                 )
             ]
             return
@@ -915,7 +921,7 @@ class Bench:
         url = asyncio.run(pgmod.create_database(self.pg, "hallq_b6"))
         pgmod.migrate(url)
         minutes = self.plan.b6_minutes
-        result = asyncio.run(asyncio.wait_for(run_simulation(url, minutes),
+        result = asyncio.run(asyncio.wait_for(run_simulation(url, minutes, self.admin_token),
                                               self.plan.b6_timeout_s))  # fmt: skip
         mae = float(result.mae_ratio)
         by_service = getattr(result, "by_service", {}) or {}
@@ -978,7 +984,7 @@ class Bench:
         return "\n".join(lines)
 
 
-async def run_simulation(database_url: str, minutes: int) -> Any:
+async def run_simulation(database_url: str, minutes: int, admin_token: str) -> Any:
     """B6 runs in this process: the simulation moves a ManualClock, which only an in-process
     app can share."""
     import httpx
@@ -986,15 +992,20 @@ async def run_simulation(database_url: str, minutes: int) -> Any:
     from app.core.clock import ManualClock
     from app.core.settings import Settings
     from app.main import create_app
-    from tests.hall_simulation import run_hall_simulation
-    from tests.helpers import ADMIN_TOKEN
+    from devtools.hall_simulation import run_hall_simulation
 
     clock = ManualClock(datetime(2026, 11, 24, 1, 0, tzinfo=UTC))  # 09:00 in Shanghai
-    app = create_app(Settings(database_url=database_url, admin_token=ADMIN_TOKEN), clock)
+    app = create_app(Settings(database_url=database_url, admin_token=admin_token), clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hallq.bench") as client:
-            return await run_hall_simulation(client, clock, seed=1, minutes=minutes)
+            return await run_hall_simulation(
+                client,
+                clock,
+                seed=1,
+                minutes=minutes,
+                headers={"Authorization": f"Bearer {admin_token}"},
+            )
 
 
 def machine() -> str:

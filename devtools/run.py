@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 from alembic import command
@@ -27,23 +26,7 @@ from app.core.settings import Settings
 from app.metrics.multiproc import prepare_multiprocess_dir, remove_multiprocess_dir
 from devtools.demo import DEMO_BRANCH, database_is_empty, seed_demo
 from devtools.embedded_postgres import EmbeddedPostgres, terminate_on_signals
-
-ROOT = Path(__file__).resolve().parents[1]
-# uvicorn options every hallq server runs with (make run, tests, bench; the Dockerfile spells
-# them out). No permessage-deflate: stream messages are a few hundred bytes, and compressing
-# each for each of a thousand screens cost a fifth of a server's CPU in the fan-out (B3).
-UVICORN_OPTIONS = ["--no-access-log", "--ws-per-message-deflate", "false"]
-
-
-def uvicorn_argv(host: str, port: int | str, workers: int | str, graceful_s: int) -> list[str]:
-    """The command line of one hallq server process (make run, the tests' and the bench's
-    servers)."""
-    return [
-        sys.executable, "-m", "uvicorn", "app.main:app",
-        "--host", host, "--port", str(port), "--workers", str(workers), *UVICORN_OPTIONS,
-        "--timeout-graceful-shutdown", str(graceful_s),
-    ]  # fmt: skip
-
+from devtools.servers import ROOT, uvicorn_argv
 
 STATE_DIR = ROOT / ".hallq"
 DATABASE = "hallq"

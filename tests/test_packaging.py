@@ -26,7 +26,7 @@ import jsonschema
 import yaml
 
 from app.core.settings import Settings
-from devtools.run import UVICORN_OPTIONS
+from devtools.servers import UVICORN_OPTIONS
 from tests.db import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
