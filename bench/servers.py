@@ -1,9 +1,9 @@
 """hallq server processes for the benchmark, and the setup of the branches it measures.
 
-Each server is `uvicorn app.main:app` on its own free loopback port, with `workers` worker
-processes (default 1: see docs/performance.md for why). The setup goes through the public API
-with the admin token, like an operator would, and hands out one token per kiosk, screen group
-and clerk.
+Each server is `uvicorn --factory app.main:create_app` (devtools/servers.py) on its own free
+loopback port, with `workers` worker processes (default 1: see docs/performance.md for why). The
+setup goes through the public API with the admin token, like an operator would, and hands out
+one token per kiosk, screen group and clerk.
 """
 
 from __future__ import annotations

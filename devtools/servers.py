@@ -20,17 +20,20 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The ASGI application: a factory, so that importing app.main builds nothing (uvicorn calls it
+# with no arguments, once per worker process).
+UVICORN_APP = "app.main:create_app"
 # uvicorn options every hallq server runs with (make run, tests, bench; the Dockerfile spells
 # them out). No permessage-deflate: stream messages are a few hundred bytes, and compressing
 # each for each of a thousand screens cost a fifth of a server's CPU in the fan-out (B3).
-UVICORN_OPTIONS = ["--no-access-log", "--ws-per-message-deflate", "false"]
+UVICORN_OPTIONS = ["--factory", "--no-access-log", "--ws-per-message-deflate", "false"]
 
 
 def uvicorn_argv(host: str, port: int | str, workers: int | str, graceful_s: int) -> list[str]:
     """The command line of one hallq server process (make run, the tests' and the bench's
     servers)."""
     return [
-        sys.executable, "-m", "uvicorn", "app.main:app",
+        sys.executable, "-m", "uvicorn", UVICORN_APP,
         "--host", host, "--port", str(port), "--workers", str(workers), *UVICORN_OPTIONS,
         "--timeout-graceful-shutdown", str(graceful_s),
     ]  # fmt: skip

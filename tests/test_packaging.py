@@ -26,7 +26,7 @@ import jsonschema
 import yaml
 
 from app.core.settings import Settings
-from devtools.servers import UVICORN_OPTIONS
+from devtools.servers import UVICORN_APP, UVICORN_OPTIONS
 from tests.db import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -100,6 +100,7 @@ def test_image_command_runs_the_shared_uvicorn_options_and_only_real_ones():
     words = shlex.split(uvicorn_line)
     options = {word.split("=")[0] for word in words if word.startswith("--")}
     assert {"--workers", "--proxy-headers"} <= options
+    assert UVICORN_APP in words  # the factory, as --factory in UVICORN_OPTIONS asks
     # Every option the other servers run with (make run, tests, bench), with its value.
     for at, option in enumerate(UVICORN_OPTIONS):
         if option.startswith("--"):
