@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -82,7 +83,11 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args:  # the environment configures a run; `--help` (or any argument) must not start one
+        print(__doc__)
+        return 0 if args in (["-h"], ["--help"]) else 2
     plan = Plan.from_env()
     bench = Bench(plan)
 
