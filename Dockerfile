@@ -33,4 +33,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 # Several uvicorn workers per container; --proxy-headers because it runs behind a proxy.
 # The workers share HTTP request metrics through PROMETHEUS_MULTIPROC_DIR (docs/metrics.md),
 # emptied at each start.
-CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --workers \"$HALLQ_WORKERS\" --proxy-headers --forwarded-allow-ips='*' --no-access-log --ws-per-message-deflate false --timeout-graceful-shutdown 20"]
+CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec uvicorn --factory app.main:create_app --host 0.0.0.0 --port 8000 --workers \"$HALLQ_WORKERS\" --proxy-headers --forwarded-allow-ips='*' --no-access-log --ws-per-message-deflate false --timeout-graceful-shutdown 20"]

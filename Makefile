@@ -25,7 +25,7 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $(BENCH_STAMP)
 
 run: install
-	$(BIN)/python -m app.run
+	$(BIN)/python -m devtools.run
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -37,7 +37,7 @@ bench: install $(BENCH_STAMP)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app tests bench
+	$(BIN)/mypy app tests bench devtools
 	$(BIN)/lint-imports
 
 clean:

@@ -1,4 +1,5 @@
-"""The ASGI application: `app.main:app`. Routers are mounted here, in one place."""
+"""The ASGI application, built by `create_app()` (uvicorn: `--factory app.main:create_app`;
+importing this module builds nothing). Routers are mounted here, in one place."""
 
 from __future__ import annotations
 
@@ -91,6 +92,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 app.state.sessionmaker, app.state.clock, settings.alerts_interval_s
             )
             started.push_async_callback(stop_task, housekeeping)
+            # Start-up's objects live as long as the process: frozen, full collections skip them
+            # (docs/performance.md, gc.freeze). Only once: tests start many apps in one process.
+            if not gc.get_freeze_count():
+                gc.collect()
+                gc.freeze()
             yield
 
     app = FastAPI(
@@ -118,13 +124,3 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(events_router)
     app.include_router(web_router)
     return app
-
-
-app = create_app()
-
-# Everything imported and built so far lives as long as the process: move it out of the
-# collector's reach, so that a full collection only walks what requests and streams created.
-# With 1,000 lobby screens connected a full collection walked ~175,000-250,000 objects and
-# stopped the event loop for 110-150 ms, long enough to delay a call on every screen (B3).
-gc.collect()
-gc.freeze()

@@ -20,12 +20,10 @@ from typing import Any
 
 import asyncpg
 from alembic import command
-from alembic.config import Config
 
-from app.core.embedded_postgres import EmbeddedPostgres, postgres_bin_dir
+from app.core.migrations import alembic_config
 from bench.stats import Summary
-
-ROOT = Path(__file__).resolve().parents[1]
+from devtools.embedded_postgres import EmbeddedPostgres, postgres_bin_dir
 
 PRODUCTION_SETTINGS = {
     # durability: as in production (the test server turns these off)
@@ -78,10 +76,7 @@ async def create_database(pg: EmbeddedPostgres, name: str) -> str:
 
 
 def migrate(database_url: str) -> None:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    command.upgrade(alembic_config(database_url), "head")
 
 
 async def execute(pg: EmbeddedPostgres, database: str, *statements: str) -> None:

@@ -1,16 +1,14 @@
 """hallq server processes for the benchmark, and the setup of the branches it measures.
 
-Each server is `uvicorn app.main:app` on its own free loopback port, with `workers` worker
-processes (default 1: see docs/performance.md for why). The setup goes through the public API
-with the admin token, like an operator would, and hands out one token per kiosk, screen group
-and clerk.
+Each server is `uvicorn --factory app.main:create_app` (devtools/servers.py) on its own free
+loopback port, with `workers` worker processes (default 1: see docs/performance.md for why). The
+setup goes through the public API with the admin token, like an operator would, and hands out
+one token per kiosk, screen group and clerk.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,8 @@ from typing import Any
 import httpx
 import psutil
 
-from app.core.embedded_postgres import free_port
-from app.run import uvicorn_argv
-from tests.servers import ServerProcess, wait_ready
-
-ROOT = Path(__file__).resolve().parents[1]
+from devtools.embedded_postgres import free_port
+from devtools.servers import ServerProcess, spawn_server, wait_ready
 
 SERVICES: dict[str, dict[str, Any]] = {
     "a": {"name": "综合业务 General", "prefix": "A", "target_wait_s": 600, "max_wait_s": 1800},
@@ -32,7 +27,7 @@ SERVICES: dict[str, dict[str, Any]] = {
 
 
 class Server(ServerProcess):
-    """A benchmarked server: the tests' server process, with its log kept in the results."""
+    """A benchmarked server: a hallq server process, with its log kept in the results."""
 
     def worker_processes(self) -> list[psutil.Process]:
         """The processes that serve requests: uvicorn itself with one worker, else its
@@ -56,9 +51,7 @@ def start_servers(
     for _ in range(count):
         port = free_port()
         log = (log_dir / f"server-{port}.log").open("wb")
-        env = {**os.environ, "DATABASE_URL": database_url, "HALLQ_ADMIN_TOKEN": admin_token}
-        argv = uvicorn_argv("127.0.0.1", port, workers, graceful_s=5)
-        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = spawn_server(database_url, admin_token, port=port, log=log, workers=workers)
         servers.append(Server(port, process, log))
     for server in servers:
         wait_ready(server, timeout=60)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import asyncpg
 from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-from app.core.embedded_postgres import EmbeddedPostgres
+from app.core.migrations import alembic_config
+from devtools.embedded_postgres import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,13 +71,6 @@ def start_test_server() -> TestServer:
     data_dir = ROOT / ".hallq" / f"test-pg-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     pg = EmbeddedPostgres(data_dir, settings=TEST_SERVER_SETTINGS, delete_on_stop=True).start()
     return TestServer(base_url=pg.url("postgres"), embedded=pg)
-
-
-def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logger"] = False
-    return config
 
 
 def migrate(database_url: str, revision: str = "head") -> None:

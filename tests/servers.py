@@ -4,53 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO
 
-import httpx
-
-from app.core.embedded_postgres import free_port
-from app.run import uvicorn_argv
-from tests.db import ROOT
+from devtools.embedded_postgres import free_port
+from devtools.servers import ServerProcess, spawn_server, wait_ready
 from tests.helpers import ADMIN_TOKEN
-
-
-@dataclass
-class ServerProcess:
-    port: int
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, with no chance to clean up."""
-        self.stop(signal.SIGKILL)
 
 
 def start_server(
@@ -62,36 +21,19 @@ def start_server(
 ) -> ServerProcess:
     port = port or free_port()
     log = tempfile.NamedTemporaryFile(prefix=f"hallq-{port}-", suffix=".log", delete=False)  # noqa: SIM115
-    process_env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "HALLQ_ADMIN_TOKEN": ADMIN_TOKEN,
+    process = spawn_server(
+        database_url,
+        ADMIN_TOKEN,
+        port=port,
+        log=log,
+        workers=workers,
         # Alerts only where a test asks for them (they add events to the history).
-        "HALLQ_ALERTS_INTERVAL_S": "0",
-        **(env or {}),
-    }
-    argv = [
-        *uvicorn_argv("127.0.0.1", port, workers, graceful_s=5),
+        env={"HALLQ_ALERTS_INTERVAL_S": "0", **(env or {})},
         # Longer than httpx's 5 s keep-alive: the server closing an idle connection just as the
         # client reuses it would fail a request with ReadError.
-        "--timeout-keep-alive", "30",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        argv, env=process_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        extra_args=["--timeout-keep-alive", "30"],
     )
     return ServerProcess(port=port, process=process, log=log)
-
-
-def wait_ready(server: ServerProcess, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server on {server.port} exited:\n{server.output()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"server on {server.port} not ready after {timeout}s:\n{server.output()}")
 
 
 @contextlib.contextmanager

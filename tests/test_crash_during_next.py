@@ -14,8 +14,9 @@ import asyncpg
 import httpx
 import pytest
 
+from devtools.servers import wait_ready
 from tests.helpers import ADMIN
-from tests.servers import running_servers, start_server, wait_ready
+from tests.servers import running_servers, start_server
 
 pytestmark = pytest.mark.multiprocess
 

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,6 +19,7 @@ from sqlalchemy.util.queue import Full
 from app.core.database import create_engine
 from app.core.fair_pool import FairAsyncQueuePool, FairQueue
 from app.core.settings import Settings
+from app.main import create_app
 
 
 @pytest.fixture
@@ -131,11 +135,21 @@ async def test_a_connection_handed_to_a_cancelled_waiter_is_kept_even_when_the_p
         queue.put_nowait("B")
 
 
-def test_the_served_app_is_kept_out_of_full_collections():
-    """`uvicorn app.main:app` imports the module, which freezes everything built so far (see
-    the end of app/main.py): a full collection then skips those objects."""
-    import gc
+async def test_the_served_app_is_kept_out_of_full_collections(settings, clock):
+    """uvicorn builds the app with `create_app()` and starts it; the end of the start-up freezes
+    everything built so far (app/main.py's lifespan): a full collection then skips it."""
+    gc.unfreeze()  # an earlier test's app may have frozen this process already
+    assert gc.get_freeze_count() == 0
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        assert gc.get_freeze_count() > 50_000
 
-    import app.main  # noqa: F401 - the import is the point
 
-    assert gc.get_freeze_count() > 50_000
+def test_importing_the_app_module_builds_and_freezes_nothing():
+    """`--factory app.main:create_app`: the import has no side effects of its own."""
+    check = (
+        "import gc, app.main\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "assert not hasattr(app.main, 'app')\n"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=60)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hall_simulation import run_hall_simulation
+from devtools.hall_simulation import run_hall_simulation
+from tests.helpers import ADMIN
 
 # What the model reaches in this hall (docs/estimate.md): 0.341 for seed 1 over 4 hours.
 # A change that makes the estimate worse fails here.
@@ -16,7 +17,7 @@ REGRESSION_BOUND = 0.38
 
 
 async def test_estimated_wait_error_in_a_simulated_hall(client, clock):
-    result = await run_hall_simulation(client, clock, seed=1, minutes=240)
+    result = await run_hall_simulation(client, clock, seed=1, minutes=240, headers=ADMIN)
 
     # The hall is the one described: steady and busy, every measured ticket called.
     assert result.tickets >= 300
@@ -33,10 +34,12 @@ async def test_estimated_wait_error_in_a_simulated_hall(client, clock):
 
 
 async def test_the_simulation_is_deterministic(client, clock):
-    first = await run_hall_simulation(client, clock, seed=7, minutes=60, warmup_minutes=10)
+    first = await run_hall_simulation(
+        client, clock, seed=7, minutes=60, warmup_minutes=10, headers=ADMIN
+    )
     clock.advance(86400)  # a fresh branch on the next day
     second = await run_hall_simulation(
-        client, clock, seed=7, minutes=60, warmup_minutes=10, branch="sim2"
+        client, clock, seed=7, minutes=60, warmup_minutes=10, branch="sim2", headers=ADMIN
     )
     assert first.tickets > 50
     assert [(r.service, r.priority, r.actual_wait_s) for r in first.records] == [

@@ -10,17 +10,19 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import main as app_main
 from app.core.clock import ManualClock
 from app.core.health import head_revision
+from app.core.migrations import alembic_config
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import Base
 from tests.conftest import T0
-from tests.db import alembic_config, migrate
+from tests.db import migrate
 from tests.helpers import ADMIN_TOKEN
 
 CONNECTED = {"listener": "connected", "notifier": "connected"}
@@ -129,6 +131,20 @@ async def test_readyz_when_the_database_is_unreachable():
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"]
             assert (await c.get("/healthz")).status_code == 200
+
+
+def test_migrations_are_found_from_any_directory(pg, tmp_path, monkeypatch):
+    """make run, /readyz, the tests and the bench share one Alembic configuration, which finds
+    alembic.ini and migrations/ beside the app package, not in the current directory."""
+    name = "hallq_migrations_elsewhere"
+    url = pg.create_database(name)
+    monkeypatch.chdir(tmp_path)
+    try:
+        command.upgrade(alembic_config(url), "head")
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert head is not None and head == head_revision()
+    finally:
+        pg.drop_database(name)
 
 
 def test_migrations_upgrade_downgrade_and_are_idempotent(pg):

@@ -26,7 +26,7 @@ import jsonschema
 import yaml
 
 from app.core.settings import Settings
-from app.run import UVICORN_OPTIONS
+from devtools.servers import UVICORN_APP, UVICORN_OPTIONS
 from tests.db import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -74,6 +74,21 @@ def test_image_is_slim_non_root_without_build_tools_and_checks_its_health():
     assert "HEALTHCHECK" in final and HEALTHCHECK is not None
 
 
+def test_image_ships_the_service_only_and_the_service_needs_nothing_else():
+    """Development tooling (devtools/: the embedded PostgreSQL, which runs `useradd`, and `make
+    run`), the tests and the benchmark stay out of the image, and the service never imports
+    them."""
+    copied = set(re.findall(r"^COPY (?!--from=)(?:--\S+ )*(\S+) ", _final_stage(), re.MULTILINE))
+    assert copied == {"alembic.ini", "migrations", "app"}, copied
+    outside = re.compile(r"^\s*(?:from|import) (?:devtools|tests|bench)\b", re.MULTILINE)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "app").rglob("*.py")
+        if outside.search(path.read_text())
+    ]
+    assert offenders == []
+
+
 async def test_image_healthcheck_path_answers(client: httpx.AsyncClient):
     assert HEALTHCHECK is not None
     assert (await client.get(HEALTHCHECK.group(1))).status_code == 200
@@ -85,6 +100,7 @@ def test_image_command_runs_the_shared_uvicorn_options_and_only_real_ones():
     words = shlex.split(uvicorn_line)
     options = {word.split("=")[0] for word in words if word.startswith("--")}
     assert {"--workers", "--proxy-headers"} <= options
+    assert UVICORN_APP in words  # the factory, as --factory in UVICORN_OPTIONS asks
     # Every option the other servers run with (make run, tests, bench), with its value.
     for at, option in enumerate(UVICORN_OPTIONS):
         if option.startswith("--"):

@@ -21,9 +21,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from devtools.servers import ServerProcess
 from tests.db import TestServer
 from tests.helpers import ADMIN, ok
-from tests.servers import ServerProcess, running_servers
+from tests.servers import running_servers
 
 pytestmark = pytest.mark.multiprocess
 

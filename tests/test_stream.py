@@ -27,9 +27,10 @@ from app.events.notifier import CHANNEL, MAX_PAYLOAD_BYTES
 from app.events.service import NewEvent, record_events
 from app.events.wire import parse_notification
 from app.stream.service import StreamEvent, event_from_notification, events_after
+from devtools.servers import ServerProcess
 from tests.db import TestServer
 from tests.helpers import ADMIN, bearer, make_token, new_token, ok, setup_branch
-from tests.servers import ServerProcess, running_servers
+from tests.servers import running_servers
 
 pytestmark = pytest.mark.multiprocess
 

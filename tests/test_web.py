@@ -21,13 +21,14 @@ from typing import Any
 import httpx
 import pytest
 
-from app.demo import COUNTERS as DEMO_COUNTERS
-from app.demo import SERVICES as DEMO_SERVICES
-from app.demo import STAFF as DEMO_STAFF
 from app.web.views import STATIC_DIR, TEMPLATES_DIR
+from devtools.demo import COUNTERS as DEMO_COUNTERS
+from devtools.demo import SERVICES as DEMO_SERVICES
+from devtools.demo import STAFF as DEMO_STAFF
+from devtools.servers import wait_ready
 from tests.db import ROOT
 from tests.helpers import ADMIN, bearer, ok
-from tests.servers import start_server, wait_ready
+from tests.servers import start_server
 
 CHROMIUM = Path(os.environ.get("HALLQ_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = ROOT / "docs" / "screenshots"

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.core.errors import PROBLEM_JSON, problem_responses
+from app.core.migrations import alembic_config
 
 router = APIRouter(tags=["operations"])
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 @lru_cache
 def head_revision() -> str | None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @router.get("/healthz")

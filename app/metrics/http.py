@@ -1,7 +1,7 @@
 """HTTP request metrics, and the part of the exposition that is per process.
 
 With several uvicorn workers behind one port a scrape lands on any one worker, so the request
-metrics must be shared: when `PROMETHEUS_MULTIPROC_DIR` is set (app/run.py sets it for
+metrics must be shared: when `PROMETHEUS_MULTIPROC_DIR` is set (devtools/run.py sets it for
 `HALLQ_WORKERS` > 1), prometheus_client writes every worker's values to files in that
 directory and a scrape adds them up (`MultiProcessCollector`). It chooses this mode when it is
 first imported, so the variable must be in the environment before the workers start.

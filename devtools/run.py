@@ -1,5 +1,6 @@
-"""`make run`: the quick start. Brings its own PostgreSQL unless DATABASE_URL is set, migrates,
-seeds a demo branch into an empty database, prints the tokens, and serves on 127.0.0.1:8000.
+"""`make run` (`python -m devtools.run`): the quick start. Brings its own PostgreSQL unless
+DATABASE_URL is set, migrates, seeds a demo branch into an empty database, prints the tokens,
+and serves on 127.0.0.1:8000.
 
 Environment: DATABASE_URL, HALLQ_ADMIN_TOKEN (generated and kept in .hallq/ if unset),
 HALLQ_HOST (127.0.0.1), HALLQ_PORT (8000), HALLQ_WORKERS (1).
@@ -15,34 +16,17 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 from alembic import command
-from alembic.config import Config
 
 from app.core.database import create_engine, create_sessionmaker
-from app.core.embedded_postgres import EmbeddedPostgres, terminate_on_signals
+from app.core.migrations import alembic_config
 from app.core.settings import Settings
-from app.demo import DEMO_BRANCH, database_is_empty, seed_demo
 from app.metrics.multiproc import prepare_multiprocess_dir, remove_multiprocess_dir
-
-ROOT = Path(__file__).resolve().parents[1]
-# uvicorn options every hallq server runs with (make run, tests, bench; the Dockerfile spells
-# them out). No permessage-deflate: stream messages are a few hundred bytes, and compressing
-# each for each of a thousand screens cost a fifth of a server's CPU in the fan-out (B3).
-UVICORN_OPTIONS = ["--no-access-log", "--ws-per-message-deflate", "false"]
-
-
-def uvicorn_argv(host: str, port: int | str, workers: int | str, graceful_s: int) -> list[str]:
-    """The command line of one hallq server process (make run, the tests' and the bench's
-    servers)."""
-    return [
-        sys.executable, "-m", "uvicorn", "app.main:app",
-        "--host", host, "--port", str(port), "--workers", str(workers), *UVICORN_OPTIONS,
-        "--timeout-graceful-shutdown", str(graceful_s),
-    ]  # fmt: skip
-
+from devtools.demo import DEMO_BRANCH, database_is_empty, seed_demo
+from devtools.embedded_postgres import EmbeddedPostgres, terminate_on_signals
+from devtools.servers import ROOT, uvicorn_argv
 
 STATE_DIR = ROOT / ".hallq"
 DATABASE = "hallq"
@@ -124,9 +108,8 @@ def main() -> int:
     settings = Settings(database_url=database_url, admin_token=admin_token)
 
     _say("migrating the database (alembic upgrade head)")
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = settings.database_url
-    command.upgrade(config, "head")
+    # The command line's logging: alembic's INFO lines show what the upgrade did.
+    command.upgrade(alembic_config(settings.database_url, configure_logger=True), "head")
 
     tokens_file = STATE_DIR / "demo-tokens.json"
     seeded = asyncio.run(_seed_if_empty(settings))

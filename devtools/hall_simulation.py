@@ -10,8 +10,8 @@ For every ticket issued after the warm-up, the `estimated_wait_s` of the issue r
 compared with the actual wait (issue -> first call): `SimulationResult.mae_ratio` is the mean
 absolute error divided by the mean actual wait (figure B6 of TARGETS.md: at most 0.25).
 
-Used by `tests/test_hall_simulation.py` and by the benchmark (`make bench`); it takes an httpx
-client on an app and its clock, nothing from pytest.
+Used by `tests/test_hall_simulation.py` and by the benchmark (`make bench`, B6); it takes an
+httpx client on an app, its clock and an admin's headers, nothing from pytest.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from typing import Any
 import httpx
 
 from app.core.clock import ManualClock
-from tests.helpers import ADMIN
 
 
 @dataclass(frozen=True)
@@ -192,13 +191,14 @@ async def run_hall_simulation(
     walk_s: tuple[float, float] = (10.0, 40.0),
     exponential: bool = False,
     load: float = 1.0,
-    headers: Mapping[str, str] = ADMIN,
+    headers: Mapping[str, str],
 ) -> SimulationResult:
     """Run the hall for `minutes` of simulated time on `clock` and measure the wait estimate.
 
     Tickets issued in [warmup_minutes, minutes) are measured; arrivals go on after `minutes`
     (so that the last measured tickets wait in a loaded hall) until every measured ticket has
-    been called. The branch `branch` is created (always open) with `types` and `counters`.
+    been called. The branch `branch` is created (always open) with `types` and `counters`,
+    through requests with `headers` (an admin's).
     """
     rng = random.Random(seed)
     by_code = {t.code: t for t in types}

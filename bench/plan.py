@@ -1,0 +1,50 @@
+"""What a run measures and how long each part takes: figures, sizes and durations, from the
+environment (BENCH_QUICK, BENCH_ONLY, BENCH_SERVERS, BENCH_WORKERS; bench/run.py)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class Plan:
+    quick: bool
+    only: set[str]
+    servers: int
+    workers: int
+    budget_s: float
+    kiosk_branches: int = 20
+    kiosks: int = 32
+    b1_seconds: float = 20
+    b1_warmup_s: float = 3
+    pgbench_seconds: float = 15
+    b2_counters: int = 50
+    b2_calls: int = 4000
+    b3_clients: int = 1000
+    b3_calls: int = 20
+    b5_history: int = 1_000_000
+    b5_small: int = 1_000
+    b5_repeat: int = 150
+    b5_rounds: int = 2
+    b6_minutes: int = 240
+    b6_timeout_s: float = 240
+
+    @classmethod
+    def from_env(cls) -> Plan:
+        quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+        only = {f.strip().upper() for f in os.environ.get("BENCH_ONLY", "").split(",") if f.strip()}
+        servers = max(2, int(os.environ.get("BENCH_SERVERS", "2")))
+        workers = max(1, int(os.environ.get("BENCH_WORKERS", "1")))
+        plan = cls(quick=quick, only=only, servers=servers, workers=workers, budget_s=660)
+        if quick:
+            plan.budget_s = 180
+            plan.b1_seconds, plan.b1_warmup_s, plan.pgbench_seconds = 6, 1, 5
+            plan.b2_calls = 2000
+            plan.b3_calls = 8
+            plan.b5_history, plan.b5_repeat, plan.b5_rounds = 100_000, 80, 1
+            plan.b6_minutes, plan.b6_timeout_s = 120, 90
+        return plan
+
+    def wants(self, figure: str) -> bool:
+        return not self.only or figure in self.only
