@@ -27,7 +27,7 @@ import re
 from app.events.notifier import CHANNEL, notify_sql
 from app.events.service import append_events_sql
 from app.queue.ordering import PICK_NEXT_SQL
-from app.tickets.service import ISSUE_SQL
+from app.tickets.issuing import ISSUE_SQL
 
 SERVICES = ("a", "b", "v")  # prefixes A, B, V
 

@@ -13,7 +13,9 @@ from app.branches.service import get_branch
 from app.core.codes import BranchCode, CounterCode
 from app.core.database import SessionDep
 from app.core.errors import API_PROBLEMS, problem_responses
+from app.counters import calls, states
 from app.counters import service as counters
+from app.counters.action import ActionResult
 from app.counters.schemas import CounterActionOut, CounterIn, CounterOut, PauseIn, TransferIn
 from app.tickets.service import ticket_out
 
@@ -23,11 +25,11 @@ router = APIRouter(
     responses=problem_responses(*API_PROBLEMS, 409),
 )
 
-ActionFn = Callable[[AsyncSession, str, str, Principal, datetime], Awaitable[counters.ActionResult]]
+ActionFn = Callable[[AsyncSession, str, str, Principal, datetime], Awaitable[ActionResult]]
 
 
 async def _respond(
-    request: Request, session: AsyncSession, result: counters.ActionResult
+    request: Request, session: AsyncSession, result: ActionResult
 ) -> CounterActionOut:
     ticket = None
     if result.ticket is not None:
@@ -97,7 +99,7 @@ async def get_counter(
 
 _action_route(
     "open",
-    counters.open_counter,
+    states.open_counter,
     "Sign in: the clerk of the token is now at this counter (a manager may open any).",
 )
 
@@ -112,7 +114,7 @@ async def pause_counter(
     body: Annotated[PauseIn | None, Body()] = None,
 ) -> CounterActionOut:
     """A short break: `next` is refused until resume."""
-    result = await counters.pause_counter(
+    result = await states.pause_counter(
         session,
         branch,
         counter,
@@ -123,12 +125,12 @@ async def pause_counter(
     return await _respond(request, session, result)
 
 
-_action_route("resume", counters.resume_counter)
+_action_route("resume", states.resume_counter)
 
 
 _action_route(
     "close",
-    counters.close_counter,
+    states.close_counter,
     "Sign out: closed at once, or `closing` until the current customer is done.",
 )
 
@@ -146,7 +148,7 @@ async def call_next(
     principal: Operator,
 ) -> CounterActionOut | Response:
     """Complete the current ticket and call the best waiting one; 204 if nobody waits."""
-    result = await counters.call_next(
+    result = await calls.call_next(
         session, branch, counter, principal, request.app.state.clock.now()
     )
     if result.ticket is None:
@@ -154,16 +156,16 @@ async def call_next(
     return await _respond(request, session, result)
 
 
-_action_route("recall", counters.recall, "Announce the current ticket again.")
+_action_route("recall", calls.recall, "Announce the current ticket again.")
 
 
-_action_route("start", counters.start_service, "The customer arrived: called -> serving.")
+_action_route("start", calls.start_service, "The customer arrived: called -> serving.")
 
 
-_action_route("complete", counters.complete, "Service done, without calling the next customer.")
+_action_route("complete", calls.complete, "Service done, without calling the next customer.")
 
 
-_action_route("no-show", counters.no_show, "The called customer did not come.")
+_action_route("no-show", calls.no_show, "The called customer did not come.")
 
 
 @router.post("/{counter}/transfer", response_model=CounterActionOut)
@@ -176,7 +178,7 @@ async def transfer(
     principal: Operator,
 ) -> CounterActionOut:
     """Send the current ticket to another business type and/or counter (front or back)."""
-    result = await counters.transfer(
+    result = await calls.transfer(
         session, branch, counter, principal, request.app.state.clock.now(), body
     )
     return await _respond(request, session, result)

@@ -10,6 +10,7 @@ from app.auth.permissions import Action, check_allowed
 from app.core.codes import BranchCode
 from app.core.database import SessionDep
 from app.core.errors import API_PROBLEMS, problem_responses
+from app.tickets import issuing, ratings
 from app.tickets import service as tickets
 from app.tickets.rate_limit import limited_token
 from app.tickets.schemas import IdempotencyKey, RatingIn, TicketDetail, TicketIn, TicketOut
@@ -36,7 +37,7 @@ async def issue_ticket(
 ) -> TicketOut:
     """Issue a number. With an Idempotency-Key, a retry returns the same ticket."""
     settings = request.app.state.settings
-    issued = await tickets.issue_ticket(
+    issued = await issuing.issue_ticket(
         session,
         branch,
         body,
@@ -106,7 +107,7 @@ async def rate_ticket(
     optional comment, once, on the day of service."""
     ticket = await tickets.get_ticket(session, ticket_id)
     check_allowed(principal, Action.RATE_TICKET, ticket.branch)
-    return await tickets.rate_ticket(
+    return await ratings.rate_ticket(
         session,
         ticket_id,
         body,

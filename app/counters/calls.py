@@ -1,0 +1,220 @@
+"""The clerk's buttons: next, recall, start, complete, no-show, transfer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.permissions import Principal
+from app.branches.models import Service
+from app.core.errors import unprocessable
+from app.core.vocabulary import CounterState, TicketStatus
+from app.counters.action import (
+    ActionResult,
+    begin_action,
+    complete_current,
+    release_current,
+    state_conflict,
+    ticket_conflict,
+    update_ticket,
+)
+from app.counters.models import Counter
+from app.counters.schemas import TransferIn
+from app.events.catalog import (
+    TicketCalled,
+    TicketNoShow,
+    TicketRecalled,
+    TicketServing,
+    TicketTransferred,
+    TransferredFrom,
+    TransferredTo,
+)
+from app.queue.ordering import LANE_FRONT, LANE_NORMAL, PICK_NEXT_SQL
+from app.tickets.models import Ticket
+from app.tickets.service import ticket_ref
+
+
+async def call_next(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """Complete the current ticket (if any) and call the best waiting one, atomically.
+    The result's ticket is None when nobody waits for this counter."""
+    action = await begin_action(session, branch, code, principal, now)
+    if action.counter.state != CounterState.OPEN:
+        raise state_conflict(action.counter, "call the next ticket")
+    if action.current is not None:
+        await complete_current(action)
+        action.current = None
+    picked = (
+        await session.scalars(
+            select(Ticket).from_statement(PICK_NEXT_SQL).execution_options(populate_existing=True),
+            {
+                "branch": branch,
+                "counter": code,
+                "staff": action.staff,
+                "profile": list(action.counter.services),
+                "now": now,
+                "requeue_after": action.branch.requeue_after,
+            },
+        )
+    ).one_or_none()
+    if picked is None:
+        await action.set_counter(current_ticket_id=None)
+    else:
+        action.current = picked
+        await action.set_counter(current_ticket_id=picked.id, calls=action.counter.calls + 1)
+        action.ticket_event(
+            picked,
+            TicketCalled(
+                ticket=ticket_ref(picked),
+                counter=action.counter_ref(),
+                announcement=action.announce(picked),
+                wait_s=round((now - picked.issued_at).total_seconds(), 3),
+            ),
+        )
+    return await action.finish()
+
+
+async def recall(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """Call the current customer again (the announcement repeats)."""
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status != TicketStatus.CALLED:
+        raise ticket_conflict(action, "recall", [TicketStatus.CALLED])
+    await update_ticket(session, ticket, recall_count=Ticket.recall_count + 1, last_called_at=now)
+    action.ticket_event(
+        ticket,
+        TicketRecalled(
+            ticket=ticket_ref(ticket),
+            counter=action.counter_ref(),
+            announcement=action.announce(ticket),
+            recall_count=ticket.recall_count,
+        ),
+    )
+    return await action.finish()
+
+
+async def start_service(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """The called customer has arrived: called -> serving."""
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status != TicketStatus.CALLED:
+        raise ticket_conflict(action, "start", [TicketStatus.CALLED])
+    await update_ticket(session, ticket, status=TicketStatus.SERVING, served_at=now)
+    action.ticket_event(
+        ticket, TicketServing(ticket=ticket_ref(ticket), counter=action.counter_ref())
+    )
+    return await action.finish()
+
+
+async def complete(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """Service done; the counter stays open without calling anyone."""
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status not in (TicketStatus.CALLED, TicketStatus.SERVING):
+        raise ticket_conflict(action, "complete", [TicketStatus.CALLED, TicketStatus.SERVING])
+    done = await complete_current(action)
+    await release_current(action)
+    result = await action.finish()
+    return ActionResult(result.counter, done)
+
+
+async def no_show(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """The called customer did not come (过号). They can be re-queued if they turn up."""
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status != TicketStatus.CALLED:
+        raise ticket_conflict(action, "mark no-show", [TicketStatus.CALLED])
+    await update_ticket(session, ticket, status=TicketStatus.NO_SHOW, finished_at=now)
+    action.ticket_event(
+        ticket,
+        TicketNoShow(
+            ticket=ticket_ref(ticket),
+            counter=action.counter_ref(),
+            recall_count=ticket.recall_count,
+        ),
+    )
+    await release_current(action)
+    result = await action.finish()
+    return ActionResult(result.counter, ticket)
+
+
+async def transfer(
+    session: AsyncSession,
+    branch: str,
+    code: str,
+    principal: Principal,
+    now: datetime,
+    body: TransferIn,
+) -> ActionResult:
+    """Send the current ticket to another business type or counter. It keeps its number and
+    issue time and waits at the front of the target queue (or the back, if asked)."""
+    if body.service is None and body.counter is None:
+        raise unprocessable("invalid-transfer", "give a target: service, counter, or both")
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status not in (TicketStatus.CALLED, TicketStatus.SERVING):
+        raise ticket_conflict(action, "transfer", [TicketStatus.CALLED, TicketStatus.SERVING])
+
+    service = body.service or ticket.service
+    if body.service is not None and await session.get(Service, (branch, body.service)) is None:
+        raise unprocessable(
+            "unknown-service", f"business type {body.service} does not exist in branch {branch}"
+        )
+    target_counter = None
+    if body.counter is not None:
+        if body.counter == code:
+            raise unprocessable(
+                "invalid-transfer", "a ticket cannot be transferred to its own counter"
+            )
+        target = await session.get(Counter, (branch, body.counter))
+        if target is None:
+            raise unprocessable(
+                "unknown-counter", f"counter {body.counter} does not exist in branch {branch}"
+            )
+        if service not in target.services:
+            if body.service is not None:
+                raise unprocessable(
+                    "invalid-transfer",
+                    f"counter {body.counter} does not serve business type {body.service}",
+                )
+            # Sent to a counter for another kind of business: it joins that counter's own type.
+            service = target.services[0]
+        target_counter = body.counter
+
+    from_ = TransferredFrom(counter=code, service=ticket.service, status=ticket.status)
+    await update_ticket(
+        session,
+        ticket,
+        status=TicketStatus.WAITING,
+        service=service,
+        lane=LANE_FRONT if body.position == "front" else LANE_NORMAL,
+        queued_at=now,
+        target_counter=target_counter,
+        counter=None,
+        staff=None,
+        # Service time starts again at the next counter: the time back in the queue is a wait.
+        served_at=None,
+        transfer_count=Ticket.transfer_count + 1,
+    )
+    action.ticket_event(
+        ticket,
+        TicketTransferred(
+            ticket=ticket_ref(ticket),
+            from_=from_,
+            to=TransferredTo(service=service, counter=target_counter, position=body.position),
+        ),
+    )
+    await release_current(action)
+    result = await action.finish()
+    return ActionResult(result.counter, ticket)

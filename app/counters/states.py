@@ -1,0 +1,95 @@
+"""Signing in and out of a counter: open, pause, resume, close."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.permissions import Principal
+from app.core.errors import conflict
+from app.core.vocabulary import CounterState
+from app.counters.action import (
+    ActionResult,
+    begin_action,
+    state_conflict,
+)
+from app.counters.models import Counter
+
+
+async def open_counter(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    action = await begin_action(session, branch, code, principal, now, signing_in=True)
+    counter = action.counter
+    staff = principal.staff
+    if counter.state in (CounterState.OPEN, CounterState.PAUSED) and counter.staff == staff:
+        return await action.unchanged()  # already signed in here
+    if counter.state in (CounterState.OPEN, CounterState.PAUSED) and counter.staff is not None:
+        raise conflict(
+            "counter-taken",
+            f"counter {code} is {counter.state} with clerk {counter.staff} signed in; "
+            "they must close it first (shift handover is a sign-out and a sign-in)",
+            counter_state=counter.state,
+        )
+    if staff is not None:
+        elsewhere = await session.scalar(
+            select(Counter.code).where(
+                Counter.branch == branch, Counter.staff == staff, Counter.code != code
+            )
+        )
+        if elsewhere is not None:
+            raise conflict(
+                "clerk-signed-in-elsewhere",
+                f"staff {staff} is signed in at counter {elsewhere}; close that counter first",
+            )
+    await action.set_counter(state=CounterState.OPEN, staff=staff, pause_reason=None)
+    return await action.finish()
+
+
+async def pause_counter(
+    session: AsyncSession,
+    branch: str,
+    code: str,
+    principal: Principal,
+    now: datetime,
+    reason: str | None,
+) -> ActionResult:
+    action = await begin_action(session, branch, code, principal, now)
+    if action.counter.state == CounterState.PAUSED:
+        return await action.unchanged()
+    if action.counter.state != CounterState.OPEN:
+        raise state_conflict(action.counter, "pause")
+    await action.set_counter(state=CounterState.PAUSED, pause_reason=reason)
+    return await action.finish()
+
+
+async def resume_counter(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    action = await begin_action(session, branch, code, principal, now)
+    if action.counter.state == CounterState.OPEN:
+        return await action.unchanged()
+    if action.counter.state != CounterState.PAUSED:
+        raise state_conflict(action.counter, "resume")
+    await action.set_counter(state=CounterState.OPEN, pause_reason=None)
+    return await action.finish()
+
+
+async def close_counter(
+    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+) -> ActionResult:
+    """Sign out. With a customer at the counter it is `closing` until that ticket ends."""
+    action = await begin_action(session, branch, code, principal, now)
+    if action.counter.state == CounterState.CLOSED or (
+        action.counter.state == CounterState.CLOSING and action.current is not None
+    ):
+        return await action.unchanged()
+    if action.current is not None:
+        await action.set_counter(state=CounterState.CLOSING, pause_reason=None)
+    else:
+        await action.set_counter(
+            state=CounterState.CLOSED, staff=None, pause_reason=None, current_ticket_id=None
+        )
+    return await action.finish()

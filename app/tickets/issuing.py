@@ -1,0 +1,316 @@
+"""Issuing a ticket: one statement takes the number, writes the ticket and its event, and reads
+the hall for its position and estimated wait."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Row, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.branches.hours import Schedule
+from app.branches.models import Branch, Service
+from app.branches.service import get_branch, schedule_of
+from app.core.config_cache import read_through
+from app.core.errors import Problem, conflict, unprocessable
+from app.core.settings import Settings
+from app.core.vocabulary import TicketStatus
+from app.events.catalog import (
+    EventType,
+    IssuedTicketRef,
+    TicketIssued,
+    encode_data,
+)
+from app.events.notifier import notify_after_commit
+from app.events.service import append_events_sql
+from app.queue.estimate import estimate_wait_s, new_ticket_place
+from app.queue.ordering import LANE_NORMAL
+from app.queue.service import (
+    HALL_COLUMNS,
+    HALL_CTE,
+    hall_from_row,
+    hall_params,
+)
+from app.tickets.models import Ticket
+from app.tickets.rate_limit import too_many_tickets, window_start
+from app.tickets.schemas import (
+    TicketIn,
+    TicketOut,
+    mask_phone,
+)
+from app.tickets.service import get_ticket, ticket_out
+
+
+@dataclass(frozen=True)
+class IssuedTicket:
+    ticket: TicketOut
+    replayed: bool  # an Idempotency-Key retry returned the ticket issued before
+
+
+@dataclass(frozen=True)
+class IssueConfig:
+    """What issuing needs of a branch and business type; kept in the configuration cache."""
+
+    schedule: Schedule
+    service: str
+    prefix: str
+
+
+async def _issue_config(session: AsyncSession, branch: str, service: str) -> IssueConfig:
+    async def load() -> IssueConfig | None:
+        row = (
+            await session.execute(
+                select(Branch, Service)
+                .join(Service, Service.branch == Branch.code)
+                .where(Branch.code == branch, Service.code == service)
+            )
+        ).first()
+        return None if row is None else IssueConfig(schedule_of(row[0]), service, row[1].prefix)
+
+    config = await read_through(session, ("issue", branch, service), load)
+    if config is None:
+        await get_branch(session, branch)  # 404 if the branch itself is missing
+        raise unprocessable(
+            "unknown-service", f"business type {service} does not exist in branch {branch}"
+        )
+    return config
+
+
+async def _by_idempotency_key(session: AsyncSession, branch: str, key: str) -> Ticket | None:
+    return await session.scalar(
+        select(Ticket).where(Ticket.branch == branch, Ticket.idempotency_key == key)
+    )
+
+
+def _check_replay(existing: Ticket, body: TicketIn) -> None:
+    if existing.service != body.service or existing.priority != body.priority:
+        raise unprocessable(
+            "idempotency-key-reused",
+            "this Idempotency-Key was already used for a different ticket request "
+            f"({existing.service}/{existing.priority})",
+        )
+
+
+# Issuing is one statement, run on its own (autocommit): one round trip, and the business type's
+# sequence row and the branch row (event seqs) are locked only while it runs, never across a
+# round trip to this process. In order:
+# - `replayed`: the ticket an Idempotency-Key already got; if there is one nothing is written;
+# - `counted`: the token's issues this minute (app/tickets/rate_limit.py), when it is limited;
+#   past the limit nothing else is written (the count stays: the token is refused either way);
+# - `claimed`: the Idempotency-Key, claimed before a number is taken. A retry racing its
+#   original waits here (primary key) until the original commits, then claims nothing and
+#   issues nothing: no number is ever taken and given back, so numbers stay gap-free;
+# - `numbered`, `issued`, `event_seqs`, `logged`: the next daily number of the type, the
+#   ticket, and its `ticket.issued` event (app/events/service.py: append_events_sql; the number
+#   is put into the event data here, where it is known);
+# - the hall (app/queue/service.py), read from the statement's snapshot, without the new ticket:
+#   its position and estimated wait follow from it (app/queue/estimate.py: new_ticket_place).
+_LOG_ISSUED = append_events_sql(
+    branch=":branch",
+    count="1",
+    when="EXISTS (SELECT FROM issued)",
+    rows=f"""
+        SELECT 1, '{EventType.TICKET_ISSUED}', CAST(:now AS timestamptz), issued.id, NULL, NULL,
+               jsonb_set(CAST(:event_data AS jsonb), '{{ticket,number}}', to_jsonb(issued.number))
+        FROM issued""",  # noqa: S608 - a constant fragment
+)
+ISSUE_SQL = text(
+    f"""
+    WITH {HALL_CTE},
+    replayed AS (
+        SELECT id FROM tickets
+        WHERE branch = :branch AND idempotency_key = CAST(:idempotency_key AS text)
+    ),
+    counted AS (
+        INSERT INTO issue_rate (token_id, window_start, issued)
+        SELECT CAST(:token_id AS text), CAST(:window_start AS timestamptz), 1
+        WHERE CAST(:token_id AS text) IS NOT NULL AND NOT EXISTS (SELECT FROM replayed)
+        ON CONFLICT (token_id, window_start) DO UPDATE SET issued = issue_rate.issued + 1
+        RETURNING issued
+    ),
+    allowed AS (
+        SELECT WHERE NOT EXISTS (SELECT FROM replayed)
+                 AND coalesce((SELECT issued FROM counted), 0) <= :per_minute
+    ),
+    claimed AS (
+        INSERT INTO issue_keys (branch, key, claimed_at)
+        SELECT :branch, CAST(:idempotency_key AS text), CAST(:now AS timestamptz) FROM allowed
+        WHERE CAST(:idempotency_key AS text) IS NOT NULL
+        ON CONFLICT (branch, key) DO NOTHING
+        RETURNING key
+    ),
+    numbered AS (
+        INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)
+        SELECT :branch, :service, CAST(:business_date AS date), 1 FROM allowed
+        WHERE CAST(:idempotency_key AS text) IS NULL OR EXISTS (SELECT FROM claimed)
+        ON CONFLICT (branch, service, business_date)
+        DO UPDATE SET last_value = seqs.last_value + 1
+        RETURNING last_value
+    ),
+    issued AS (
+        INSERT INTO tickets (id, branch, service, issued_service, business_date, seq, number,
+                             priority, channel, phone, status, issued_at, lane, queued_at,
+                             idempotency_key)
+        SELECT CAST(:ticket_id AS uuid), :branch, :service, :service,
+               CAST(:business_date AS date), last_value,
+               :prefix || CASE WHEN last_value < 1000 THEN lpad(CAST(last_value AS text), 3, '0')
+                               ELSE CAST(last_value AS text) END,
+               :priority, :channel, CAST(:phone AS text), 'waiting', CAST(:now AS timestamptz),
+               {LANE_NORMAL}, CAST(:now AS timestamptz), CAST(:idempotency_key AS text)
+        FROM numbered
+        RETURNING id, seq, number
+    ),
+    {_LOG_ISSUED}
+    SELECT {HALL_COLUMNS},
+           (SELECT id FROM replayed) AS replayed_id,
+           (SELECT issued FROM counted) AS issued_this_minute,
+           (SELECT seq FROM issued) AS seq,
+           (SELECT number FROM issued) AS number,
+           (SELECT seq FROM logged) AS event_seq,
+           (SELECT envelope FROM logged) AS envelope
+    """  # noqa: S608 - constant fragments; every value is a bound parameter
+)
+
+
+async def issue_ticket(
+    session: AsyncSession,
+    branch_code: str,
+    body: TicketIn,
+    *,
+    idempotency_key: str | None,
+    limited_token: str | None,
+    now: datetime,
+    settings: Settings,
+) -> IssuedTicket:
+    """Issue a number of `body.service`; with an Idempotency-Key already used, the ticket it got.
+    `limited_token` is counted against the issue rate (None: not limited)."""
+    config = await _issue_config(session, branch_code, body.service)
+    schedule = config.schedule
+    refusal = schedule.issue_refusal(now)
+    if refusal is not None:
+        # Closed: a retry of a ticket issued before still gets it; nothing new is issued.
+        if idempotency_key is not None:
+            existing = await _by_idempotency_key(session, branch_code, idempotency_key)
+            if existing is not None:
+                return await _replay(session, existing, body, now, settings)
+        raise conflict(
+            "branch-closed",
+            refusal.describe(),
+            reason=refusal.reason,
+            opens_at=refusal.opens_at.isoformat() if refusal.opens_at else None,
+        )
+    business_date = schedule.business_date(now)
+    ticket_id = uuid.uuid4()
+    if session.in_transaction():
+        await session.commit()  # the configuration was read (a cache miss): end that read
+    autocommit = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    params = _issue_params(
+        branch_code, body, config, ticket_id, business_date, idempotency_key, now, settings
+    )
+    row = (await autocommit.execute(ISSUE_SQL, {**params, "token_id": limited_token})).one()
+    if row.event_seq is not None:
+        notify_after_commit(session, branch_code, [(row.event_seq, row.envelope)])
+    # Nothing to commit (autocommit): ends the session's transaction, and sends the notification.
+    await session.commit()
+    if row.replayed_id is not None:
+        return await _replay(
+            session, await get_ticket(session, row.replayed_id), body, now, settings
+        )
+    per_minute = settings.issue_rate_per_minute
+    if row.issued_this_minute is not None and row.issued_this_minute > per_minute:
+        raise too_many_tickets(per_minute, now)  # nothing was issued
+    if row.number is None:
+        # Another request with the same Idempotency-Key committed first (we waited for it on
+        # the claim). Nothing was issued here; return theirs.
+        assert idempotency_key is not None
+        existing = await _by_idempotency_key(session, branch_code, idempotency_key)
+        if existing is None:  # pragma: no cover - the conflicting row was committed
+            raise Problem(409, "idempotency-race", "retry the request")
+        return await _replay(session, existing, body, now, settings)
+
+    ticket = _new_ticket_out(row, body, config, ticket_id, business_date, now, settings)
+    return IssuedTicket(ticket, replayed=False)
+
+
+def _issue_params(
+    branch_code: str,
+    body: TicketIn,
+    config: IssueConfig,
+    ticket_id: uuid.UUID,
+    business_date: date,
+    idempotency_key: str | None,
+    now: datetime,
+    settings: Settings,
+) -> dict[str, object]:
+    """ISSUE_SQL's parameters but the limited token's id."""
+    event_data = TicketIssued(
+        ticket=IssuedTicketRef(
+            id=ticket_id,
+            number="",  # set by the statement, which takes it
+            service=config.service,
+            priority=body.priority,
+            channel=body.channel,
+            issued_at=now,
+        )
+    )
+    return {
+        **hall_params(branch_code, now, settings),
+        "idempotency_key": idempotency_key,
+        "window_start": window_start(now),
+        "per_minute": settings.issue_rate_per_minute,
+        "service": config.service,
+        "business_date": business_date,
+        "ticket_id": ticket_id,
+        "prefix": config.prefix,
+        "priority": body.priority,
+        "channel": body.channel,
+        "phone": body.phone,
+        "now": now,
+        "event_data": encode_data(event_data),
+    }
+
+
+def _new_ticket_out(
+    row: Row[Any],
+    body: TicketIn,
+    config: IssueConfig,
+    ticket_id: uuid.UUID,
+    business_date: date,
+    now: datetime,
+    settings: Settings,
+) -> TicketOut:
+    """The ticket just issued, placed in the hall the statement read (without it)."""
+    # A new ticket is never overdue (max_wait_s is at least 1 s): its place is its class's end.
+    hall = hall_from_row(row, settings).hall
+    place = new_ticket_place(hall, config.service, body.priority)
+    return TicketOut(
+        id=ticket_id,
+        number=row.number,
+        service=config.service,
+        priority=body.priority,
+        channel=body.channel,
+        status=TicketStatus.WAITING,
+        business_date=business_date,
+        issued_at=now,
+        position=place.ahead + 1,
+        waiting_ahead=place.ahead,
+        estimated_wait_s=estimate_wait_s(hall, place),
+        recall_count=0,
+        counter=None,
+        called_at=None,
+        served_at=None,
+        finished_at=None,
+        phone=mask_phone(body.phone),
+        rating=None,
+    )
+
+
+async def _replay(
+    session: AsyncSession, existing: Ticket, body: TicketIn, now: datetime, settings: Settings
+) -> IssuedTicket:
+    """The ticket an Idempotency-Key already got, as it is now."""
+    _check_replay(existing, body)
+    return IssuedTicket(await ticket_out(session, existing, now, settings), replayed=True)
