@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from app.core.admission import GATE_KEY, AdmittedSession, add_admission_gate, admission_gate
 from app.core.config_cache import SESSION_KEY, ConfigCache
-from app.core.fair_pool import FairAsyncQueuePool
 from app.core.settings import Settings
 from app.events.notifier import NOTIFIER_KEY, EventNotifier
 
@@ -40,9 +40,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "DATABASE_URL is not set: start hallq with `make run` (which brings its own "
             "PostgreSQL) or set DATABASE_URL=postgresql+asyncpg://user:password@host/db"
         )
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
-        poolclass=FairAsyncQueuePool,  # first come, first served (app/core/fair_pool.py)
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=False,
@@ -59,6 +58,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    # Sessions are let in first come, first served, as many as the pool has connections
+    # (app/core/admission.py); the pool's timeout applies to that wait.
+    add_admission_gate(
+        engine,
+        places=settings.db_pool_size + settings.db_max_overflow,
+        timeout_s=settings.db_connect_timeout_s,
+    )
+    return engine
 
 
 def create_sessionmaker(
@@ -73,7 +80,12 @@ def create_sessionmaker(
         info[SESSION_KEY] = config_cache
     if notifier is not None:
         info[NOTIFIER_KEY] = notifier
-    return async_sessionmaker(engine, expire_on_commit=False, autobegin=True, info=info or None)
+    gate = admission_gate(engine)
+    if gate is not None:
+        info[GATE_KEY] = gate
+    return async_sessionmaker(
+        engine, class_=AdmittedSession, expire_on_commit=False, autobegin=True, info=info or None
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
