@@ -1,9 +1,14 @@
-"""Whatever a client sends, the answer is a 4xx problem+json that says what was wrong."""
+"""Whatever a client sends, the answer is a 4xx problem+json that says what was wrong; a
+database that cannot be reached is a 503 problem."""
 
 from __future__ import annotations
 
+import asyncpg
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from app.core.errors import install_error_handlers
 from tests.helpers import ADMIN, assert_problem, setup_branch
 
 B = "/api/v1/branches/hz01"
@@ -71,3 +76,32 @@ async def test_huge_numbers_and_wrong_types_in_configuration(client):
         {"name": "x", "prefix": "X", "max_wait_s": -1},
     ]:
         assert_problem(await client.put(f"{B}/services/x", json=body, headers=ADMIN), 422)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle"), 503),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), 503),
+        (asyncpg.AdminShutdownError("terminating connection due to administrator command"), 503),
+        (asyncpg.TooManyConnectionsError("sorry, too many clients already"), 503),
+        (asyncpg.InterfaceError("connection is closed"), 503),
+        (asyncpg.UniqueViolationError("duplicate key value"), 500),
+    ],
+)
+async def test_asyncpg_errors_of_a_lost_connection_are_503_however_wrapped(error, status):
+    """asyncpg's connection errors count as the database being unavailable even deep in a
+    chain of causes; any other error of the database stays a 500."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/fail")
+    async def fail() -> None:
+        try:
+            raise error
+        except Exception as exc:
+            raise RuntimeError("a wrapper of our own") from exc
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hallq.test") as client:
+        assert_problem(await client.get("/fail"), status)

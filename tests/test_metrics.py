@@ -3,8 +3,10 @@ access control, HTTP request metrics, and two real server processes on one datab
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
+import signal
 import tempfile
 import uuid
 from datetime import timedelta
@@ -494,10 +496,15 @@ async def test_two_processes_report_the_same_values(database_url):
             assert _without_time(await _scrape_url(http, one.url)) == _without_time(second)
 
 
+def _pids(m: Scrape, name: str) -> set[str]:
+    return {dict(lbls)["pid"] for (n, lbls) in m.samples if n == name}
+
+
 @pytest.mark.multiprocess
 async def test_workers_behind_one_port_add_up_their_request_counts(database_url):
     """uvicorn --workers 2 in prometheus_client multiprocess mode: whichever worker answers the
-    scrape, it reports the requests of both."""
+    scrape, it reports the requests of both, and the process metrics each worker writes for
+    itself; those of a worker that died are dropped."""
     with tempfile.TemporaryDirectory(prefix="hallq-prom-") as prom_dir:
         env = {"HALLQ_METRICS_PUBLIC": "true", "PROMETHEUS_MULTIPROC_DIR": prom_dir}
         with running_servers(database_url, 1, env=env, workers=2) as (server,):
@@ -510,12 +517,22 @@ async def test_workers_behind_one_port_add_up_their_request_counts(database_url)
                 async with httpx.AsyncClient(timeout=10) as once:
                     m = await _scrape_url(once, server.url)
                 assert m.value("http_requests_total", **labels) == 20
-            pids = {
-                dict(lbls)["pid"]
-                for (name, lbls) in m.samples
-                if name == "process_resident_memory_bytes"
-            }
+            pids = _pids(m, "process_resident_memory_bytes")
             assert len(pids) == 2, pids
             assert str(server.process.pid) not in pids
+            assert _pids(m, "process_cpu_seconds_total") == pids
             assert "hallq_waiting_tickets" in m.families
             assert os.listdir(prom_dir)
+            # A worker killed (nothing of it runs at exit) is replaced by uvicorn.
+            dead = sorted(pids)[0]
+            os.kill(int(dead), signal.SIGKILL)
+            for _ in range(150):
+                await asyncio.sleep(0.2)
+                async with httpx.AsyncClient(timeout=10) as once:
+                    m = await _scrape_url(once, server.url)
+                now = _pids(m, "process_resident_memory_bytes")
+                if len(now) == 2 and dead not in now:
+                    break
+            assert len(now) == 2 and dead not in now, (dead, now)
+            assert m.value("http_requests_total", **labels) == 20  # the dead one's count stays
+            assert f"gauge_liveall_{dead}.db" not in os.listdir(prom_dir)  # its gauges are gone

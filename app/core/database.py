@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Session
 
+from app.core.admission import GATE_KEY, AdmittedSession, add_admission_gate, admission_gate
 from app.core.config_cache import SESSION_KEY, ConfigCache
-from app.core.fair_pool import FairAsyncQueuePool
 from app.core.settings import Settings
 
 # Stable constraint names, so Alembic migrations can refer to them.
@@ -39,9 +39,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "DATABASE_URL is not set: start hallq with `make run` (which brings its own "
             "PostgreSQL) or set DATABASE_URL=postgresql+asyncpg://user:password@host/db"
         )
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
-        poolclass=FairAsyncQueuePool,  # first come, first served (app/core/fair_pool.py)
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=False,
@@ -58,6 +57,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    # Sessions are let in first come, first served, as many as the pool has connections
+    # (app/core/admission.py); the pool's timeout applies to that wait.
+    add_admission_gate(
+        engine,
+        places=settings.db_pool_size + settings.db_max_overflow,
+        timeout_s=settings.db_connect_timeout_s,
+    )
+    return engine
 
 
 def create_sessionmaker(
@@ -70,8 +77,12 @@ def create_sessionmaker(
     info: dict[str, object] = {}
     if config_cache is not None:
         info[SESSION_KEY] = config_cache
+    gate = admission_gate(engine)
+    if gate is not None:
+        info[GATE_KEY] = gate
     return async_sessionmaker(
         engine,
+        class_=AdmittedSession,
         expire_on_commit=False,
         autobegin=True,
         info=info or None,

@@ -11,6 +11,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -180,7 +181,7 @@ def _is_connection_error(exc: BaseException) -> bool:
     for _ in range(4):
         if seen is None:
             break
-        if type(seen).__name__ in _CONNECTION_ERROR_NAMES:
+        if isinstance(seen, _CONNECTION_ERRORS):
             return True
         sqlstate = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
         if isinstance(sqlstate, str) and (
@@ -191,15 +192,17 @@ def _is_connection_error(exc: BaseException) -> bool:
     return False
 
 
-_CONNECTION_ERROR_NAMES = {
-    "ConnectionDoesNotExistError",
-    "ConnectionFailureError",
-    "CannotConnectNowError",
-    "AdminShutdownError",
-    "CrashShutdownError",
-    "InterfaceError",
-    "TooManyConnectionsError",
-}
+# asyncpg's: the server's class 08 (connection lost, refused...), shutting down or starting up,
+# too many connections; and the client's own (connection closed, another operation running),
+# with its subclasses, as SQLAlchemy's InterfaceError above counts them when it wraps them.
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
 # Class 08 (connection exceptions) and: admin_shutdown, crash_shutdown, cannot_connect_now
 # (starting up or shutting down), too_many_connections.
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}

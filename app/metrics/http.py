@@ -9,14 +9,15 @@ first imported, so the variable must be in the environment before the workers st
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import logging
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+import threading
+import time
+from collections.abc import Iterable
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -89,42 +90,74 @@ class _ListCollector(Collector):
         return self._families
 
 
-def _worker_pids() -> list[int]:
-    """The uvicorn workers of this server: the processes that the same parent spawned with
-    multiprocessing (uvicorn --workers). Linux only; elsewhere just this process."""
-    me, parent = os.getpid(), os.getppid()
-    pids = []
+# In multiprocess mode a scrape cannot collect the other workers' process metrics, so each
+# worker writes its own into gauges that prometheus_client keeps per process (`pid` label,
+# 'liveall'). Not in the default registry: its ProcessCollector has the same names.
+PROCESS_METRICS_EVERY_S = 5.0
+_process_gauges: dict[str, Gauge] = {}
+
+
+def write_process_metrics() -> None:
+    """This process's process_* values (prometheus_client's ProcessCollector: Linux only)."""
+    for family in ProcessCollector(registry=None).collect():
+        for sample in family.samples:
+            gauge = _process_gauges.get(sample.name)
+            if gauge is None:
+                gauge = Gauge(
+                    sample.name, family.documentation, registry=None, multiprocess_mode="liveall"
+                )
+                _process_gauges[sample.name] = gauge
+            gauge.set(sample.value)
+
+
+def _keep_writing_process_metrics() -> None:
+    while True:
+        time.sleep(PROCESS_METRICS_EVERY_S)
+        write_process_metrics()
+
+
+def start_process_metrics() -> None:
+    """This worker writes its process metrics now and every few seconds while it runs."""
+    write_process_metrics()
+    threading.Thread(
+        target=_keep_writing_process_metrics, name="hallq-process-metrics", daemon=True
+    ).start()
+
+
+def _running(pid: int) -> bool:
     try:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue  # exited meanwhile, or not ours to read
-            fields = stat.rpartition(")")[2].split()
-            if len(fields) > 1 and int(fields[1]) == parent and b"spawn_main" in cmdline:
-                pids.append(int(entry.name))
-    except OSError:
-        return [me]
-    return sorted(set(pids) | {me})
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-def _per_worker_process_metrics() -> Iterator[Metric]:
-    """process_* metrics of every worker, told apart by a `pid` label (they cannot be added
-    up the way prometheus_client's files add up counters)."""
-    merged: dict[str, Metric] = {}
-    for pid in _worker_pids():
-        collector = ProcessCollector(pid=functools.partial(int, pid), registry=None)
-        for family in collector.collect():
-            target = merged.setdefault(
-                family.name, Metric(family.name, family.documentation, family.type)
-            )
-            for sample in family.samples:
-                labels = {**sample.labels, "pid": str(pid)}
-                target.samples.append(Sample(sample.name, labels, sample.value, sample.timestamp))
-    yield from merged.values()
+class _SharedMetrics(Collector):
+    """Every worker's files (MultiProcessCollector), less the process metrics of workers that
+    have exited, whose files it removes (prometheus_client's `mark_process_dead`): nothing runs
+    as a worker exits, since uvicorn stops it by raising the stop signal again (or it crashed)."""
+
+    def collect(self) -> Iterable[Metric]:
+        running: dict[str, bool] = {}
+
+        def kept(sample: Sample) -> bool:
+            pid = sample.labels.get("pid")
+            if pid is None:
+                return True
+            if pid not in running:
+                running[pid] = _running(int(pid))
+            return running[pid]
+
+        every_worker = MultiProcessCollector(registry=None)  # type: ignore[no-untyped-call]
+        for family in every_worker.collect():  # type: ignore[no-untyped-call]
+            family.samples = [sample for sample in family.samples if kept(sample)]
+            yield family
+        for pid, alive in running.items():
+            if not alive:
+                with contextlib.suppress(OSError):  # another worker may have removed them
+                    multiprocess.mark_process_dead(int(pid))  # type: ignore[no-untyped-call]
 
 
 def exposition_registry(families: Iterable[Metric]) -> CollectorRegistry:
@@ -134,9 +167,15 @@ def exposition_registry(families: Iterable[Metric]) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(_ListCollector(families))
     if multiprocess_mode():
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        registry.register(_ListCollector(_per_worker_process_metrics()))
+        write_process_metrics()  # this worker's, fresh; the others' are a few seconds old
+        registry.register(_SharedMetrics())
     else:
         _warn_if_workers_do_not_share()
         registry.register(_ListCollector(REGISTRY.collect()))
     return registry
+
+
+# Each worker imports this module once (uvicorn spawns them); prometheus_client, too, chooses
+# its mode on import.
+if multiprocess_mode():
+    start_process_metrics()
