@@ -33,7 +33,8 @@ COUNTERS = [str(i) for i in range(1, 21)]
 SCREENS = 200
 WARMUP_S = 10.0
 LOAD_S = float(os.environ.get("HALLQ_SOAK_SECONDS", "40"))
-HEAD = re.compile(r'\{"type":"(?P<type>[a-z_.]+)","seq":(?P<seq>\d+)')
+# The envelope is built by PostgreSQL (app/events/wire.py), which writes `"key" : value`.
+HEAD = re.compile(r'\{"type"\s*:\s*"(?P<type>[a-z_.]+)",\s*"seq"\s*:\s*(?P<seq>\d+)')
 
 # Which event takes a ticket from which state to which (SPEC §2, ticket status).
 TRANSITIONS: dict[str, tuple[set[str | None], str]] = {
