@@ -144,6 +144,81 @@ async def scenario_prime(config: Config) -> dict[str, Any]:
     return {"primed": primed}
 
 
+# Drawn per request: 85% normal, 10% vip, 5% special, as the pgbench reference (bench/sql.py).
+_PRIORITIES = ("normal",) * 17 + ("vip",) * 2 + ("special",)
+
+
+@dataclass
+class _Kiosks:
+    """The kiosks of an `issue` run: the servers and a session for each, the seeded draws,
+    the limits (a deadline and a number of requests) and what was measured."""
+
+    urls: list[str]
+    sessions: list[aiohttp.ClientSession]
+    branches: list[dict[str, Any]]
+    rng: random.Random
+    recorder: Recorder
+    deadline: float
+    max_requests: int
+    sent: int = 0
+
+    async def issue_one(self, i: int, scheduled: float) -> None:
+        """One ticket at a random branch and type; latency counts from `scheduled`."""
+        branch = self.branches[self.rng.randrange(len(self.branches))]
+        body = {
+            "service": self.rng.choice(branch["services"]),
+            "priority": self.rng.choice(_PRIORITIES),
+        }
+        session = self.sessions[i % len(self.sessions)]
+        url = f"{self.urls[i % len(self.urls)]}/api/v1/branches/{branch['code']}/tickets"
+        try:
+            token = self.rng.choice(branch["tokens"])  # one of the branch's kiosks
+            # Like the kiosk page: every press carries its own Idempotency-Key.
+            headers = {**auth(token), "Idempotency-Key": f"bench-{i}-{self.rng.getrandbits(64):x}"}
+            async with session.post(url, json=body, headers=headers) as resp:
+                await resp.read()
+                self.recorder.record(scheduled, time.monotonic(), resp.status, resp.status == 201)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.recorder.record(scheduled, time.monotonic(), type(exc).__name__, False)
+
+    async def closed_loop(self, concurrency: int) -> None:
+        """`concurrency` kiosks, each sending its next request when the last is answered."""
+
+        async def kiosk(i: int) -> None:
+            while time.monotonic() < self.deadline and self.sent < self.max_requests:
+                self.sent += 1
+                await self.issue_one(i, time.monotonic())
+
+        await asyncio.gather(*(kiosk(i) for i in range(concurrency)))
+
+    async def open_loop(self, rate: float, concurrency: int) -> None:
+        """Request k leaves at started + k / rate, whatever happened before, with at most
+        `concurrency` in flight."""
+        in_flight: set[asyncio.Task[None]] = set()
+        limit = asyncio.Semaphore(concurrency)
+
+        async def bounded(i: int, scheduled: float) -> None:
+            async with limit:
+                await self.issue_one(i, scheduled)
+
+        interval = 1.0 / rate
+        k = 0
+        while self.sent < self.max_requests:
+            scheduled = self.recorder.started + k * interval
+            if scheduled >= self.deadline:
+                break
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            k += 1
+            self.sent += 1
+            task = asyncio.create_task(bounded(k, scheduled))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=30)
+
+
 async def scenario_issue(config: Config) -> dict[str, Any]:
     urls = [check_loopback(u) for u in config["urls"]]
     branches: list[dict[str, Any]] = config["branches"]
@@ -153,73 +228,33 @@ async def scenario_issue(config: Config) -> dict[str, Any]:
     max_requests: int = config["max_requests"]
     rate: float | None = config.get("rate")
     rng = random.Random(config.get("seed", 1))
-    priorities = ["normal"] * 17 + ["vip"] * 2 + ["special"]
 
     sessions = [new_session(concurrency) for _ in urls]
     started = time.monotonic()
-    deadline = started + warmup + duration
-    recorder = Recorder(started, warmup)
-    sent = 0
-
-    async def issue_one(i: int, scheduled: float) -> None:
-        branch = branches[rng.randrange(len(branches))]
-        body = {"service": rng.choice(branch["services"]), "priority": rng.choice(priorities)}
-        session = sessions[i % len(sessions)]
-        url = f"{urls[i % len(urls)]}/api/v1/branches/{branch['code']}/tickets"
-        try:
-            token = rng.choice(branch["tokens"])  # one of the branch's kiosks
-            # Like the kiosk page: every press carries its own Idempotency-Key.
-            headers = {**auth(token), "Idempotency-Key": f"bench-{i}-{rng.getrandbits(64):x}"}
-            async with session.post(url, json=body, headers=headers) as resp:
-                await resp.read()
-                recorder.record(scheduled, time.monotonic(), resp.status, resp.status == 201)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            recorder.record(scheduled, time.monotonic(), type(exc).__name__, False)
-
-    async def bounded(limit: asyncio.Semaphore, i: int, scheduled: float) -> None:
-        async with limit:
-            await issue_one(i, scheduled)
-
+    kiosks = _Kiosks(
+        urls=urls,
+        sessions=sessions,
+        branches=branches,
+        rng=rng,
+        recorder=Recorder(started, warmup),
+        deadline=started + warmup + duration,
+        max_requests=max_requests,
+    )
     try:
         if rate is None:
-
-            async def kiosk(i: int) -> None:
-                nonlocal sent
-                while time.monotonic() < deadline and sent < max_requests:
-                    sent += 1
-                    await issue_one(i, time.monotonic())
-
-            await asyncio.gather(*(kiosk(i) for i in range(concurrency)))
+            await kiosks.closed_loop(concurrency)
             window_end = None
         else:
-            # Open loop: request k leaves at started + k / rate, whatever happened before.
-            in_flight: set[asyncio.Task[None]] = set()
-            limit = asyncio.Semaphore(concurrency)
-            interval = 1.0 / rate
-            k = 0
-            while sent < max_requests:
-                scheduled = started + k * interval
-                if scheduled >= deadline:
-                    break
-                delay = scheduled - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                k += 1
-                sent += 1
-                task = asyncio.create_task(bounded(limit, k, scheduled))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            if in_flight:
-                await asyncio.wait(in_flight, timeout=30)
-            window_end = deadline
+            await kiosks.open_loop(rate, concurrency)
+            window_end = kiosks.deadline
     finally:
         for session in sessions:
             await session.close()
     return {
-        "summary": recorder.summary(window_end).to_dict(),
-        "statuses": recorder.statuses,
-        "sent": sent,
-        "timeline": {str(k): v for k, v in sorted(recorder.timeline.items())},
+        "summary": kiosks.recorder.summary(window_end).to_dict(),
+        "statuses": kiosks.recorder.statuses,
+        "sent": kiosks.sent,
+        "timeline": {str(k): v for k, v in sorted(kiosks.recorder.timeline.items())},
         "started_monotonic": started,  # the timeline's origin, on the machine's monotonic clock
     }
 
