@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import sys
@@ -31,12 +32,15 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from bench.stats import Summary
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 Config = dict[str, Any]
@@ -404,88 +408,120 @@ async def scenario_calls(config: Config) -> dict[str, Any]:
     return {"calls": responses}
 
 
-async def scenario_ws_listen(config: Config) -> dict[str, Any]:
-    import websockets  # only this scenario needs it
+@dataclass
+class _Screens:
+    """The lobby screens of a `ws-listen` run and what they saw: `received[i]` maps a ticket id
+    to when screen i got its ticket.called; `ready[i]` says whether its snapshot came."""
 
-    urls = [check_loopback(u) for u in config["urls"]]
-    branch = config["branch"]
-    clients: int = config["clients"]
-    max_duration: float = config["max_duration_s"]
-    tokens: list[str] = config["tokens"]  # one per group of screens, as deployed
-    # received[client] = {ticket id: when its ticket.called arrived}
-    received: list[dict[str, float]] = [{} for _ in range(clients)]
-    ready = [False] * clients
-    connected = 0
-    failures: list[str] = []
+    urls: list[str]
+    branch: str
+    tokens: list[str]  # one per group of screens, as deployed
+    # websockets.connect with the run's options, given by the scenario: only it imports websockets
+    connect: Callable[[str], contextlib.AbstractAsyncContextManager[ClientConnection]]
+    received: list[dict[str, float]]
+    ready: list[bool]
+    connected: int = 0
+    failures: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
 
-    retried: list[str] = []
+    async def come_up(self) -> list[asyncio.Task[None]]:
+        """Start every screen, a batch of 50 at a time."""
+        tasks: list[asyncio.Task[None]] = []
+        for i in range(len(self.ready)):
+            tasks.append(asyncio.create_task(self.screen(i)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # screens come up over a moment, not in one SYN flood
+        return tasks
 
-    async def client(i: int) -> None:
+    async def wait_until_up(self, started: float, timeout_s: float) -> None:
+        """Until every screen is connected or has failed, or `timeout_s` after `started`."""
+        while (
+            self.connected + len(self.failures) < len(self.ready)
+            and time.monotonic() - started < timeout_s
+        ):
+            await asyncio.sleep(0.1)
+
+    async def screen(self, i: int) -> None:
         """One screen: connect (retrying a refused connection a few times with backoff, as a
         real screen does when it comes up), then record every ticket.called until stopped."""
-        nonlocal connected
-        path = f"/api/v1/branches/{branch}/stream?token={tokens[i % len(tokens)]}"
-        ws_url = urls[i % len(urls)].replace("http://", "ws://", 1) + path
-        mine = received[i]
+        path = f"/api/v1/branches/{self.branch}/stream?token={self.tokens[i % len(self.tokens)]}"
+        ws_url = self.urls[i % len(self.urls)].replace("http://", "ws://", 1) + path
         for attempt in range(1, 6):
             try:
-                async with websockets.connect(
-                    ws_url, open_timeout=config.get("connect_timeout_s", 30), max_queue=None
-                ) as ws:
-                    first = json.loads(await ws.recv())
-                    if first.get("type") != "snapshot":
-                        failures.append(f"first message was {first.get('type')!r}")
-                        return
-                    connected += 1
-                    ready[i] = True
-                    async for raw in ws:
-                        at = time.monotonic()
-                        if '"ticket.called"' not in raw:
-                            continue  # only calls are timed: skip parsing the rest
-                        message = json.loads(raw)
-                        if message.get("type") == "ticket.called":
-                            mine.setdefault(message["data"]["ticket"]["id"], at)
+                async with self.connect(ws_url) as ws:
+                    await self.listen(i, ws)
                     return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a failed connection is a result, not a crash
                 reason = f"{type(exc).__name__}: {exc}"[:200]
-                if ready[i] or attempt == 5:
-                    failures.append(reason)
+                if self.ready[i] or attempt == 5:
+                    self.failures.append(reason)
                     return
-                retried.append(reason)
+                self.retried.append(reason)
                 await asyncio.sleep(attempt * (0.5 + random.random()))
 
-    async def connect_all() -> list[asyncio.Task[None]]:
-        tasks = []
-        for i in range(clients):
-            tasks.append(asyncio.create_task(client(i)))
-            if i % 50 == 49:
-                await asyncio.sleep(0.05)  # screens come up over a moment, not in one SYN flood
-        return tasks
+    async def listen(self, i: int, ws: ClientConnection) -> None:
+        """The snapshot first, then when each ticket.called arrives, until the stream ends."""
+        first = json.loads(await ws.recv())
+        if first.get("type") != "snapshot":
+            self.failures.append(f"first message was {first.get('type')!r}")
+            return
+        self.connected += 1
+        self.ready[i] = True
+        mine = self.received[i]
+        async for raw in ws:
+            at = time.monotonic()
+            if '"ticket.called"' not in raw:
+                continue  # only calls are timed: skip parsing the rest
+            message = json.loads(raw)
+            if message.get("type") == "ticket.called":
+                mine.setdefault(message["data"]["ticket"]["id"], at)
 
-    started = time.monotonic()
-    tasks = await connect_all()
-    while connected + len(failures) < clients and time.monotonic() - started < 60:
-        await asyncio.sleep(0.1)
-    print(f"READY {connected} {len(failures)}", flush=True)
+    def result(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "failures": self.failures[:20],
+            "failed": len(self.failures),
+            "retried": len(self.retried),
+            "retry_reasons": sorted(set(self.retried))[:5],
+            # only the screens that got their snapshot: the others count as failed, not as missed
+            "received": [r for r, ok in zip(self.received, self.ready, strict=True) if ok],
+        }
 
-    loop = asyncio.get_running_loop()
-    stdin_line = loop.run_in_executor(None, sys.stdin.readline)
+
+async def _wait_for_stop_line(timeout_s: float) -> None:
+    """Until a line comes on stdin (the caller's `STOP`) or `timeout_s` has passed."""
+    stdin_line = asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stdin_line, timeout=max_duration)
+        await asyncio.wait_for(stdin_line, timeout=timeout_s)
+
+
+async def scenario_ws_listen(config: Config) -> dict[str, Any]:
+    import websockets  # only this scenario needs it
+
+    clients: int = config["clients"]
+    max_duration: float = config["max_duration_s"]
+    screens = _Screens(
+        urls=[check_loopback(u) for u in config["urls"]],
+        branch=config["branch"],
+        tokens=config["tokens"],
+        connect=functools.partial(
+            websockets.connect, open_timeout=config.get("connect_timeout_s", 30), max_queue=None
+        ),
+        received=[{} for _ in range(clients)],
+        ready=[False] * clients,
+    )
+    started = time.monotonic()
+    tasks = await screens.come_up()
+    await screens.wait_until_up(started, timeout_s=60)
+    print(f"READY {screens.connected} {len(screens.failures)}", flush=True)
+
+    await _wait_for_stop_line(max_duration)
     for task in tasks:
         task.cancel()
     await asyncio.wait(tasks, timeout=10)
-    return {
-        "connected": connected,
-        "failures": failures[:20],
-        "failed": len(failures),
-        "retried": len(retried),
-        "retry_reasons": sorted(set(retried))[:5],
-        # only the screens that got their snapshot: the others count as failed, not as missed
-        "received": [r for r, ok in zip(received, ready, strict=True) if ok],
-    }
+    return screens.result()
 
 
 SCENARIOS: dict[str, Callable[[Config], Coroutine[Any, Any, dict[str, Any]]]] = {
