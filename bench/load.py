@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import sys
@@ -31,12 +32,15 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from bench.stats import Summary
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 Config = dict[str, Any]
@@ -144,6 +148,81 @@ async def scenario_prime(config: Config) -> dict[str, Any]:
     return {"primed": primed}
 
 
+# Drawn per request: 85% normal, 10% vip, 5% special, as the pgbench reference (bench/sql.py).
+_PRIORITIES = ("normal",) * 17 + ("vip",) * 2 + ("special",)
+
+
+@dataclass
+class _Kiosks:
+    """The kiosks of an `issue` run: the servers and a session for each, the seeded draws,
+    the limits (a deadline and a number of requests) and what was measured."""
+
+    urls: list[str]
+    sessions: list[aiohttp.ClientSession]
+    branches: list[dict[str, Any]]
+    rng: random.Random
+    recorder: Recorder
+    deadline: float
+    max_requests: int
+    sent: int = 0
+
+    async def issue_one(self, i: int, scheduled: float) -> None:
+        """One ticket at a random branch and type; latency counts from `scheduled`."""
+        branch = self.branches[self.rng.randrange(len(self.branches))]
+        body = {
+            "service": self.rng.choice(branch["services"]),
+            "priority": self.rng.choice(_PRIORITIES),
+        }
+        session = self.sessions[i % len(self.sessions)]
+        url = f"{self.urls[i % len(self.urls)]}/api/v1/branches/{branch['code']}/tickets"
+        try:
+            token = self.rng.choice(branch["tokens"])  # one of the branch's kiosks
+            # Like the kiosk page: every press carries its own Idempotency-Key.
+            headers = {**auth(token), "Idempotency-Key": f"bench-{i}-{self.rng.getrandbits(64):x}"}
+            async with session.post(url, json=body, headers=headers) as resp:
+                await resp.read()
+                self.recorder.record(scheduled, time.monotonic(), resp.status, resp.status == 201)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.recorder.record(scheduled, time.monotonic(), type(exc).__name__, False)
+
+    async def closed_loop(self, concurrency: int) -> None:
+        """`concurrency` kiosks, each sending its next request when the last is answered."""
+
+        async def kiosk(i: int) -> None:
+            while time.monotonic() < self.deadline and self.sent < self.max_requests:
+                self.sent += 1
+                await self.issue_one(i, time.monotonic())
+
+        await asyncio.gather(*(kiosk(i) for i in range(concurrency)))
+
+    async def open_loop(self, rate: float, concurrency: int) -> None:
+        """Request k leaves at started + k / rate, whatever happened before, with at most
+        `concurrency` in flight."""
+        in_flight: set[asyncio.Task[None]] = set()
+        limit = asyncio.Semaphore(concurrency)
+
+        async def bounded(i: int, scheduled: float) -> None:
+            async with limit:
+                await self.issue_one(i, scheduled)
+
+        interval = 1.0 / rate
+        k = 0
+        while self.sent < self.max_requests:
+            scheduled = self.recorder.started + k * interval
+            if scheduled >= self.deadline:
+                break
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            k += 1
+            self.sent += 1
+            task = asyncio.create_task(bounded(k, scheduled))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=30)
+
+
 async def scenario_issue(config: Config) -> dict[str, Any]:
     urls = [check_loopback(u) for u in config["urls"]]
     branches: list[dict[str, Any]] = config["branches"]
@@ -153,73 +232,33 @@ async def scenario_issue(config: Config) -> dict[str, Any]:
     max_requests: int = config["max_requests"]
     rate: float | None = config.get("rate")
     rng = random.Random(config.get("seed", 1))
-    priorities = ["normal"] * 17 + ["vip"] * 2 + ["special"]
 
     sessions = [new_session(concurrency) for _ in urls]
     started = time.monotonic()
-    deadline = started + warmup + duration
-    recorder = Recorder(started, warmup)
-    sent = 0
-
-    async def issue_one(i: int, scheduled: float) -> None:
-        branch = branches[rng.randrange(len(branches))]
-        body = {"service": rng.choice(branch["services"]), "priority": rng.choice(priorities)}
-        session = sessions[i % len(sessions)]
-        url = f"{urls[i % len(urls)]}/api/v1/branches/{branch['code']}/tickets"
-        try:
-            token = rng.choice(branch["tokens"])  # one of the branch's kiosks
-            # Like the kiosk page: every press carries its own Idempotency-Key.
-            headers = {**auth(token), "Idempotency-Key": f"bench-{i}-{rng.getrandbits(64):x}"}
-            async with session.post(url, json=body, headers=headers) as resp:
-                await resp.read()
-                recorder.record(scheduled, time.monotonic(), resp.status, resp.status == 201)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            recorder.record(scheduled, time.monotonic(), type(exc).__name__, False)
-
-    async def bounded(limit: asyncio.Semaphore, i: int, scheduled: float) -> None:
-        async with limit:
-            await issue_one(i, scheduled)
-
+    kiosks = _Kiosks(
+        urls=urls,
+        sessions=sessions,
+        branches=branches,
+        rng=rng,
+        recorder=Recorder(started, warmup),
+        deadline=started + warmup + duration,
+        max_requests=max_requests,
+    )
     try:
         if rate is None:
-
-            async def kiosk(i: int) -> None:
-                nonlocal sent
-                while time.monotonic() < deadline and sent < max_requests:
-                    sent += 1
-                    await issue_one(i, time.monotonic())
-
-            await asyncio.gather(*(kiosk(i) for i in range(concurrency)))
+            await kiosks.closed_loop(concurrency)
             window_end = None
         else:
-            # Open loop: request k leaves at started + k / rate, whatever happened before.
-            in_flight: set[asyncio.Task[None]] = set()
-            limit = asyncio.Semaphore(concurrency)
-            interval = 1.0 / rate
-            k = 0
-            while sent < max_requests:
-                scheduled = started + k * interval
-                if scheduled >= deadline:
-                    break
-                delay = scheduled - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                k += 1
-                sent += 1
-                task = asyncio.create_task(bounded(limit, k, scheduled))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            if in_flight:
-                await asyncio.wait(in_flight, timeout=30)
-            window_end = deadline
+            await kiosks.open_loop(rate, concurrency)
+            window_end = kiosks.deadline
     finally:
         for session in sessions:
             await session.close()
     return {
-        "summary": recorder.summary(window_end).to_dict(),
-        "statuses": recorder.statuses,
-        "sent": sent,
-        "timeline": {str(k): v for k, v in sorted(recorder.timeline.items())},
+        "summary": kiosks.recorder.summary(window_end).to_dict(),
+        "statuses": kiosks.recorder.statuses,
+        "sent": kiosks.sent,
+        "timeline": {str(k): v for k, v in sorted(kiosks.recorder.timeline.items())},
         "started_monotonic": started,  # the timeline's origin, on the machine's monotonic clock
     }
 
@@ -369,88 +408,120 @@ async def scenario_calls(config: Config) -> dict[str, Any]:
     return {"calls": responses}
 
 
-async def scenario_ws_listen(config: Config) -> dict[str, Any]:
-    import websockets  # only this scenario needs it
+@dataclass
+class _Screens:
+    """The lobby screens of a `ws-listen` run and what they saw: `received[i]` maps a ticket id
+    to when screen i got its ticket.called; `ready[i]` says whether its snapshot came."""
 
-    urls = [check_loopback(u) for u in config["urls"]]
-    branch = config["branch"]
-    clients: int = config["clients"]
-    max_duration: float = config["max_duration_s"]
-    tokens: list[str] = config["tokens"]  # one per group of screens, as deployed
-    # received[client] = {ticket id: when its ticket.called arrived}
-    received: list[dict[str, float]] = [{} for _ in range(clients)]
-    ready = [False] * clients
-    connected = 0
-    failures: list[str] = []
+    urls: list[str]
+    branch: str
+    tokens: list[str]  # one per group of screens, as deployed
+    # websockets.connect with the run's options, given by the scenario: only it imports websockets
+    connect: Callable[[str], contextlib.AbstractAsyncContextManager[ClientConnection]]
+    received: list[dict[str, float]]
+    ready: list[bool]
+    connected: int = 0
+    failures: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
 
-    retried: list[str] = []
+    async def come_up(self) -> list[asyncio.Task[None]]:
+        """Start every screen, a batch of 50 at a time."""
+        tasks: list[asyncio.Task[None]] = []
+        for i in range(len(self.ready)):
+            tasks.append(asyncio.create_task(self.screen(i)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # screens come up over a moment, not in one SYN flood
+        return tasks
 
-    async def client(i: int) -> None:
+    async def wait_until_up(self, started: float, timeout_s: float) -> None:
+        """Until every screen is connected or has failed, or `timeout_s` after `started`."""
+        while (
+            self.connected + len(self.failures) < len(self.ready)
+            and time.monotonic() - started < timeout_s
+        ):
+            await asyncio.sleep(0.1)
+
+    async def screen(self, i: int) -> None:
         """One screen: connect (retrying a refused connection a few times with backoff, as a
         real screen does when it comes up), then record every ticket.called until stopped."""
-        nonlocal connected
-        path = f"/api/v1/branches/{branch}/stream?token={tokens[i % len(tokens)]}"
-        ws_url = urls[i % len(urls)].replace("http://", "ws://", 1) + path
-        mine = received[i]
+        path = f"/api/v1/branches/{self.branch}/stream?token={self.tokens[i % len(self.tokens)]}"
+        ws_url = self.urls[i % len(self.urls)].replace("http://", "ws://", 1) + path
         for attempt in range(1, 6):
             try:
-                async with websockets.connect(
-                    ws_url, open_timeout=config.get("connect_timeout_s", 30), max_queue=None
-                ) as ws:
-                    first = json.loads(await ws.recv())
-                    if first.get("type") != "snapshot":
-                        failures.append(f"first message was {first.get('type')!r}")
-                        return
-                    connected += 1
-                    ready[i] = True
-                    async for raw in ws:
-                        at = time.monotonic()
-                        if '"ticket.called"' not in raw:
-                            continue  # only calls are timed: skip parsing the rest
-                        message = json.loads(raw)
-                        if message.get("type") == "ticket.called":
-                            mine.setdefault(message["data"]["ticket"]["id"], at)
+                async with self.connect(ws_url) as ws:
+                    await self.listen(i, ws)
                     return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a failed connection is a result, not a crash
                 reason = f"{type(exc).__name__}: {exc}"[:200]
-                if ready[i] or attempt == 5:
-                    failures.append(reason)
+                if self.ready[i] or attempt == 5:
+                    self.failures.append(reason)
                     return
-                retried.append(reason)
+                self.retried.append(reason)
                 await asyncio.sleep(attempt * (0.5 + random.random()))
 
-    async def connect_all() -> list[asyncio.Task[None]]:
-        tasks = []
-        for i in range(clients):
-            tasks.append(asyncio.create_task(client(i)))
-            if i % 50 == 49:
-                await asyncio.sleep(0.05)  # screens come up over a moment, not in one SYN flood
-        return tasks
+    async def listen(self, i: int, ws: ClientConnection) -> None:
+        """The snapshot first, then when each ticket.called arrives, until the stream ends."""
+        first = json.loads(await ws.recv())
+        if first.get("type") != "snapshot":
+            self.failures.append(f"first message was {first.get('type')!r}")
+            return
+        self.connected += 1
+        self.ready[i] = True
+        mine = self.received[i]
+        async for raw in ws:
+            at = time.monotonic()
+            if '"ticket.called"' not in raw:
+                continue  # only calls are timed: skip parsing the rest
+            message = json.loads(raw)
+            if message.get("type") == "ticket.called":
+                mine.setdefault(message["data"]["ticket"]["id"], at)
 
-    started = time.monotonic()
-    tasks = await connect_all()
-    while connected + len(failures) < clients and time.monotonic() - started < 60:
-        await asyncio.sleep(0.1)
-    print(f"READY {connected} {len(failures)}", flush=True)
+    def result(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "failures": self.failures[:20],
+            "failed": len(self.failures),
+            "retried": len(self.retried),
+            "retry_reasons": sorted(set(self.retried))[:5],
+            # only the screens that got their snapshot: the others count as failed, not as missed
+            "received": [r for r, ok in zip(self.received, self.ready, strict=True) if ok],
+        }
 
-    loop = asyncio.get_running_loop()
-    stdin_line = loop.run_in_executor(None, sys.stdin.readline)
+
+async def _wait_for_stop_line(timeout_s: float) -> None:
+    """Until a line comes on stdin (the caller's `STOP`) or `timeout_s` has passed."""
+    stdin_line = asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stdin_line, timeout=max_duration)
+        await asyncio.wait_for(stdin_line, timeout=timeout_s)
+
+
+async def scenario_ws_listen(config: Config) -> dict[str, Any]:
+    import websockets  # only this scenario needs it
+
+    clients: int = config["clients"]
+    max_duration: float = config["max_duration_s"]
+    screens = _Screens(
+        urls=[check_loopback(u) for u in config["urls"]],
+        branch=config["branch"],
+        tokens=config["tokens"],
+        connect=functools.partial(
+            websockets.connect, open_timeout=config.get("connect_timeout_s", 30), max_queue=None
+        ),
+        received=[{} for _ in range(clients)],
+        ready=[False] * clients,
+    )
+    started = time.monotonic()
+    tasks = await screens.come_up()
+    await screens.wait_until_up(started, timeout_s=60)
+    print(f"READY {screens.connected} {len(screens.failures)}", flush=True)
+
+    await _wait_for_stop_line(max_duration)
     for task in tasks:
         task.cancel()
     await asyncio.wait(tasks, timeout=10)
-    return {
-        "connected": connected,
-        "failures": failures[:20],
-        "failed": len(failures),
-        "retried": len(retried),
-        "retry_reasons": sorted(set(retried))[:5],
-        # only the screens that got their snapshot: the others count as failed, not as missed
-        "received": [r for r, ok in zip(received, ready, strict=True) if ok],
-    }
+    return screens.result()
 
 
 SCENARIOS: dict[str, Callable[[Config], Coroutine[Any, Any, dict[str, Any]]]] = {

@@ -55,6 +55,10 @@ NOTIFY_ONE = notify_lines("ARRAY[CAST(:notification AS text)]")
 
 # -- B1: issuing -----------------------------------------------------------------------------
 
+# pgbench expressions of the drawn business type and priority (85% normal, 10% vip, 5% special).
+_ISSUE_SERVICE = "(ARRAY['a','b','v'])[:s]"
+_ISSUE_PRIORITY = "CASE WHEN :pr <= 17 THEN 'normal' WHEN :pr <= 19 THEN 'vip' ELSE 'special' END"
+
 
 def issue_script(*, prefix: str, branches: int, full: bool) -> str:
     """One ticket issued at a random branch `<prefix>01..` and business type, by one of 1,000
@@ -66,42 +70,58 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
     read for the position and estimate); hallq's token and configuration reads come from its
     cache, so it sends nothing else."""
     branch = f"'{prefix}' || lpad(CAST(:b AS text), 2, '0')"
-    service = "(ARRAY['a','b','v'])[:s]"
-    priority = "CASE WHEN :pr <= 17 THEN 'normal' WHEN :pr <= 19 THEN 'vip' ELSE 'special' END"
-    lines = [
+    draws = _issue_draws(branches)
+    if full:
+        # Autocommitted, as hallq runs it: no BEGIN/COMMIT.
+        lines = [*draws, _full_issue_statement(branch), *NOTIFY_ONE]
+    else:
+        lines = [*draws, "BEGIN;", *_core_issue_writes(branch), "COMMIT;", *NOTIFY_ONE]
+    return "\n".join(lines) + "\n"
+
+
+def _issue_draws(branches: int) -> list[str]:
+    """The pgbench variables one issue draws: branch, business type, priority, kiosk token and
+    idempotency key."""
+    return [
         f"\\set b random(1, {branches})",
         "\\set s random(1, 3)",
         "\\set pr random(1, 20)",
         "\\set kiosk random(1, 1000)",
         "\\set key random(1, 1000000000000)",
-        "BEGIN;",
     ]
-    if full:
-        values = {
-            "branch": branch,
-            "service": service,
-            "priority": priority,
-            "business_date": ":day",
-            "ticket_id": "gen_random_uuid()",
-            "prefix": f"upper({service})",
-            "channel": "'kiosk'",
-            "phone": "NULL",
-            "now": "now()",
-            "idempotency_key": "'k' || CAST(:key AS text)",  # one per press, like the kiosk page
-            "token_id": "'pgbench-kiosk-' || CAST(:kiosk AS text)",
-            "window_start": "date_trunc('minute', now())",
-            "per_minute": "60",
-            "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
-            # The event data as hallq encodes it before the number is known.
-            "event_data": "jsonb_build_object('ticket', jsonb_build_object('id', 'x', 'number',"
-            f" NULL, 'service', {service}, 'priority', {priority}, 'channel', 'kiosk',"
-            " 'issued_at', now()))",
-        }
-        statement = re.sub(r"(?<!:):([a-z_]+)\b", lambda m: f"({values[m[1]]})", ISSUE_SQL.text)
-        # Autocommitted, as hallq runs it: no BEGIN/COMMIT.
-        issue = " ".join(statement.split()) + " \\gset"
-        return "\n".join([*lines[:-1], issue, *NOTIFY_ONE]) + "\n"
-    lines += [
+
+
+def _full_issue_statement(branch: str) -> str:
+    """`ISSUE_SQL` with pgbench expressions for its parameters, on one line for `\\gset`."""
+    service, priority = _ISSUE_SERVICE, _ISSUE_PRIORITY
+    values = {
+        "branch": branch,
+        "service": service,
+        "priority": priority,
+        "business_date": ":day",
+        "ticket_id": "gen_random_uuid()",
+        "prefix": f"upper({service})",
+        "channel": "'kiosk'",
+        "phone": "NULL",
+        "now": "now()",
+        "idempotency_key": "'k' || CAST(:key AS text)",  # one per press, like the kiosk page
+        "token_id": "'pgbench-kiosk-' || CAST(:kiosk AS text)",
+        "window_start": "date_trunc('minute', now())",
+        "per_minute": "60",
+        "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
+        # The event data as hallq encodes it before the number is known.
+        "event_data": "jsonb_build_object('ticket', jsonb_build_object('id', 'x', 'number',"
+        f" NULL, 'service', {service}, 'priority', {priority}, 'channel', 'kiosk',"
+        " 'issued_at', now()))",
+    }
+    statement = re.sub(r"(?<!:):([a-z_]+)\b", lambda m: f"({values[m[1]]})", ISSUE_SQL.text)
+    return one_line(statement) + " \\gset"
+
+
+def _core_issue_writes(branch: str) -> list[str]:
+    """The three writes of an issue, as a hand-written service would send them."""
+    service, priority = _ISSUE_SERVICE, _ISSUE_PRIORITY
+    return [
         # the sequence upsert
         "INSERT INTO ticket_sequences AS seqs (branch, service, business_date, last_value)"
         f" VALUES ({branch}, {service}, CAST(:day AS date), 1)"
@@ -128,10 +148,7 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
             )
             + " SELECT envelope AS notification FROM logged \\gset"
         ),
-        "COMMIT;",
-        *NOTIFY_ONE,
     ]
-    return "\n".join(lines) + "\n"
 
 
 # -- B2: next ----------------------------------------------------------------------------------

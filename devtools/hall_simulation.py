@@ -153,6 +153,11 @@ class _Hall:
         self.order += 1
         heapq.heappush(self.events, (t, self.order, kind, subject))
 
+    async def put(self, path: str, json: Any) -> None:
+        """Configure the branch; not counted in `requests`, which are the hall's operations."""
+        response = await self.client.put(f"{self.base}{path}", json=json, headers=self.headers)
+        assert response.status_code in (200, 201), response.text
+
     async def post(self, path: str, json: Any = None) -> httpx.Response:
         self.requests += 1
         response = await self.client.post(f"{self.base}{path}", json=json, headers=self.headers)
@@ -201,143 +206,181 @@ async def run_hall_simulation(
     through requests with `headers` (an admin's).
     """
     rng = random.Random(seed)
-    by_code = {t.code: t for t in types}
     hall = _Hall(client, clock, headers, f"/api/v1/branches/{branch}", clock.now())
-
-    # -- the branch ---------------------------------------------------------------------------
     hall.at(0)
-    put = await client.put(
-        hall.base,
-        json={"name": f"Simulated hall {branch}", "timezone": "Asia/Shanghai"},
-        headers=headers,
+    desks = await _open_branch(hall, branch, types, counters)
+    simulation = _Simulation(
+        hall=hall,
+        rng=rng,
+        by_code={t.code: t for t in types},
+        desks=desks,
+        warmup_s=warmup_minutes * 60.0,
+        end_s=minutes * 60.0,
+        no_show_rate=no_show_rate,
+        walk_s=walk_s,
+        exponential=exponential,
+        load=load,
     )
-    assert put.status_code in (200, 201), put.text
     for t in types:
-        put = await client.put(
-            f"{hall.base}/services/{t.code}",
-            json={"name": t.name, "prefix": t.prefix},
-            headers=headers,
-        )
-        assert put.status_code in (200, 201), put.text
+        simulation.schedule_arrival(0.0, t)
+    await simulation.run()
+    return simulation.result()
+
+
+async def _open_branch(
+    hall: _Hall, branch: str, types: Sequence[HallType], counters: Mapping[str, Sequence[str]]
+) -> dict[str, _Counter]:
+    """Create the branch with its business types and counters, and open every counter."""
+    await hall.put("", {"name": f"Simulated hall {branch}", "timezone": "Asia/Shanghai"})
+    for t in types:
+        await hall.put(f"/services/{t.code}", {"name": t.name, "prefix": t.prefix})
     desks: dict[str, _Counter] = {}
     for code, profile in counters.items():
-        put = await client.put(
-            f"{hall.base}/counters/{code}",
-            json={"name": f"{code}号窗口", "services": list(profile)},
-            headers=headers,
-        )
-        assert put.status_code in (200, 201), put.text
+        await hall.put(f"/counters/{code}", {"name": f"{code}号窗口", "services": list(profile)})
         await hall.post(f"/counters/{code}/open")
         desks[code] = _Counter(code, tuple(profile))
+    return desks
 
-    tickets: dict[str, _Ticket] = {}
-    end_s = minutes * 60.0
-    warmup_s = warmup_minutes * 60.0
-    no_shows = 0
 
-    for t in types:
-        hall.schedule(rng.expovariate(load * t.per_hour / 3600), "arrive", t.code)
+@dataclass
+class _Simulation:
+    """The hall from event to event: its counters and tickets, and the draws (from one seeded
+    `rng`, in a fixed order) that decide what customers and clerks do next."""
 
-    async def called(desk: _Counter, body: dict[str, Any], now: float) -> None:
-        """The counter has just called a ticket: the customer comes, or not."""
-        ticket = tickets[body["ticket"]["id"]]
-        assert ticket.called_s is None, "a ticket was called twice"
-        ticket.called_s = now
-        desk.ticket, desk.busy_since = ticket.id, now
-        if rng.random() < no_show_rate:
-            hall.schedule(now + 45, "recall", desk.code)
-            hall.schedule(now + 90, "no_show", desk.code)
-        else:
-            hall.schedule(now + rng.uniform(*walk_s), "start", desk.code)
+    hall: _Hall
+    rng: random.Random
+    by_code: dict[str, HallType]
+    desks: dict[str, _Counter]
+    warmup_s: float
+    end_s: float
+    no_show_rate: float
+    walk_s: tuple[float, float]
+    exponential: bool
+    load: float
+    tickets: dict[str, _Ticket] = field(default_factory=dict)
+    no_shows: int = 0
 
-    async def press_next(desk: _Counter, now: float) -> bool:
+    def schedule_arrival(self, after_s: float, hall_type: HallType) -> None:
+        """The next customer of `hall_type`: Poisson arrivals at the type's rate times `load`."""
+        gap_s = self.rng.expovariate(self.load * hall_type.per_hour / 3600)
+        self.hall.schedule(after_s + gap_s, "arrive", hall_type.code)
+
+    async def run(self) -> None:
+        """Play the events in time order until none is left (arrivals stop by themselves)."""
+        hall = self.hall
+        while hall.events:
+            now, _, kind, subject = heapq.heappop(hall.events)
+            hall.at(now)
+            if kind == "arrive":
+                await self.arrive(subject, now)
+            elif kind == "start":
+                await self.start(self.desks[subject], now)
+            elif kind == "recall":
+                await hall.post(f"/counters/{subject}/recall")
+            elif kind == "no_show":
+                await self.no_show(self.desks[subject], now)
+            elif kind == "done":
+                await self.press_next(self.desks[subject], now)
+
+    async def arrive(self, service: str, now: float) -> None:
+        """A customer takes a number; an idle clerk who serves the type calls at once."""
+        if now >= self.end_s and self.every_measured_ticket_called():
+            return  # stop arrivals, which ends the run
+        hall_type = self.by_code[service]
+        priority = _priority(self.rng, hall_type)
+        response = await self.hall.post("/tickets", {"service": service, "priority": priority})
+        body = response.json()
+        self.tickets[body["id"]] = _Ticket(
+            id=body["id"],
+            service=service,
+            priority=priority,
+            issued_s=now,
+            estimate_s=float(body["estimated_wait_s"]),
+            measured=self.warmup_s <= now < self.end_s,
+            ahead=body["waiting_ahead"],
+        )
+        self.schedule_arrival(now, hall_type)
+        for desk in self.idle_desks_for(service):
+            if await self.press_next(desk, now):
+                break
+
+    def every_measured_ticket_called(self) -> bool:
+        return all(t.called_s is not None for t in self.tickets.values() if t.measured)
+
+    def idle_desks_for(self, service: str) -> list[_Counter]:
+        """Idle counters whose profile has `service`, in the order their clerks would call: the
+        type's own counters first (its place in the profile), then by counter number."""
+        return sorted(
+            (d for d in self.desks.values() if d.ticket is None and service in d.profile),
+            key=lambda d: (d.profile.index(service), int(d.code) if d.code.isdigit() else 0),
+        )
+
+    async def start(self, desk: _Counter, now: float) -> None:
+        """The called customer reaches the counter: service starts, and its end is drawn."""
+        await self.hall.post(f"/counters/{desk.code}/start")
+        ticket = self.tickets[desk.ticket or ""]
+        service_s = _service_time(self.rng, self.by_code[ticket.service], self.exponential)
+        self.hall.schedule(now + service_s, "done", desk.code)
+
+    async def no_show(self, desk: _Counter, now: float) -> None:
+        """The called customer never came: the clerk marks it and calls the next one."""
+        await self.hall.post(f"/counters/{desk.code}/no-show")
+        self.no_shows += 1
+        desk.busy_s += now - desk.busy_since
+        desk.ticket = None
+        await self.press_next(desk, now)
+
+    async def press_next(self, desk: _Counter, now: float) -> bool:
         """`next`: completes the counter's ticket (if any) and calls the best waiting one."""
         if desk.ticket is not None:
             desk.busy_s += now - desk.busy_since
             desk.ticket = None
-        response = await hall.post(f"/counters/{desk.code}/next")
+        response = await self.hall.post(f"/counters/{desk.code}/next")
         if response.status_code == 204:
             return False
-        await called(desk, response.json(), now)
+        self.called(desk, response.json(), now)
         return True
 
-    while hall.events:
-        now, _, kind, subject = heapq.heappop(hall.events)
-        hall.at(now)
-        if kind == "arrive":
-            measured = [t for t in tickets.values() if t.measured]
-            if now >= end_s and all(t.called_s is not None for t in measured):
-                continue  # every measured ticket has been called: stop arrivals
-            hall_type = by_code[subject]
-            priority = _priority(rng, hall_type)
-            response = await hall.post("/tickets", {"service": subject, "priority": priority})
-            body = response.json()
-            tickets[body["id"]] = _Ticket(
-                id=body["id"],
-                service=subject,
-                priority=priority,
-                issued_s=now,
-                estimate_s=float(body["estimated_wait_s"]),
-                measured=warmup_s <= now < end_s,
-                ahead=body["waiting_ahead"],
-            )
-            hall.schedule(
-                now + rng.expovariate(load * hall_type.per_hour / 3600), "arrive", subject
-            )
-            # An idle clerk whose profile has this type calls at once: own type first.
-            idle = sorted(
-                (d for d in desks.values() if d.ticket is None and subject in d.profile),
-                key=lambda d: (d.profile.index(subject), int(d.code) if d.code.isdigit() else 0),
-            )
-            for desk in idle:
-                if await press_next(desk, now):
-                    break
-        elif kind == "start":
-            desk = desks[subject]
-            await hall.post(f"/counters/{subject}/start")
-            ticket = tickets[desk.ticket or ""]
-            hall.schedule(
-                now + _service_time(rng, by_code[ticket.service], exponential), "done", subject
-            )
-        elif kind == "recall":
-            await hall.post(f"/counters/{subject}/recall")
-        elif kind == "no_show":
-            desk = desks[subject]
-            await hall.post(f"/counters/{subject}/no-show")
-            no_shows += 1
-            desk.busy_s += now - desk.busy_since
-            desk.ticket = None
-            await press_next(desk, now)
-        elif kind == "done":
-            await press_next(desks[subject], now)
+    def called(self, desk: _Counter, body: dict[str, Any], now: float) -> None:
+        """The counter has just called a ticket: the customer comes, or not."""
+        ticket = self.tickets[body["ticket"]["id"]]
+        assert ticket.called_s is None, "a ticket was called twice"
+        ticket.called_s = now
+        desk.ticket, desk.busy_since = ticket.id, now
+        if self.rng.random() < self.no_show_rate:
+            self.hall.schedule(now + 45, "recall", desk.code)
+            self.hall.schedule(now + 90, "no_show", desk.code)
+        else:
+            self.hall.schedule(now + self.rng.uniform(*self.walk_s), "start", desk.code)
 
-    last_s = hall.clock.now() - hall.start
-    for desk in desks.values():
-        if desk.ticket is not None:
-            desk.busy_s += last_s.total_seconds() - desk.busy_since
-
-    measured = [t for t in tickets.values() if t.measured]
-    pairs = [(t.estimate_s, (t.called_s or 0.0) - t.issued_s) for t in measured]
-    overall = ErrorFigures.of(pairs)
-    by_service: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    by_priority: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for ticket, pair in zip(measured, pairs, strict=True):
-        by_service[ticket.service].append(pair)
-        by_priority[ticket.priority].append(pair)
-    open_s = len(desks) * max(last_s.total_seconds(), 1.0)
-    return SimulationResult(
-        tickets=overall.tickets,
-        mae_s=overall.mae_s,
-        mean_actual_wait_s=overall.mean_actual_wait_s,
-        mae_ratio=overall.mae_ratio,
-        by_service={k: ErrorFigures.of(v) for k, v in sorted(by_service.items())},
-        by_priority={k: ErrorFigures.of(v) for k, v in sorted(by_priority.items())},
-        issued=len(tickets),
-        no_shows=no_shows,
-        utilisation=sum(d.busy_s for d in desks.values()) / open_s,
-        requests=hall.requests,
-        records=tuple(
-            TicketRecord(t.service, t.priority, t.ahead, t.issued_s, est, act)
-            for t, (est, act) in zip(measured, pairs, strict=True)
-        ),
-    )
+    def result(self) -> SimulationResult:
+        """The estimate's error over the measured tickets, and how busy the hall was."""
+        last_s = (self.hall.clock.now() - self.hall.start).total_seconds()
+        for desk in self.desks.values():
+            if desk.ticket is not None:  # still busy at the end: count up to the last event
+                desk.busy_s += last_s - desk.busy_since
+        measured = [t for t in self.tickets.values() if t.measured]
+        pairs = [(t.estimate_s, (t.called_s or 0.0) - t.issued_s) for t in measured]
+        overall = ErrorFigures.of(pairs)
+        by_service: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        by_priority: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for ticket, pair in zip(measured, pairs, strict=True):
+            by_service[ticket.service].append(pair)
+            by_priority[ticket.priority].append(pair)
+        open_s = len(self.desks) * max(last_s, 1.0)
+        return SimulationResult(
+            tickets=overall.tickets,
+            mae_s=overall.mae_s,
+            mean_actual_wait_s=overall.mean_actual_wait_s,
+            mae_ratio=overall.mae_ratio,
+            by_service={k: ErrorFigures.of(v) for k, v in sorted(by_service.items())},
+            by_priority={k: ErrorFigures.of(v) for k, v in sorted(by_priority.items())},
+            issued=len(self.tickets),
+            no_shows=self.no_shows,
+            utilisation=sum(d.busy_s for d in self.desks.values()) / open_s,
+            requests=self.hall.requests,
+            records=tuple(
+                TicketRecord(t.service, t.priority, t.ahead, t.issued_s, est, act)
+                for t, (est, act) in zip(measured, pairs, strict=True)
+            ),
+        )
