@@ -169,9 +169,9 @@ class EventHub:
         if self._config_cache is not None:
             self._config_cache.clear()
 
-    def _config_announced(self, up: bool) -> None:
+    def _set_config_cache_listening(self, up: bool) -> None:
         if self._config_cache is not None:
-            self._config_cache.listening(up)
+            self._config_cache.set_listening(up)
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -194,7 +194,7 @@ class EventHub:
         conn.add_termination_listener(lambda _c: lost.set())
         await conn.add_listener(CHANNEL, self._on_notification)
         await conn.add_listener(CONFIG_CHANNEL, self._on_config_change)
-        self._config_announced(True)
+        self._set_config_cache_listening(True)
         if self._listened:
             log.info("stream listener reconnected; catching up from the history")
         # Whatever was committed while nobody listened comes from the history.
@@ -210,7 +210,7 @@ class EventHub:
 
     def _listener_down(self) -> None:
         self._listening = False
-        self._config_announced(False)
+        self._set_config_cache_listening(False)
         # Never connected yet: let subscribers fail rather than hang forever.
         self._first_try.set()
 
