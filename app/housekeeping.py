@@ -1,12 +1,9 @@
 """Housekeeping, the background task every server process runs: it keeps alerts current,
-erases the phone numbers of past business days, and forgets old issue-rate windows.
+erases the phone numbers of past business days, and forgets old issue-rate counts and
+Idempotency-Key claims.
 
-A round first surveys every branch with a few reads (`survey_branches`: the cost does not grow
-with the number of branches in round trips), writes the details that changed in one statement,
-and opens a transaction only for the branches where an alert must be raised or cleared. There
-the per-branch advisory lock in `evaluate_branch` keeps two processes from evaluating a branch
-at the same moment, and each sees what the other committed, so an alert is raised once. A
-process that dies simply stops taking part.
+Every step is safe to run from several processes at once (alerts take a per-branch advisory
+lock, app/alerts/service.py), so a process that dies simply stops taking part.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.alerts.service import evaluate_all_branches
 from app.core.clock import Clock
 from app.reports.service import erase_expired_phones
-from app.tickets.rate_limit import forget_old_windows
+from app.tickets.rate_limit import forget_old_counts_and_claims
 
 log = logging.getLogger("hallq.housekeeping")
 
@@ -33,7 +30,7 @@ async def housekeeping_round(sessionmaker: async_sessionmaker[AsyncSession], clo
     async with sessionmaker() as session:
         await erase_expired_phones(session, clock.now())
     async with sessionmaker() as session:
-        await forget_old_windows(session, clock.now())
+        await forget_old_counts_and_claims(session, clock.now())
     return changed
 
 

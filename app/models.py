@@ -7,7 +7,7 @@ from app.core.database import Base
 from app.counters.models import Counter
 from app.events.models import BranchEvent
 from app.stream.models import StreamPresence
-from app.tickets.models import IssueRate, Ticket, TicketSequence
+from app.tickets.models import IssueKey, IssueRate, Ticket, TicketSequence
 
 __all__ = [
     "Alert",
@@ -16,6 +16,7 @@ __all__ = [
     "Branch",
     "BranchEvent",
     "Counter",
+    "IssueKey",
     "IssueRate",
     "Service",
     "Staff",

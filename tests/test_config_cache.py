@@ -29,7 +29,7 @@ class Ticks:
 
 def listening_cache(**kwargs: object) -> ConfigCache:
     cache = ConfigCache(**kwargs)  # type: ignore[arg-type]
-    cache.listening(True)
+    cache.set_listening(True)
     return cache
 
 
@@ -47,16 +47,16 @@ def test_nothing_is_kept_or_served_while_changes_cannot_be_announced():
     cache = ConfigCache()
     cache.put("k", 1, cache.generation)
     assert cache.get("k") is None  # not listening yet
-    cache.listening(True)
+    cache.set_listening(True)
     cache.put("k", 1, cache.generation)
     assert cache.get("k") == 1
     generation = cache.generation
-    cache.listening(False)  # the LISTEN connection dropped: announcements may be lost
+    cache.set_listening(False)  # the LISTEN connection dropped: announcements may be lost
     assert cache.get("k") is None
     cache.put("k", 1, generation)
     cache.put("k", 1, cache.generation)
     assert cache.get("k") is None
-    cache.listening(True)  # back: it starts empty
+    cache.set_listening(True)  # back: it starts empty
     assert cache.get("k") is None
 
 

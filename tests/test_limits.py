@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.tickets.rate_limit import forget_old_windows
+from app.tickets.rate_limit import forget_old_counts_and_claims
 from tests.helpers import ADMIN, SIMPLE_BRANCH, assert_problem, make_token, ok, setup_branch
 from tests.servers import running_servers
 
@@ -99,10 +99,10 @@ async def test_old_counts_and_key_claims_are_forgotten_and_retries_still_work(ap
 
     assert (await rows("issue_rate"), await rows("issue_keys")) == (1, 1)
     async with app.state.sessionmaker() as session:
-        await forget_old_windows(session, clock.now() + timedelta(minutes=3))
+        await forget_old_counts_and_claims(session, clock.now() + timedelta(minutes=3))
     assert (await rows("issue_rate"), await rows("issue_keys")) == (0, 1)  # the claim is kept
     async with app.state.sessionmaker() as session:
-        await forget_old_windows(session, clock.now() + timedelta(days=1, seconds=1))
+        await forget_old_counts_and_claims(session, clock.now() + timedelta(days=1, seconds=1))
     assert await rows("issue_keys") == 0
     # A retry a day later still finds its ticket, through the ticket itself.
     again = await client.post(f"{B}/tickets", json={"service": "a"}, headers=retry)

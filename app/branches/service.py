@@ -25,15 +25,15 @@ from app.core.config_cache import forget_config
 from app.core.errors import conflict, not_found
 
 
-async def _upsert(
+async def _upsert_and_commit(
     session: AsyncSession,
     model: type[Any],
     keys: dict[str, Any],
     values: dict[str, Any],
     now: datetime,
 ) -> bool:
-    """INSERT .. ON CONFLICT DO UPDATE in one statement (safe under concurrent PUTs).
-    Returns True when the row was created."""
+    """INSERT .. ON CONFLICT DO UPDATE in one statement (safe under concurrent PUTs), then
+    commit and drop the cached configuration. Returns True when the row was created."""
     stmt = (
         insert(model)
         .values(**keys, **values, created_at=now, updated_at=now)
@@ -72,7 +72,7 @@ async def put_branch(session: AsyncSession, code: str, body: BranchIn, now: date
         "announcement_zh": announcement.zh,
         "announcement_en": announcement.en,
     }
-    return await _upsert(session, Branch, {"code": code}, values, now)
+    return await _upsert_and_commit(session, Branch, {"code": code}, values, now)
 
 
 def branch_out(branch: Branch) -> BranchOut:
@@ -95,7 +95,9 @@ async def put_service(
     await get_branch(session, branch)
     values = body.model_dump()
     try:
-        return await _upsert(session, Service, {"branch": branch, "code": code}, values, now)
+        return await _upsert_and_commit(
+            session, Service, {"branch": branch, "code": code}, values, now
+        )
     except IntegrityError as exc:
         await session.rollback()
         if "uq_services_branch_prefix" in str(exc.orig):
@@ -138,7 +140,7 @@ async def put_staff(
     session: AsyncSession, branch: str, code: str, body: StaffIn, now: datetime
 ) -> bool:
     await get_branch(session, branch)
-    return await _upsert(
+    return await _upsert_and_commit(
         session,
         Staff,
         {"branch": branch, "code": code},

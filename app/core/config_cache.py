@@ -1,18 +1,12 @@
-"""A per-process cache of configuration rows (tokens, branches, business types): the hot paths
-(every request authenticates; every issue reads its branch and business type) skip those reads.
+"""A per-process cache of configuration rows (tokens, branches, business types), so that the hot
+paths (every request authenticates; every issue reads its branch and business type) skip them.
 
-Correctness comes from invalidation, not from expiry:
-- a trigger (migration 0004) NOTIFYs channel `hallq_config` when any process commits a change to
-  those tables, and the process's LISTEN connection (app/stream/hub.py) empties the cache;
-- the process that commits a change empties its own cache at once (`forget_config`), not
-  waiting for its notification;
-- the cache is used only while the LISTEN connection is up: when it drops, notifications may be
-  lost, so the cache is emptied and bypassed until it is back;
-- a value read from the database is kept only if no change was announced while it was being
-  read (the generation check), so a stale read cannot outlive the notification that beat it.
-
-So a change is seen at once by the process that made it, and by the others within their
-notification latency (milliseconds). `ttl_s` bounds the age of an entry as a last resort.
+Correctness comes from invalidation, not from expiry (docs/decisions.md, "Configuration cache"):
+a trigger (migration 0004) NOTIFYs channel `hallq_config` on every change and the process's
+LISTEN connection (app/stream/hub.py) empties the cache; the process that commits a change
+empties its own at once (`forget_config`); the cache is bypassed while the LISTEN connection is
+down; and a value whose read was overtaken by an announced change is not kept (`generation`).
+`ttl_s` bounds the age of an entry as a last resort.
 """
 
 from __future__ import annotations
@@ -75,8 +69,9 @@ class ConfigCache:
         self.generation += 1
         self._entries.clear()
 
-    def listening(self, up: bool) -> None:
-        """The LISTEN connection is up (changes will be announced) or down (they may not)."""
+    def set_listening(self, up: bool) -> None:
+        """The LISTEN connection is up (changes will be announced) or down (they may not);
+        either way the cache starts empty."""
         self.clear()
         self._listening = up
 

@@ -30,7 +30,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers and its schema is at the latest migration."""
     expected = head_revision()
-    stream = stream_connections(request)
+    stream = dedicated_connections(request)
     try:
         async with request.app.state.engine.connect() as conn:
             current = (
@@ -45,7 +45,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "schema": current, "stream": stream})
 
 
-def stream_connections(request: Request) -> dict[str, str]:
+def dedicated_connections(request: Request) -> dict[str, str]:
     """The process's two connections of its own (app/core/dedicated.py), `connected` or
     `connecting` (not yet, or again after a loss). Shown, not required: while either is down
     the API works and screens catch up from the history once it is back, so the process stays

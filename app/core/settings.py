@@ -23,16 +23,15 @@ class Settings(BaseSettings):
     )
     # Few connections, none opened on demand: more concurrent transactions than cores only
     # queue on the same row locks (the branch's event counter), and overflow connections cost a
-    # handshake each (`make bench`: lock waits per `next` 183 ms -> 14 ms, docs/performance.md).
+    # handshake each (docs/performance.md).
     db_pool_size: int = Field(default=5, ge=1, le=200)
     db_max_overflow: int = Field(default=0, ge=0, le=200)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     # Requests give up on the database after this long and answer 503 instead of hanging.
     db_command_timeout_s: float = Field(default=10.0, gt=0)
     # PostgreSQL's plan_cache_mode for hallq's connections. Every statement is prepared once
-    # per connection and keyed by its branch; once the table statistics are fresh, `auto`
-    # re-planned the issuing statement on every execution (1.5-2 ms of database CPU per ticket,
-    # docs/decisions.md). `auto` restores PostgreSQL's own choice.
+    # per connection with the branch as a parameter, and the generic plan suits every branch;
+    # `auto` may re-plan on every execution (docs/decisions.md) and restores PostgreSQL's choice.
     db_plan_cache_mode: Literal["force_generic_plan", "auto", "force_custom_plan"] = (
         "force_generic_plan"
     )

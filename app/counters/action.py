@@ -81,7 +81,7 @@ class CounterAction:
         )
 
     async def set_counter(self, **values: object) -> None:
-        """Change the counter row and announce the new state to the screens."""
+        """Change the counter row (and `self.counter`); `finish` announces the new state."""
         values.setdefault("updated_at", self.now)
         if "state" in values and values["state"] != self.counter.state:
             values["state_since"] = self.now
@@ -93,12 +93,11 @@ class CounterAction:
         for key, value in values.items():
             setattr(self.counter, key, value)
 
-    async def unchanged(self) -> ActionResult:
-        """The action is a no-op (e.g. pausing a paused counter): answer with the current state."""
+    async def finish_unchanged(self) -> ActionResult:
+        """End a no-op action (e.g. pausing a paused counter): answer with the current state."""
         result = ActionResult(counter_out(self.counter, self.current), self.current)
-        # Nothing was written. Commit, not roll back, to release the locks: a rollback expires
-        # the loaded rows, and answering with the current ticket would then need the database
-        # again, from sync attribute access (MissingGreenlet, a 500: found by tests/test_fuzz.py).
+        # Nothing was written. Commit, not roll back, to release the locks: a rollback would
+        # expire the loaded rows that the answer still reads (docs/decisions.md, "Counters").
         await self.session.commit()
         return result
 

@@ -31,7 +31,8 @@ from app.tickets.models import Ticket
 async def put_counter(
     session: AsyncSession, branch: str, code: str, body: CounterIn, now: datetime
 ) -> bool:
-    """Create or update a counter's name and profile. Returns True if created."""
+    """Create or update a counter's name and profile, and announce it (`counter.changed`);
+    commits. Returns True if created."""
     await get_branch(session, branch)
     if len(set(body.services)) != len(body.services):
         raise unprocessable("invalid-profile", "a business type appears twice in services")

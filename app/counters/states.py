@@ -25,7 +25,7 @@ async def open_counter(
     counter = action.counter
     staff = principal.staff
     if counter.state in (CounterState.OPEN, CounterState.PAUSED) and counter.staff == staff:
-        return await action.unchanged()  # already signed in here
+        return await action.finish_unchanged()  # already signed in here
     if counter.state in (CounterState.OPEN, CounterState.PAUSED) and counter.staff is not None:
         raise conflict(
             "counter-taken",
@@ -58,7 +58,7 @@ async def pause_counter(
 ) -> ActionResult:
     action = await begin_action(session, branch, code, principal, now)
     if action.counter.state == CounterState.PAUSED:
-        return await action.unchanged()
+        return await action.finish_unchanged()
     if action.counter.state != CounterState.OPEN:
         raise state_conflict(action.counter, "pause")
     await action.set_counter(state=CounterState.PAUSED, pause_reason=reason)
@@ -70,7 +70,7 @@ async def resume_counter(
 ) -> ActionResult:
     action = await begin_action(session, branch, code, principal, now)
     if action.counter.state == CounterState.OPEN:
-        return await action.unchanged()
+        return await action.finish_unchanged()
     if action.counter.state != CounterState.PAUSED:
         raise state_conflict(action.counter, "resume")
     await action.set_counter(state=CounterState.OPEN, pause_reason=None)
@@ -85,7 +85,7 @@ async def close_counter(
     if action.counter.state == CounterState.CLOSED or (
         action.counter.state == CounterState.CLOSING and action.current is not None
     ):
-        return await action.unchanged()
+        return await action.finish_unchanged()
     if action.current is not None:
         await action.set_counter(state=CounterState.CLOSING, pause_reason=None)
     else:

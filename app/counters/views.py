@@ -28,9 +28,10 @@ router = APIRouter(
 ActionFn = Callable[[AsyncSession, str, str, Principal, datetime], Awaitable[ActionResult]]
 
 
-async def _respond(
+async def _action_out(
     request: Request, session: AsyncSession, result: ActionResult
 ) -> CounterActionOut:
+    """The answer to an action: the counter, and its ticket as the ticket API shows it."""
     ticket = None
     if result.ticket is not None:
         ticket = await ticket_out(
@@ -51,14 +52,14 @@ def _action_route(path: str, action: ActionFn, description: str | None = None) -
         principal: Operator,
     ) -> CounterActionOut:
         result = await action(session, branch, counter, principal, request.app.state.clock.now())
-        return await _respond(request, session, result)
+        return await _action_out(request, session, result)
 
     router.add_api_route(
         f"/{{counter}}/{path}",
         endpoint,
         methods=["POST"],
         response_model=CounterActionOut,
-        name=action.__name__,  # the operation id, as when each was written out
+        name=action.__name__,  # the operation id: the action function's name
         description=description,
     )
 
@@ -122,7 +123,7 @@ async def pause_counter(
         request.app.state.clock.now(),
         body.reason if body else None,
     )
-    return await _respond(request, session, result)
+    return await _action_out(request, session, result)
 
 
 _action_route("resume", states.resume_counter)
@@ -153,7 +154,7 @@ async def call_next(
     )
     if result.ticket is None:
         return Response(status_code=204)
-    return await _respond(request, session, result)
+    return await _action_out(request, session, result)
 
 
 _action_route("recall", calls.recall, "Announce the current ticket again.")
@@ -181,4 +182,4 @@ async def transfer(
     result = await calls.transfer(
         session, branch, counter, principal, request.app.state.clock.now(), body
     )
-    return await _respond(request, session, result)
+    return await _action_out(request, session, result)

@@ -1,31 +1,11 @@
 """Estimated wait of a waiting ticket: a replay of the hall's calling order, on average values.
 
-What is known when a ticket is issued (or looked at):
-
-- the waiting tickets of every business type, grouped by their place in the calling order
-  (lane, starvation guard, priority class), and how many of the ticket's own type are ahead of it;
-- every counter that will call again (open or paused): its profile, and how long the customer at
-  it (if any) has been there;
-- recent history per business type: how long a counter was taken per ticket (call -> done), and
-  how many tickets of each priority class were served lately (their arrival rate, in a steady
-  hall).
-
-`estimate_wait_s` replays the calling order from now on with those values. Each counter becomes
-free when its current customer is expected to leave (the mean *remaining* time of the recent
-tickets of that type that lasted longer than this one has so far), then calls what the real
-rule would call (app.queue.ordering: lane, overdue, priority class, the type's place in the
-counter's profile, first come first served) and is taken for that type's mean time per ticket.
-Customers still to come arrive at their recent rates (the k-th of a type and class after
-k / rate seconds) and join the queue: of the ticket's own type only those of a better priority
-class (the others queue behind it), of other types all, since a counter whose profile puts their
-type first serves them before helping ours. The wait is the moment a counter calls the ticket,
-times MEDIAN_FACTOR.
-
-Because the replay follows the real rule, a counter whose own type comes first helps another
-type only once its own queue is empty, and a `special` ticket of a fallback type still goes
-before the counter's own `normal` ones. Not foreseen: a ticket turning overdue later, a re-queued
-no-show coming back to the front, pauses, transfers and no-shows. See docs/estimate.md for the
-measured error.
+Each counter frees up when its current customer is expected to leave, then calls what the real
+rule would call (app.queue.ordering) and is taken for that type's mean time per ticket;
+customers still to come arrive at their recent rates. Following the real rule is the point: a
+counter helps another type only once its own queue is empty, and a `special` ticket of a
+fallback type still goes before the counter's own `normal` ones. The model in full, what it
+does not foresee and its measured error: docs/estimate.md.
 """
 
 from __future__ import annotations
@@ -47,10 +27,8 @@ HORIZON_S = 12 * 3600.0
 MAX_CALLS = 20_000
 # No type takes a counter for less than this, whatever its history says.
 MIN_HANDLING_S = 1.0
-# The replay follows the average path; actual waits are skewed to the right (the first of
-# several busy counters frees up sooner than the soonest of their expected times; a long service
-# now and then delays everyone behind it). The median wait, which is what minimises the absolute
-# error, lies below the average path: measured on the hall simulation, about 0.9 of it.
+# The replay follows the average path, but actual waits are skewed to the right, so the median
+# wait (what minimises the absolute error) lies below it (docs/estimate.md).
 MEDIAN_FACTOR = 0.9
 
 Rank = tuple[int, int, int]  # (lane, 0 if overdue else 1, priority rank): smaller goes first

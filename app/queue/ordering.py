@@ -144,9 +144,9 @@ EFFECTIVE_LANE_SQL = effective_lane_sql()
 # Each business type of the branch with its starvation-guard cutoff, computed once per statement
 # and joined by every query of the calling order as `tc`: a ticket issued at or before its type's
 # cutoff is overdue. The cutoff is NULL, and nobody overdue, where the type has no `max_wait_s`.
-# Materialised, so that the planner never looks the type up once per waiting ticket (with the
-# statistics of a fast-growing queue lagging, it did: 4 buffer reads per ticket, 6 ms for the
-# hall read at 1,230 waiting). Parameters: :branch, :now.
+# Materialised, so that the planner never looks the type up once per waiting ticket (it did
+# while the statistics lagged behind a fast-growing queue: docs/performance.md). Parameters:
+# :branch, :now.
 TYPE_CUTOFFS_CTE = """
     type_cutoffs AS MATERIALIZED (
         SELECT s.code,

@@ -292,7 +292,7 @@ def _codes(configured: Iterable[str], seen: Iterable[str]) -> list[str]:
     return sorted(set(configured) | set(seen))
 
 
-async def _names(session: AsyncSession, branch: str) -> dict[str, dict[str, str]]:
+async def _configured_names(session: AsyncSession, branch: str) -> dict[str, dict[str, str]]:
     services = await session.execute(
         select(Service.code, Service.name).where(Service.branch == branch)
     )
@@ -307,13 +307,14 @@ async def _names(session: AsyncSession, branch: str) -> dict[str, dict[str, str]
     }
 
 
-async def _day(
+async def _day_figures(
     session: AsyncSession,
     branch: str,
     tz: str,
     window: DayWindow,
     names: dict[str, dict[str, str]],
 ) -> tuple[DayFigures, list[HourRow]]:
+    """The figures of `window` per business type, counter and clerk, and its hour by hour."""
     params = window.params(branch, tz)
     by_scope: dict[str, dict[str, Any]] = {"service": {}, "counter": {}, "staff": {}, "hour": {}}
     for row in (await session.execute(_FIGURES, params)).all():
@@ -407,11 +408,11 @@ async def daily_report(
     schedule = schedule_of(branch)
     tz = schedule.tz
     report_day = parse_report_date(day, schedule.business_date(now))
-    names = await _names(session, branch_code)
+    names = await _configured_names(session, branch_code)
     window = DayWindow.of(report_day, tz, now)
-    figures, hours = await _day(session, branch_code, timezone, window, names)
+    figures, hours = await _day_figures(session, branch_code, timezone, window, names)
     week_before = DayWindow.of(report_day - timedelta(days=7), tz, now)
-    last_week, _ = await _day(session, branch_code, timezone, week_before, names)
+    last_week, _ = await _day_figures(session, branch_code, timezone, week_before, names)
     comments = [
         RatingComment.model_validate(dict(row))
         for row in (

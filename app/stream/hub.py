@@ -1,26 +1,13 @@
 """The per-process fan-out: one LISTEN connection, many websocket clients.
 
-Every committed event is NOTIFYed on channel `hallq_events` by the process that committed it,
-after the commit (app/events/notifier.py). This process holds one dedicated asyncpg connection
-that LISTENs, and hands each event to the subscriptions of its branch. A branch's seqs are handed
-out under its row lock, so they commit in seq order, but the notifications of different
-transactions can arrive in either order. The hub tracks the last seq it delivered per branch, and
-when it sees a gap (a notification still on its way, a lost connection, a reference payload) it
-reads the missing events from the history before going on; a notification of an event already
-delivered is ignored. After a reconnect it catches every subscribed branch up from the history.
-
-A notification can be lost (its process died after the commit): every `sweep_s` the listener
-reads the committed seq of the subscribed branches, and catches up a branch that is still behind
-a seq the previous sweep already saw. So no event is lost, and a lost notification costs at most
-two sweeps. The sweep also tells a half-open TCP connection, which would otherwise swallow
-notifications silently until the kernel gives up on it.
-
-The same connection LISTENs for configuration changes (`hallq_config`) and empties the process's
-configuration cache (app/core/config_cache.py) on each; the cache is used only while this
-connection is up.
-
-Handing an event to a client never waits: each subscription has a bounded queue, and a client
-that falls behind is marked for a resync (a fresh snapshot) instead of slowing the others.
+Every committed event is NOTIFYed after its commit (app/events/notifier.py); the hub hands it to
+the subscriptions of its branch. Notifications can arrive out of order or be lost, so delivery
+goes by seq: a gap or a reference payload is read from the history, an event already delivered
+is dropped, and a sweep every `sweep_s` catches up a branch still behind the seq it had
+committed at the previous sweep. The same connection LISTENs for configuration changes and
+empties the configuration cache (app/core/config_cache.py). Handing an event to a client never
+waits: a client that falls behind is marked for a resync (a fresh snapshot) instead of slowing
+the others. How and why, in full: docs/stream.md.
 """
 
 from __future__ import annotations
@@ -169,9 +156,9 @@ class EventHub:
         if self._config_cache is not None:
             self._config_cache.clear()
 
-    def _config_announced(self, up: bool) -> None:
+    def _set_config_cache_listening(self, up: bool) -> None:
         if self._config_cache is not None:
-            self._config_cache.listening(up)
+            self._config_cache.set_listening(up)
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -194,7 +181,7 @@ class EventHub:
         conn.add_termination_listener(lambda _c: lost.set())
         await conn.add_listener(CHANNEL, self._on_notification)
         await conn.add_listener(CONFIG_CHANNEL, self._on_config_change)
-        self._config_announced(True)
+        self._set_config_cache_listening(True)
         if self._listened:
             log.info("stream listener reconnected; catching up from the history")
         # Whatever was committed while nobody listened comes from the history.
@@ -210,12 +197,12 @@ class EventHub:
 
     def _listener_down(self) -> None:
         self._listening = False
-        self._config_announced(False)
+        self._set_config_cache_listening(False)
         # Never connected yet: let subscribers fail rather than hang forever.
         self._first_try.set()
 
     async def _sweep(self, conn: asyncpg.Connection) -> None:
-        """Catch up the branches whose notifications were lost (module docstring)."""
+        """Catch up the branches whose notifications were lost (docs/stream.md, the sweep)."""
         rows = await conn.fetch(
             _COMMITTED_SEQS, list(self._subscriptions), timeout=self._connect_timeout_s
         )

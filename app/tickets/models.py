@@ -27,9 +27,9 @@ from app.core.vocabulary import Channel, Priority, TicketStatus, sql_list
 class TicketSequence(Base):
     """The last number handed out per branch, business type and business day.
 
-    Incremented with an upsert in the same transaction that inserts the ticket: the row lock
-    serialises concurrent issuers and a rolled-back issue gives its number back, so numbers are
-    unique and gap-free."""
+    Incremented by the statement that inserts the ticket (app/tickets/issuing.py): the row lock
+    serialises concurrent issuers, and nothing that takes a number is rolled back, so numbers
+    are unique and gap-free."""
 
     __tablename__ = "ticket_sequences"
 

@@ -1,6 +1,6 @@
 """A per-token limit on issuing tickets: a stuck kiosk button or a script must not flood a
 branch's queue. Counted in PostgreSQL (one upsert per issue, in a fixed one-minute window, inside
-the issuing statement of app/tickets/service.py), so the limit holds however many server
+the issuing statement of app/tickets/issuing.py), so the limit holds however many server
 processes the requests are spread over. Refused requests are counted too: the token is refused
 until its minute is over either way."""
 
@@ -49,7 +49,7 @@ def too_many_tickets(per_minute: int, now: datetime) -> Problem:
     )
 
 
-async def forget_old_windows(session: AsyncSession, now: datetime) -> None:
+async def forget_old_counts_and_claims(session: AsyncSession, now: datetime) -> None:
     """Drop past minutes' counts and old Idempotency-Key claims."""
     async with session.begin():
         await session.execute(_FORGET_OLD, {"before": now - 2 * WINDOW})
