@@ -46,52 +46,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # Whatever has started is stopped again, in reverse order, also when a later step of
         # the start-up fails: no connection or task outlives a failed start.
         async with AsyncExitStack() as started:
-            engine = create_engine(settings)
-            started.push_async_callback(engine.dispose)
-            app.state.engine = engine
-            config_cache = ConfigCache(ttl_s=settings.config_cache_s)
-            app.state.config_cache = config_cache
-            # One connection per process notifies the events this process commits ...
-            notifier = EventNotifier(
-                settings.database_url, connect_timeout_s=settings.db_connect_timeout_s
-            )
-            notifier.start()
-            started.push_async_callback(notifier.close)
-            app.state.notifier = notifier
-            app.state.sessionmaker = create_sessionmaker(
-                engine, config_cache, notifying_session_class(notifier)
-            )
-            # ... and one LISTEN connection receives every process's events, and configuration
-            # changes.
-            hub = EventHub(
-                settings.database_url,
-                app.state.sessionmaker,
-                queue_size=settings.stream_queue_size,
-                connect_timeout_s=settings.db_connect_timeout_s,
-                sweep_s=settings.stream_sweep_s,
-                config_cache=config_cache,
-            )
-            hub.start()
-            started.push_async_callback(hub.close)
-            app.state.hub = hub
-            app.state.metrics_collector = MetricsCollector(
-                app.state.sessionmaker, app.state.clock, settings.metrics_cache_s
-            )
-            app.state.stream_limits = ClientLimits()
-            presence = asyncio.create_task(
-                run_presence(
-                    app.state.sessionmaker,
-                    hub,
-                    app.state.clock,
-                    new_process_id(),
-                    settings.stream_presence_interval_s,
-                )
-            )
-            started.push_async_callback(stop_task, presence)
-            housekeeping = start_housekeeping(
-                app.state.sessionmaker, app.state.clock, settings.alerts_interval_s
-            )
-            started.push_async_callback(stop_task, housekeeping)
+            _start_database(app, settings, started)
+            _start_stream(app, settings, started)
+            _start_background_tasks(app, settings, started)
             # Start-up's objects live as long as the process: frozen, full collections skip them
             # (docs/performance.md, gc.freeze). Only once: tests start many apps in one process.
             if not gc.get_freeze_count():
@@ -111,16 +68,74 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_middleware(RequestObserverMiddleware, observers=[log_request, record_http_request])
     # Outermost: refuse oversized bodies before anything reads them.
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
-
-    app.include_router(health_router)
-    app.include_router(metrics_router)
-    app.include_router(tokens_router)
-    app.include_router(branches_router)
-    app.include_router(tickets_router)
-    app.include_router(counters_router)
-    app.include_router(queue_router)
-    app.include_router(reports_router)
-    app.include_router(stream_router)
-    app.include_router(events_router)
-    app.include_router(web_router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
+
+
+ROUTERS = (
+    health_router,
+    metrics_router,
+    tokens_router,
+    branches_router,
+    tickets_router,
+    counters_router,
+    queue_router,
+    reports_router,
+    stream_router,
+    events_router,
+    web_router,
+)
+
+
+def _start_database(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:
+    """The engine, the configuration cache, and sessions whose committed events the process's
+    notifier (one connection of its own) sends to every process."""
+    engine = create_engine(settings)
+    started.push_async_callback(engine.dispose)
+    app.state.engine = engine
+    app.state.config_cache = ConfigCache(ttl_s=settings.config_cache_s)
+    notifier = EventNotifier(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s)
+    notifier.start()
+    started.push_async_callback(notifier.close)
+    app.state.notifier = notifier
+    app.state.sessionmaker = create_sessionmaker(
+        engine, app.state.config_cache, notifying_session_class(notifier)
+    )
+
+
+def _start_stream(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:
+    """One LISTEN connection per process receives every process's events and configuration
+    changes, and fans them out to this process's screens."""
+    hub = EventHub(
+        settings.database_url,
+        app.state.sessionmaker,
+        queue_size=settings.stream_queue_size,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        sweep_s=settings.stream_sweep_s,
+        config_cache=app.state.config_cache,
+    )
+    hub.start()
+    started.push_async_callback(hub.close)
+    app.state.hub = hub
+    app.state.stream_limits = ClientLimits()
+
+
+def _start_background_tasks(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:
+    app.state.metrics_collector = MetricsCollector(
+        app.state.sessionmaker, app.state.clock, settings.metrics_cache_s
+    )
+    presence = asyncio.create_task(
+        run_presence(
+            app.state.sessionmaker,
+            app.state.hub,
+            app.state.clock,
+            new_process_id(),
+            settings.stream_presence_interval_s,
+        )
+    )
+    started.push_async_callback(stop_task, presence)
+    housekeeping = start_housekeeping(
+        app.state.sessionmaker, app.state.clock, settings.alerts_interval_s
+    )
+    started.push_async_callback(stop_task, housekeeping)

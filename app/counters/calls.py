@@ -166,32 +166,7 @@ async def transfer(
     if ticket is None or ticket.status not in (TicketStatus.CALLED, TicketStatus.SERVING):
         raise ticket_conflict(action, "transfer", [TicketStatus.CALLED, TicketStatus.SERVING])
 
-    service = body.service or ticket.service
-    if body.service is not None and await session.get(Service, (branch, body.service)) is None:
-        raise unprocessable(
-            "unknown-service", f"business type {body.service} does not exist in branch {branch}"
-        )
-    target_counter = None
-    if body.counter is not None:
-        if body.counter == code:
-            raise unprocessable(
-                "invalid-transfer", "a ticket cannot be transferred to its own counter"
-            )
-        target = await session.get(Counter, (branch, body.counter))
-        if target is None:
-            raise unprocessable(
-                "unknown-counter", f"counter {body.counter} does not exist in branch {branch}"
-            )
-        if service not in target.services:
-            if body.service is not None:
-                raise unprocessable(
-                    "invalid-transfer",
-                    f"counter {body.counter} does not serve business type {body.service}",
-                )
-            # Sent to a counter for another kind of business: it joins that counter's own type.
-            service = target.services[0]
-        target_counter = body.counter
-
+    service, target_counter = await _transfer_target(session, branch, code, ticket, body)
     from_ = TransferredFrom(counter=code, service=ticket.service, status=ticket.status)
     await update_ticket(
         session,
@@ -218,3 +193,33 @@ async def transfer(
     await release_current(action)
     result = await action.finish()
     return ActionResult(result.counter, ticket)
+
+
+async def _transfer_target(
+    session: AsyncSession, branch: str, code: str, ticket: Ticket, body: TransferIn
+) -> tuple[str, str | None]:
+    """The business type and counter (if any) a transfer sends the ticket to; 422 for a
+    target that does not exist or cannot take it."""
+    service = body.service or ticket.service
+    if body.service is not None and await session.get(Service, (branch, body.service)) is None:
+        raise unprocessable(
+            "unknown-service", f"business type {body.service} does not exist in branch {branch}"
+        )
+    if body.counter is None:
+        return service, None
+    if body.counter == code:
+        raise unprocessable("invalid-transfer", "a ticket cannot be transferred to its own counter")
+    target = await session.get(Counter, (branch, body.counter))
+    if target is None:
+        raise unprocessable(
+            "unknown-counter", f"counter {body.counter} does not exist in branch {branch}"
+        )
+    if service not in target.services:
+        if body.service is not None:
+            raise unprocessable(
+                "invalid-transfer",
+                f"counter {body.counter} does not serve business type {body.service}",
+            )
+        # Sent to a counter for another kind of business: it joins that counter's own type.
+        service = target.services[0]
+    return service, body.counter

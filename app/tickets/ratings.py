@@ -42,46 +42,8 @@ async def rate_ticket(
     with personal details, so they stay in the tickets table and reach managers only through
     the daily report."""
     ticket = await lock_ticket(session, ticket_id)
-    if ticket.status != TicketStatus.DONE:
-        raise conflict(
-            "invalid-transition",
-            f"ticket {ticket.number} is {ticket.status}; only a done ticket can be rated",
-            ticket_status=ticket.status,
-        )
-    if ticket.rating is not None:
-        assert ticket.rated_at is not None
-        raise conflict(
-            "already-rated",
-            f"ticket {ticket.number} was already rated at {ticket.rated_at.isoformat()}; "
-            "a service is rated once",
-            ticket_status=ticket.status,
-        )
-    branch = await get_branch(session, ticket.branch)
-    schedule = schedule_of(branch)
-    assert ticket.finished_at is not None
-    served_on = schedule.business_date(ticket.finished_at)
-    if schedule.business_date(now) != served_on:
-        raise conflict(
-            "rating-closed",
-            f"ticket {ticket.number} was served on {served_on.isoformat()}; ratings are taken "
-            "on the day of service only (that day's report is final)",
-            ticket_status=ticket.status,
-        )
-    # Who served it: the completion in the history (the ticket row keeps the same counter and
-    # clerk; the event is the record reports use too).
-    served_by = (
-        await session.execute(
-            select(BranchEvent.counter, BranchEvent.staff)
-            .where(
-                BranchEvent.branch == ticket.branch,
-                BranchEvent.ticket_id == ticket.id,
-                BranchEvent.type == EventType.TICKET_COMPLETED,
-            )
-            .order_by(BranchEvent.seq.desc())
-            .limit(1)
-        )
-    ).first()
-    counter, staff = (served_by[0], served_by[1]) if served_by else (ticket.counter, ticket.staff)
+    await _check_rateable(session, ticket, now)
+    counter, staff = await _served_by(session, ticket)
     await session.execute(
         update(Ticket)
         .where(Ticket.id == ticket.id)
@@ -107,3 +69,49 @@ async def rate_ticket(
     )
     await session.commit()
     return await ticket_out(session, ticket, now, settings)
+
+
+async def _check_rateable(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+    """409 unless `ticket` is done, not rated yet, and was served on today's business day."""
+    if ticket.status != TicketStatus.DONE:
+        raise conflict(
+            "invalid-transition",
+            f"ticket {ticket.number} is {ticket.status}; only a done ticket can be rated",
+            ticket_status=ticket.status,
+        )
+    if ticket.rating is not None:
+        assert ticket.rated_at is not None
+        raise conflict(
+            "already-rated",
+            f"ticket {ticket.number} was already rated at {ticket.rated_at.isoformat()}; "
+            "a service is rated once",
+            ticket_status=ticket.status,
+        )
+    schedule = schedule_of(await get_branch(session, ticket.branch))
+    assert ticket.finished_at is not None
+    served_on = schedule.business_date(ticket.finished_at)
+    if schedule.business_date(now) != served_on:
+        raise conflict(
+            "rating-closed",
+            f"ticket {ticket.number} was served on {served_on.isoformat()}; ratings are taken "
+            "on the day of service only (that day's report is final)",
+            ticket_status=ticket.status,
+        )
+
+
+async def _served_by(session: AsyncSession, ticket: Ticket) -> tuple[str | None, str | None]:
+    """The counter and clerk of the ticket's completion in the history (the ticket row keeps
+    the same; the event is the record reports use too)."""
+    served_by = (
+        await session.execute(
+            select(BranchEvent.counter, BranchEvent.staff)
+            .where(
+                BranchEvent.branch == ticket.branch,
+                BranchEvent.ticket_id == ticket.id,
+                BranchEvent.type == EventType.TICKET_COMPLETED,
+            )
+            .order_by(BranchEvent.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    return (served_by[0], served_by[1]) if served_by else (ticket.counter, ticket.staff)
