@@ -172,6 +172,30 @@ def state_conflict(counter: Counter, wanted: str) -> Exception:
     )
 
 
+# The current ticket's statuses an action needs: called (recall, start, no-show), or called or
+# serving (complete, transfer).
+ON_CALL = (TicketStatus.CALLED,)
+AT_COUNTER = (TicketStatus.CALLED, TicketStatus.SERVING)
+
+
+async def begin_ticket_action(
+    session: AsyncSession,
+    branch: str,
+    code: str,
+    principal: Principal,
+    now: datetime,
+    *,
+    verb: str,
+    allowed: Sequence[TicketStatus],
+) -> tuple[CounterAction, Ticket]:
+    """`begin_action` for an action on the counter's current ticket, which must be `allowed`."""
+    action = await begin_action(session, branch, code, principal, now)
+    ticket = action.current
+    if ticket is None or ticket.status not in allowed:
+        raise ticket_conflict(action, verb, allowed)
+    return action, ticket
+
+
 def ticket_conflict(action: CounterAction, wanted: str, allowed: Sequence[str]) -> Exception:
     ticket = action.current
     if ticket is None:

@@ -12,12 +12,14 @@ from app.branches.models import Service
 from app.core.errors import unprocessable
 from app.core.vocabulary import CounterState, TicketStatus
 from app.counters.action import (
+    AT_COUNTER,
+    ON_CALL,
     ActionResult,
     begin_action,
+    begin_ticket_action,
     complete_current,
     release_current,
     state_conflict,
-    ticket_conflict,
     update_ticket,
 )
 from app.counters.models import Counter
@@ -81,10 +83,9 @@ async def recall(
     session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
 ) -> ActionResult:
     """Call the current customer again (the announcement repeats)."""
-    action = await begin_action(session, branch, code, principal, now)
-    ticket = action.current
-    if ticket is None or ticket.status != TicketStatus.CALLED:
-        raise ticket_conflict(action, "recall", [TicketStatus.CALLED])
+    action, ticket = await begin_ticket_action(
+        session, branch, code, principal, now, verb="recall", allowed=ON_CALL
+    )
     await update_ticket(session, ticket, recall_count=Ticket.recall_count + 1, last_called_at=now)
     action.ticket_event(
         ticket,
@@ -102,10 +103,9 @@ async def start_service(
     session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
 ) -> ActionResult:
     """The called customer has arrived: called -> serving."""
-    action = await begin_action(session, branch, code, principal, now)
-    ticket = action.current
-    if ticket is None or ticket.status != TicketStatus.CALLED:
-        raise ticket_conflict(action, "start", [TicketStatus.CALLED])
+    action, ticket = await begin_ticket_action(
+        session, branch, code, principal, now, verb="start", allowed=ON_CALL
+    )
     await update_ticket(session, ticket, status=TicketStatus.SERVING, served_at=now)
     action.ticket_event(
         ticket, TicketServing(ticket=ticket_ref(ticket), counter=action.counter_ref())
@@ -117,10 +117,9 @@ async def complete(
     session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
 ) -> ActionResult:
     """Service done; the counter stays open without calling anyone."""
-    action = await begin_action(session, branch, code, principal, now)
-    ticket = action.current
-    if ticket is None or ticket.status not in (TicketStatus.CALLED, TicketStatus.SERVING):
-        raise ticket_conflict(action, "complete", [TicketStatus.CALLED, TicketStatus.SERVING])
+    action, _current = await begin_ticket_action(
+        session, branch, code, principal, now, verb="complete", allowed=AT_COUNTER
+    )
     done = await complete_current(action)
     await release_current(action)
     result = await action.finish()
@@ -131,10 +130,9 @@ async def no_show(
     session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
 ) -> ActionResult:
     """The called customer did not come (过号). They can be re-queued if they turn up."""
-    action = await begin_action(session, branch, code, principal, now)
-    ticket = action.current
-    if ticket is None or ticket.status != TicketStatus.CALLED:
-        raise ticket_conflict(action, "mark no-show", [TicketStatus.CALLED])
+    action, ticket = await begin_ticket_action(
+        session, branch, code, principal, now, verb="mark no-show", allowed=ON_CALL
+    )
     await update_ticket(session, ticket, status=TicketStatus.NO_SHOW, finished_at=now)
     action.ticket_event(
         ticket,
@@ -161,10 +159,9 @@ async def transfer(
     issue time and waits at the front of the target queue (or the back, if asked)."""
     if body.service is None and body.counter is None:
         raise unprocessable("invalid-transfer", "give a target: service, counter, or both")
-    action = await begin_action(session, branch, code, principal, now)
-    ticket = action.current
-    if ticket is None or ticket.status not in (TicketStatus.CALLED, TicketStatus.SERVING):
-        raise ticket_conflict(action, "transfer", [TicketStatus.CALLED, TicketStatus.SERVING])
+    action, ticket = await begin_ticket_action(
+        session, branch, code, principal, now, verb="transfer", allowed=AT_COUNTER
+    )
 
     service, target_counter = await _transfer_target(session, branch, code, ticket, body)
     from_ = TransferredFrom(counter=code, service=ticket.service, status=ticket.status)

@@ -12,6 +12,7 @@ from app.core.errors import conflict
 from app.core.vocabulary import CounterState
 from app.counters.action import (
     ActionResult,
+    CounterAction,
     begin_action,
     state_conflict,
 )
@@ -57,23 +58,29 @@ async def pause_counter(
     reason: str | None,
 ) -> ActionResult:
     action = await begin_action(session, branch, code, principal, now)
-    if action.counter.state == CounterState.PAUSED:
-        return await action.finish_unchanged()
-    if action.counter.state != CounterState.OPEN:
-        raise state_conflict(action.counter, "pause")
-    await action.set_counter(state=CounterState.PAUSED, pause_reason=reason)
-    return await action.finish()
+    return await _switch(action, CounterState.OPEN, CounterState.PAUSED, "pause", reason)
 
 
 async def resume_counter(
     session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
 ) -> ActionResult:
     action = await begin_action(session, branch, code, principal, now)
-    if action.counter.state == CounterState.OPEN:
+    return await _switch(action, CounterState.PAUSED, CounterState.OPEN, "resume", None)
+
+
+async def _switch(
+    action: CounterAction,
+    from_: CounterState,
+    to: CounterState,
+    verb: str,
+    pause_reason: str | None,
+) -> ActionResult:
+    """Pause or resume: a counter already `to` stays as it is; any state but `from_` is a 409."""
+    if action.counter.state == to:
         return await action.finish_unchanged()
-    if action.counter.state != CounterState.PAUSED:
-        raise state_conflict(action.counter, "resume")
-    await action.set_counter(state=CounterState.OPEN, pause_reason=None)
+    if action.counter.state != from_:
+        raise state_conflict(action.counter, verb)
+    await action.set_counter(state=to, pause_reason=pause_reason)
     return await action.finish()
 
 

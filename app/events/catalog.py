@@ -102,19 +102,21 @@ class TicketIssued(EventData):
     ticket: IssuedTicketRef
 
 
-class TicketCalled(EventData):
-    type = EventType.TICKET_CALLED
+class _CallData(EventData):
+    """A call (or a repeat of it) to the lobby: the screens show and speak it."""
+
     ticket: TicketRef
     counter: CounterRef
     announcement: Announcement
+
+
+class TicketCalled(_CallData):
+    type = EventType.TICKET_CALLED
     wait_s: float = Field(description="seconds from issue to this call")
 
 
-class TicketRecalled(EventData):
+class TicketRecalled(_CallData):
     type = EventType.TICKET_RECALLED
-    ticket: TicketRef
-    counter: CounterRef
-    announcement: Announcement
     recall_count: int
 
 
