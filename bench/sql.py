@@ -4,7 +4,7 @@ bulk loads (a pre-filled queue for B2, a million tickets of history for B5).
 The pgbench scripts do what hallq's transactions do, statement for statement where it matters:
 `PICK_NEXT_SQL` is taken verbatim from app/queue/ordering.py (SQLAlchemy's `:name` parameters are
 pgbench's `:name` variables), the sequence upsert and the event insert are the same statements as
-in app/tickets/service.py and app/events/service.py. Two variants of each:
+in app/tickets/issuing.py and app/events/service.py. Two variants of each:
 
 - `core`: only the writes that make the operation (what a hand-written service would send);
   this is the reference of B1 and B2.
@@ -33,7 +33,7 @@ SERVICES = ("a", "b", "v")  # prefixes A, B, V
 
 
 def number_sql(service: str, seq: str) -> str:
-    """`A001`: the prefix and at least 3 digits, as `ISSUE_SQL` (app/tickets/service.py)."""
+    """`A001`: the prefix and at least 3 digits, as `ISSUE_SQL` (app/tickets/issuing.py)."""
     return (
         f"upper({service}) || CASE WHEN {seq} < 1000 THEN lpad(CAST({seq} AS text), 3, '0')"
         f" ELSE CAST({seq} AS text) END"

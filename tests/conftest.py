@@ -56,7 +56,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # The alert monitor runs on a timer: tests that want alerts evaluate them explicitly.
+    # Housekeeping runs on a timer: tests that want alerts evaluate them explicitly.
     return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, alerts_interval_s=0)
 
 

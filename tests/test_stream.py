@@ -456,8 +456,8 @@ async def test_listener_reconnects_and_catches_up(database_url, pg: TestServer):
 
 
 async def test_an_event_reads_the_same_live_and_replayed(app, client, clock, database_url):
-    """PostgreSQL writes live events (app/events/notifier.py: PAYLOAD_SQL), Python writes replayed
-    ones: the same bytes, also at a whole second (where isoformat() would drop the microseconds)
+    """Live events are notified with the envelope their insert returned, replayed ones are read
+    with the same SQL (app/events/wire.py: ENVELOPE_SQL): the same bytes, also at a whole second
     and for an alert's times."""
     await setup_branch(client, branch={"min_open_counters": 1})
     clock.set(clock.now().replace(microsecond=0))

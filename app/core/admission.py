@@ -82,6 +82,8 @@ class AdmittedSession(AsyncSession):
 
     async def __aenter__(self) -> Self:
         gate = self.info.get(GATE_KEY)
+        if self._place is not None:
+            raise RuntimeError("a session is entered once: a second place would never be freed")
         if isinstance(gate, FifoGate):
             await gate.acquire()
             self._place = gate

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,9 +35,11 @@ class EventType(StrEnum):
 
 
 class _Part(BaseModel):
-    """A piece of event data: written as given, read back strictly."""
+    """A piece of event data. Fields a model does not declare are dropped, never written (mypy
+    refuses them where an event is built: `init_forbid_extra`), and ignored when the history is
+    read: a later version may add fields (SPEC §3's `announcement.audio`)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 class TicketRef(_Part):
@@ -220,11 +222,36 @@ def encode_data(data: EventData) -> str:
 
 
 def parse_data(type_: str, data: Any) -> EventData:
-    """An event's data as its model; raises ValueError for an unknown type or a bad payload."""
+    """An event's data as its model; raises ValueError (pydantic's ValidationError is one) for an
+    unknown type or data the model cannot read."""
     model = EVENT_DATA.get(EventType(type_))
     if model is None:  # pragma: no cover - every EventType has a model (tests check)
         raise ValueError(f"no model for event type {type_}")
     return model.model_validate(data)
+
+
+def data_path(model: type[EventData], *path: str) -> str:
+    """`data -> 'a' ->> 'b'`: SQL reading a field of `model`'s data as text, for reports and
+    metrics. The path is checked against the model when the SQL is built (at import), so a
+    renamed field fails there, not in a report."""
+    current: type[BaseModel] = model
+    for depth, name in enumerate(path):
+        field = next(
+            (f for key, f in current.model_fields.items() if (f.alias or key) == name), None
+        )
+        if field is None:
+            raise LookupError(f"{model.__name__} has no field {'.'.join(path[: depth + 1])}")
+        nested = [a for a in (field.annotation, *get_args(field.annotation)) if _is_model(a)]
+        if depth < len(path) - 1:
+            if not nested:
+                raise LookupError(f"{model.__name__}.{'.'.join(path[: depth + 1])} is no object")
+            current = nested[0]
+    *objects, leaf = (f"'{name}'" for name in path)
+    return " -> ".join(["data", *objects]) + f" ->> {leaf}"
+
+
+def _is_model(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def event_schemas() -> dict[str, dict[str, Any]]:

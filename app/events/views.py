@@ -24,5 +24,5 @@ def _schemas() -> dict[str, dict[str, Any]]:
 @router.get("/schema")
 async def get_event_schema(_: SchemaReader) -> dict[str, dict[str, Any]]:
     """One JSON Schema per event type for its `data`; every event carries the envelope
-    `{type, seq, at, branch, data}` on the stream and in webhooks."""
+    `{type, seq, at, branch, data}`."""
     return _schemas()

@@ -3,6 +3,7 @@ current ticket, recent calls and active alerts. Screens get it as the stream's s
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import text
@@ -15,6 +16,8 @@ from app.events.catalog import EventType, TicketCalled, TicketRecalled, parse_da
 from app.hall.schemas import QueueView, RecentCall, ServiceQueue
 from app.queue.estimate import estimate_wait_s, new_ticket_place
 from app.queue.service import load_hall
+
+log = logging.getLogger("hallq.hall")
 
 _WAITING_BY_SERVICE = text(
     """
@@ -46,18 +49,25 @@ async def recent_calls(session: AsyncSession, branch: str, n: int = 10) -> list[
     }
     calls = []
     for seq, at, type_, data in await session.execute(_RECENT_CALLS, params):
-        call = parse_data(type_, data)
-        assert isinstance(call, TicketCalled | TicketRecalled)
-        calls.append(
-            RecentCall(
-                seq=seq,
-                at=at,
-                type=type_,
-                ticket=call.ticket,
-                counter=call.counter,
-                announcement=call.announcement,
+        try:
+            call = parse_data(type_, data)
+        except ValueError:
+            # One unreadable record must not take the hall view (and every screen) down.
+            log.warning(
+                "recent calls: event %s of branch %s skipped (unreadable data)", seq, branch
             )
-        )
+            continue
+        if isinstance(call, TicketCalled | TicketRecalled):
+            calls.append(
+                RecentCall(
+                    seq=seq,
+                    at=at,
+                    type=type_,
+                    ticket=call.ticket,
+                    counter=call.counter,
+                    announcement=call.announcement,
+                )
+            )
     return calls
 
 

@@ -113,7 +113,10 @@ def write_process_metrics() -> None:
 def _keep_writing_process_metrics() -> None:
     while True:
         time.sleep(PROCESS_METRICS_EVERY_S)
-        write_process_metrics()
+        try:
+            write_process_metrics()
+        except Exception:  # a bad read must not stop this worker's metrics for good
+            log.warning("process metrics not written", exc_info=True)
 
 
 def start_process_metrics() -> None:

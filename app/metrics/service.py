@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.vocabulary import AlertKind, CounterState, TicketStatus
+from app.events.catalog import EventType, TicketCalled, TicketCompleted, TicketIssued, data_path
 from app.stream.presence import PRESENCE_STALE_S
 
 # hallq_tickets_finished_total's `outcome`: the final status of a ticket.
@@ -74,13 +75,24 @@ _STREAM_CLIENTS = text(
 
 _EVENT_SEQS = text("SELECT code, event_seq FROM branches")
 
+# What the metrics read of events: their types, and fields of their data checked against the
+# event catalog's models (app/events/catalog.py) when this module is imported.
+ISSUED = EventType.TICKET_ISSUED
+CALLED = EventType.TICKET_CALLED
+COMPLETED = EventType.TICKET_COMPLETED
+NO_SHOW = EventType.TICKET_NO_SHOW
+CANCELLED = EventType.TICKET_CANCELLED
+_TICKET_SERVICE = data_path(TicketIssued, "ticket", "service")
+_TICKET_PRIORITY = data_path(TicketIssued, "ticket", "priority")
+_WAIT_S = data_path(TicketCalled, "wait_s")
+_SERVICE_S = data_path(TicketCompleted, "service_s")
+
 # `bucket` is an index into the bucket bounds (len(bounds) = +Inf only): the number of bounds
 # below the value, so that a value equal to a bound counts in that bound's bucket (`le`).
 # width_bucket(x, ascending) counts the thresholds <= x; over the negated bounds that is the
 # number of bounds >= v, and the other n - that many bounds are below v.
-
 _EVENT_TOTALS = text(
-    """
+    f"""
     WITH ranges AS (
         SELECT * FROM unnest(CAST(:branches AS text[]), CAST(:lo AS bigint[]),
                              CAST(:hi AS bigint[])) AS r(branch, lo, hi)
@@ -89,40 +101,40 @@ _EVENT_TOTALS = text(
         SELECT e.branch, e.seq, e.type, e.ticket_id, e.data
         FROM ranges r
         JOIN branch_events e ON e.branch = r.branch AND e.seq > r.lo AND e.seq <= r.hi
-        WHERE e.type IN ('ticket.issued', 'ticket.called', 'ticket.completed',
-                         'ticket.no_show', 'ticket.cancelled')
+        WHERE e.type IN ('{ISSUED}', '{CALLED}', '{COMPLETED}',
+                         '{NO_SHOW}', '{CANCELLED}')
     ),
     first_calls AS (
-        SELECT e.branch, e.data -> 'ticket' ->> 'service' AS service,
-               e.data -> 'ticket' ->> 'priority' AS priority,
-               CAST(e.data ->> 'wait_s' AS float8) AS v
+        SELECT e.branch, e.{_TICKET_SERVICE} AS service,
+               e.{_TICKET_PRIORITY} AS priority,
+               CAST(e.{_WAIT_S} AS float8) AS v
         FROM ev e
-        WHERE e.type = 'ticket.called' AND e.data ->> 'wait_s' IS NOT NULL
+        WHERE e.type = '{CALLED}' AND e.{_WAIT_S} IS NOT NULL
           -- A scalar subquery, not NOT EXISTS: it stays one index probe per call counted
           -- (ix_branch_events_ticket_id), where an anti-join may hash every call ever made.
           AND e.seq = (
               SELECT min(p.seq) FROM branch_events p
               WHERE p.ticket_id = e.ticket_id AND p.branch = e.branch
-                AND p.type = 'ticket.called'
+                AND p.type = '{CALLED}'
           )
     ),
     services_done AS (
-        SELECT e.branch, e.data -> 'ticket' ->> 'service' AS service,
-               CAST(e.data ->> 'service_s' AS float8) AS v
+        SELECT e.branch, e.{_TICKET_SERVICE} AS service,
+               CAST(e.{_SERVICE_S} AS float8) AS v
         FROM ev e
-        WHERE e.type = 'ticket.completed' AND e.data ->> 'service_s' IS NOT NULL
+        WHERE e.type = '{COMPLETED}' AND e.{_SERVICE_S} IS NOT NULL
     )
-    SELECT 'issued' AS kind, branch, data -> 'ticket' ->> 'service' AS service,
-           data -> 'ticket' ->> 'priority' AS label, -1 AS bucket, count(*) AS n,
+    SELECT 'issued' AS kind, branch, {_TICKET_SERVICE} AS service,
+           {_TICKET_PRIORITY} AS label, -1 AS bucket, count(*) AS n,
            CAST(0 AS float8) AS total
-    FROM ev WHERE type = 'ticket.issued'
+    FROM ev WHERE type = '{ISSUED}'
     GROUP BY 2, 3, 4, 5
     UNION ALL
-    SELECT 'finished', branch, data -> 'ticket' ->> 'service',
-           CASE type WHEN 'ticket.completed' THEN 'done'
-                     WHEN 'ticket.no_show' THEN 'no_show' ELSE 'cancelled' END,
+    SELECT 'finished', branch, {_TICKET_SERVICE},
+           CASE type WHEN '{COMPLETED}' THEN 'done'
+                     WHEN '{NO_SHOW}' THEN 'no_show' ELSE 'cancelled' END,
            -1, count(*), CAST(0 AS float8)
-    FROM ev WHERE type IN ('ticket.completed', 'ticket.no_show', 'ticket.cancelled')
+    FROM ev WHERE type IN ('{COMPLETED}', '{NO_SHOW}', '{CANCELLED}')
     GROUP BY 2, 3, 4, 5
     UNION ALL
     SELECT 'wait', branch, service, priority,
@@ -135,7 +147,7 @@ _EVENT_TOTALS = text(
            count(*), sum(v)
     FROM services_done
     GROUP BY 2, 3, 4, 5
-    """
+    """  # noqa: S608 - constant fragments
 )
 
 

@@ -27,6 +27,13 @@ from app.branches.models import Service, Staff
 from app.branches.service import get_branch, schedule_of
 from app.core.errors import unprocessable
 from app.counters.models import Counter
+from app.events.catalog import (
+    CounterChanged,
+    EventType,
+    TicketCompleted,
+    TicketTransferred,
+    data_path,
+)
 from app.reports.schemas import (
     CounterRow,
     DailyReport,
@@ -39,15 +46,31 @@ from app.reports.schemas import (
 
 logger = logging.getLogger("hallq.reports")
 
+# What the report reads of events: their types, and fields of their data checked against the
+# event catalog's models (app/events/catalog.py) when this module is imported.
+CALLED = EventType.TICKET_CALLED
+RECALLED = EventType.TICKET_RECALLED
+SERVING = EventType.TICKET_SERVING
+COMPLETED = EventType.TICKET_COMPLETED
+NO_SHOW = EventType.TICKET_NO_SHOW
+REQUEUED = EventType.TICKET_REQUEUED
+CANCELLED = EventType.TICKET_CANCELLED
+TRANSFERRED = EventType.TICKET_TRANSFERRED
+COUNTER_CHANGED = EventType.COUNTER_CHANGED
+_TICKET_SERVICE = data_path(TicketCompleted, "ticket", "service")
+_FROM_SERVICE = data_path(TicketTransferred, "from", "service")
+_FROM_COUNTER = data_path(TicketTransferred, "from", "counter")
+_COUNTER_STATE = data_path(CounterChanged, "counter", "state")
+
 # The moments a ticket's visit at a counter starts being counted as service: the clerk
 # pressed `start` (serving), else the last call or recall (`complete` from `called`). The latest
 # of them before the visit ends is where the clerk's time with the customer began.
-_VISIT_START = """
+_VISIT_START = f"""
     SELECT p.at FROM branch_events p
     WHERE p.branch = e.branch AND p.ticket_id = e.ticket_id
-      AND p.type IN ('ticket.called', 'ticket.recalled', 'ticket.serving') AND p.seq < e.seq
+      AND p.type IN ('{CALLED}', '{RECALLED}', '{SERVING}') AND p.seq < e.seq
     ORDER BY p.seq DESC LIMIT 1
-"""
+"""  # noqa: S608 - constant fragments
 
 # One row per fact of the day, then one GROUPING SETS pass for every scope. `:start`/`:end`
 # bound the day; `:day` is the business date.
@@ -61,20 +84,20 @@ _FIGURES = text(
         FROM branch_events e
         JOIN tickets t ON t.id = e.ticket_id
         JOIN services s ON s.branch = t.branch AND s.code = t.issued_service
-        WHERE e.branch = :branch AND e.type = 'ticket.called'
+        WHERE e.branch = :branch AND e.type = '{CALLED}'
           AND e.at >= :start AND e.at < :end
           AND NOT EXISTS (
               SELECT 1 FROM branch_events p
               WHERE p.branch = e.branch AND p.ticket_id = e.ticket_id
-                AND p.type = 'ticket.called' AND p.seq < e.seq)
+                AND p.type = '{CALLED}' AND p.seq < e.seq)
     ),
     completions AS (
-        SELECT e.counter, e.staff, e.data->'ticket'->>'service' AS service, e.at,
+        SELECT e.counter, e.staff, e.{_TICKET_SERVICE} AS service, e.at,
                extract(epoch FROM e.at - visit.at)::float8 AS service_s, t.rating
         FROM branch_events e
         JOIN tickets t ON t.id = e.ticket_id
         LEFT JOIN LATERAL ({_VISIT_START}) visit ON true
-        WHERE e.branch = :branch AND e.type = 'ticket.completed'
+        WHERE e.branch = :branch AND e.type = '{COMPLETED}'
           AND e.at >= :start AND e.at < :end
     ),
     facts AS (
@@ -92,28 +115,28 @@ _FIGURES = text(
         FROM completions
         UNION ALL
         -- a no-show counts once it is final: the customer was not re-queued afterwards
-        SELECT 'no_show', e.data->'ticket'->>'service', e.counter, e.staff, e.at,
+        SELECT 'no_show', e.{_TICKET_SERVICE}, e.counter, e.staff, e.at,
                NULL, NULL, NULL, NULL
         FROM branch_events e
-        WHERE e.branch = :branch AND e.type = 'ticket.no_show'
+        WHERE e.branch = :branch AND e.type = '{NO_SHOW}'
           AND e.at >= :start AND e.at < :end
           AND NOT EXISTS (
               SELECT 1 FROM branch_events r
               WHERE r.branch = e.branch AND r.ticket_id = e.ticket_id
-                AND r.type = 'ticket.requeued' AND r.seq > e.seq)
+                AND r.type = '{REQUEUED}' AND r.seq > e.seq)
         UNION ALL
         -- cancelled under the type it was waiting for; never at a counter
-        SELECT 'cancelled', e.data->'ticket'->>'service', NULL, NULL, e.at,
+        SELECT 'cancelled', e.{_TICKET_SERVICE}, NULL, NULL, e.at,
                NULL, NULL, NULL, NULL
         FROM branch_events e
-        WHERE e.branch = :branch AND e.type = 'ticket.cancelled'
+        WHERE e.branch = :branch AND e.type = '{CANCELLED}'
           AND e.at >= :start AND e.at < :end
         UNION ALL
         -- transferred away from this type, counter and clerk
-        SELECT 'transferred', e.data->'from'->>'service', e.data->'from'->>'counter', e.staff,
+        SELECT 'transferred', e.{_FROM_SERVICE}, e.{_FROM_COUNTER}, e.staff,
                e.at, NULL, NULL, NULL, NULL
         FROM branch_events e
-        WHERE e.branch = :branch AND e.type = 'ticket.transferred'
+        WHERE e.branch = :branch AND e.type = '{TRANSFERRED}'
           AND e.at >= :start AND e.at < :end
     ),
     located AS (
@@ -156,17 +179,17 @@ _UTILISATION = text(
         SELECT c.code AS counter, before.seq, before.at, before.state
         FROM counters c
         CROSS JOIN LATERAL (
-            SELECT e.seq, e.at, e.data->'counter'->>'state' AS state
+            SELECT e.seq, e.at, e.{_COUNTER_STATE} AS state
             FROM branch_events e
-            WHERE e.branch = c.branch AND e.type = 'counter.changed' AND e.counter = c.code
+            WHERE e.branch = c.branch AND e.type = '{COUNTER_CHANGED}' AND e.counter = c.code
               AND e.at < :start
             ORDER BY e.at DESC, e.seq DESC LIMIT 1
         ) before
         WHERE c.branch = :branch
         UNION ALL
-        SELECT e.counter, e.seq, e.at, e.data->'counter'->>'state'
+        SELECT e.counter, e.seq, e.at, e.{_COUNTER_STATE}
         FROM branch_events e
-        WHERE e.branch = :branch AND e.type = 'counter.changed'
+        WHERE e.branch = :branch AND e.type = '{COUNTER_CHANGED}'
           AND e.at >= :start AND e.at < :end
     ),
     spans AS (
@@ -184,7 +207,7 @@ _UTILISATION = text(
         SELECT e.counter, greatest(visit.at, :start) AS s, least(e.at, :until) AS e
         FROM branch_events e
         CROSS JOIN LATERAL ({_VISIT_START}) visit
-        WHERE e.branch = :branch AND e.type IN ('ticket.completed', 'ticket.transferred')
+        WHERE e.branch = :branch AND e.type IN ('{COMPLETED}', '{TRANSFERRED}')
           AND e.at > :start AND e.at < :horizon
     ),
     busy AS (
@@ -202,16 +225,16 @@ _UTILISATION = text(
 )
 
 _COMMENTS = text(
-    """
-    SELECT t.number, e.data->'ticket'->>'service' AS service, e.counter, e.staff,
+    f"""
+    SELECT t.number, e.{_TICKET_SERVICE} AS service, e.counter, e.staff,
            t.rating AS score, t.rating_comment AS comment, t.rated_at
     FROM branch_events e
     JOIN tickets t ON t.id = e.ticket_id
-    WHERE e.branch = :branch AND e.type = 'ticket.completed'
+    WHERE e.branch = :branch AND e.type = '{COMPLETED}'
       AND e.at >= :start AND e.at < :end
       AND t.rating_comment IS NOT NULL
     ORDER BY e.seq
-    """
+    """  # noqa: S608 - constant fragments
 )
 
 

@@ -28,8 +28,8 @@ class TicketSequence(Base):
     """The last number handed out per branch, business type and business day.
 
     Incremented by the statement that inserts the ticket (app/tickets/issuing.py): the row lock
-    serialises concurrent issuers, and nothing that takes a number is rolled back, so numbers
-    are unique and gap-free."""
+    serialises concurrent issuers, and a statement that fails takes its number back with it, so
+    numbers are unique and gap-free."""
 
     __tablename__ = "ticket_sequences"
 
