@@ -4,6 +4,8 @@ import-linter's contract in pyproject.toml, checked by `make lint`.)"""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -47,3 +49,14 @@ def test_the_check_sees_a_private_import():
         "sqlalchemy.util.queue.AsyncAdaptedQueue",
         "asyncpg._x",
     }
+
+
+def test_imports_run_downward_through_the_layers():
+    """import-linter's contract (pyproject.toml; `make lint` runs it too), so that `make test`
+    and CI keep the layers as well."""
+    linter = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(linter), "--no-cache"], cwd=APP.parent, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
