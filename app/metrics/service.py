@@ -75,13 +75,8 @@ _STREAM_CLIENTS = text(
 
 _EVENT_SEQS = text("SELECT code, event_seq FROM branches")
 
-# What the metrics read of events: their types, and fields of their data checked against the
-# event catalog's models (app/events/catalog.py) when this module is imported.
-ISSUED = EventType.TICKET_ISSUED
-CALLED = EventType.TICKET_CALLED
-COMPLETED = EventType.TICKET_COMPLETED
-NO_SHOW = EventType.TICKET_NO_SHOW
-CANCELLED = EventType.TICKET_CANCELLED
+# Fields of event data the metrics read, checked against the event catalog's models
+# (app/events/catalog.py) when this module is imported.
 _TICKET_SERVICE = data_path(TicketIssued, "ticket", "service")
 _TICKET_PRIORITY = data_path(TicketIssued, "ticket", "priority")
 _WAIT_S = data_path(TicketCalled, "wait_s")
@@ -101,40 +96,42 @@ _EVENT_TOTALS = text(
         SELECT e.branch, e.seq, e.type, e.ticket_id, e.data
         FROM ranges r
         JOIN branch_events e ON e.branch = r.branch AND e.seq > r.lo AND e.seq <= r.hi
-        WHERE e.type IN ('{ISSUED}', '{CALLED}', '{COMPLETED}',
-                         '{NO_SHOW}', '{CANCELLED}')
+        WHERE e.type IN ('{EventType.TICKET_ISSUED}', '{EventType.TICKET_CALLED}',
+                         '{EventType.TICKET_COMPLETED}', '{EventType.TICKET_NO_SHOW}',
+                         '{EventType.TICKET_CANCELLED}')
     ),
     first_calls AS (
         SELECT e.branch, e.{_TICKET_SERVICE} AS service,
                e.{_TICKET_PRIORITY} AS priority,
                CAST(e.{_WAIT_S} AS float8) AS v
         FROM ev e
-        WHERE e.type = '{CALLED}' AND e.{_WAIT_S} IS NOT NULL
+        WHERE e.type = '{EventType.TICKET_CALLED}' AND e.{_WAIT_S} IS NOT NULL
           -- A scalar subquery, not NOT EXISTS: it stays one index probe per call counted
           -- (ix_branch_events_ticket_id), where an anti-join may hash every call ever made.
           AND e.seq = (
               SELECT min(p.seq) FROM branch_events p
               WHERE p.ticket_id = e.ticket_id AND p.branch = e.branch
-                AND p.type = '{CALLED}'
+                AND p.type = '{EventType.TICKET_CALLED}'
           )
     ),
     services_done AS (
         SELECT e.branch, e.{_TICKET_SERVICE} AS service,
                CAST(e.{_SERVICE_S} AS float8) AS v
         FROM ev e
-        WHERE e.type = '{COMPLETED}' AND e.{_SERVICE_S} IS NOT NULL
+        WHERE e.type = '{EventType.TICKET_COMPLETED}' AND e.{_SERVICE_S} IS NOT NULL
     )
     SELECT 'issued' AS kind, branch, {_TICKET_SERVICE} AS service,
            {_TICKET_PRIORITY} AS label, -1 AS bucket, count(*) AS n,
            CAST(0 AS float8) AS total
-    FROM ev WHERE type = '{ISSUED}'
+    FROM ev WHERE type = '{EventType.TICKET_ISSUED}'
     GROUP BY 2, 3, 4, 5
     UNION ALL
     SELECT 'finished', branch, {_TICKET_SERVICE},
-           CASE type WHEN '{COMPLETED}' THEN 'done'
-                     WHEN '{NO_SHOW}' THEN 'no_show' ELSE 'cancelled' END,
+           CASE type WHEN '{EventType.TICKET_COMPLETED}' THEN 'done'
+                     WHEN '{EventType.TICKET_NO_SHOW}' THEN 'no_show' ELSE 'cancelled' END,
            -1, count(*), CAST(0 AS float8)
-    FROM ev WHERE type IN ('{COMPLETED}', '{NO_SHOW}', '{CANCELLED}')
+    FROM ev WHERE type IN ('{EventType.TICKET_COMPLETED}', '{EventType.TICKET_NO_SHOW}',
+                           '{EventType.TICKET_CANCELLED}')
     GROUP BY 2, 3, 4, 5
     UNION ALL
     SELECT 'wait', branch, service, priority,

@@ -46,17 +46,8 @@ from app.reports.schemas import (
 
 logger = logging.getLogger("hallq.reports")
 
-# What the report reads of events: their types, and fields of their data checked against the
-# event catalog's models (app/events/catalog.py) when this module is imported.
-CALLED = EventType.TICKET_CALLED
-RECALLED = EventType.TICKET_RECALLED
-SERVING = EventType.TICKET_SERVING
-COMPLETED = EventType.TICKET_COMPLETED
-NO_SHOW = EventType.TICKET_NO_SHOW
-REQUEUED = EventType.TICKET_REQUEUED
-CANCELLED = EventType.TICKET_CANCELLED
-TRANSFERRED = EventType.TICKET_TRANSFERRED
-COUNTER_CHANGED = EventType.COUNTER_CHANGED
+# Fields of event data the report reads, checked against the event catalog's models
+# (app/events/catalog.py) when this module is imported.
 _TICKET_SERVICE = data_path(TicketCompleted, "ticket", "service")
 _FROM_SERVICE = data_path(TicketTransferred, "from", "service")
 _FROM_COUNTER = data_path(TicketTransferred, "from", "counter")
@@ -68,7 +59,9 @@ _COUNTER_STATE = data_path(CounterChanged, "counter", "state")
 _VISIT_START = f"""
     SELECT p.at FROM branch_events p
     WHERE p.branch = e.branch AND p.ticket_id = e.ticket_id
-      AND p.type IN ('{CALLED}', '{RECALLED}', '{SERVING}') AND p.seq < e.seq
+      AND p.type IN ('{EventType.TICKET_CALLED}', '{EventType.TICKET_RECALLED}',
+                     '{EventType.TICKET_SERVING}')
+      AND p.seq < e.seq
     ORDER BY p.seq DESC LIMIT 1
 """  # noqa: S608 - constant fragments
 
@@ -84,12 +77,12 @@ _FIGURES = text(
         FROM branch_events e
         JOIN tickets t ON t.id = e.ticket_id
         JOIN services s ON s.branch = t.branch AND s.code = t.issued_service
-        WHERE e.branch = :branch AND e.type = '{CALLED}'
+        WHERE e.branch = :branch AND e.type = '{EventType.TICKET_CALLED}'
           AND e.at >= :start AND e.at < :end
           AND NOT EXISTS (
               SELECT 1 FROM branch_events p
               WHERE p.branch = e.branch AND p.ticket_id = e.ticket_id
-                AND p.type = '{CALLED}' AND p.seq < e.seq)
+                AND p.type = '{EventType.TICKET_CALLED}' AND p.seq < e.seq)
     ),
     completions AS (
         SELECT e.counter, e.staff, e.{_TICKET_SERVICE} AS service, e.at,
@@ -97,7 +90,7 @@ _FIGURES = text(
         FROM branch_events e
         JOIN tickets t ON t.id = e.ticket_id
         LEFT JOIN LATERAL ({_VISIT_START}) visit ON true
-        WHERE e.branch = :branch AND e.type = '{COMPLETED}'
+        WHERE e.branch = :branch AND e.type = '{EventType.TICKET_COMPLETED}'
           AND e.at >= :start AND e.at < :end
     ),
     facts AS (
@@ -118,25 +111,25 @@ _FIGURES = text(
         SELECT 'no_show', e.{_TICKET_SERVICE}, e.counter, e.staff, e.at,
                NULL, NULL, NULL, NULL
         FROM branch_events e
-        WHERE e.branch = :branch AND e.type = '{NO_SHOW}'
+        WHERE e.branch = :branch AND e.type = '{EventType.TICKET_NO_SHOW}'
           AND e.at >= :start AND e.at < :end
           AND NOT EXISTS (
               SELECT 1 FROM branch_events r
               WHERE r.branch = e.branch AND r.ticket_id = e.ticket_id
-                AND r.type = '{REQUEUED}' AND r.seq > e.seq)
+                AND r.type = '{EventType.TICKET_REQUEUED}' AND r.seq > e.seq)
         UNION ALL
         -- cancelled under the type it was waiting for; never at a counter
         SELECT 'cancelled', e.{_TICKET_SERVICE}, NULL, NULL, e.at,
                NULL, NULL, NULL, NULL
         FROM branch_events e
-        WHERE e.branch = :branch AND e.type = '{CANCELLED}'
+        WHERE e.branch = :branch AND e.type = '{EventType.TICKET_CANCELLED}'
           AND e.at >= :start AND e.at < :end
         UNION ALL
         -- transferred away from this type, counter and clerk
         SELECT 'transferred', e.{_FROM_SERVICE}, e.{_FROM_COUNTER}, e.staff,
                e.at, NULL, NULL, NULL, NULL
         FROM branch_events e
-        WHERE e.branch = :branch AND e.type = '{TRANSFERRED}'
+        WHERE e.branch = :branch AND e.type = '{EventType.TICKET_TRANSFERRED}'
           AND e.at >= :start AND e.at < :end
     ),
     located AS (
@@ -181,7 +174,8 @@ _UTILISATION = text(
         CROSS JOIN LATERAL (
             SELECT e.seq, e.at, e.{_COUNTER_STATE} AS state
             FROM branch_events e
-            WHERE e.branch = c.branch AND e.type = '{COUNTER_CHANGED}' AND e.counter = c.code
+            WHERE e.branch = c.branch AND e.type = '{EventType.COUNTER_CHANGED}'
+              AND e.counter = c.code
               AND e.at < :start
             ORDER BY e.at DESC, e.seq DESC LIMIT 1
         ) before
@@ -189,7 +183,7 @@ _UTILISATION = text(
         UNION ALL
         SELECT e.counter, e.seq, e.at, e.{_COUNTER_STATE}
         FROM branch_events e
-        WHERE e.branch = :branch AND e.type = '{COUNTER_CHANGED}'
+        WHERE e.branch = :branch AND e.type = '{EventType.COUNTER_CHANGED}'
           AND e.at >= :start AND e.at < :end
     ),
     spans AS (
@@ -207,7 +201,8 @@ _UTILISATION = text(
         SELECT e.counter, greatest(visit.at, :start) AS s, least(e.at, :until) AS e
         FROM branch_events e
         CROSS JOIN LATERAL ({_VISIT_START}) visit
-        WHERE e.branch = :branch AND e.type IN ('{COMPLETED}', '{TRANSFERRED}')
+        WHERE e.branch = :branch
+          AND e.type IN ('{EventType.TICKET_COMPLETED}', '{EventType.TICKET_TRANSFERRED}')
           AND e.at > :start AND e.at < :horizon
     ),
     busy AS (
@@ -230,7 +225,7 @@ _COMMENTS = text(
            t.rating AS score, t.rating_comment AS comment, t.rated_at
     FROM branch_events e
     JOIN tickets t ON t.id = e.ticket_id
-    WHERE e.branch = :branch AND e.type = '{COMPLETED}'
+    WHERE e.branch = :branch AND e.type = '{EventType.TICKET_COMPLETED}'
       AND e.at >= :start AND e.at < :end
       AND t.rating_comment IS NOT NULL
     ORDER BY e.seq
