@@ -22,16 +22,14 @@ from app.tickets.rate_limit import forget_old_counts_and_claims
 log = logging.getLogger("hallq.housekeeping")
 
 
-async def housekeeping_round(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> int:
-    """One round; returns how many alerts were raised or cleared."""
-    changed = await evaluate_all_branches(sessionmaker, clock)
+async def housekeeping_round(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    await evaluate_all_branches(sessionmaker, clock)
     # Privacy (SPEC §1): phone numbers go once their business day is over. Cheap when there is
     # nothing to erase (a partial index holds only tickets with a phone).
     async with sessionmaker() as session:
         await erase_expired_phones(session, clock.now())
     async with sessionmaker() as session:
         await forget_old_counts_and_claims(session, clock.now())
-    return changed
 
 
 async def run_housekeeping(

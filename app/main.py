@@ -25,7 +25,7 @@ from app.events.views import router as events_router
 from app.hall.views import router as queue_router
 from app.housekeeping import start_housekeeping, stop_task
 from app.metrics.collector import MetricsCollector
-from app.metrics.http import record_http_request
+from app.metrics.http import record_http_request, start_process_metrics
 from app.metrics.views import router as metrics_router
 from app.reports.views import router as reports_router
 from app.stream.hub import EventHub
@@ -122,6 +122,7 @@ def _start_stream(app: FastAPI, settings: Settings, started: AsyncExitStack) -> 
 
 
 def _start_background_tasks(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:
+    start_process_metrics()
     app.state.metrics_collector = MetricsCollector(
         app.state.sessionmaker, app.state.clock, settings.metrics_cache_s
     )

@@ -20,9 +20,6 @@ LISTENERS = 2
 
 
 def measure(bench: Bench) -> None:
-    if not (ROOT / "app" / "stream" / "views.py").exists():
-        _not_built(bench)
-        return
     plan = bench.plan
     setup = bench.setup()
     branch = setup.branch(
@@ -49,23 +46,6 @@ def measure(bench: Bench) -> None:
             if proc.poll() is None:
                 proc.kill()
     _report(bench, calls["calls"], received, connected, failed, idle, loaded)
-
-
-def _not_built(bench: Bench) -> None:
-    bench.rows["B3"] = [
-        Row(
-            "B3 call to 1,000 screens",
-            "p99 <= 100 ms, none missed",
-            "not measured: stream not built",
-        )
-    ]
-    bench.rows["B4"] = [
-        Row(
-            "B4 memory, 1,000 screens",
-            "<= 150 MB per process",
-            "not measured: stream not built",
-        )
-    ]
 
 
 def _rss(bench: Bench) -> list[float]:

@@ -4,37 +4,31 @@ run in this process on a database of its own."""
 from __future__ import annotations
 
 import asyncio
-import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
+from app.core.migrations import upgrade
 from bench import pg as pgmod
-from bench.harness import ROOT, Bench
+from bench.harness import Bench
 from bench.report import Row, ratio, verdict
+
+if TYPE_CHECKING:
+    from devtools.hall_simulation import SimulationResult
 
 
 def measure(bench: Bench) -> None:
-    if not (ROOT / "devtools" / "hall_simulation.py").exists():
-        bench.rows["B6"] = [
-            Row(
-                "B6 estimated wait",
-                "MAE <= 25% of the actual wait",
-                "not measured: devtools/hall_simulation.py not written",
-            )
-        ]
-        return
     assert bench.pg is not None
     url = asyncio.run(pgmod.create_database(bench.pg, "hallq_b6"))
-    pgmod.migrate(url)
+    upgrade(url)
     minutes = bench.plan.b6_minutes
     result = asyncio.run(asyncio.wait_for(run_simulation(url, minutes, bench.admin_token),
                                           bench.plan.b6_timeout_s))  # fmt: skip
     mae = float(result.mae_ratio)
-    by_service = getattr(result, "by_service", {}) or {}
+    by_service = result.by_service
     bench.detail(
         f"B6 simulated hall, {minutes} min, seed 1: {result.tickets} tickets measured, "
-        f"MAE {getattr(result, 'mae_s', math.nan):.0f} s over a mean actual wait of "
-        f"{getattr(result, 'mean_actual_wait_s', math.nan):.0f} s = {mae:.1%}; by type: "
+        f"MAE {result.mae_s:.0f} s over a mean actual wait of "
+        f"{result.mean_actual_wait_s:.0f} s = {mae:.1%}; by type: "
         + ", ".join(f"{k} {v.mae_ratio:.0%} (n={v.tickets})" for k, v in by_service.items())
     )
     bench.rows["B6"] = [Row(
@@ -44,7 +38,7 @@ def measure(bench: Bench) -> None:
     )]  # fmt: skip
 
 
-async def run_simulation(database_url: str, minutes: int, admin_token: str) -> Any:
+async def run_simulation(database_url: str, minutes: int, admin_token: str) -> SimulationResult:
     """B6 runs in this process: the simulation moves a ManualClock, which only an in-process
     app can share."""
     import httpx

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import psutil
 
 from app.auth.service import hash_secret, new_token
+from app.core.migrations import upgrade
 from bench import pg as pgmod
 from bench.cpu_timeline import CpuTimeline
 from bench.plan import Plan
@@ -81,7 +82,7 @@ class Bench:
 
     def kiosk_tokens(self, branches: list[str], per_branch: int) -> dict[str, list[str]]:
         """Many kiosks: `per_branch` kiosk tokens for each branch, written straight into
-        api_tokens (as app.auth.service would: `hq.<id>.<secret>`, the secret's SHA-256 kept).
+        api_tokens (as app.tokens.service would: `hq.<id>.<secret>`, the secret's SHA-256 kept).
         The load spreads over them, so no kiosk passes the per-token issue rate limit that a
         real kiosk never reaches either."""
         rows = []
@@ -150,7 +151,7 @@ class Bench:
         data_dir = ROOT / ".hallq" / f"bench-pg-{os.getpid()}"
         self.pg = pgmod.start_server(data_dir)
         asyncio.run(pgmod.create_database(self.pg, DATABASE))
-        pgmod.migrate(self.database_url)
+        upgrade(self.database_url)
         self.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         self.raw["postgres"] = asyncio.run(pgmod.server_version(self.pg))
         self.say(f"PostgreSQL {self.raw['postgres']} on port {self.pg.port}, migrated")

@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from alembic import command
 
-from app.core.migrations import alembic_config
 from bench.stats import Summary
 from devtools.embedded_postgres import EmbeddedPostgres, postgres_bin_dir
 
@@ -73,10 +71,6 @@ async def create_database(pg: EmbeddedPostgres, name: str) -> str:
     finally:
         await conn.close()
     return pg.url(name)
-
-
-def migrate(database_url: str) -> None:
-    command.upgrade(alembic_config(database_url), "head")
 
 
 async def execute(pg: EmbeddedPostgres, database: str, *statements: str) -> None:

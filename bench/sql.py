@@ -157,12 +157,11 @@ def _core_issue_writes(branch: str) -> list[str]:
 def _pick_next_sql() -> str:
     sql = PICK_NEXT_SQL.text
     # `:now` is the transaction's now() in pgbench (hallq passes its clock's time).
-    sql = sql.replace("CAST(:now AS timestamptz)", "now()").replace(":now", "now()")
-    return " ".join(sql.split())
+    return one_line(sql.replace("CAST(:now AS timestamptz)", "now()").replace(":now", "now()"))
 
 
 def next_script(*, full: bool) -> str:
-    """One `next` at counter <client_id + 1> of branch :branch, as app.counters.service.call_next:
+    """One `next` at counter <client_id + 1> of branch :branch, as app.counters.calls.call_next:
     lock the counter, complete its current ticket, pick-and-claim, update the counter, record
     the three events (ticket.completed, ticket.called, counter.changed)."""
     lines = ["\\set counter :client_id + 1", "BEGIN;"]

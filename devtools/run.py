@@ -18,10 +18,9 @@ import sys
 from datetime import UTC, datetime
 
 import asyncpg
-from alembic import command
 
 from app.core.database import create_engine, create_sessionmaker
-from app.core.migrations import alembic_config
+from app.core.migrations import upgrade
 from app.core.settings import Settings
 from app.metrics.multiproc import prepare_multiprocess_dir, remove_multiprocess_dir
 from devtools.demo import DEMO_BRANCH, database_is_empty, seed_demo
@@ -109,7 +108,7 @@ def main() -> int:
 
     _say("migrating the database (alembic upgrade head)")
     # The command line's logging: alembic's INFO lines show what the upgrade did.
-    command.upgrade(alembic_config(settings.database_url, configure_logger=True), "head")
+    upgrade(settings.database_url, configure_logger=True)
 
     tokens_file = STATE_DIR / "demo-tokens.json"
     seeded = asyncio.run(_seed_if_empty(settings))

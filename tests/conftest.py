@@ -9,9 +9,10 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.clock import ManualClock
+from app.core.migrations import upgrade
 from app.core.settings import Settings
 from app.main import create_app
-from tests.db import TestServer, migrate, start_test_server
+from tests.db import TestServer, start_test_server
 from tests.helpers import ADMIN_TOKEN
 
 # 10:00 on a Tuesday in Shanghai: inside any sensible opening hours.
@@ -31,7 +32,7 @@ def pg() -> Iterator[TestServer]:
 @pytest.fixture(scope="session")
 def template_db(pg: TestServer) -> Iterator[str]:
     name = f"hallq_template_{uuid.uuid4().hex[:8]}"
-    migrate(pg.create_database(name))
+    upgrade(pg.create_database(name))
     try:
         yield name
     finally:

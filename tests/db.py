@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-from alembic import command
 from sqlalchemy.engine import make_url
 
-from app.core.migrations import alembic_config
 from devtools.embedded_postgres import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +69,3 @@ def start_test_server() -> TestServer:
     data_dir = ROOT / ".hallq" / f"test-pg-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     pg = EmbeddedPostgres(data_dir, settings=TEST_SERVER_SETTINGS, delete_on_stop=True).start()
     return TestServer(base_url=pg.url("postgres"), embedded=pg)
-
-
-def migrate(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)

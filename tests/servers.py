@@ -27,7 +27,7 @@ def start_server(
         port=port,
         log=log,
         workers=workers,
-        # Alerts only where a test asks for them (they add events to the history).
+        # No housekeeping round unless a test asks (alerts add events to the history).
         env={"HALLQ_ALERTS_INTERVAL_S": "0", **(env or {})},
         # Longer than httpx's 5 s keep-alive: the server closing an idle connection just as the
         # client reuses it would fail a request with ReadError.

@@ -17,12 +17,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app import main as app_main
 from app.core.clock import ManualClock
 from app.core.health import head_revision
-from app.core.migrations import alembic_config
+from app.core.migrations import alembic_config, upgrade
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import Base
 from tests.conftest import T0
-from tests.db import migrate
 from tests.helpers import ADMIN_TOKEN
 
 CONNECTED = {"listener": "connected", "notifier": "connected"}
@@ -101,7 +100,7 @@ def test_readyz_says_when_the_schema_is_behind(pg):
                 return await c.get("/readyz")
 
     try:
-        migrate(url, "0001")
+        upgrade(url, "0001")
         response = asyncio.run(readyz())
         assert response.status_code == 503
         assert response.headers["content-type"].startswith("application/problem+json")
@@ -140,7 +139,7 @@ def test_migrations_are_found_from_any_directory(pg, tmp_path, monkeypatch):
     url = pg.create_database(name)
     monkeypatch.chdir(tmp_path)
     try:
-        command.upgrade(alembic_config(url), "head")
+        upgrade(url)
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         assert head is not None and head == head_revision()
     finally:

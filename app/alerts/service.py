@@ -153,22 +153,15 @@ async def read_branch_states(
 
 
 def alert_out(alert: Alert) -> AlertOut:
-    return AlertOut(
-        kind=alert.kind,
-        service=alert.service,
-        counter=alert.counter,
-        since=alert.since,
-        detail=alert.detail,
-    )
+    return AlertOut.model_validate(alert, from_attributes=True)
 
 
 def _raised(alert: Alert) -> NewEvent:
-    return NewEvent(AlertRaised(**alert_out(alert).model_dump()), counter=alert.counter)
+    return NewEvent(AlertRaised.model_validate(alert, from_attributes=True), counter=alert.counter)
 
 
 def _cleared(alert: Alert) -> NewEvent:
-    assert alert.cleared_at is not None
-    data = AlertCleared(**alert_out(alert).model_dump(), cleared_at=alert.cleared_at)
+    data = AlertCleared.model_validate(alert, from_attributes=True)  # cleared_at is set
     return NewEvent(data, counter=alert.counter)
 
 

@@ -5,9 +5,10 @@ already waiting, so under load an unlucky request waits for seconds and fails wi
 timeout while newer ones pass (docs/decisions.md). A gate as wide as the pool (pool_size +
 max_overflow) lets sessions in strictly in the order they asked, so the pool never has a waiter.
 
-The gate is taken when a session opens (`async with`) and given back when it closes, because
-SQLAlchemy checks connections out in synchronous code that no public hook can make wait; hallq's
-sessions are short and a task holds one at a time, so a place lasts about as long as a connection.
+A session takes its place the first time it goes to the database (SQLAlchemy checks connections
+out in synchronous code that no public hook can make wait, so the session's own async methods
+take it first) and gives it back when it closes. A session answered from the configuration cache
+alone (a token check, a keepalive's re-check) never waits in the line.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import deque
-from types import TracebackType
-from typing import Self
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
-GATE_KEY = "hallq.admission_gate"  # where a session finds its engine's gate (session.info)
 
 
 class FifoGate:
@@ -74,33 +73,47 @@ class FifoGate:
 
 
 class AdmittedSession(AsyncSession):
-    """An AsyncSession that holds a place at its engine's gate (session.info[GATE_KEY]) from
-    `async with` until it has closed. Sessions opened otherwise are not admitted (the pool
-    alone limits them), and neither is `async_sessionmaker.begin()`: hallq does not use it."""
+    """An AsyncSession that holds a place at its engine's gate from its first database work
+    until it closes."""
 
     _place: FifoGate | None = None
 
-    async def __aenter__(self) -> Self:
-        gate = self.info.get(GATE_KEY)
-        if self._place is not None:
-            raise RuntimeError("a session is entered once: a second place would never be freed")
-        if isinstance(gate, FifoGate):
-            await gate.acquire()
-            self._place = gate
-        return self
+    async def _admit(self) -> None:
+        if self._place is None and isinstance(self.bind, AsyncEngine):
+            gate = admission_gate(self.bind)
+            if gate is not None:
+                await gate.acquire()
+                self._place = gate
 
-    async def __aexit__(
-        self,
-        type_: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         try:
-            await super().__aexit__(type_, value, traceback)  # the connection goes back first
+            await super().close()  # the connection goes back first
         finally:
             place, self._place = self._place, None
             if place is not None:
                 place.release()
+
+    async def commit(self) -> None:
+        if self.new or self.dirty or self.deleted:  # the commit flushes them
+            await self._admit()
+        await super().commit()
+
+
+def _admitted(name: str) -> Callable[..., Awaitable[Any]]:
+    async def method(self: AdmittedSession, *args: Any, **kwargs: Any) -> Any:
+        await self._admit()
+        return await getattr(super(AdmittedSession, self), name)(*args, **kwargs)
+
+    return method
+
+
+# Every other async method that may check a connection out takes the place first (set here,
+# not written out, so that type checkers keep AsyncSession's own signatures).
+for _name in (
+    "connection", "execute", "scalar", "scalars", "get", "get_one", "stream", "stream_scalars",
+    "flush", "refresh", "merge", "delete", "run_sync",
+):  # fmt: skip
+    setattr(AdmittedSession, _name, _admitted(_name))
 
 
 # One gate per engine, for every sessionmaker of it (see app/core/database.py).

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from app.core.admission import GATE_KEY, AdmittedSession, add_admission_gate, admission_gate
+from app.core.admission import AdmittedSession, add_admission_gate
 from app.core.config_cache import SESSION_KEY, ConfigCache
 from app.core.settings import Settings
 
@@ -77,9 +77,6 @@ def create_sessionmaker(
     info: dict[str, object] = {}
     if config_cache is not None:
         info[SESSION_KEY] = config_cache
-    gate = admission_gate(engine)
-    if gate is not None:
-        info[GATE_KEY] = gate
     return async_sessionmaker(
         engine,
         class_=AdmittedSession,

@@ -192,17 +192,9 @@ def _is_connection_error(exc: BaseException) -> bool:
     return False
 
 
-# asyncpg's: the server's class 08 (connection lost, refused...), shutting down or starting up,
-# too many connections; and the client's own (connection closed, another operation running),
-# with its subclasses, as SQLAlchemy's InterfaceError above counts them when it wraps them.
-_CONNECTION_ERRORS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-)
+# The server's errors carry their SQLSTATE (below); asyncpg's own client errors (connection
+# closed, another operation running) have none, as SQLAlchemy's InterfaceError above counts them.
+_CONNECTION_ERRORS = (asyncpg.InterfaceError,)
 # Class 08 (connection exceptions) and: admin_shutdown, crash_shutdown, cannot_connect_now
 # (starting up or shutting down), too_many_connections.
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}

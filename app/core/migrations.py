@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,3 +34,8 @@ def alembic_config(database_url: str | None = None, *, configure_logger: bool = 
         config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = configure_logger
     return config
+
+
+def upgrade(database_url: str, revision: str = "head", *, configure_logger: bool = False) -> None:
+    """`alembic upgrade` of `database_url` to `revision`."""
+    command.upgrade(alembic_config(database_url, configure_logger=configure_logger), revision)

@@ -23,7 +23,7 @@ from app.counters.models import Counter
 from app.counters.schemas import CounterOut
 from app.counters.service import counter_out, locking_counter
 from app.events.catalog import (
-    Announcement,
+    CallAnnouncement,
     CounterChanged,
     CounterRef,
     EventData,
@@ -70,14 +70,12 @@ class CounterAction:
     def counter_ref(self) -> CounterRef:
         return CounterRef(code=self.counter.code, name=self.counter.name)
 
-    def announce(self, ticket: Ticket) -> Announcement:
-        return Announcement(
-            **announcement(
-                ticket.number,
-                self.counter.name,
-                zh_template=self.branch.announcement_zh,
-                en_template=self.branch.announcement_en,
-            )
+    def announce(self, ticket: Ticket) -> CallAnnouncement:
+        return announcement(
+            ticket.number,
+            self.counter.name,
+            zh_template=self.branch.announcement_zh,
+            en_template=self.branch.announcement_en,
         )
 
     async def set_counter(self, **values: object) -> None:
@@ -101,17 +99,16 @@ class CounterAction:
         await self.session.commit()
         return result
 
-    async def finish(self) -> ActionResult:
+    async def finish(self, ticket: Ticket | None = None) -> ActionResult:
+        """Record the events with the counter as it is now, and answer with it and `ticket` (the
+        ticket the action concerned; by default the counter's current one)."""
+        counter = counter_out(self.counter, self.current)
         self.events.append(
-            NewEvent(
-                CounterChanged(counter=counter_out(self.counter, self.current)),
-                counter=self.counter.code,
-                staff=self.staff,
-            )
+            NewEvent(CounterChanged(counter=counter), counter=self.counter.code, staff=self.staff)
         )
         await record_events(self.session, self.branch.code, self.now, self.events)
         await self.session.commit()
-        return ActionResult(counter_out(self.counter, self.current), self.current)
+        return ActionResult(counter, ticket or self.current)
 
 
 def _check_operator(principal: Principal, counter: Counter, *, signing_in: bool = False) -> None:
@@ -192,11 +189,11 @@ async def begin_ticket_action(
     action = await begin_action(session, branch, code, principal, now)
     ticket = action.current
     if ticket is None or ticket.status not in allowed:
-        raise ticket_conflict(action, verb, allowed)
+        raise _ticket_conflict(action, verb, allowed)
     return action, ticket
 
 
-def ticket_conflict(action: CounterAction, wanted: str, allowed: Sequence[str]) -> Exception:
+def _ticket_conflict(action: CounterAction, wanted: str, allowed: Sequence[str]) -> Exception:
     ticket = action.current
     if ticket is None:
         return conflict(

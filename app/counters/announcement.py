@@ -5,6 +5,8 @@ the name itself for a named place such as "3号窗口" or "VIP室")."""
 
 from __future__ import annotations
 
+from app.events.catalog import CallAnnouncement
+
 DEFAULT_ZH = "请{number}号到{place}办理"
 DEFAULT_EN = "Ticket {number}, please go to {place}"
 
@@ -20,15 +22,11 @@ def announcement(
     *,
     zh_template: str | None = None,
     en_template: str | None = None,
-) -> dict[str, str]:
+) -> CallAnnouncement:
     plain = _is_plain_number(counter_name)
     place_zh = f"{counter_name}号窗口" if plain else counter_name
     place_en = f"counter {counter_name}" if plain else counter_name
-    return {
-        "zh": (zh_template or DEFAULT_ZH).format(
-            number=number, counter=counter_name, place=place_zh
-        ),
-        "en": (en_template or DEFAULT_EN).format(
-            number=number, counter=counter_name, place=place_en
-        ),
-    }
+    return CallAnnouncement(
+        zh=(zh_template or DEFAULT_ZH).format(number=number, counter=counter_name, place=place_zh),
+        en=(en_template or DEFAULT_EN).format(number=number, counter=counter_name, place=place_en),
+    )

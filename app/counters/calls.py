@@ -122,8 +122,7 @@ async def complete(
     )
     done = await complete_current(action)
     await release_current(action)
-    result = await action.finish()
-    return ActionResult(result.counter, done)
+    return await action.finish(done)
 
 
 async def no_show(
@@ -143,8 +142,7 @@ async def no_show(
         ),
     )
     await release_current(action)
-    result = await action.finish()
-    return ActionResult(result.counter, ticket)
+    return await action.finish(ticket)
 
 
 async def transfer(
@@ -188,8 +186,7 @@ async def transfer(
         ),
     )
     await release_current(action)
-    result = await action.finish()
-    return ActionResult(result.counter, ticket)
+    return await action.finish(ticket)
 
 
 async def _transfer_target(

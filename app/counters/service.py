@@ -67,7 +67,7 @@ async def put_counter(
         .returning(text("(xmax = 0)"))
     )
     created = bool((await session.execute(stmt)).scalar_one())
-    counter = await lock_counter(session, branch, code)
+    counter = await _lock_counter(session, branch, code)
     await record_events(
         session,
         branch,
@@ -165,7 +165,7 @@ def locking_counter(query: _CounterQuery, branch: str, code: str) -> _CounterQue
     )
 
 
-async def lock_counter(session: AsyncSession, branch: str, code: str) -> Counter:
+async def _lock_counter(session: AsyncSession, branch: str, code: str) -> Counter:
     counter = await session.scalar(locking_counter(select(Counter), branch, code))
     if counter is None:
         raise not_found(f"counter {code} in branch {branch}")

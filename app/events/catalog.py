@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,16 +57,16 @@ class CounterRef(_Part):
     name: str
 
 
-class Announcement(_Part):
+class CallAnnouncement(_Part):
+    """What the lobby speaker says, in Chinese and English (the branch's templates filled in)."""
+
     zh: str
     en: str
 
 
-class CurrentTicket(_Part):
-    id: uuid.UUID
-    number: str
-    service: str
-    priority: Priority
+class CurrentTicket(TicketRef):
+    """The ticket a counter has called or serves."""
+
     status: TicketStatus
 
 
@@ -109,7 +110,7 @@ class _CallData(EventData):
 
     ticket: TicketRef
     counter: CounterRef
-    announcement: Announcement
+    announcement: CallAnnouncement
 
 
 class TicketCalled(_CallData):
@@ -224,10 +225,7 @@ def encode_data(data: EventData) -> str:
 def parse_data(type_: str, data: Any) -> EventData:
     """An event's data as its model; raises ValueError (pydantic's ValidationError is one) for an
     unknown type or data the model cannot read."""
-    model = EVENT_DATA.get(EventType(type_))
-    if model is None:  # pragma: no cover - every EventType has a model (tests check)
-        raise ValueError(f"no model for event type {type_}")
-    return model.model_validate(data)
+    return EVENT_DATA[EventType(type_)].model_validate(data)
 
 
 def data_path(model: type[EventData], *path: str) -> str:
@@ -254,6 +252,11 @@ def _is_model(annotation: object) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
+# The business type of the ticket an event is about (every ticket event's `ticket`).
+TICKET_SERVICE = data_path(TicketCancelled, "ticket", "service")
+
+
+@cache
 def event_schemas() -> dict[str, dict[str, Any]]:
     """One JSON Schema per event type's data, keyed by type (SPEC §8)."""
     return {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,13 +15,8 @@ router = APIRouter(
 )
 
 
-@cache
-def _schemas() -> dict[str, dict[str, Any]]:
-    return event_schemas()
-
-
 @router.get("/schema")
 async def get_event_schema(_: SchemaReader) -> dict[str, dict[str, Any]]:
     """One JSON Schema per event type for its `data`; every event carries the envelope
     `{type, seq, at, branch, data}`."""
-    return _schemas()
+    return event_schemas()

@@ -1,20 +1,14 @@
 """The wire form of an event: the envelope `{type, seq, at, branch, data}` (SPEC §3, §8).
 
 It is built in one place, in SQL (`ENVELOPE_SQL`), by the statement that writes the event and by
-every read of the history, so the stream (live or replayed), notifications and webhooks send the
-same bytes. `Envelope` is the same form as a model, for readers and for the published schema.
+every read of the history, so the stream (live or replayed) and notifications send the same
+bytes.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
-from pydantic import BaseModel
-
-from app.events.catalog import EventType
 
 # The envelope of a `branch_events` row as JSON text, for a SELECT list or a RETURNING clause.
 # `at` is UTC with microseconds. The colons of the time format are quoted literals so that no
@@ -24,14 +18,6 @@ ENVELOPE_SQL = (
     ' \'at\', to_char(at AT TIME ZONE \'UTC\', \'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"\'),'
     " 'branch', branch, 'data', data)::text"
 )
-
-
-class Envelope(BaseModel):
-    type: EventType
-    seq: int
-    at: datetime
-    branch: str
-    data: dict[str, Any]
 
 
 @dataclass(frozen=True)

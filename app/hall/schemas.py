@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from app.alerts.schemas import AlertOut
 from app.counters.schemas import CounterOut
-from app.events.catalog import Announcement, CounterRef, TicketRef
+from app.events.catalog import CallAnnouncement, CounterRef, TicketRef
 
 
 class ServiceQueue(BaseModel):
@@ -19,12 +19,14 @@ class ServiceQueue(BaseModel):
 
 
 class RecentCall(BaseModel):
+    """A call or recall from the history (its event's data, without what screens need not)."""
+
     seq: int
     at: datetime
     type: str
     ticket: TicketRef
     counter: CounterRef
-    announcement: Announcement | None = None
+    announcement: CallAnnouncement | None = None
 
 
 class QueueView(BaseModel):

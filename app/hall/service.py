@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.service import active_alerts, alert_out
 from app.core.settings import Settings
 from app.counters.service import list_counters
-from app.events.catalog import EventType, TicketCalled, TicketRecalled, parse_data
+from app.events.catalog import EventType
 from app.hall.schemas import QueueView, RecentCall, ServiceQueue
 from app.queue.estimate import estimate_wait_s, new_ticket_place
 from app.queue.service import load_hall
@@ -50,24 +51,10 @@ async def recent_calls(session: AsyncSession, branch: str, n: int = 10) -> list[
     calls = []
     for seq, at, type_, data in await session.execute(_RECENT_CALLS, params):
         try:
-            call = parse_data(type_, data)
-        except ValueError:
+            calls.append(RecentCall.model_validate({**data, "seq": seq, "at": at, "type": type_}))
+        except ValidationError:
             # One unreadable record must not take the hall view (and every screen) down.
-            log.warning(
-                "recent calls: event %s of branch %s skipped (unreadable data)", seq, branch
-            )
-            continue
-        if isinstance(call, TicketCalled | TicketRecalled):
-            calls.append(
-                RecentCall(
-                    seq=seq,
-                    at=at,
-                    type=type_,
-                    ticket=call.ticket,
-                    counter=call.counter,
-                    announcement=call.announcement,
-                )
-            )
+            log.warning("recent calls: event %s of branch %s is unreadable", seq, branch)
     return calls
 
 

@@ -119,12 +119,20 @@ def _keep_writing_process_metrics() -> None:
             log.warning("process metrics not written", exc_info=True)
 
 
+_writer: threading.Thread | None = None
+
+
 def start_process_metrics() -> None:
-    """This worker writes its process metrics now and every few seconds while it runs."""
+    """With several workers (multiprocess mode), this worker writes its process metrics now
+    and every few seconds while it runs; once per process (the app's start-up calls it)."""
+    global _writer
+    if _writer is not None or not multiprocess_mode():
+        return
     write_process_metrics()
-    threading.Thread(
+    _writer = threading.Thread(
         target=_keep_writing_process_metrics, name="hallq-process-metrics", daemon=True
-    ).start()
+    )
+    _writer.start()
 
 
 def _running(pid: int) -> bool:
@@ -176,9 +184,3 @@ def exposition_registry(families: Iterable[Metric]) -> CollectorRegistry:
         _warn_if_workers_do_not_share()
         registry.register(_ListCollector(REGISTRY.collect()))
     return registry
-
-
-# Each worker imports this module once (uvicorn spawns them); prometheus_client, too, chooses
-# its mode on import.
-if multiprocess_mode():
-    start_process_metrics()

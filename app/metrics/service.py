@@ -16,8 +16,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.vocabulary import AlertKind, CounterState, TicketStatus
-from app.events.catalog import EventType, TicketCalled, TicketCompleted, TicketIssued, data_path
+from app.core.vocabulary import AlertKind, CounterState, TicketStatus, sql_list
+from app.events.catalog import (
+    TICKET_SERVICE,
+    EventType,
+    TicketCalled,
+    TicketCompleted,
+    TicketIssued,
+    data_path,
+)
 from app.stream.presence import PRESENCE_STALE_S
 
 # hallq_tickets_finished_total's `outcome`: the final status of a ticket.
@@ -77,7 +84,9 @@ _EVENT_SEQS = text("SELECT code, event_seq FROM branches")
 
 # Fields of event data the metrics read, checked against the event catalog's models
 # (app/events/catalog.py) when this module is imported.
-_TICKET_SERVICE = data_path(TicketIssued, "ticket", "service")
+# The events that end a ticket, for hallq_tickets_finished_total.
+FINISHING = (EventType.TICKET_COMPLETED, EventType.TICKET_NO_SHOW, EventType.TICKET_CANCELLED)
+ISSUED, CALLED = EventType.TICKET_ISSUED, EventType.TICKET_CALLED
 _TICKET_PRIORITY = data_path(TicketIssued, "ticket", "priority")
 _WAIT_S = data_path(TicketCalled, "wait_s")
 _SERVICE_S = data_path(TicketCompleted, "service_s")
@@ -96,12 +105,10 @@ _EVENT_TOTALS = text(
         SELECT e.branch, e.seq, e.type, e.ticket_id, e.data
         FROM ranges r
         JOIN branch_events e ON e.branch = r.branch AND e.seq > r.lo AND e.seq <= r.hi
-        WHERE e.type IN ('{EventType.TICKET_ISSUED}', '{EventType.TICKET_CALLED}',
-                         '{EventType.TICKET_COMPLETED}', '{EventType.TICKET_NO_SHOW}',
-                         '{EventType.TICKET_CANCELLED}')
+        WHERE e.type IN {sql_list((ISSUED, CALLED, *FINISHING))}
     ),
     first_calls AS (
-        SELECT e.branch, e.{_TICKET_SERVICE} AS service,
+        SELECT e.branch, e.{TICKET_SERVICE} AS service,
                e.{_TICKET_PRIORITY} AS priority,
                CAST(e.{_WAIT_S} AS float8) AS v
         FROM ev e
@@ -115,23 +122,23 @@ _EVENT_TOTALS = text(
           )
     ),
     services_done AS (
-        SELECT e.branch, e.{_TICKET_SERVICE} AS service,
+        SELECT e.branch, e.{TICKET_SERVICE} AS service,
                CAST(e.{_SERVICE_S} AS float8) AS v
         FROM ev e
         WHERE e.type = '{EventType.TICKET_COMPLETED}' AND e.{_SERVICE_S} IS NOT NULL
     )
-    SELECT 'issued' AS kind, branch, {_TICKET_SERVICE} AS service,
+    SELECT 'issued' AS kind, branch, {TICKET_SERVICE} AS service,
            {_TICKET_PRIORITY} AS label, -1 AS bucket, count(*) AS n,
            CAST(0 AS float8) AS total
     FROM ev WHERE type = '{EventType.TICKET_ISSUED}'
     GROUP BY 2, 3, 4, 5
     UNION ALL
-    SELECT 'finished', branch, {_TICKET_SERVICE},
-           CASE type WHEN '{EventType.TICKET_COMPLETED}' THEN 'done'
-                     WHEN '{EventType.TICKET_NO_SHOW}' THEN 'no_show' ELSE 'cancelled' END,
+    SELECT 'finished', branch, {TICKET_SERVICE},
+           CASE type WHEN '{EventType.TICKET_COMPLETED}' THEN '{TicketStatus.DONE}'
+                     WHEN '{EventType.TICKET_NO_SHOW}' THEN '{TicketStatus.NO_SHOW}'
+                     ELSE '{TicketStatus.CANCELLED}' END,
            -1, count(*), CAST(0 AS float8)
-    FROM ev WHERE type IN ('{EventType.TICKET_COMPLETED}', '{EventType.TICKET_NO_SHOW}',
-                           '{EventType.TICKET_CANCELLED}')
+    FROM ev WHERE type IN {sql_list(FINISHING)}
     GROUP BY 2, 3, 4, 5
     UNION ALL
     SELECT 'wait', branch, service, priority,

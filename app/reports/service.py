@@ -26,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.branches.models import Service, Staff
 from app.branches.service import get_branch, schedule_of
 from app.core.errors import unprocessable
+from app.core.vocabulary import sql_list
 from app.counters.models import Counter
 from app.events.catalog import (
+    TICKET_SERVICE,
     CounterChanged,
     EventType,
-    TicketCompleted,
     TicketTransferred,
     data_path,
 )
@@ -48,7 +49,6 @@ logger = logging.getLogger("hallq.reports")
 
 # Fields of event data the report reads, checked against the event catalog's models
 # (app/events/catalog.py) when this module is imported.
-_TICKET_SERVICE = data_path(TicketCompleted, "ticket", "service")
 _FROM_SERVICE = data_path(TicketTransferred, "from", "service")
 _FROM_COUNTER = data_path(TicketTransferred, "from", "counter")
 _COUNTER_STATE = data_path(CounterChanged, "counter", "state")
@@ -56,11 +56,12 @@ _COUNTER_STATE = data_path(CounterChanged, "counter", "state")
 # The moments a ticket's visit at a counter starts being counted as service: the clerk
 # pressed `start` (serving), else the last call or recall (`complete` from `called`). The latest
 # of them before the visit ends is where the clerk's time with the customer began.
+_VISIT_STARTS = (EventType.TICKET_CALLED, EventType.TICKET_RECALLED, EventType.TICKET_SERVING)
+_VISIT_ENDS = (EventType.TICKET_COMPLETED, EventType.TICKET_TRANSFERRED)
 _VISIT_START = f"""
     SELECT p.at FROM branch_events p
     WHERE p.branch = e.branch AND p.ticket_id = e.ticket_id
-      AND p.type IN ('{EventType.TICKET_CALLED}', '{EventType.TICKET_RECALLED}',
-                     '{EventType.TICKET_SERVING}')
+      AND p.type IN {sql_list(_VISIT_STARTS)}
       AND p.seq < e.seq
     ORDER BY p.seq DESC LIMIT 1
 """  # noqa: S608 - constant fragments
@@ -85,7 +86,7 @@ _FIGURES = text(
                 AND p.type = '{EventType.TICKET_CALLED}' AND p.seq < e.seq)
     ),
     completions AS (
-        SELECT e.counter, e.staff, e.{_TICKET_SERVICE} AS service, e.at,
+        SELECT e.counter, e.staff, e.{TICKET_SERVICE} AS service, e.at,
                extract(epoch FROM e.at - visit.at)::float8 AS service_s, t.rating
         FROM branch_events e
         JOIN tickets t ON t.id = e.ticket_id
@@ -108,7 +109,7 @@ _FIGURES = text(
         FROM completions
         UNION ALL
         -- a no-show counts once it is final: the customer was not re-queued afterwards
-        SELECT 'no_show', e.{_TICKET_SERVICE}, e.counter, e.staff, e.at,
+        SELECT 'no_show', e.{TICKET_SERVICE}, e.counter, e.staff, e.at,
                NULL, NULL, NULL, NULL
         FROM branch_events e
         WHERE e.branch = :branch AND e.type = '{EventType.TICKET_NO_SHOW}'
@@ -119,7 +120,7 @@ _FIGURES = text(
                 AND r.type = '{EventType.TICKET_REQUEUED}' AND r.seq > e.seq)
         UNION ALL
         -- cancelled under the type it was waiting for; never at a counter
-        SELECT 'cancelled', e.{_TICKET_SERVICE}, NULL, NULL, e.at,
+        SELECT 'cancelled', e.{TICKET_SERVICE}, NULL, NULL, e.at,
                NULL, NULL, NULL, NULL
         FROM branch_events e
         WHERE e.branch = :branch AND e.type = '{EventType.TICKET_CANCELLED}'
@@ -202,7 +203,7 @@ _UTILISATION = text(
         FROM branch_events e
         CROSS JOIN LATERAL ({_VISIT_START}) visit
         WHERE e.branch = :branch
-          AND e.type IN ('{EventType.TICKET_COMPLETED}', '{EventType.TICKET_TRANSFERRED}')
+          AND e.type IN {sql_list(_VISIT_ENDS)}
           AND e.at > :start AND e.at < :horizon
     ),
     busy AS (
@@ -221,7 +222,7 @@ _UTILISATION = text(
 
 _COMMENTS = text(
     f"""
-    SELECT t.number, e.{_TICKET_SERVICE} AS service, e.counter, e.staff,
+    SELECT t.number, e.{TICKET_SERVICE} AS service, e.counter, e.staff,
            t.rating AS score, t.rating_comment AS comment, t.rated_at
     FROM branch_events e
     JOIN tickets t ON t.id = e.ticket_id

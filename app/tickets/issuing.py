@@ -207,10 +207,9 @@ async def issue_ticket(
     if session.in_transaction():
         await session.commit()  # the configuration was read (a cache miss): end that read
     autocommit = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    params = _issue_params(
-        branch_code, body, config, ticket_id, business_date, idempotency_key, now, settings
-    )
-    row = (await autocommit.execute(ISSUE_SQL, {**params, "token_id": limited_token})).one()
+    params = _issue_params(branch_code, body, config, ticket_id, business_date, now, settings)
+    params.update(idempotency_key=idempotency_key, token_id=limited_token)
+    row = (await autocommit.execute(ISSUE_SQL, params)).one()
     if row.event_seq is not None:
         notify_after_commit(session, branch_code, [(row.event_seq, row.envelope)])
     # Nothing to commit (autocommit): ends the session's transaction, and sends the notification.
@@ -241,11 +240,10 @@ def _issue_params(
     config: IssueConfig,
     ticket_id: uuid.UUID,
     business_date: date,
-    idempotency_key: str | None,
     now: datetime,
     settings: Settings,
 ) -> dict[str, object]:
-    """ISSUE_SQL's parameters but the limited token's id."""
+    """ISSUE_SQL's parameters for the ticket (the caller adds the request's key and token)."""
     event_data = TicketIssued(
         ticket=IssuedTicketRef(
             id=ticket_id,
@@ -258,7 +256,6 @@ def _issue_params(
     )
     return {
         **hall_params(branch_code, now, settings),
-        "idempotency_key": idempotency_key,
         "window_start": window_start(now),
         "per_minute": settings.issue_rate_per_minute,
         "service": config.service,
