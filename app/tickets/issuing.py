@@ -207,7 +207,8 @@ async def issue_ticket(
     if session.in_transaction():
         await session.commit()  # the configuration was read (a cache miss): end that read
     autocommit = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    params = _issue_params(branch_code, body, config, ticket_id, business_date, now, settings)
+    issue = _Issue(branch_code, body, config, ticket_id, business_date, now)
+    params = issue.params(settings)
     params.update(idempotency_key=idempotency_key, token_id=limited_token)
     row = (await autocommit.execute(ISSUE_SQL, params)).one()
     if row.event_seq is not None:
@@ -230,79 +231,72 @@ async def issue_ticket(
             raise Problem(409, "idempotency-race", "retry the request")
         return await _replay(session, existing, body, now, settings)
 
-    ticket = _new_ticket_out(row, body, config, ticket_id, business_date, now, settings)
-    return IssuedTicket(ticket, replayed=False)
+    return IssuedTicket(issue.ticket_out(row, settings), replayed=False)
 
 
-def _issue_params(
-    branch_code: str,
-    body: TicketIn,
-    config: IssueConfig,
-    ticket_id: uuid.UUID,
-    business_date: date,
-    now: datetime,
-    settings: Settings,
-) -> dict[str, object]:
-    """ISSUE_SQL's parameters for the ticket (the caller adds the request's key and token)."""
-    event_data = TicketIssued(
-        ticket=IssuedTicketRef(
-            id=ticket_id,
-            number="",  # set by the statement, which takes it
-            service=config.service,
-            priority=body.priority,
-            channel=body.channel,
-            issued_at=now,
+@dataclass(frozen=True)
+class _Issue:
+    """One ticket being issued: the request, its business type, the id and day it gets."""
+
+    branch: str
+    body: TicketIn
+    config: IssueConfig
+    ticket_id: uuid.UUID
+    business_date: date
+    now: datetime
+
+    def params(self, settings: Settings) -> dict[str, object]:
+        """ISSUE_SQL's parameters for the ticket (the caller adds the request's key and token)."""
+        event_data = TicketIssued(
+            ticket=IssuedTicketRef(
+                id=self.ticket_id,
+                number="",  # set by the statement, which takes it
+                service=self.config.service,
+                priority=self.body.priority,
+                channel=self.body.channel,
+                issued_at=self.now,
+            )
         )
-    )
-    return {
-        **hall_params(branch_code, now, settings),
-        "window_start": window_start(now),
-        "per_minute": settings.issue_rate_per_minute,
-        "service": config.service,
-        "business_date": business_date,
-        "ticket_id": ticket_id,
-        "prefix": config.prefix,
-        "priority": body.priority,
-        "channel": body.channel,
-        "phone": body.phone,
-        "now": now,
-        "event_data": encode_data(event_data),
-    }
+        return {
+            **hall_params(self.branch, self.now, settings),
+            "window_start": window_start(self.now),
+            "per_minute": settings.issue_rate_per_minute,
+            "service": self.config.service,
+            "business_date": self.business_date,
+            "ticket_id": self.ticket_id,
+            "prefix": self.config.prefix,
+            "priority": self.body.priority,
+            "channel": self.body.channel,
+            "phone": self.body.phone,
+            "now": self.now,
+            "event_data": encode_data(event_data),
+        }
 
-
-def _new_ticket_out(
-    row: Row[Any],
-    body: TicketIn,
-    config: IssueConfig,
-    ticket_id: uuid.UUID,
-    business_date: date,
-    now: datetime,
-    settings: Settings,
-) -> TicketOut:
-    """The ticket just issued, placed in the hall the statement read (without it)."""
-    # A new ticket is never overdue (max_wait_s is at least 1 s): its place is its class's end.
-    hall = hall_from_row(row, settings).hall
-    place = new_ticket_place(hall, config.service, body.priority)
-    return TicketOut(
-        id=ticket_id,
-        number=row.number,
-        service=config.service,
-        priority=body.priority,
-        channel=body.channel,
-        status=TicketStatus.WAITING,
-        business_date=business_date,
-        issued_at=now,
-        position=place.ahead + 1,
-        waiting_ahead=place.ahead,
-        estimated_wait_s=estimate_wait_s(hall, place),
-        recall_count=0,
-        counter=None,
-        called_at=None,
-        served_at=None,
-        finished_at=None,
-        phone=mask_phone(body.phone),
-        rating=None,
-    )
+    def ticket_out(self, row: Row[Any], settings: Settings) -> TicketOut:
+        """The ticket just issued, placed in the hall the statement read (without it)."""
+        # A new ticket is never overdue (max_wait_s is at least 1 s): its place is its class's end.
+        hall = hall_from_row(row, settings).hall
+        place = new_ticket_place(hall, self.config.service, self.body.priority)
+        return TicketOut(
+            id=self.ticket_id,
+            number=row.number,
+            service=self.config.service,
+            priority=self.body.priority,
+            channel=self.body.channel,
+            status=TicketStatus.WAITING,
+            business_date=self.business_date,
+            issued_at=self.now,
+            position=place.ahead + 1,
+            waiting_ahead=place.ahead,
+            estimated_wait_s=estimate_wait_s(hall, place),
+            recall_count=0,
+            counter=None,
+            called_at=None,
+            served_at=None,
+            finished_at=None,
+            phone=mask_phone(self.body.phone),
+            rating=None,
+        )
 
 
 async def _replay(
