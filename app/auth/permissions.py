@@ -31,6 +31,10 @@ class Action(StrEnum):
     READ_REPORTS = "read reports"
     READ_METRICS = "read metrics"
     READ_EVENT_SCHEMA = "read the event schema"
+    CLOSE_DAY = "close the business day"
+    FIND_TICKETS = "look tickets up"
+    PRIORITISE_TICKET = "change a ticket's priority"
+    PICK_TICKET = "call a chosen ticket"
 
 
 # Branch-scoped roles allowed each action on their own branch (on any, for an action of
@@ -53,6 +57,12 @@ BRANCH_ROLES: dict[Action, frozenset[Role]] = {
     Action.READ_REPORTS: frozenset({Role.MANAGER}),
     Action.READ_METRICS: frozenset(),
     Action.READ_EVENT_SCHEMA: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
+    # The duty manager ends the day (日结) and works the service desk (SPEC §5, §6).
+    Action.CLOSE_DAY: frozenset({Role.MANAGER}),
+    Action.FIND_TICKETS: frozenset({Role.MANAGER, Role.CLERK}),
+    Action.PRIORITISE_TICKET: frozenset({Role.MANAGER}),
+    # A clerk only where the branch sets `clerks_may_pick` (checked by the call itself).
+    Action.PICK_TICKET: frozenset({Role.MANAGER, Role.CLERK}),
 }
 BRANCHLESS: frozenset[Action] = frozenset({Action.READ_EVENT_SCHEMA})
 MONITOR_ACTIONS: frozenset[Action] = frozenset({Action.READ_METRICS, Action.READ_EVENT_SCHEMA})

@@ -20,6 +20,14 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 Period = tuple[int, int]  # minutes since local midnight, [start, end)
 
 
+def parse_day_start(value: str) -> time:
+    """`day_starts_at`: a time of day as HH:MM, 00:00 to 23:59."""
+    minutes = parse_hhmm(value)
+    if minutes == 24 * 60:
+        raise ValueError(f"{value!r}: a business day starts between 00:00 and 23:59")
+    return time(minutes // 60, minutes % 60)
+
+
 def parse_hhmm(value: str) -> int:
     if not _HHMM.match(value):
         raise ValueError(f"{value!r} is not a time of day as HH:MM (00:00 to 24:00)")
@@ -60,6 +68,7 @@ class Schedule:
     hours: dict[str, list[Period]] | None  # None: always open
     holidays: frozenset[date]
     issue_cutoff_min: int = 0
+    day_starts_at: time = time(0)
 
     @classmethod
     def from_config(
@@ -68,17 +77,26 @@ class Schedule:
         hours: Mapping[str, Sequence[Sequence[str]]] | None,
         holidays: Sequence[str],
         issue_cutoff_min: int,
+        day_starts_at: time = time(0),
     ) -> Schedule:
         return cls(
             tz=ZoneInfo(timezone),
             hours=parse_hours(hours) if hours is not None else None,
             holidays=frozenset(date.fromisoformat(d) for d in holidays),
             issue_cutoff_min=issue_cutoff_min,
+            day_starts_at=day_starts_at,
         )
 
     def business_date(self, when: datetime) -> date:
-        """The business day a moment belongs to: the local calendar date."""
-        return when.astimezone(self.tz).date()
+        """The business day a moment belongs to: the local date of the last `day_starts_at`
+        (SPEC §5). With "04:00", 03:59 on the 2nd still belongs to the 1st."""
+        local = when.astimezone(self.tz)
+        offset = timedelta(hours=self.day_starts_at.hour, minutes=self.day_starts_at.minute)
+        return (local.replace(tzinfo=None) - offset).date()
+
+    def day_start(self, day: date) -> datetime:
+        """The moment business day `day` begins; it ends where `day + 1` begins."""
+        return datetime.combine(day, self.day_starts_at, self.tz)
 
     def _periods(self, day: date) -> list[Period]:
         if day in self.holidays:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
     Integer,
     Text,
+    Time,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -32,6 +34,11 @@ class Branch(Base):
     issue_cutoff_min: Mapped[int] = mapped_column(Integer, server_default="0")
     min_open_counters: Mapped[int] = mapped_column(Integer, server_default="0")
     requeue_after: Mapped[int] = mapped_column(Integer, server_default="2")
+    # The boundary of the business day in the branch's timezone (SPEC §5): numbers restart and
+    # the day is closed out there.
+    day_starts_at: Mapped[time] = mapped_column(Time, server_default="00:00")
+    # Whether clerks may call a chosen ticket (SPEC §6); managers always may.
+    clerks_may_pick: Mapped[bool] = mapped_column(Boolean, server_default="false")
     # Announcement wording per branch; NULL uses the built-in templates.
     announcement_zh: Mapped[str | None] = mapped_column(Text)
     announcement_en: Mapped[str | None] = mapped_column(Text)

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from app.branches.hours import parse_hours
+from app.branches.hours import parse_day_start, parse_hours
 from app.core.codes import Name
 
 HHMM = Annotated[str, StringConstraints(max_length=5)]
@@ -51,6 +51,17 @@ class BranchIn(BaseModel):
     min_open_counters: Annotated[int, Field(ge=0, le=1000)] = 0
     requeue_after: Annotated[int, Field(ge=0, le=50)] = 2
     announcement: Announcement | None = None
+    day_starts_at: HHMM = Field(
+        default="00:00",
+        description="the boundary of the business day, HH:MM in the branch's timezone",
+    )
+    clerks_may_pick: bool = False
+
+    @field_validator("day_starts_at")
+    @classmethod
+    def _valid_day_start(cls, value: str) -> str:
+        parse_day_start(value)
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -83,6 +94,8 @@ class BranchOut(BaseModel):
     min_open_counters: int
     requeue_after: int
     announcement: Announcement
+    day_starts_at: str
+    clerks_may_pick: bool
 
 
 PrefixStr = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,3}$")]

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.branches.hours import Schedule
+from app.branches.hours import Schedule, parse_day_start
 from app.branches.models import Branch, Service, Staff
 from app.branches.schemas import (
     Announcement,
@@ -55,7 +55,11 @@ async def get_branch(session: AsyncSession, code: str) -> Branch:
 
 def schedule_of(branch: Branch) -> Schedule:
     return Schedule.from_config(
-        branch.timezone, branch.hours, branch.holidays, branch.issue_cutoff_min
+        branch.timezone,
+        branch.hours,
+        branch.holidays,
+        branch.issue_cutoff_min,
+        branch.day_starts_at,
     )
 
 
@@ -71,6 +75,8 @@ async def put_branch(session: AsyncSession, code: str, body: BranchIn, now: date
         "requeue_after": body.requeue_after,
         "announcement_zh": announcement.zh,
         "announcement_en": announcement.en,
+        "day_starts_at": parse_day_start(body.day_starts_at),
+        "clerks_may_pick": body.clerks_may_pick,
     }
     return await _upsert_and_commit(session, Branch, {"code": code}, values, now)
 
@@ -86,6 +92,8 @@ def branch_out(branch: Branch) -> BranchOut:
         min_open_counters=branch.min_open_counters,
         requeue_after=branch.requeue_after,
         announcement=Announcement(zh=branch.announcement_zh, en=branch.announcement_en),
+        day_starts_at=branch.day_starts_at.strftime("%H:%M"),
+        clerks_may_pick=branch.clerks_may_pick,
     )
 
 

@@ -29,7 +29,8 @@ class Channel(StrEnum):
 
 class TicketStatus(StrEnum):
     """waiting -> called -> serving -> done; called -> no_show -> (re-queued) waiting;
-    waiting -> cancelled; called or serving -> (transferred) waiting."""
+    waiting -> cancelled; called or serving -> (transferred) waiting; waiting, called or
+    no_show -> expired when the business day is closed out (SPEC §5)."""
 
     WAITING = "waiting"
     CALLED = "called"
@@ -37,6 +38,7 @@ class TicketStatus(StrEnum):
     DONE = "done"
     NO_SHOW = "no_show"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 class CounterState(StrEnum):

@@ -30,6 +30,8 @@ class EventType(StrEnum):
     TICKET_TRANSFERRED = "ticket.transferred"
     TICKET_REQUEUED = "ticket.requeued"
     TICKET_RATED = "ticket.rated"
+    TICKET_EXPIRED = "ticket.expired"
+    TICKET_PRIORITISED = "ticket.prioritised"
     COUNTER_CHANGED = "counter.changed"
     ALERT_RAISED = "alert.raised"
     ALERT_CLEARED = "alert.cleared"
@@ -116,6 +118,9 @@ class _CallData(EventData):
 class TicketCalled(_CallData):
     type = EventType.TICKET_CALLED
     wait_s: float = Field(description="seconds from issue to this call")
+    picked: bool = Field(
+        default=False, description="true when the service desk called this ticket by hand"
+    )
 
 
 class TicketRecalled(_CallData):
@@ -183,6 +188,25 @@ class TicketRated(EventData):
     has_comment: bool
 
 
+class TicketExpired(EventData):
+    """Left over when the business day was closed out (SPEC §5); `counter` is where it stood
+    called, if it was."""
+
+    type = EventType.TICKET_EXPIRED
+    ticket: TicketRef
+    previous_status: TicketStatus
+    counter: CounterRef | None = None
+
+
+class TicketPrioritised(EventData):
+    """The service desk changed a waiting ticket's class. The reason stays in the history."""
+
+    type = EventType.TICKET_PRIORITISED
+    ticket: TicketRef
+    from_: Priority = Field(alias="from")
+    to: Priority
+
+
 class CounterChanged(EventData):
     type = EventType.COUNTER_CHANGED
     counter: CounterView
@@ -210,6 +234,8 @@ EVENT_DATA: dict[EventType, type[EventData]] = {
         TicketTransferred,
         TicketRequeued,
         TicketRated,
+        TicketExpired,
+        TicketPrioritised,
         CounterChanged,
         AlertRaised,
         AlertCleared,
