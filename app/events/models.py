@@ -38,3 +38,6 @@ class BranchEvent(Base):
     counter: Mapped[str | None] = mapped_column(Text)
     staff: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # Said by staff for the ticket's history only (a priority change's reason): never part of
+    # the envelope the stream and webhooks send (app/events/wire.py).
+    note: Mapped[str | None] = mapped_column(Text)

@@ -31,6 +31,8 @@ class NewEvent:
     ticket_id: uuid.UUID | None = None
     counter: str | None = None
     staff: str | None = None
+    # For the ticket's history only, never on the stream (e.g. why its priority changed).
+    note: str | None = None
 
     @property
     def type(self) -> EventType:
@@ -68,6 +70,7 @@ _LOG_EVENTS = append_events_sql(
              WITH ORDINALITY AS r(type, ticket_id, counter, staff, data, ord)""",
 )
 _RECORD = text(f"WITH {_LOG_EVENTS} SELECT seq, envelope FROM logged")  # noqa: S608
+_ADD_NOTE = text("UPDATE branch_events SET note = :note WHERE branch = :branch AND seq = :seq")
 
 
 async def record_events(
@@ -92,5 +95,9 @@ async def record_events(
     rows = sorted(result.all())
     if len(rows) != len(events):  # the branch row is gone: the caller checked it exists
         raise LookupError(f"branch {branch} vanished while recording events")
+    seqs = [seq for seq, _envelope in rows]
+    for seq, event in zip(seqs, events, strict=True):
+        if event.note is not None:  # rare (the service desk): kept out of the shared INSERT
+            await session.execute(_ADD_NOTE, {"note": event.note, "branch": branch, "seq": seq})
     notify_after_commit(session, branch, rows)
-    return [seq for seq, _envelope in rows]
+    return seqs

@@ -83,6 +83,9 @@ class HistoryEntry(BaseModel):
     counter: str | None
     staff: str | None
     data: dict[str, Any]
+    note: str | None = Field(
+        default=None, description="said by staff for the history only (a priority change's reason)"
+    )
 
 
 class TicketDetail(TicketOut):

@@ -111,7 +111,15 @@ async def ticket_detail(
         .order_by(BranchEvent.seq)
     )
     history = [
-        HistoryEntry(seq=e.seq, type=e.type, at=e.at, counter=e.counter, staff=e.staff, data=e.data)
+        HistoryEntry(
+            seq=e.seq,
+            type=e.type,
+            at=e.at,
+            counter=e.counter,
+            staff=e.staff,
+            data=e.data,
+            note=e.note,
+        )
         for e in events
     ]
     return TicketDetail(**out.model_dump(), history=history)

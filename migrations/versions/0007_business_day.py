@@ -1,5 +1,6 @@
 """The business day (SPEC §5) and the service desk (§6): each branch's `day_starts_at` and
-`clerks_may_pick`, the `expired` ticket status, and the close-outs table whose unique index
+`clerks_may_pick`, the `expired` ticket status, a history-only `note` on
+events, and the close-outs table whose unique index
 lets one process claim a day's automatic close-out.
 
 Revision ID: 0007
@@ -33,6 +34,7 @@ def upgrade() -> None:
     )
     op.drop_constraint(op.f("ck_tickets_status"), "tickets", type_="check")
     op.create_check_constraint(op.f("ck_tickets_status"), "tickets", f"status IN {STATUSES_AFTER}")
+    op.add_column("branch_events", sa.Column("note", sa.Text(), nullable=True))
     op.create_table(
         "day_closeouts",
         sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
@@ -63,6 +65,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("uq_day_closeouts_automatic", table_name="day_closeouts")
     op.drop_table("day_closeouts")
+    op.drop_column("branch_events", "note")
     op.execute("UPDATE tickets SET status = 'cancelled' WHERE status = 'expired'")
     op.drop_constraint(op.f("ck_tickets_status"), "tickets", type_="check")
     op.create_check_constraint(op.f("ck_tickets_status"), "tickets", f"status IN {STATUSES_BEFORE}")
