@@ -1,9 +1,10 @@
-"""Housekeeping, the background task every server process runs: it keeps alerts current,
-erases the phone numbers of past business days, and forgets old issue-rate counts and
-Idempotency-Key claims.
+"""Housekeeping, the background task every server process runs: it closes out the business
+days that ended (app/business_day), keeps alerts current, erases the phone numbers of past
+business days, and forgets old issue-rate counts and Idempotency-Key claims.
 
-Every step is safe to run from several processes at once (alerts take a per-branch advisory
-lock, app/alerts/service.py), so a process that dies simply stops taking part.
+Every step is safe to run from several processes at once (a close-out claims its day's row,
+alerts take a per-branch advisory lock, app/alerts/service.py), so a process that dies simply
+stops taking part.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.service import evaluate_all_branches
+from app.business_day.service import close_out_all_branches
 from app.core.clock import Clock
 from app.reports.service import erase_expired_phones
 from app.tickets.rate_limit import forget_old_counts_and_claims
@@ -23,6 +25,8 @@ log = logging.getLogger("hallq.housekeeping")
 
 
 async def housekeeping_round(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    # First the close-out, so that alerts and erasure see the new day's hall.
+    await close_out_all_branches(sessionmaker, clock)
     await evaluate_all_branches(sessionmaker, clock)
     # Privacy (SPEC §1): phone numbers go once their business day is over. Cheap when there is
     # nothing to erase (a partial index holds only tickets with a phone).

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from app.branches.views import router as branches_router
+from app.business_day.views import router as business_day_router
 from app.core.clock import Clock, SystemClock
 from app.core.config_cache import ConfigCache
 from app.core.database import create_engine, create_sessionmaker
@@ -80,6 +81,7 @@ ROUTERS = (
     branches_router,
     tickets_router,
     counters_router,
+    business_day_router,
     queue_router,
     reports_router,
     stream_router,

@@ -143,6 +143,9 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ),
     # -- queue view and reports
     ("GET", "/api/v1/branches/{branch}/queue"): Rule(Action.READ_QUEUE, READERS, frozenset({200})),
+    ("POST", "/api/v1/branches/{branch}/day/close"): Rule(
+        Action.CLOSE_DAY, MANAGER, frozenset({200})
+    ),
     ("GET", "/api/v1/branches/{branch}/reports/daily"): Rule(
         Action.READ_REPORTS, MANAGER, frozenset({200})
     ),

@@ -24,6 +24,7 @@ from app.core.clock import Clock
 from app.core.vocabulary import AlertKind
 from app.events.catalog import AlertCleared, AlertRaised
 from app.events.service import NewEvent, record_events
+from app.queue.ordering import WAITING_FOR_TYPE, type_cutoffs_cte
 
 # Namespace of the advisory locks (the two-key form: namespace, hashtext(branch)).
 ALERT_LOCK_NAMESPACE = 0x6871  # "hq"
@@ -94,7 +95,8 @@ def desired_alerts(state: BranchState) -> dict[tuple[str, str], AlertCondition]:
 # The state of several branches at once: the evaluator surveys every branch in one round trip
 # per statement rather than a transaction per branch (evaluate_all_branches).
 _SERVICE_STATES = text(
-    """
+    f"""
+    WITH {type_cutoffs_cte("s.branch = ANY(CAST(:branches AS text[]))")}
     SELECT s.branch, s.code, s.target_wait_s, s.queue_alert_per_counter,
            count(t.id) AS waiting,
            count(t.id) FILTER (
@@ -105,11 +107,11 @@ _SERVICE_STATES = text(
              WHERE c.branch = s.branch AND c.state = 'open' AND s.code = ANY(c.services))
                AS open_counters
     FROM services s
-    LEFT JOIN tickets t ON t.branch = s.branch AND t.service = s.code AND t.status = 'waiting'
-    WHERE s.branch = ANY(CAST(:branches AS text[]))
+    JOIN type_cutoffs tc ON tc.branch = s.branch AND tc.code = s.code
+    LEFT JOIN tickets t ON {WAITING_FOR_TYPE}
     GROUP BY s.branch, s.code, s.target_wait_s, s.queue_alert_per_counter
     ORDER BY s.branch, s.code
-    """
+    """  # noqa: S608 - constant fragments
 )
 
 _OPEN_COUNTERS = text(

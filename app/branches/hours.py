@@ -94,6 +94,23 @@ class Schedule:
         offset = timedelta(hours=self.day_starts_at.hour, minutes=self.day_starts_at.minute)
         return (local.replace(tzinfo=None) - offset).date()
 
+    @staticmethod
+    def business_date_sql(branch: str, now: str = ":now") -> str:
+        """`business_date` in SQL, for the `branches` row aliased `branch` at timestamptz `now`
+        (tests check that the two agree)."""
+        return (
+            f"CAST(CAST({now} AS timestamptz) AT TIME ZONE {branch}.timezone"
+            f" - CAST({branch}.day_starts_at AS interval) AS date)"
+        )
+
+    @staticmethod
+    def day_start_sql(branch: str, day: str) -> str:
+        """`day_start` in SQL: when business day `day` (SQL date) of `branch` begins."""
+        return (
+            f"((CAST({day} AS timestamp) + CAST({branch}.day_starts_at AS interval))"
+            f" AT TIME ZONE {branch}.timezone)"
+        )
+
     def day_start(self, day: date) -> datetime:
         """The moment business day `day` begins; it ends where `day + 1` begins."""
         return datetime.combine(day, self.day_starts_at, self.tz)

@@ -11,39 +11,55 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.service import active_alerts, alert_out
+from app.branches.hours import Schedule
 from app.core.settings import Settings
+from app.core.vocabulary import TicketStatus
 from app.counters.service import list_counters
 from app.events.catalog import EventType
 from app.hall.schemas import QueueView, RecentCall, ServiceQueue
 from app.queue.estimate import estimate_wait_s, new_ticket_place
+from app.queue.ordering import TYPE_CUTOFFS_CTE, WAITING_FOR_TYPE
 from app.queue.service import load_hall
 
 log = logging.getLogger("hallq.hall")
 
 _WAITING_BY_SERVICE = text(
-    """
+    f"""
+    WITH {TYPE_CUTOFFS_CTE}
     SELECT s.code, s.name, s.prefix, count(t.id) AS waiting, min(t.issued_at) AS oldest
     FROM services s
-    LEFT JOIN tickets t ON t.branch = s.branch AND t.service = s.code AND t.status = 'waiting'
+    JOIN type_cutoffs tc ON tc.branch = s.branch AND tc.code = s.code
+    LEFT JOIN tickets t ON {WAITING_FOR_TYPE}
     WHERE s.branch = :branch
     GROUP BY s.code, s.name, s.prefix
     ORDER BY s.prefix, s.code
-    """
+    """  # noqa: S608 - constant fragments
 )
 
+# The calls of today's business day whose tickets did not expire: a screen never shows a
+# number of an earlier day, nor one the close-out expired (SPEC §5).
+_TODAY = Schedule.business_date_sql("b")
 _RECENT_CALLS = text(
-    """
-    SELECT seq, at, type, data FROM branch_events
-    WHERE branch = :branch AND type IN (:called, :recalled)
-    ORDER BY seq DESC
+    f"""
+    SELECT e.seq, e.at, e.type, e.data
+    FROM branches b
+    JOIN branch_events e ON e.branch = b.code
+    JOIN tickets t ON t.id = e.ticket_id
+    WHERE b.code = :branch AND e.type IN (:called, :recalled)
+      AND e.at >= {Schedule.day_start_sql("b", _TODAY)}
+      AND t.business_date >= {_TODAY} AND t.status <> '{TicketStatus.EXPIRED}'
+    ORDER BY e.seq DESC
     LIMIT :n
-    """
+    """  # noqa: S608 - constant fragments
 )
 
 
-async def recent_calls(session: AsyncSession, branch: str, n: int = 10) -> list[RecentCall]:
+async def recent_calls(
+    session: AsyncSession, branch: str, now: datetime, n: int = 10
+) -> list[RecentCall]:
     params = {
         "branch": branch,
+        "now": now,
         "n": n,
         "called": EventType.TICKET_CALLED,
         "recalled": EventType.TICKET_RECALLED,
@@ -61,7 +77,9 @@ async def recent_calls(session: AsyncSession, branch: str, n: int = 10) -> list[
 async def queue_view(
     session: AsyncSession, branch: str, now: datetime, settings: Settings
 ) -> QueueView:
-    waiting_rows = (await session.execute(_WAITING_BY_SERVICE, {"branch": branch})).all()
+    waiting_rows = (
+        await session.execute(_WAITING_BY_SERVICE, {"branch": branch, "now": now})
+    ).all()
     hall = (await load_hall(session, branch, now, settings)).hall
     counters = await list_counters(session, branch)
     services = []
@@ -81,6 +99,6 @@ async def queue_view(
         branch=branch,
         services=services,
         counters=counters,
-        recent_calls=await recent_calls(session, branch),
+        recent_calls=await recent_calls(session, branch, now),
         alerts=[alert_out(alert) for alert in await active_alerts(session, branch)],
     )

@@ -22,13 +22,15 @@ from app.events.catalog import (
     EventType,
     TicketCalled,
     TicketCompleted,
+    TicketExpired,
     TicketIssued,
     data_path,
 )
+from app.queue.ordering import WAITING_FOR_TYPE, type_cutoffs_cte
 from app.stream.presence import PRESENCE_STALE_S
 
 # hallq_tickets_finished_total's `outcome`: the final status of a ticket.
-OUTCOMES = (TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED)
+OUTCOMES = (TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED, TicketStatus.EXPIRED)
 
 # Bucket upper bounds (seconds). Waits: the hall standards' 3 and 10 minutes are bounds, so
 # "share within target" can be read off the buckets. Service times: a few minutes typically.
@@ -43,12 +45,13 @@ CATCH_UP_CHUNK = 200_000
 # -- gauges -------------------------------------------------------------------------------------
 
 _WAITING = text(
-    """
-    SELECT s.branch, s.code, count(t.id) AS waiting, min(t.issued_at) AS oldest
-    FROM services s
-    LEFT JOIN tickets t ON t.branch = s.branch AND t.service = s.code AND t.status = 'waiting'
-    GROUP BY s.branch, s.code
-    """
+    f"""
+    WITH {type_cutoffs_cte("TRUE")}
+    SELECT tc.branch, tc.code, count(t.id) AS waiting, min(t.issued_at) AS oldest
+    FROM type_cutoffs tc
+    LEFT JOIN tickets t ON {WAITING_FOR_TYPE}
+    GROUP BY tc.branch, tc.code
+    """  # noqa: S608 - constant fragments
 )
 
 _COUNTERS = text(
@@ -85,11 +88,21 @@ _EVENT_SEQS = text("SELECT code, event_seq FROM branches")
 # Fields of event data the metrics read, checked against the event catalog's models
 # (app/events/catalog.py) when this module is imported.
 # The events that end a ticket, for hallq_tickets_finished_total.
-FINISHING = (EventType.TICKET_COMPLETED, EventType.TICKET_NO_SHOW, EventType.TICKET_CANCELLED)
+FINISHING = (
+    EventType.TICKET_COMPLETED,
+    EventType.TICKET_NO_SHOW,
+    EventType.TICKET_CANCELLED,
+    EventType.TICKET_EXPIRED,
+)
 ISSUED, CALLED = EventType.TICKET_ISSUED, EventType.TICKET_CALLED
 _TICKET_PRIORITY = data_path(TicketIssued, "ticket", "priority")
 _WAIT_S = data_path(TicketCalled, "wait_s")
 _SERVICE_S = data_path(TicketCompleted, "service_s")
+# A no-show that the close-out expires finished once already, as a no-show.
+_EXPIRED_FROM = data_path(TicketExpired, "previous_status")
+_FINISHED_AGAIN = (
+    f"(type = '{EventType.TICKET_EXPIRED}' AND {_EXPIRED_FROM} = '{TicketStatus.NO_SHOW}')"
+)
 
 # `bucket` is an index into the bucket bounds (len(bounds) = +Inf only): the number of bounds
 # below the value, so that a value equal to a bound counts in that bound's bucket (`le`).
@@ -136,9 +149,10 @@ _EVENT_TOTALS = text(
     SELECT 'finished', branch, {TICKET_SERVICE},
            CASE type WHEN '{EventType.TICKET_COMPLETED}' THEN '{TicketStatus.DONE}'
                      WHEN '{EventType.TICKET_NO_SHOW}' THEN '{TicketStatus.NO_SHOW}'
+                     WHEN '{EventType.TICKET_EXPIRED}' THEN '{TicketStatus.EXPIRED}'
                      ELSE '{TicketStatus.CANCELLED}' END,
            -1, count(*), CAST(0 AS float8)
-    FROM ev WHERE type IN {sql_list(FINISHING)}
+    FROM ev WHERE type IN {sql_list(FINISHING)} AND NOT {_FINISHED_AGAIN}
     GROUP BY 2, 3, 4, 5
     UNION ALL
     SELECT 'wait', branch, service, priority,
@@ -271,7 +285,7 @@ class Gauges:
 async def read_gauges(session: AsyncSession, now: datetime) -> Gauges:
     waiting: dict[LabelKey, int] = {}
     longest: dict[LabelKey, float] = {}
-    for branch, service, n, oldest in (await session.execute(_WAITING)).all():
+    for branch, service, n, oldest in (await session.execute(_WAITING, {"now": now})).all():
         waiting[(branch, service)] = int(n)
         longest[(branch, service)] = (
             max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0

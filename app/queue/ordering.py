@@ -2,7 +2,9 @@
 
 For a counter with profile [own type, fallback types...], among the waiting tickets whose type is
 in the profile (and that were not transferred to another counter), the one called next is the
-smallest by this key, compared left to right:
+smallest by this key, compared left to right. Only tickets of the branch's current business day
+wait: one left over from an earlier day is never called, counted or placed, even before the
+close-out expires it (SPEC §5; `WAITING_FOR_TYPE` below).
 
 1. lane: 0 front (transferred "to the front", or a re-queued no-show whose grace is over),
    1 normal, 2 re-queued no-show still held back. A re-queued no-show is held back until the
@@ -33,6 +35,7 @@ from uuid import UUID
 
 from sqlalchemy import text
 
+from app.branches.hours import Schedule
 from app.core.vocabulary import Priority
 
 # Priority classes, first called first.
@@ -141,21 +144,37 @@ def effective_lane_sql(requeue_after: str = ":requeue_after") -> str:
 
 
 EFFECTIVE_LANE_SQL = effective_lane_sql()
-# Each business type of the branch with its starvation-guard cutoff, computed once per statement
-# and joined by every query of the calling order as `tc`: a ticket issued at or before its type's
-# cutoff is overdue. The cutoff is NULL, and nobody overdue, where the type has no `max_wait_s`.
-# Materialised, so that the planner never looks the type up once per waiting ticket (it did
-# while the statistics lagged behind a fast-growing queue: docs/performance.md). Parameters:
-# :branch, :now.
-TYPE_CUTOFFS_CTE = """
+
+
+def type_cutoffs_cte(branches: str = "s.branch = :branch") -> str:
+    """The CTE `type_cutoffs`: each business type `s` of the branches where `branches` holds
+    (one branch by default), with its starvation-guard cutoff and its branch's business day.
+
+    Every query of the calling order and of the waiting counts joins it as `tc`: a ticket
+    issued at or before its type's cutoff is overdue (NULL where the type has no `max_wait_s`),
+    and a ticket of an earlier business day than `tc.business_date` does not wait any more,
+    even before the close-out has expired it (SPEC §5). Materialised, so that the planner never
+    looks the type up once per waiting ticket (it did while the statistics lagged behind a
+    fast-growing queue: docs/performance.md). Parameters: :now, and :branch by default."""
+    return f"""
     type_cutoffs AS MATERIALIZED (
-        SELECT s.code,
+        SELECT s.branch, s.code,
                CASE WHEN s.max_wait_s IS NOT NULL
                     THEN CAST(:now AS timestamptz) - make_interval(secs => s.max_wait_s) END
-                 AS overdue_before
-        FROM services s WHERE s.branch = :branch
+                 AS overdue_before,
+               {Schedule.business_date_sql("b")} AS business_date
+        FROM services s JOIN branches b ON b.code = s.branch
+        WHERE {branches}
     )"""
-TYPE_CUTOFFS_JOIN = "JOIN type_cutoffs tc ON tc.code = t.service"
+
+
+TYPE_CUTOFFS_CTE = type_cutoffs_cte()
+# `t` waits for type `tc`: the one definition of a waiting ticket, business day included.
+WAITING_FOR_TYPE = (
+    "t.branch = tc.branch AND t.service = tc.code AND t.status = 'waiting'"
+    " AND t.business_date >= tc.business_date"
+)
+TYPE_CUTOFFS_JOIN = f"JOIN type_cutoffs tc ON {WAITING_FOR_TYPE}"
 # 0 for an overdue ticket, else 1.
 OVERDUE_SQL = "CASE WHEN t.issued_at <= tc.overdue_before THEN 0 ELSE 1 END"
 # PRIORITY_RANK in SQL: CASE t.priority WHEN 'special' THEN 0 WHEN 'vip' THEN 1 ELSE 2 END

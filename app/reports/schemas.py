@@ -25,6 +25,13 @@ class Figures(BaseModel):
     no_show: int = Field(description="tickets marked no-show on the day and not re-queued")
     cancelled: int | None = Field(description="waiting tickets cancelled on the day")
     transferred: int = Field(description="tickets transferred away on the day")
+    expired: int = Field(
+        description="tickets of the day expired at its close-out while waiting or called"
+    )
+    abandoned_pct: float | None = Field(
+        description="% of the tickets issued that were not served: expired + cancelled + no-show"
+        " over issued (business types only)"
+    )
     avg_wait_s: float | None = Field(description="mean wait, issue -> first call")
     p90_wait_s: float | None = Field(description="90th percentile wait (nearest rank)")
     avg_service_s: float | None = Field(description="mean service time of served tickets")

@@ -1,11 +1,12 @@
 """The daily report, computed in SQL from the branch history, and the erasure of phone numbers
 once a business day is over.
 
-A report covers one business day of a branch: the local calendar day in the branch's timezone,
-`[00:00, 24:00)`. Each figure counts on the day its event happened (issue, first call,
-completion, no-show, cancel, transfer) and for the business type, counter and clerk named by
-that event; docs/reports.md defines every figure. For the current day the window ends now, so
-the report is the day so far.
+A report covers one business day of a branch: from its `day_starts_at` to the next, in the
+branch's timezone (`[00:00, 24:00)` by default). Each figure counts on the day its event
+happened (issue, first call, completion, no-show, cancel, transfer; an expiry on the day the
+ticket was issued) and for the business type, counter and clerk named by that event;
+docs/reports.md defines every figure. For the current day the window ends now, so the report
+is the day so far.
 """
 
 from __future__ import annotations
@@ -15,23 +16,24 @@ import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import CursorResult, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.branches.hours import Schedule
 from app.branches.models import Service, Staff
 from app.branches.service import get_branch, schedule_of
 from app.core.errors import unprocessable
-from app.core.vocabulary import sql_list
+from app.core.vocabulary import TicketStatus, sql_list
 from app.counters.models import Counter
 from app.events.catalog import (
     TICKET_SERVICE,
     CounterChanged,
     EventType,
+    TicketExpired,
     TicketTransferred,
     data_path,
 )
@@ -52,6 +54,7 @@ logger = logging.getLogger("hallq.reports")
 _FROM_SERVICE = data_path(TicketTransferred, "from", "service")
 _FROM_COUNTER = data_path(TicketTransferred, "from", "counter")
 _COUNTER_STATE = data_path(CounterChanged, "counter", "state")
+_EXPIRED_FROM = data_path(TicketExpired, "previous_status")
 
 # The moments a ticket's visit at a counter starts being counted as service: the clerk
 # pressed `start` (serving), else the last call or recall (`complete` from `called`). The latest
@@ -132,6 +135,15 @@ _FIGURES = text(
         FROM branch_events e
         WHERE e.branch = :branch AND e.type = '{EventType.TICKET_TRANSFERRED}'
           AND e.at >= :start AND e.at < :end
+        UNION ALL
+        -- expired at a close-out, on the day it was issued; a no-show that expired ended as a
+        -- no-show and counts there
+        SELECT 'expired', e.{TICKET_SERVICE}, e.counter, e.staff, e.at,
+               NULL, NULL, NULL, NULL
+        FROM branch_events e
+        JOIN tickets t ON t.id = e.ticket_id
+        WHERE e.branch = :branch AND e.type = '{EventType.TICKET_EXPIRED}'
+          AND t.business_date = :day AND e.{_EXPIRED_FROM} <> '{TicketStatus.NO_SHOW}'
     ),
     located AS (
         SELECT facts.*, extract(hour FROM at AT TIME ZONE :tz)::int AS hour FROM facts
@@ -151,6 +163,7 @@ _FIGURES = text(
         count(*) FILTER (WHERE kind = 'no_show') AS no_show,
         count(*) FILTER (WHERE kind = 'cancelled') AS cancelled,
         count(*) FILTER (WHERE kind = 'transferred') AS transferred,
+        count(*) FILTER (WHERE kind = 'expired') AS expired,
         avg(wait_s) AS avg_wait_s,
         percentile_disc(0.9) WITHIN GROUP (ORDER BY wait_s) AS p90_wait_s,
         max(wait_s) AS max_wait_s,
@@ -237,16 +250,16 @@ _COMMENTS = text(
 @dataclass(frozen=True)
 class DayWindow:
     day: date
-    start: datetime  # local midnight
-    end: datetime  # the next local midnight
+    start: datetime  # the business day's start (its `day_starts_at`)
+    end: datetime  # the next day's start
     # min(end, now): open spans and visits still going on are counted up to here (events
     # themselves are taken from the whole day: none can be later than now)
     until: datetime
 
     @classmethod
-    def of(cls, day: date, tz: ZoneInfo, now: datetime) -> DayWindow:
-        start = datetime.combine(day, time(0), tz)
-        end = datetime.combine(day + timedelta(days=1), time(0), tz)
+    def of(cls, day: date, schedule: Schedule, now: datetime) -> DayWindow:
+        start = schedule.day_start(day)
+        end = schedule.day_start(day + timedelta(days=1))
         return cls(day, start, end, min(end, now))
 
     def params(self, branch: str, tz: str) -> dict[str, Any]:
@@ -278,6 +291,7 @@ _NO_FIGURES = SimpleNamespace(
     no_show=0,
     cancelled=0,
     transferred=0,
+    expired=0,
     avg_wait_s=None,
     p90_wait_s=None,
     avg_service_s=None,
@@ -298,6 +312,10 @@ def _figures(row: Any | None, *, name: str | None, for_type: bool) -> dict[str, 
         "no_show": row.no_show,
         "cancelled": row.cancelled if for_type else None,
         "transferred": row.transferred,
+        "expired": row.expired,
+        "abandoned_pct": (
+            _pct(row.expired + row.cancelled + row.no_show, row.issued) if for_type else None
+        ),
         "avg_wait_s": _round(row.avg_wait_s),
         "p90_wait_s": _round(row.p90_wait_s),
         "avg_service_s": _round(row.avg_service_s),
@@ -425,12 +443,11 @@ async def daily_report(
     branch = await get_branch(session, branch_code)
     timezone = branch.timezone
     schedule = schedule_of(branch)
-    tz = schedule.tz
     report_day = parse_report_date(day, schedule.business_date(now))
     names = await _configured_names(session, branch_code)
-    window = DayWindow.of(report_day, tz, now)
+    window = DayWindow.of(report_day, schedule, now)
     figures, hours = await _day_figures(session, branch_code, timezone, window, names)
-    week_before = DayWindow.of(report_day - timedelta(days=7), tz, now)
+    week_before = DayWindow.of(report_day - timedelta(days=7), schedule, now)
     last_week, _ = await _day_figures(session, branch_code, timezone, week_before, names)
     comments = [
         RatingComment.model_validate(dict(row))
@@ -463,6 +480,8 @@ CSV_COLUMNS: Sequence[str] = (
     "no_show",
     "cancelled",
     "transferred",
+    "expired",
+    "abandoned_pct",
     "avg_wait_s",
     "p90_wait_s",
     "avg_service_s",
@@ -503,15 +522,17 @@ def report_csv(report: DailyReport) -> str:
 
 # -- privacy ------------------------------------------------------------------------------------
 
+_FINISHED = (TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED, TicketStatus.EXPIRED)
+
+_TODAY = Schedule.business_date_sql("b")
 _ERASE_PHONES = text(
-    """
+    f"""
     UPDATE tickets t SET phone = NULL
     FROM branches b
     WHERE b.code = t.branch AND t.phone IS NOT NULL
-      AND t.business_date < (CAST(:now AS timestamptz) AT TIME ZONE b.timezone)::date
-      AND (t.status IN ('done', 'no_show', 'cancelled')
-           OR t.business_date < (CAST(:now AS timestamptz) AT TIME ZONE b.timezone)::date - 1)
-    """
+      AND t.business_date < {_TODAY}
+      AND (t.status IN {sql_list(_FINISHED)} OR t.business_date < {_TODAY} - 1)
+    """  # noqa: S608 - constant fragments
 )
 
 
@@ -519,10 +540,10 @@ async def erase_expired_phones(session: AsyncSession, now: datetime) -> int:
     """Erase the phone numbers of tickets whose business day is over in their branch's
     timezone; returns how many were erased. Commits.
 
-    A ticket of yesterday still waiting, called or being served (a customer who took a number
-    just before midnight in an always-open branch) keeps its number until it finishes or
-    until the day after, so its SMS can still go out. Safe to run from several processes at
-    once and as often as wanted (a no-op when nothing is due)."""
+    An expired ticket's number goes with its day (the close-out ends tickets of earlier days
+    before this runs). One of yesterday somehow still open keeps it until the day after. Safe
+    to run from several processes at once and as often as wanted (a no-op when nothing is
+    due)."""
     result = cast("CursorResult[Any]", await session.execute(_ERASE_PHONES, {"now": now}))
     await session.commit()
     erased = result.rowcount

@@ -23,6 +23,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core.database import Base
 from app.core.vocabulary import Channel, Priority, TicketStatus, sql_list
 
+# Not finished yet: what a close-out ends.
+UNFINISHED = (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING, TicketStatus.NO_SHOW)
+
 
 class TicketSequence(Base):
     """The last number handed out per branch, business type and business day.
@@ -70,6 +73,14 @@ class Ticket(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index("ix_tickets_branch_business_date", "branch", "business_date"),
+        # What the automatic close-out looks for: tickets not finished (few, whatever the
+        # history holds).
+        Index(
+            "ix_tickets_unfinished",
+            "branch",
+            "business_date",
+            postgresql_where=text(f"status IN {sql_list(UNFINISHED)}"),
+        ),
         # Recent service times per type, for the wait estimate.
         Index(
             "ix_tickets_done_recent",

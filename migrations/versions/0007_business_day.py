@@ -35,6 +35,12 @@ def upgrade() -> None:
     op.drop_constraint(op.f("ck_tickets_status"), "tickets", type_="check")
     op.create_check_constraint(op.f("ck_tickets_status"), "tickets", f"status IN {STATUSES_AFTER}")
     op.add_column("branch_events", sa.Column("note", sa.Text(), nullable=True))
+    op.create_index(
+        "ix_tickets_unfinished",
+        "tickets",
+        ["branch", "business_date"],
+        postgresql_where=sa.text("status IN ('waiting', 'called', 'serving', 'no_show')"),
+    )
     op.create_table(
         "day_closeouts",
         sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
@@ -66,6 +72,7 @@ def downgrade() -> None:
     op.drop_index("uq_day_closeouts_automatic", table_name="day_closeouts")
     op.drop_table("day_closeouts")
     op.drop_column("branch_events", "note")
+    op.drop_index("ix_tickets_unfinished", table_name="tickets")
     op.execute("UPDATE tickets SET status = 'cancelled' WHERE status = 'expired'")
     op.drop_constraint(op.f("ck_tickets_status"), "tickets", type_="check")
     op.create_check_constraint(op.f("ck_tickets_status"), "tickets", f"status IN {STATUSES_BEFORE}")

@@ -169,14 +169,29 @@ function flash() {
 
 function onView(view) {
   services = view.services || [];
-  for (const call of view.recent_calls || []) {
+  // The view is the truth up to its newest call (it leaves out expired tickets and earlier
+  // days); only calls newer than that, from the stream, are kept beside it.
+  const recent = view.recent_calls || [];
+  const newest = Math.max(0, ...recent.map((call) => call.seq));
+  for (const seq of calls.keys()) if (seq <= newest || !recent.length) calls.delete(seq);
+  for (const call of recent) {
     calls.set(call.seq, toCall(call.seq, call.type, call.at, call));
   }
   renderCalls();
   renderWaiting();
 }
 
+function forgetTicket(id) {
+  for (const [seq, call] of calls) if (call.ticket.id === id) calls.delete(seq);
+  renderCalls();
+}
+
 function onEvent(event) {
+  if (event.type === 'ticket.expired') {
+    // The day was closed out: the number is never shown again.
+    forgetTicket(((event.data || {}).ticket || {}).id);
+    return;
+  }
   if (event.type !== 'ticket.called' && event.type !== 'ticket.recalled') return;
   const call = toCall(event.seq, event.type, event.at, event.data || {});
   if (!call.ticket.number) return;
