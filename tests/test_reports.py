@@ -1,8 +1,10 @@
 """The daily report: every figure checked against a hand-computed day in a small hall.
 
 The scenario below is driven through the real API with the manual clock. Times are local
-(Asia/Shanghai). D = Tuesday 2026-11-24; the night before and the night after are used for
-tickets and counters that cross midnight.
+(Asia/Shanghai), the branch's business day starts at 00:00 (the default `day_starts_at`).
+D = Tuesday 2026-11-24; the night before and the night after are used for a counter that is
+open across midnight and for tickets left over at the end of a day, which the close-out
+expires (SPEC §5: a ticket of an earlier business day is never called).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from app.business_day.service import close_out_all_branches
 from app.reports.service import erase_expired_phones
 from tests.helpers import ADMIN, assert_problem, issue, make_token, ok, setup_branch
 
@@ -82,41 +85,53 @@ async def tokens(client, clock):
     return made
 
 
-async def run_day(client, clock, tk) -> dict[str, str]:
+async def run_day(app, client, clock, tk) -> dict[str, str]:
     """The scenario. Returns ticket ids by name; the comments give the figures it produces."""
     prev, nxt = D - timedelta(days=1), D + timedelta(days=1)
     ids: dict[str, str] = {}
 
     # The night before: s1 opens counter 1 at 23:30 (open before the day starts); a customer
-    # takes A001 of the 23rd at 23:50 and is called after midnight.
+    # takes A001 of the 23rd at 23:50 and walks out without cancelling.
     at(clock, prev, "23:30")
     await act(client, "1", "open", tk["s1"])
     at(clock, prev, "23:50")
-    ids["x"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]
-    at(clock, D, "00:10")
+    ids["left"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A001/23rd
+    # After midnight, before the automatic close-out of the 23rd has run: counter 1 is still
+    # signed in, but the ticket of the 23rd is nobody's next.
+    at(clock, D, "00:02")
+    response = await client.post(f"{B}/counters/1/next", headers=tk["s1"])
+    assert response.status_code == 204, response.text
+    at(clock, D, "00:05")
+    ids["x"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A001 of D
+    at(clock, D, "00:25")
     assert await next_is(client, "1", tk["s1"], "A001") == ids["x"]  # wait 1200 (> 600)
-    at(clock, D, "00:20")
+    at(clock, D, "00:35")
     await act(client, "1", "complete", tk["s1"])  # service 600, from the call
-    at(clock, D, "00:30")
-    await act(client, "1", "close", tk["s1"])  # counter 1 open 00:00-00:30 on D
+    at(clock, D, "00:40")
+    await act(client, "1", "close", tk["s1"])  # counter 1 open 00:00-00:40 on D
+    # The automatic close-out of the 23rd runs late, at 00:45 (housekeeping is driven by hand
+    # here): it expires A001 of the 23rd (dated at the boundary, 00:00 on D; it counts on the
+    # 23rd, the day it was issued). Counter 1 was already closed: nothing else to do.
+    at(clock, D, "00:45")
+    assert await close_out_all_branches(app.state.sessionmaker, clock) == 1
 
     # The morning: s4 at counter 1, s2 at counter 2, s3 at the VIP counter 9.
     at(clock, D, "09:00")
     for counter, clerk in (("1", "s4"), ("2", "s2"), ("9", "s3")):
         await act(client, counter, "open", tk[clerk])
-    ids["t1"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A001
+    ids["t1"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A002
     ids["t2"] = (await issue(client, service="b", headers=tk["kiosk"]))["id"]  # B001
     at(clock, D, "09:01")
     ids["t3"] = (await issue(client, service="v", headers=tk["kiosk"]))["id"]  # V001
     at(clock, D, "09:02")
-    ids["t4"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A002
+    ids["t4"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A003
     at(clock, D, "09:03")
     ids["t5"] = (await issue(client, service="b", headers=tk["kiosk"]))["id"]  # B002
     at(clock, D, "09:04")
-    ids["t6"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A003
+    ids["t6"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A004
 
     at(clock, D, "09:05")
-    await next_is(client, "1", tk["s4"], "A001")  # wait 300 (<= 600)
+    await next_is(client, "1", tk["s4"], "A002")  # wait 300 (<= 600)
     await next_is(client, "2", tk["s2"], "B001")  # wait 300 (<= 300)
     await next_is(client, "9", tk["s3"], "V001")  # wait 240 (> 180)
     at(clock, D, "09:06")
@@ -126,13 +141,13 @@ async def run_day(client, clock, tk) -> dict[str, str]:
     await act(client, "9", "recall", tk["s3"])
     at(clock, D, "09:12")
     await act(client, "9", "no-show", tk["s3"])  # V001: a final no-show
-    await next_is(client, "9", tk["s3"], "A002")  # the VIP counter helps: wait 600 (<= 600)
+    await next_is(client, "9", tk["s3"], "A003")  # the VIP counter helps: wait 600 (<= 600)
     at(clock, D, "09:15")
     await act(client, "9", "start", tk["s3"])
     at(clock, D, "09:16")
     await ok(await client.post(f"/api/v1/tickets/{ids['t6']}/cancel", headers=tk["kiosk"]))
     at(clock, D, "09:20")
-    await act(client, "1", "complete", tk["s4"])  # A001: service 840 (09:06-09:20)
+    await act(client, "1", "complete", tk["s4"])  # A002: service 840 (09:06-09:20)
     # B001 was at the wrong counter: s2 sends it to business type a, at the front.
     await act(client, "2", "transfer", tk["s2"], json={"service": "a"})  # busy 09:06-09:20
     at(clock, D, "09:22")
@@ -140,7 +155,7 @@ async def run_day(client, clock, tk) -> dict[str, str]:
     at(clock, D, "09:25")
     await act(client, "1", "complete", tk["s4"])  # B001: service 180, from this call
     at(clock, D, "09:30")
-    await act(client, "9", "complete", tk["s3"])  # A002: service 900 (09:15-09:30)
+    await act(client, "9", "complete", tk["s3"])  # A003: service 900 (09:15-09:30)
     await next_is(client, "2", tk["s2"], "B002")  # wait 1620 (> 300)
     at(clock, D, "09:31")
     await act(client, "2", "start", tk["s2"])
@@ -162,20 +177,35 @@ async def run_day(client, clock, tk) -> dict[str, str]:
     at(clock, D, "17:00")
     await act(client, "2", "close", tk["s2"])  # counter 2 open 09:00-09:40, 10:40-17:00
 
-    # Late: A004 of the 24th at 23:50 is called at 00:05 on the 25th; counter 1 stays open
-    # over midnight and closes at 00:20.
+    # Late: two customers take A005 (23:50) and A006 (23:52) and leave. s4, still at counter 1,
+    # calls A005 at 23:56 (wait 360); nobody comes, and nobody presses no-show.
     at(clock, D, "23:50")
-    ids["t7"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A004
-    at(clock, nxt, "00:05")
-    await next_is(client, "1", tk["s4"], "A004")  # wait 900
-    at(clock, nxt, "00:15")
-    await act(client, "1", "complete", tk["s4"])  # service 600
-    at(clock, nxt, "00:20")
-    await act(client, "1", "close", tk["s4"])
+    ids["t7"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A005
+    at(clock, D, "23:52")
+    ids["t8"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A006
+    at(clock, D, "23:56")
+    await next_is(client, "1", tk["s4"], "A005")  # wait 360 (<= 600)
+    # At midnight the automatic close-out of D runs, dated 00:00 on the 25th: A005 (called at
+    # counter 1 by s4) and A006 (waiting) expire, V001 (a no-show) expires too but stays counted
+    # as a no-show, and counter 1 is closed and s4 signed out (open until 24:00 on D).
+    at(clock, nxt, "00:00")
+    assert await close_out_all_branches(app.state.sessionmaker, clock) == 1
+    for name in ("left", "t3", "t7", "t8"):
+        ticket = await ok(await client.get(f"/api/v1/tickets/{ids[name]}", headers=ADMIN))
+        assert ticket["status"] == "expired", (name, ticket)
+    counters = await ok(await client.get(f"{B}/counters", headers=ADMIN))
+    assert [(c["code"], c["state"], c["staff"]) for c in counters] == [
+        ("1", "closed", None),
+        ("2", "closed", None),
+        ("9", "closed", None),
+    ]
     return ids
 
 
 def figures(**values: Any) -> dict[str, Any]:
+    """A row's figures: zeros and nulls unless given. `issued`, `cancelled` and
+    `abandoned_pct` are null for counters and clerks (and `abandoned_pct` for a type that
+    issued nothing: nothing to divide by)."""
     row = {
         "issued": None,
         "called": 0,
@@ -183,6 +213,8 @@ def figures(**values: Any) -> dict[str, Any]:
         "no_show": 0,
         "cancelled": None,
         "transferred": 0,
+        "expired": 0,
+        "abandoned_pct": None,
         "avg_wait_s": None,
         "p90_wait_s": None,
         "avg_service_s": None,
@@ -199,18 +231,23 @@ EXPECTED_SERVICES = [
     {
         "service": "a",
         "name": "综合业务",
-        # Issued on D: A001, A002, A003, A004 (A001 of the 23rd counts on the 23rd).
-        # First calls on D: A001/23rd 1200, A001 300, A002 600; B001's call under b.
-        # Served under a: A001/23rd 600, A001 840, B001 (after its transfer) 180, A002 900.
+        # Issued on D: A001 (00:05), A002, A003, A004, A005, A006 (A001 of the 23rd counts on
+        # the 23rd). First calls on D: A001 1200, A002 300, A003 600, A005 360; B001's call is
+        # under b. Within the target 600: all but A001 (3 of 4).
+        # Served under a: A001 600, A002 840, B001 (after its transfer) 180, A003 900; rated
+        # 4, 5, 3, 4.
+        # Abandoned: A004 cancelled, A005 and A006 expired: (2 + 1 + 0) / 6.
         **figures(
-            issued=4,
-            called=3,
+            issued=6,
+            called=4,
             served=4,
             cancelled=1,
-            avg_wait_s=700.0,
-            p90_wait_s=1200.0,
-            avg_service_s=630.0,
-            within_target_pct=66.7,
+            expired=2,
+            abandoned_pct=50.0,
+            avg_wait_s=(1200 + 300 + 600 + 360) / 4,  # 615.0
+            p90_wait_s=1200.0,  # nearest rank: the 4th of 4 sorted waits
+            avg_service_s=(600 + 840 + 180 + 900) / 4,  # 630.0
+            within_target_pct=75.0,
             rating_avg=4.0,
             ratings=4,
         ),
@@ -218,13 +255,15 @@ EXPECTED_SERVICES = [
     {
         "service": "b",
         "name": "缴费充值",
-        # Waits B001 300, B002 1620 (target 300); B001 transferred away from b.
+        # Waits B001 300, B002 1620 (target 300); B001 transferred away from b. Nothing of b
+        # was cancelled, missed or left over: abandoned 0 of 2.
         **figures(
             issued=2,
             called=2,
             served=1,
             cancelled=0,
             transferred=1,
+            abandoned_pct=0.0,
             avg_wait_s=960.0,
             p90_wait_s=1620.0,
             avg_service_s=540.0,
@@ -236,11 +275,13 @@ EXPECTED_SERVICES = [
     {
         "service": "v",
         "name": "VIP",
+        # V001: a no-show, expired at the close-out: still a no-show, not expired. 1 of 1.
         **figures(
             issued=1,
             called=1,
             no_show=1,
             cancelled=0,
+            abandoned_pct=100.0,
             avg_wait_s=240.0,
             p90_wait_s=240.0,
             within_target_pct=0.0,
@@ -252,22 +293,25 @@ EXPECTED_COUNTERS = [
     {
         "counter": "1",
         "name": "1号窗口",
-        # First calls A001/23rd 1200, A001 300; served A001/23rd 600, A001 840, B001 180.
+        # First calls A001 1200 (s1), A002 300, A005 360 (s4); within 600: 2 of 3.
+        # Served A001 600, A002 840, B001 180 (rated 4, 5, 3). A005, called here, expired.
         **figures(
-            called=2,
+            called=3,
             served=3,
-            avg_wait_s=750.0,
+            expired=1,
+            avg_wait_s=(1200 + 300 + 360) / 3,  # 620.0
             p90_wait_s=1200.0,
-            avg_service_s=540.0,
-            within_target_pct=50.0,
+            avg_service_s=(600 + 840 + 180) / 3,  # 540.0
+            within_target_pct=66.7,
             rating_avg=4.0,
             ratings=3,
         ),
-        # Open 00:00-00:30 (opened the evening before) and 09:00-24:00 (still open at midnight).
-        "open_s": 1800.0 + 15 * 3600.0,
-        # Busy 00:10-00:20, 09:06-09:20, 09:22-09:25.
+        # Open 00:00-00:40 (opened the evening before) and 09:00-24:00 (until the close-out).
+        "open_s": 2400.0 + 15 * 3600.0,
+        # Busy 00:25-00:35, 09:06-09:20, 09:22-09:25; A005's call that ended in its expiry is
+        # not service.
         "serving_s": 600.0 + 840.0 + 180.0,
-        "utilisation": round(1620 / 55800, 3),
+        "utilisation": round(1620 / 56400, 3),
     },
     {
         "counter": "2",
@@ -292,7 +336,8 @@ EXPECTED_COUNTERS = [
     {
         "counter": "9",
         "name": "VIP窗口",
-        # First calls V001 240 (target 180: late), A002 600 (target 600: in time).
+        # First calls V001 240 (target 180: late), A003 600 (target 600: in time). V001's
+        # expiry is a no-show's: not counted as expired.
         **figures(
             called=2,
             served=1,
@@ -315,6 +360,7 @@ EXPECTED_STAFF = [
     {
         "staff": "s1",
         "name": "王芳",
+        # A001 of D: called after 1200 (> 600), served 600, rated 4.
         **figures(
             called=1,
             served=1,
@@ -359,13 +405,15 @@ EXPECTED_STAFF = [
     {
         "staff": "s4",
         "name": "刘洋",
-        # A001 called (300) and served (840); B001 served (180) after its transfer.
+        # A002 called (300) and served (840); B001 served (180) after its transfer; A005
+        # called (360) and expired at the close-out while called at s4's counter.
         **figures(
-            called=1,
+            called=2,
             served=2,
-            avg_wait_s=300.0,
-            p90_wait_s=300.0,
-            avg_service_s=510.0,
+            expired=1,
+            avg_wait_s=(300 + 360) / 2,  # 330.0
+            p90_wait_s=360.0,
+            avg_service_s=(840 + 180) / 2,  # 510.0
             within_target_pct=100.0,
             rating_avg=4.0,
             ratings=2,
@@ -379,10 +427,12 @@ def expected_hours() -> list[dict[str, Any]]:
         {"hour": h, "issued": 0, "called": 0, "avg_wait_s": None, "max_wait_s": None}
         for h in range(24)
     ]
-    hours[0].update(called=1, avg_wait_s=1200.0, max_wait_s=1200.0)  # A001 of the 23rd
+    # A001 of D issued at 00:05, called at 00:25 (wait 1200).
+    hours[0].update(issued=1, called=1, avg_wait_s=1200.0, max_wait_s=1200.0)
     # Six issued 09:00-09:04; first calls 300, 300, 240, 600, 1620.
     hours[9].update(issued=6, called=5, avg_wait_s=612.0, max_wait_s=1620.0)
-    hours[23].update(issued=1)  # A004 at 23:50
+    # A005 at 23:50, A006 at 23:52; A005 called at 23:56 (wait 360).
+    hours[23].update(issued=2, called=1, avg_wait_s=360.0, max_wait_s=360.0)
     return hours
 
 
@@ -390,8 +440,8 @@ def day_part(body: dict[str, Any]) -> dict[str, Any]:
     return {k: body[k] for k in ("date", "services", "counters", "staff")}
 
 
-async def test_every_figure_of_a_day(client, clock, tokens):
-    ids = await run_day(client, clock, tokens)
+async def test_every_figure_of_a_day(app, client, clock, tokens):
+    ids = await run_day(app, client, clock, tokens)
     at(clock, D + timedelta(days=1), "09:00")
     body = await report(client, D, headers=tokens["manager"])
 
@@ -404,65 +454,70 @@ async def test_every_figure_of_a_day(client, clock, tokens):
     # Comments reach the manager in the report only.
     assert [(c["number"], c["service"], c["counter"], c["staff"], c["score"], c["comment"])
             for c in body["comments"]] == [
-        ("A001", "a", "1", "s4", 5, "很好，办理很快"),
-        ("A002", "a", "9", "s3", 4, "ok"),
+        ("A002", "a", "1", "s4", 5, "很好，办理很快"),
+        ("A003", "a", "9", "s3", 4, "ok"),
     ]  # fmt: skip
     # Nothing happened a week before.
     week = body["last_week"]
     assert week["date"] == "2026-11-17"
     assert week["staff"] == []
     assert [s["issued"] for s in week["services"]] == [0, 0, 0]
+    assert [s["abandoned_pct"] for s in week["services"]] == [None, None, None]
     assert [(c["open_s"], c["utilisation"]) for c in week["counters"]] == [(0.0, None)] * 3
     assert ids  # the scenario ran to the end
 
 
-async def test_the_day_before_and_the_day_after(client, clock, tokens):
-    await run_day(client, clock, tokens)
+async def test_the_day_before_and_the_day_after(app, client, clock, tokens):
+    await run_day(app, client, clock, tokens)
     at(clock, D + timedelta(days=1), "09:00")
 
     before = await report(client, D - timedelta(days=1))
-    a = before["services"][0]
-    # A001 of the 23rd was issued on the 23rd, and first called and served on the 24th.
-    assert (a["issued"], a["called"], a["served"], a["avg_wait_s"]) == (1, 0, 0, None)
-    # Counter 1 opened at 23:30 and was still open at midnight: clipped to the day.
+    # A001 of the 23rd was issued on the 23rd and never called; the close-out that ran at
+    # 00:45 on the 24th (dated 00:00 on the 24th) expired it: it counts on the 23rd.
+    assert before["services"] == [
+        {
+            "service": "a",
+            "name": "综合业务",
+            **figures(issued=1, cancelled=0, expired=1, abandoned_pct=100.0),
+        },
+        {"service": "b", "name": "缴费充值", **figures(issued=0, cancelled=0)},
+        {"service": "v", "name": "VIP", **figures(issued=0, cancelled=0)},
+    ]
+    # Counter 1 opened at 23:30 and was still open at midnight: clipped to the day. The
+    # expired ticket was never at a counter.
     c1 = before["counters"][0]
     assert (c1["open_s"], c1["serving_s"], c1["utilisation"]) == (1800.0, 0.0, 0.0)
+    assert (c1["called"], c1["expired"]) == (0, 0)
     assert before["staff"] == []  # s1 opened a counter but handled no ticket on the 23rd
-    assert before["hours"][23]["issued"] == 1
+    assert before["hours"][23] == {
+        "hour": 23,
+        "issued": 1,
+        "called": 0,
+        "avg_wait_s": None,
+        "max_wait_s": None,
+    }
+    assert sum(h["issued"] + h["called"] for h in before["hours"]) == 1
 
-    after = await report(client)  # today: the 25th, so far
+    after = await report(client)  # today: the 25th, so far (09:00)
     assert after["date"] == "2026-11-25"
-    a = after["services"][0]
-    # A004 of the 24th: first called 00:05 (wait 900 > 600), served 00:05-00:15.
-    assert a == {
-        "service": "a",
-        "name": "综合业务",
-        **figures(
-            issued=0,
-            called=1,
-            served=1,
-            cancelled=0,
-            avg_wait_s=900.0,
-            p90_wait_s=900.0,
-            avg_service_s=600.0,
-            within_target_pct=0.0,
-        ),
-    }
-    c1 = after["counters"][0]
-    # Open since the 24th, closed at 00:20; busy 00:05-00:15.
-    assert (c1["open_s"], c1["serving_s"], c1["utilisation"]) == (1200.0, 600.0, 0.5)
-    assert [c["open_s"] for c in after["counters"][1:]] == [0.0, 0.0]
-    assert after["hours"][0] == {
-        "hour": 0,
-        "issued": 0,
-        "called": 1,
-        "avg_wait_s": 900.0,
-        "max_wait_s": 900.0,
-    }
+    # Nothing of the 24th carries over: the close-out at 00:00 expired A005, A006 and V001
+    # on the 25th's clock, but they count on the 24th, the day they were issued.
+    assert after["services"] == [
+        {"service": "a", "name": "综合业务", **figures(issued=0, cancelled=0)},
+        {"service": "b", "name": "缴费充值", **figures(issued=0, cancelled=0)},
+        {"service": "v", "name": "VIP", **figures(issued=0, cancelled=0)},
+    ]
+    # Counter 1 was closed by the close-out at 00:00, s4 signed out: no night as open time.
+    assert [(c["open_s"], c["serving_s"], c["utilisation"]) for c in after["counters"]] == [
+        (0.0, 0.0, None)
+    ] * 3
+    assert [c["expired"] for c in after["counters"]] == [0, 0, 0]
+    assert after["staff"] == []
+    assert all(h["issued"] == 0 and h["called"] == 0 for h in after["hours"])
 
 
-async def test_a_report_is_stable_and_shows_beside_next_week(client, clock, tokens):
-    await run_day(client, clock, tokens)
+async def test_a_report_is_stable_and_shows_beside_next_week(app, client, clock, tokens):
+    await run_day(app, client, clock, tokens)
     at(clock, D + timedelta(days=1), "09:00")
     first = await report(client, D)
     at(clock, D + timedelta(days=7), "10:00")
@@ -474,7 +529,8 @@ async def test_a_report_is_stable_and_shows_beside_next_week(client, clock, toke
     assert week_later["date"] == "2026-12-01"
     assert week_later["last_week"] == day_part(first)
     assert [s["issued"] for s in week_later["services"]] == [0, 0, 0]
-    # Counter 1 closed on the 25th: nothing open, nothing to divide by.
+    # Counter 1 was closed at the close-out (00:00 on the 25th): nothing open, nothing to
+    # divide by.
     assert [(c["open_s"], c["utilisation"]) for c in week_later["counters"]] == [(0.0, None)] * 3
 
 
@@ -490,8 +546,8 @@ def _parse(value: str, like: Any) -> Any:
     return value
 
 
-async def test_csv_export_matches_the_json(client, clock, tokens):
-    await run_day(client, clock, tokens)
+async def test_csv_export_matches_the_json(app, client, clock, tokens):
+    await run_day(app, client, clock, tokens)
     at(clock, D + timedelta(days=1), "09:00")
     body = await report(client, D)
     response = await client.get(
@@ -504,6 +560,29 @@ async def test_csv_export_matches_the_json(client, clock, tokens):
     )
     assert response.content.startswith(b"\xef\xbb\xbf")  # BOM: spreadsheets read UTF-8
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert list(rows[0]) == [
+        "date",
+        "scope",
+        "code",
+        "name",
+        "issued",
+        "called",
+        "served",
+        "no_show",
+        "cancelled",
+        "transferred",
+        "expired",
+        "abandoned_pct",
+        "avg_wait_s",
+        "p90_wait_s",
+        "avg_service_s",
+        "within_target_pct",
+        "rating_avg",
+        "ratings",
+        "utilisation",
+        "open_s",
+        "serving_s",
+    ]
     assert [(r["scope"], r["code"]) for r in rows] == [
         ("service", "a"),
         ("service", "b"),
@@ -535,7 +614,16 @@ async def test_csv_export_matches_the_json(client, clock, tokens):
                 assert value == "", (scope, code, column, value)  # utilisation of a type
     # Spot checks straight from the file.
     by_key = {(r["scope"], r["code"]): r for r in rows}
-    assert by_key[("service", "a")]["issued"] == "4"
+    assert by_key[("service", "a")]["issued"] == "6"
+    assert (by_key[("service", "a")]["expired"], by_key[("service", "a")]["abandoned_pct"]) == (
+        "2",
+        "50.0",
+    )
+    assert by_key[("service", "v")]["abandoned_pct"] == "100.0"
+    assert (by_key[("counter", "1")]["expired"], by_key[("counter", "1")]["abandoned_pct"]) == (
+        "1",
+        "",  # not applicable to a counter
+    )
     assert by_key[("counter", "2")]["utilisation"] == str(round(1380 / 25200, 3))
     assert by_key[("staff", "s4")]["issued"] == ""  # not applicable to a clerk
 
@@ -559,13 +647,105 @@ async def test_an_empty_day(client, clock):
     assert body["services"][0] == {
         "service": "a",
         "name": "综合业务",
-        **figures(issued=0, cancelled=0),
+        **figures(issued=0, cancelled=0),  # nothing issued: abandoned_pct null, not 0
     }
     assert body["staff"] == [] and body["comments"] == []
     assert len(body["hours"]) == 24
     # Just after midnight in Shanghai (still the 23rd in UTC), "today" is the 25th.
     clock.set(datetime(2026, 11, 24, 16, 5, tzinfo=ZoneInfo("UTC")))
     assert (await report(client))["date"] == "2026-11-25"
+
+
+async def test_a_day_that_starts_at_four(app, client, clock):
+    """With `day_starts_at` 04:00 the report of a date spans 04:00 that day to 04:00 the next:
+    the small hours belong to the day before."""
+    at(clock, D, "03:00")  # still the 23rd's business day
+    await setup_branch(
+        client, branch={"day_starts_at": "04:00"}, staff={"s1": {"name": "王芳", "role": "clerk"}}
+    )
+    s1 = await make_token(client, "clerk", "hz01", "s1")
+    assert (await report(client))["date"] == "2026-11-23"
+    at(clock, D, "03:30")
+    await act(client, "1", "open", s1)
+    at(clock, D, "03:40")
+    await issue(client)  # A001 of the 23rd
+    at(clock, D, "03:50")
+    await next_is(client, "1", s1, "A001")  # wait 600 (<= 600)
+    at(clock, D, "03:55")
+    await act(client, "1", "complete", s1)  # service 300
+    at(clock, D, "03:58")
+    await issue(client)  # A002 of the 23rd: the customer leaves
+    # 04:00: the close-out of the 23rd expires A002 and closes counter 1 (signed in at 03:30).
+    at(clock, D, "04:00")
+    assert await close_out_all_branches(app.state.sessionmaker, clock) == 1
+    at(clock, D, "04:10")
+    assert (await issue(client))["number"] == "A001"  # the 24th's numbers start at 04:00
+    await act(client, "1", "open", s1)
+    at(clock, D, "04:30")
+    await next_is(client, "1", s1, "A001")  # wait 1200 (> 600)
+    at(clock, D, "04:40")
+    await act(client, "1", "complete", s1)  # service 600
+    at(clock, D, "05:00")
+
+    day_before = await report(client, D - timedelta(days=1))
+    # 04:00 on the 23rd to 04:00 on the 24th: A001 and A002, one served, one expired.
+    assert day_before["services"][0] == {
+        "service": "a",
+        "name": "综合业务",
+        **figures(
+            issued=2,
+            called=1,
+            served=1,
+            cancelled=0,
+            expired=1,
+            abandoned_pct=50.0,
+            avg_wait_s=600.0,
+            p90_wait_s=600.0,
+            avg_service_s=300.0,
+            within_target_pct=100.0,
+        ),
+    }
+    c1 = day_before["counters"][0]
+    # Open 03:30-04:00 (closed by the close-out at the boundary); busy 03:50-03:55.
+    assert (c1["open_s"], c1["serving_s"], c1["utilisation"]) == (1800.0, 300.0, 0.167)
+    assert [(s["staff"], s["called"], s["served"]) for s in day_before["staff"]] == [("s1", 1, 1)]
+    assert day_before["hours"][3] == {
+        "hour": 3,
+        "issued": 2,
+        "called": 1,
+        "avg_wait_s": 600.0,
+        "max_wait_s": 600.0,
+    }
+    assert sum(h["issued"] for h in day_before["hours"]) == 2
+
+    today = await report(client)  # the 24th from 04:00, so far (05:00)
+    assert today["date"] == "2026-11-24"
+    assert today["services"][0] == {
+        "service": "a",
+        "name": "综合业务",
+        **figures(
+            issued=1,
+            called=1,
+            served=1,
+            cancelled=0,
+            abandoned_pct=0.0,
+            avg_wait_s=1200.0,
+            p90_wait_s=1200.0,
+            avg_service_s=600.0,
+            within_target_pct=0.0,
+        ),
+    }
+    c1 = today["counters"][0]
+    # Open 04:10-05:00 (now); busy 04:30-04:40.
+    assert (c1["open_s"], c1["serving_s"], c1["utilisation"]) == (3000.0, 600.0, 0.2)
+    assert today["hours"][3]["issued"] == 0  # 03:00-04:00 of the 24th was the 23rd's
+    assert today["hours"][4] == {
+        "hour": 4,
+        "issued": 1,
+        "called": 1,
+        "avg_wait_s": 1200.0,
+        "max_wait_s": 1200.0,
+    }
 
 
 async def test_who_may_read_reports(client, clock):
@@ -631,6 +811,7 @@ async def test_a_requeued_no_show_is_not_a_no_show(client, clock):
             called=2,
             served=2,
             cancelled=0,
+            abandoned_pct=0.0,  # both served in the end: nothing abandoned
             avg_wait_s=360.0,
             p90_wait_s=420.0,
             avg_service_s=240.0,
