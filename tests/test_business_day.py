@@ -140,6 +140,10 @@ async def test_a_hall_whose_day_starts_at_four(
     night = await issue(client)
     assert (late["number"], night["number"]) == ("A001", "A002")
     assert night["position"] == 2
+    # Two clerks sign in before 04:00; one of them goes on working after it.
+    clock.set(at_local(25, 3, 40))
+    await press(client, "2", "open")
+    await press(client, "9", "open")
     # The close-out of the 24th is not due before 04:00 ...
     assert await close_out_all_branches(app.state.sessionmaker, clock) == 0
     clock.set(at_local(25, 4, 0))
@@ -147,15 +151,24 @@ async def test_a_hall_whose_day_starts_at_four(
     assert morning["number"] == "A001" and morning["position"] == 1
     await press(client, "1", "open")
     assert (await press(client, "1", "next"))["ticket"]["id"] == morning["id"]
-    # ... and at 04:00 it is: the open counter was signed in on the new day and stays open.
+    clock.advance(30)
+    second = await issue(client)
+    assert (await press(client, "2", "next"))["ticket"]["id"] == second["id"]
+    # ... and at 04:00 it is: counter 9, untouched since 03:40, is closed; counters 1 and 2,
+    # at work on the new day, stay open with their tickets.
+    clock.advance(30)
     assert await close_out_all_branches(app.state.sessionmaker, clock) == 1
     expired = {str(e["ticket_id"]) for e in await events(app, "ticket.expired")}
     assert expired == {late["id"], night["id"]}
     counters = await ok(await client.get(f"{B}/counters", headers=ADMIN))
-    assert {c["code"]: c["state"] for c in counters}["1"] == "open"
+    assert {c["code"]: c["state"] for c in counters} == {"1": "open", "2": "open", "9": "closed"}
+    closed_9 = [e for e in await events(app, "counter.changed") if e["counter"] == "9"][-1]
+    assert closed_9["data"]["counter"]["state"] == "closed"
     report = await ok(await client.get(f"{B}/reports/daily?date=2026-11-24", headers=ADMIN))
     row = {r["service"]: r for r in report["services"]}["a"]
     assert (row["issued"], row["expired"], row["abandoned_pct"]) == (2, 2, 100.0)
+    # Counter 9 was open 03:40 to the end of the 24th's business day (04:00): 20 minutes.
+    assert {r["counter"]: r["open_s"] for r in report["counters"]}["9"] == 1200.0
 
 
 # -- the manager's close-out --------------------------------------------------------------------

@@ -83,7 +83,8 @@ async def test_the_automatic_close_out_runs_once_over_two_processes(database_url
                         " queued_at = queued_at - interval '1 day'"
                     )
                     await conn.execute(
-                        "UPDATE counters SET state_since = state_since - interval '1 day'"
+                        "UPDATE counters SET state_since = state_since - interval '1 day',"
+                        " updated_at = updated_at - interval '1 day'"
                     )
                 for _ in range(300):
                     left = await conn.fetchval(

@@ -110,7 +110,7 @@ async def run_day(app, client, clock, tk) -> dict[str, str]:
     at(clock, D, "00:40")
     await act(client, "1", "close", tk["s1"])  # counter 1 open 00:00-00:40 on D
     # The automatic close-out of the 23rd runs late, at 00:45 (housekeeping is driven by hand
-    # here): it expires A001 of the 23rd (dated at the boundary, 00:00 on D; it counts on the
+    # here): it expires A001 of the 23rd (dated at the end of the 23rd; it counts on the
     # 23rd, the day it was issued). Counter 1 was already closed: nothing else to do.
     at(clock, D, "00:45")
     assert await close_out_all_branches(app.state.sessionmaker, clock) == 1
@@ -185,7 +185,7 @@ async def run_day(app, client, clock, tk) -> dict[str, str]:
     ids["t8"] = (await issue(client, service="a", headers=tk["kiosk"]))["id"]  # A006
     at(clock, D, "23:56")
     await next_is(client, "1", tk["s4"], "A005")  # wait 360 (<= 600)
-    # At midnight the automatic close-out of D runs, dated 00:00 on the 25th: A005 (called at
+    # At midnight the automatic close-out of D runs, dated at the end of D: A005 (called at
     # counter 1 by s4) and A006 (waiting) expire, V001 (a no-show) expires too but stays counted
     # as a no-show, and counter 1 is closed and s4 signed out (open until 24:00 on D).
     at(clock, nxt, "00:00")
@@ -529,7 +529,7 @@ async def test_a_report_is_stable_and_shows_beside_next_week(app, client, clock,
     assert week_later["date"] == "2026-12-01"
     assert week_later["last_week"] == day_part(first)
     assert [s["issued"] for s in week_later["services"]] == [0, 0, 0]
-    # Counter 1 was closed at the close-out (00:00 on the 25th): nothing open, nothing to
+    # Counter 1 was closed by the close-out at the end of D: nothing open, nothing to
     # divide by.
     assert [(c["open_s"], c["utilisation"]) for c in week_later["counters"]] == [(0.0, None)] * 3
 

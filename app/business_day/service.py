@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,6 +40,8 @@ log = logging.getLogger("hallq.business_day")
 AUTOMATIC = Principal(role=Role.ADMIN, token_id="automatic close-out")  # noqa: S106 - a name
 
 EXPIRING = (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.NO_SHOW)
+# The automatic close-out is dated this much before the boundary: the end of the closed day.
+LAST_INSTANT = timedelta(microseconds=1)
 
 # Tickets left over away from any counter (waiting, no-show) expire in one statement; the
 # called and served ones were dealt with at their counter. `:before` limits it to earlier
@@ -136,13 +138,13 @@ def _expired_event(row: Any) -> NewEvent:
 async def _counters_to_close(
     session: AsyncSession, branch: str, opened_before: datetime | None
 ) -> list[str]:
-    """Counters not closed; with `opened_before`, only those in their state since before it
-    (the automatic close-out leaves a counter signed in on the new day alone)."""
+    """Counters not closed; with `opened_before`, only those untouched since before it (the
+    automatic close-out leaves alone a counter whose clerk is at work on the new day)."""
     query = select(Counter.code).where(
         Counter.branch == branch, Counter.state != CounterState.CLOSED
     )
     if opened_before is not None:
-        query = query.where(Counter.state_since < opened_before)
+        query = query.where(func.greatest(Counter.state_since, Counter.updated_at) < opened_before)
     return list(await session.scalars(query.order_by(Counter.code)))
 
 
@@ -156,11 +158,12 @@ async def _run_close_out(
     """Counters first (in code order, as locks are taken), then the tickets left over.
     `before`: the automatic close-out's business day and its start; None for the manager's.
 
-    The automatic close-out is dated at the boundary it closes, not when a process got to it:
-    a counter left open stops counting as open there, even after a night the server was down."""
-    at = before[1] if before else now
+    The automatic close-out is dated at the last instant of the day it closes, not when a
+    process got to it: a counter left open stops counting as open there, even after a night
+    the server was down, and what it completes counts on that day."""
+    at = before[1] - LAST_INSTANT if before else now
     run = _CloseOut(session, principal, at, events=[])
-    for code in await _counters_to_close(session, branch, at if before else None):
+    for code in await _counters_to_close(session, branch, before[1] if before else None):
         await run.close_counter(branch, code)
     await run.expire_left_over(branch, before[0] if before else None)
     await record_events(session, branch, at, run.events)
@@ -223,8 +226,8 @@ async def close_out_earlier_days(
 
 
 # Branches with something left from an earlier business day: a ticket not finished (found
-# through the small partial index ix_tickets_unfinished) or a counter signed in before today
-# began. Parameters: :now.
+# through the small partial index ix_tickets_unfinished) or a counter left as it was before
+# today began. Parameters: :now.
 _DUE = text(
     f"""
     WITH days AS (
@@ -240,7 +243,7 @@ _DUE = text(
        OR EXISTS (
             SELECT 1 FROM counters c
             WHERE c.branch = d.code AND c.state <> '{CounterState.CLOSED}'
-              AND c.state_since < d.today_began)
+              AND greatest(c.state_since, c.updated_at) < d.today_began)
     ORDER BY d.code
     """  # noqa: S608 - constant fragments
 )
