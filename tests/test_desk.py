@@ -232,6 +232,19 @@ async def test_waiting_tickets_come_in_calling_order_per_type(client, hall, cloc
         assert "history" not in t and t["status"] == "waiting"
 
 
+async def test_the_waiting_list_leaves_out_earlier_days(client, hall, clock):
+    """Before the close-out has run, yesterday's ticket is not waiting (SPEC §5)."""
+    yesterdays = await issue(client)
+    clock.advance(DAY)
+    todays = await issue(client)
+    page = await find(client, hall["s1"], status="waiting")
+    assert (page["total"], [t["id"] for t in page["tickets"]]) == (1, [todays["id"]])
+    assert page["tickets"][0]["position"] == 1
+    found = await find(client, hall["s1"], number="A001", date="2026-11-24")  # T0's day
+    assert [t["id"] for t in found["tickets"]] == [yesterdays["id"]]
+    assert found["tickets"][0]["position"] is None
+
+
 async def test_waiting_by_type_and_in_pages(client, hall, clock):
     for service in ("a", "b", "a", "b", "a"):
         clock.advance(1)
