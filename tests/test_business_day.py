@@ -295,22 +295,19 @@ async def test_utilisation_of_a_counter_left_open_overnight(
 ) -> None:
     """Open 09:00, serve 09:00-10:00, leave the counter open; next morning 09:00 open again."""
     await setup_branch(client)
-    clock.set(at_local(24, 9))
-    await issue(client)
-    await press(client, "1", "open")
-    await press(client, "1", "next")
-    await press(client, "1", "start")
-    clock.set(at_local(24, 10))
-    await press(client, "1", "complete")
+
+    async def open_and_serve_an_hour(day: int) -> None:
+        clock.set(at_local(day, 9))
+        await issue(client)
+        for action in ("open", "next", "start"):
+            await press(client, "1", action)
+        clock.set(at_local(day, 10))
+        await press(client, "1", "complete")
+
+    await open_and_serve_an_hour(24)
     clock.set(at_local(25, 7))  # the server was down all night: the close-out runs late
     assert await close_out_all_branches(app.state.sessionmaker, clock) == 1
-    clock.set(at_local(25, 9))
-    await issue(client)
-    await press(client, "1", "open")
-    await press(client, "1", "next")
-    await press(client, "1", "start")
-    clock.set(at_local(25, 10))
-    await press(client, "1", "complete")
+    await open_and_serve_an_hour(25)
     clock.set(at_local(25, 11))
 
     def counter_one(report: dict[str, Any]) -> dict[str, Any]:
