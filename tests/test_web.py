@@ -75,7 +75,10 @@ async def test_static_files(client):
     assert js.headers["x-content-type-options"] == "nosniff"
     css = await client.get("/web/static/kiosk.css")
     assert css.headers["content-type"].startswith("text/css")
-    assert "@media print" in css.text and "80mm" in css.text
+    # The printed ticket's stylesheet, shared by the kiosk and the service desk.
+    assert '@import url("receipt.css")' in css.text
+    receipt = await client.get("/web/static/receipt.css")
+    assert "@media print" in receipt.text and "80mm" in receipt.text
     for path in [
         "/web/static/nothing.js",
         "/web/static/%2e%2e/views.py",
