@@ -20,6 +20,7 @@ from app.core.limits import RequestGuardMiddleware
 from app.core.logging import RequestObserverMiddleware, configure_logging, log_request
 from app.core.settings import Settings, get_settings
 from app.counters.views import router as counters_router
+from app.desk.views import router as desk_router
 from app.events.notifier import EventNotifier, notifying_session_class
 from app.events.views import router as events_router
 from app.hall.views import router as queue_router
@@ -80,6 +81,7 @@ ROUTERS = (
     branches_router,
     tickets_router,
     counters_router,
+    desk_router,
     queue_router,
     reports_router,
     stream_router,

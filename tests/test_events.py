@@ -28,6 +28,7 @@ from app.stream.service import events_after
 from tests.helpers import ADMIN, issue, make_token, ok, setup_branch
 
 B = "/api/v1/branches/hz01"
+PRIORITY_REASON = "抱婴者 seen at the door"
 
 
 class Envelope(BaseModel):
@@ -85,8 +86,9 @@ def test_a_data_path_is_checked_against_its_model():
 
 
 async def _emit_every_type(app: FastAPI, client: httpx.AsyncClient, clock: ManualClock) -> None:
-    """Drive one hall through every kind of event: issue, call, recall, serve, complete, rate,
-    no-show, re-queue, cancel, transfer, counters changing, an alert raised and cleared."""
+    """Drive one hall through every kind of event: issue, a priority change, call, recall,
+    serve, complete, rate, no-show, re-queue, cancel, transfer, counters changing, an alert
+    raised and cleared."""
     await setup_branch(client, branch={"min_open_counters": 1})
 
     async def press(action: str, body: dict[str, Any] | None = None) -> Any:
@@ -98,6 +100,11 @@ async def _emit_every_type(app: FastAPI, client: httpx.AsyncClient, clock: Manua
         await issue(client),
         await issue(client),
         await issue(client, service="b"),
+    )
+    # The service desk makes the first customer a VIP (still first); the reason: history only.
+    priority = {"priority": "vip", "reason": PRIORITY_REASON}
+    await ok(
+        await client.post(f"/api/v1/tickets/{first['id']}/priority", json=priority, headers=ADMIN)
     )
     await press("open")
     async with app.state.sessionmaker() as session:
@@ -135,13 +142,14 @@ async def test_every_emitted_event_validates_against_the_published_schema(app, c
         # Written from the model, nothing more: the data reads back to exactly itself.
         assert read.model_dump(mode="json", by_alias=True) == envelope["data"]
         seen.add(envelope["type"])
-    # Until the business day (issue 18) emits them: ticket.expired from the close-out and
-    # ticket.prioritised from the service desk. Each feature removes its type from this set.
-    not_yet = {EventType.TICKET_EXPIRED, EventType.TICKET_PRIORITISED}
+    # Until the business day (issue 18) emits it: ticket.expired from the close-out.
+    not_yet = {EventType.TICKET_EXPIRED}
     assert seen == {str(t) for t in EventType} - not_yet
     everything = "".join(e.message for e in emitted)
-    # Nothing private is in any payload (SPEC §8): the rating's comment, the phone in it.
+    # Nothing private is in any payload (SPEC §8): the rating's comment, the phone in it, a
+    # priority change's reason.
     assert "13800138000" not in everything and "熟练" not in everything
+    assert "抱婴者" not in everything and "at the door" not in everything
 
 
 async def test_a_call_event_reads_back_as_its_model(app, client, clock):

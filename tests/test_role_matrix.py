@@ -68,6 +68,7 @@ class Rule:
     ok: frozenset[int]
     body: Callable[[str], dict[str, Any]] | None = None  # valid body, given the target branch
     branch_scoped: bool = True
+    query: Mapping[str, str] | None = None  # query parameters an allowed request needs
 
 
 def _json(body: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
@@ -75,6 +76,8 @@ def _json(body: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
 
 
 C = "/api/v1/branches/{branch}/counters/{counter}"
+# In a body: the id of the target branch's ticket (`Hall.tickets`).
+TICKET_ID = "{ticket_id}"
 T = "/api/v1/tickets/{ticket_id}"
 
 EXPECTED: dict[tuple[str, str], Rule] = {
@@ -97,7 +100,12 @@ EXPECTED: dict[tuple[str, str], Rule] = {
         Action.CONFIGURE,
         MANAGER,
         frozenset({200}),
-        body=lambda branch: {"name": f"Branch {branch}", "timezone": "Asia/Shanghai"},
+        # Clerks may call a chosen ticket here (SPEC §6), as `_prepare` set it up.
+        body=lambda branch: {
+            "name": f"Branch {branch}",
+            "timezone": "Asia/Shanghai",
+            "clerks_may_pick": True,
+        },
     ),
     ("GET", "/api/v1/branches/{branch}"): Rule(Action.READ_QUEUE, READERS, frozenset({200})),
     ("PUT", "/api/v1/branches/{branch}/services/{service}"): Rule(
@@ -141,6 +149,19 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", C + "/no-show"): Rule(Action.OPERATE_COUNTER, STAFF, ACTION_OK),
     ("POST", C + "/transfer"): Rule(
         Action.OPERATE_COUNTER, STAFF, ACTION_OK, body=_json({"service": "b"})
+    ),
+    # -- the service desk (SPEC §6)
+    ("POST", C + "/call"): Rule(
+        Action.PICK_TICKET, STAFF, ACTION_OK, body=_json({"ticket": TICKET_ID})
+    ),
+    ("GET", "/api/v1/branches/{branch}/tickets"): Rule(
+        Action.FIND_TICKETS, STAFF, frozenset({200}), query={"status": "waiting"}
+    ),
+    ("POST", T + "/priority"): Rule(
+        Action.PRIORITISE_TICKET,
+        MANAGER,
+        TICKET_OK,
+        body=_json({"priority": "special", "reason": "matrix"}),
     ),
     # -- queue view and reports
     ("GET", "/api/v1/branches/{branch}/queue"): Rule(Action.READ_QUEUE, READERS, frozenset({200})),
@@ -205,7 +226,9 @@ async def _prepare(client: httpx.AsyncClient) -> Hall:
     tickets = {}
     for branch in (OWN, OTHER):
         b = f"/api/v1/branches/{branch}"
-        await put(b, {"name": f"Branch {branch}", "timezone": "Asia/Shanghai"})
+        await put(
+            b, {"name": f"Branch {branch}", "timezone": "Asia/Shanghai", "clerks_may_pick": True}
+        )
         await put(f"{b}/services/a", {"name": "综合", "prefix": "A"})
         await put(f"{b}/services/b", {"name": "缴费", "prefix": "B"})
         await put(f"{b}/staff/s1", {"name": "王芳", "role": "clerk"})
@@ -232,6 +255,13 @@ async def _prepare(client: httpx.AsyncClient) -> Hall:
     revoked_id, tokens["revoked token"] = await token(role="kiosk", branch=OWN)
     await ok(await client.delete(f"/api/v1/tokens/{revoked_id}", headers=ADMIN), 204)
     return Hall(tokens=tokens, tickets=tickets)
+
+
+def _body(rule: Rule, branch: str, hall: Hall) -> dict[str, Any] | None:
+    """The rule's valid body for `branch`, with `TICKET_ID` replaced by that branch's ticket."""
+    if rule.body is None:
+        return None
+    return {k: hall.tickets[branch] if v == TICKET_ID else v for k, v in rule.body(branch).items()}
 
 
 def _counter(role: str) -> str:
@@ -283,8 +313,9 @@ async def test_role_matrix(role: str, client: httpx.AsyncClient) -> None:
             url = await _url(client, path, role, branch, hall)
             if role == "clerk" and path.startswith(C + "/") and branch == OWN:
                 await ok(await client.post(sign_in, headers=headers))
-            body = rule.body(branch) if rule.body is not None else None
-            response = await client.request(method, url, json=body, headers=headers)
+            response = await client.request(
+                method, url, json=_body(rule, branch, hall), params=rule.query, headers=headers
+            )
             checked += 1
             expected = _expected(role, rule, branch)
             status = response.status_code
@@ -322,11 +353,10 @@ async def test_a_clerk_operates_only_the_counter_they_are_signed_in_at(
     await ok(await client.post(f"{b}/counters/{mine}/open", headers=clerk))
     await ok(await client.post(f"{b}/counters/{theirs}/open", headers=other_clerk))
     actions = [p for (m, p) in EXPECTED if m == "POST" and p.startswith(C + "/")]
-    assert len(actions) == 10
+    assert len(actions) == 11
     for path in actions:
         action = path.rsplit("/", 1)[1]
-        rule = EXPECTED[("POST", path)]
-        body = rule.body(OWN) if rule.body is not None else None
+        body = _body(EXPECTED[("POST", path)], OWN, hall)
         url = f"{b}/counters/{theirs}/{action}"
         response = await client.post(url, json=body, headers=clerk)
         if action == "open":

@@ -35,6 +35,7 @@ class Action(StrEnum):
     FIND_TICKETS = "look tickets up"
     PRIORITISE_TICKET = "change a ticket's priority"
     PICK_TICKET = "call a chosen ticket"
+    READ_TICKET_NOTES = "read staff notes in a ticket's history"
 
 
 # Branch-scoped roles allowed each action on their own branch (on any, for an action of
@@ -63,6 +64,8 @@ BRANCH_ROLES: dict[Action, frozenset[Role]] = {
     Action.PRIORITISE_TICKET: frozenset({Role.MANAGER}),
     # A clerk only where the branch sets `clerks_may_pick` (checked by the call itself).
     Action.PICK_TICKET: frozenset({Role.MANAGER, Role.CLERK}),
+    # What staff wrote in a history (a priority change's reason): not for kiosks and screens.
+    Action.READ_TICKET_NOTES: frozenset({Role.MANAGER, Role.CLERK}),
 }
 BRANCHLESS: frozenset[Action] = frozenset({Action.READ_EVENT_SCHEMA})
 MONITOR_ACTIONS: frozenset[Action] = frozenset({Action.READ_METRICS, Action.READ_EVENT_SCHEMA})

@@ -1,20 +1,23 @@
-"""The clerk's buttons: next, recall, start, complete, no-show, transfer."""
+"""The clerk's buttons: next, recall, start, complete, no-show, transfer; and the service
+desk's call of a chosen ticket, which works as next does."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.permissions import Principal
+from app.auth.permissions import Principal, Role, forbidden
 from app.branches.models import Service
-from app.core.errors import unprocessable
+from app.core.errors import conflict, not_found, unprocessable
 from app.core.vocabulary import CounterState, TicketStatus
 from app.counters.action import (
     AT_COUNTER,
     ON_CALL,
     ActionResult,
+    CounterAction,
     begin_action,
     begin_ticket_action,
     complete_current,
@@ -35,7 +38,7 @@ from app.events.catalog import (
 )
 from app.queue.ordering import LANE_FRONT, LANE_NORMAL, PICK_NEXT_SQL
 from app.tickets.models import Ticket
-from app.tickets.service import ticket_ref
+from app.tickets.service import refuse_earlier_day, ticket_ref
 
 
 async def call_next(
@@ -65,18 +68,109 @@ async def call_next(
     if picked is None:
         await action.set_counter(current_ticket_id=None)
     else:
-        action.current = picked
-        await action.set_counter(current_ticket_id=picked.id, calls=action.counter.calls + 1)
-        action.ticket_event(
-            picked,
-            TicketCalled(
-                ticket=ticket_ref(picked),
-                counter=action.counter_ref(),
-                announcement=action.announce(picked),
-                wait_s=round((now - picked.issued_at).total_seconds(), 3),
-            ),
-        )
+        await _at_counter(action, picked, picked_by_hand=False)
     return await action.finish()
+
+
+async def _at_counter(action: CounterAction, ticket: Ticket, *, picked_by_hand: bool) -> None:
+    """The called ticket (already marked called) becomes the counter's current one: the call
+    is counted (for re-queue grace) and announced."""
+    action.current = ticket
+    await action.set_counter(current_ticket_id=ticket.id, calls=action.counter.calls + 1)
+    action.ticket_event(
+        ticket,
+        TicketCalled(
+            ticket=ticket_ref(ticket),
+            counter=action.counter_ref(),
+            announcement=action.announce(ticket),
+            wait_s=round((action.now - ticket.issued_at).total_seconds(), 3),
+            picked=picked_by_hand,
+        ),
+    )
+
+
+async def call_chosen(
+    session: AsyncSession,
+    branch: str,
+    code: str,
+    principal: Principal,
+    now: datetime,
+    ticket_id: uuid.UUID,
+) -> ActionResult:
+    """The service desk's call (SPEC §6): as `next`, but of the chosen waiting ticket. A manager
+    or admin may call any waiting ticket of the branch; a clerk only where the branch allows
+    it, and only what the counter could call itself."""
+    action = await begin_action(session, branch, code, principal, now)
+    if principal.role is Role.CLERK and not action.branch.clerks_may_pick:
+        raise forbidden(
+            f"branch {branch} does not let clerks call a chosen ticket (clerks_may_pick is "
+            "false); press next, or ask the duty manager"
+        )
+    if action.counter.state != CounterState.OPEN:
+        raise state_conflict(action.counter, "call a ticket")
+    ticket = await _lock_chosen(action, ticket_id)
+    if principal.role is Role.CLERK:
+        _check_clerk_may_call(action, ticket)
+    if action.current is not None:
+        await complete_current(action)
+    # What PICK_NEXT_SQL sets when `next` claims a ticket.
+    await update_ticket(
+        session,
+        ticket,
+        status=TicketStatus.CALLED,
+        counter=code,
+        staff=action.staff,
+        called_at=ticket.called_at or now,
+        last_called_at=now,
+        lane=LANE_NORMAL,
+        target_counter=None,
+        requeue_base=None,
+    )
+    await _at_counter(action, ticket, picked_by_hand=True)
+    return await action.finish()
+
+
+async def _lock_chosen(action: CounterAction, ticket_id: uuid.UUID) -> Ticket:
+    """The chosen ticket of the counter's branch, locked, if it waits today; else 404 or 409.
+    FOR UPDATE waits for a transaction holding the row (a `next` claiming it, a cancel) and
+    then reads what it committed, so a ticket is never called twice; `next` skips the row
+    while this call holds it."""
+    ticket = await action.session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.branch == action.branch.code)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if ticket is None:
+        raise not_found(f"ticket {ticket_id} in branch {action.branch.code}")
+    if ticket.status != TicketStatus.WAITING:
+        where = f" at counter {ticket.counter}" if ticket.counter else ""
+        raise conflict(
+            "invalid-transition",
+            f"ticket {ticket.number} is {ticket.status}{where}; only a waiting ticket can be "
+            "called",
+            ticket_status=ticket.status,
+        )
+    refuse_earlier_day(ticket, action.branch, action.now)
+    return ticket
+
+
+def _check_clerk_may_call(action: CounterAction, ticket: Ticket) -> None:
+    """A clerk picks only what this counter could call with `next`: a type of its profile,
+    not a ticket transferred to another counter."""
+    counter = action.counter
+    if ticket.service not in counter.services:
+        raise conflict(
+            "not-in-profile",
+            f"counter {counter.code} does not serve business type {ticket.service} "
+            f"(ticket {ticket.number}); a clerk calls only the counter's own types",
+        )
+    if ticket.target_counter not in (None, counter.code):
+        raise conflict(
+            "transferred-elsewhere",
+            f"ticket {ticket.number} was transferred to counter {ticket.target_counter}; "
+            "only that counter, or a manager, may call it",
+        )
 
 
 async def recall(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -34,6 +35,14 @@ class TransferIn(BaseModel):
     service: Code | None = None
     counter: Code | None = None
     position: Literal["front", "back"] = "front"
+
+
+class CallIn(BaseModel):
+    """The service desk calls this waiting ticket to the counter (SPEC §6)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket: uuid.UUID = Field(description="the id of a waiting ticket of the branch")
 
 
 class CounterActionOut(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import Configurer, Operator, QueueReader
+from app.auth.dependencies import Configurer, Operator, Picker, QueueReader
 from app.auth.permissions import Principal
 from app.branches.service import get_branch
 from app.core.codes import BranchCode, CounterCode
@@ -16,7 +16,14 @@ from app.core.errors import API_PROBLEMS, problem_responses
 from app.counters import calls, states
 from app.counters import service as counters
 from app.counters.action import ActionResult
-from app.counters.schemas import CounterActionOut, CounterIn, CounterOut, PauseIn, TransferIn
+from app.counters.schemas import (
+    CallIn,
+    CounterActionOut,
+    CounterIn,
+    CounterOut,
+    PauseIn,
+    TransferIn,
+)
 from app.tickets.service import ticket_out
 
 router = APIRouter(
@@ -154,6 +161,25 @@ async def call_next(
     )
     if result.ticket is None:
         return Response(status_code=204)
+    return await _action_out(request, session, result)
+
+
+@router.post("/{counter}/call", response_model=CounterActionOut)
+async def call_chosen(
+    branch: BranchCode,
+    counter: CounterCode,
+    body: CallIn,
+    request: Request,
+    session: SessionDep,
+    principal: Picker,
+) -> CounterActionOut:
+    """The service desk calls a chosen waiting ticket here, as `next` does (the current ticket
+    is completed first; the call says `picked: true`). Managers and admins: any waiting ticket
+    of the branch; clerks: where the branch sets `clerks_may_pick`, a type of the counter's
+    profile."""
+    result = await calls.call_chosen(
+        session, branch, counter, principal, request.app.state.clock.now(), body.ticket
+    )
     return await _action_out(request, session, result)
 
 

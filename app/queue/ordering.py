@@ -219,3 +219,39 @@ POSITION_OF_SQL = text(
     f"WITH {TYPE_CUTOFFS_CTE}"
     f" SELECT position FROM ({TYPE_POSITIONS_SQL}) AS ranked WHERE ranked.id = :ticket_id"
 )
+
+# The service desk's list of waiting tickets (SPEC §6): every waiting ticket of the branch (or of
+# the type :service; NULL for all), type after type in the order of their prefixes, each type in
+# calling order with its 1-based position, its effective lane and whether it is overdue (for its
+# wait estimate). Built from the fragments above, so "waiting" and the order are the calling
+# order's own. One page (:limit, :offset) of ticket rows, each with the total; an empty page is
+# one row with the total and no ticket. Parameters: :branch, :now, :requeue_after, :service,
+# :limit, :offset.
+WAITING_PAGE_SQL = text(
+    f"""
+    WITH {TYPE_CUTOFFS_CTE},
+    ranked AS (
+        SELECT t.id, t.service,
+               row_number() OVER (PARTITION BY t.service ORDER BY {TYPE_ORDER_SQL}) AS position,
+               {EFFECTIVE_LANE_SQL} AS lane,
+               {OVERDUE_SQL} = 0 AS overdue
+        FROM tickets t
+        {TYPE_CUTOFFS_JOIN}
+        WHERE t.branch = :branch AND t.status = 'waiting'
+          AND (CAST(:service AS text) IS NULL OR t.service = CAST(:service AS text))
+    ),
+    page AS (
+        SELECT r.id, r.position, r.lane, r.overdue,
+               row_number() OVER (ORDER BY svc.prefix, svc.code, r.position) AS ord
+        FROM ranked r
+        JOIN services svc ON svc.branch = :branch AND svc.code = r.service
+        ORDER BY ord
+        LIMIT :limit OFFSET :offset
+    )
+    SELECT t.*, page.position, page.lane AS effective_lane, page.overdue, total.total
+    FROM (SELECT count(*) AS total FROM ranked) AS total
+    LEFT JOIN page ON TRUE
+    LEFT JOIN tickets t ON t.id = page.id
+    ORDER BY page.ord
+    """
+)

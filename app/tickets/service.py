@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.branches.models import Branch
 from app.branches.service import get_branch, schedule_of
 from app.core.errors import conflict, not_found
 from app.core.settings import Settings
@@ -77,6 +78,11 @@ async def ticket_out(
         position = await position_of(session, ticket, now, requeue_after)
         if position is not None:
             estimated = await estimate_for_position(session, ticket, position, now, settings)
+    return placed_ticket_out(ticket, position, estimated)
+
+
+def placed_ticket_out(ticket: Ticket, position: int | None, estimated: int | None) -> TicketOut:
+    """The ticket as the API shows it, its place in the queue (if waiting) already known."""
     return TicketOut(
         id=ticket.id,
         number=ticket.number,
@@ -102,8 +108,10 @@ async def ticket_out(
 
 
 async def ticket_detail(
-    session: AsyncSession, ticket: Ticket, now: datetime, settings: Settings
+    session: AsyncSession, ticket: Ticket, now: datetime, settings: Settings, *, notes: bool
 ) -> TicketDetail:
+    """The ticket with its history; staff `notes` (a priority change's reason) only when the
+    reader may see them, else null."""
     out = await ticket_out(session, ticket, now, settings)
     events = await session.scalars(
         select(BranchEvent)
@@ -118,7 +126,7 @@ async def ticket_detail(
             counter=e.counter,
             staff=e.staff,
             data=e.data,
-            note=e.note,
+            note=e.note if notes else None,
         )
         for e in events
     ]
@@ -162,6 +170,18 @@ async def cancel_ticket(
     return await ticket_out(session, cancelled, now, settings)
 
 
+def refuse_earlier_day(ticket: Ticket, branch: Branch, now: datetime) -> None:
+    """409 for a ticket of an earlier business day: it no longer waits (SPEC §5), whatever its
+    status says before the close-out has expired it."""
+    if schedule_of(branch).business_date(now) != ticket.business_date:
+        raise conflict(
+            "ticket-expired",
+            f"ticket {ticket.number} is from {ticket.business_date.isoformat()}; "
+            "take a new number today",
+            ticket_status=ticket.status,
+        )
+
+
 _CALLS_BY_SERVING_COUNTERS = text(
     "SELECT coalesce(sum(calls), 0) FROM counters"
     " WHERE branch = :branch AND :service = ANY(services)"
@@ -186,13 +206,7 @@ async def requeue_ticket(
             ticket_status=ticket.status,
         )
     branch = await get_branch(session, ticket.branch)
-    if schedule_of(branch).business_date(now) != ticket.business_date:
-        raise conflict(
-            "ticket-expired",
-            f"ticket {ticket.number} is from {ticket.business_date.isoformat()}; "
-            "take a new number today",
-            ticket_status=ticket.status,
-        )
+    refuse_earlier_day(ticket, branch, now)
     base = (
         await session.execute(
             _CALLS_BY_SERVING_COUNTERS, {"branch": ticket.branch, "service": ticket.service}

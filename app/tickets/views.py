@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 
 from app.auth.dependencies import Issuer, PrincipalDep
-from app.auth.permissions import Action, check_allowed
+from app.auth.permissions import Action, check_allowed, is_allowed
 from app.core.codes import BranchCode
 from app.core.database import SessionDep
 from app.core.errors import API_PROBLEMS, problem_responses
@@ -55,11 +55,15 @@ async def issue_ticket(
 async def get_ticket(
     ticket_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> TicketDetail:
-    """A ticket with its position, estimate and full history."""
+    """A ticket with its position, estimate and full history (staff notes: staff only)."""
     ticket = await tickets.get_ticket(session, ticket_id)
     check_allowed(principal, Action.READ_TICKET, ticket.branch)
     return await tickets.ticket_detail(
-        session, ticket, request.app.state.clock.now(), request.app.state.settings
+        session,
+        ticket,
+        request.app.state.clock.now(),
+        request.app.state.settings,
+        notes=is_allowed(principal, Action.READ_TICKET_NOTES, ticket.branch),
     )
 
 
