@@ -63,8 +63,13 @@ function service(code) {
 
 function counterName(code) {
   const known = view && (view.counters || []).find((c) => c.code === code);
-  const label = counterLabel(known || { code });
-  return `${label.zh} ${label.en}`;
+  const name = counterLabel(known || { code });
+  return name.zh === name.en ? name.zh : bi(name.zh, name.en);
+}
+
+function counterText(code) {
+  const name = counterLabel({ code });
+  return name.zh === name.en ? name.zh : `${name.zh} ${name.en}`;
 }
 
 function label(table, key) {
@@ -122,7 +127,7 @@ function eventFacts(entry) {
       const to = data.to || {};
       return [
         `${service(from.service).name} → ${service(to.service).name}`,
-        to.counter ? counterName(to.counter) : null,
+        to.counter ? counterText(to.counter) : null,
         to.position === 'back' ? '排队尾 to the back' : '排队首 to the front',
       ];
     }
@@ -162,7 +167,7 @@ function historyRow(entry) {
 }
 
 function fact(name, zh, en, value, id) {
-  return [h('dt', {}, bi(zh, en)), h('dd', { id, dataset: { fact: name } }, value)];
+  return h('div', { class: 'fact', dataset: { fact: name } }, h('dt', {}, bi(zh, en)), h('dd', { id }, value));
 }
 
 function renderTicket() {
@@ -172,6 +177,8 @@ function renderTicket() {
   state.ticket = ticket;
   if (!ticket) {
     card.dataset.status = 'none';
+    delete card.dataset.id;
+    delete card.dataset.lastEvent;
     delete card.dataset.number;
     delete card.dataset.priority;
     card.replaceChildren(
@@ -185,6 +192,8 @@ function renderTicket() {
   }
   const t = ticket;
   const svc = service(t.service);
+  if (card.dataset.id !== t.id) delete card.dataset.lastEvent; // news about another ticket
+  card.dataset.id = t.id;
   card.dataset.status = t.status;
   card.dataset.number = t.number;
   card.dataset.priority = t.priority;
@@ -208,16 +217,16 @@ function renderTicket() {
     h(
       'dl',
       { class: 'tc-facts' },
-      ...fact('position', '位置', 'Position', position, 'tc-position'),
-      ...fact('estimate', '预计等候', 'Estimated wait',
+      fact('position', '位置', 'Position', position, 'tc-position'),
+      fact('estimate', '预计等候', 'Estimated wait',
         t.status === 'waiting' ? bi(wait.zh, wait.en) : '—', 'tc-estimate'),
-      ...fact('counter', '窗口', 'Counter', t.counter ? counterName(t.counter) : '—', 'tc-counter'),
-      ...fact('issued', '取号时间', 'Issued',
+      fact('counter', '窗口', 'Counter', t.counter ? counterName(t.counter) : '—', 'tc-counter'),
+      fact('issued', '取号时间', 'Issued',
         [formatDateTime(new Date(t.issued_at)), t.channel && CHANNEL[t.channel]
           ? h('small', { class: 'muted' }, ` · ${CHANNEL[t.channel].zh} ${CHANNEL[t.channel].en}`) : null],
         'tc-issued'),
-      ...(t.recall_count ? fact('recalls', '重呼', 'Recalls', String(t.recall_count), 'tc-recalls') : []),
-      ...(t.phone ? fact('phone', '手机', 'Phone', t.phone, 'tc-phone') : []),
+      t.recall_count ? fact('recalls', '重呼', 'Recalls', String(t.recall_count), 'tc-recalls') : null,
+      t.phone ? fact('phone', '手机', 'Phone', t.phone, 'tc-phone') : null,
     ),
   );
   tools.hidden = false;
