@@ -177,9 +177,21 @@ def watch_console(page: Any, errors: list[str]) -> None:
     page.on("console", on_console)
 
 
-async def screenshot(page: Any, name: str) -> None:
+async def printed(page: Any, at_least: int = 1) -> int:
+    """How often the page asked to print (FAKE_PRINT), once it has at least `at_least` times
+    or after 10 s. Polled from here: wait_for_function polls with `new Function` inside the
+    page, which the page's own CSP (no unsafe-eval) refuses."""
+    for _ in range(100):
+        count = int(await page.evaluate("window.__printed || 0"))
+        if count >= at_least:
+            return count
+        await asyncio.sleep(0.1)
+    return int(await page.evaluate("window.__printed || 0"))
+
+
+async def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def expect(locator: Any) -> Any:

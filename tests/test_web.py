@@ -23,13 +23,14 @@ from tests.browser import (
     BRANCH_NAME,
     expect,
     new_context,
+    printed,
     screenshot,
     watch_console,
 )
 from tests.db import ROOT
 from tests.helpers import bearer
 
-PAGES = ["/display/demo", "/kiosk/demo", "/counter/demo/1", "/dashboard/demo"]
+PAGES = ["/display/demo", "/kiosk/demo", "/counter/demo/1", "/dashboard/demo", "/desk/demo"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -132,13 +133,7 @@ async def test_kiosk_ticket_called_by_clerk_is_announced_on_display(hall, browse
     await expect(kiosk.locator("#t-ahead")).to_contain_text("0 人")
     await expect(kiosk.locator("#t-wait")).not_to_be_empty()
     await expect(kiosk.locator("#t-time")).not_to_be_empty()
-    # Polled from here: wait_for_function polls with `new Function` inside the page, which the
-    # page's own CSP (no unsafe-eval) refuses whenever the first check is not already true.
-    for _ in range(100):
-        if await kiosk.evaluate("window.__printed || 0") >= 1:
-            break
-        await asyncio.sleep(0.1)
-    assert await kiosk.evaluate("window.__printed || 0") >= 1
+    assert await printed(kiosk) >= 1
     # The press carried an Idempotency-Key: the same key again is the same ticket.
     key = await kiosk.evaluate("window.hallq.lastIdempotencyKey")
     assert key
