@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +15,7 @@ from app.core.clock import ManualClock
 from app.core.migrations import upgrade
 from app.core.settings import Settings
 from app.main import create_app
+from tests.browser import CHROMIUM, TIMEOUT_MS, Hall, require_browser
 from tests.db import TestServer, start_test_server
 from tests.helpers import ADMIN_TOKEN
 
@@ -73,3 +77,44 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hallq.test") as c:
         yield c
+
+
+# Browser tests (tests/test_web*.py, tests/browser.py).
+
+
+@pytest.fixture
+async def hall(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[Hall]:
+    """The demo hall on a real server; `@pytest.mark.parametrize("hall", [{...}], indirect=True)`
+    passes `env` for the server and `min_open_counters` for the branch."""
+    require_browser()
+    options = getattr(request, "param", {})
+    hall = Hall(database_url, env=options.get("env"))
+    try:
+        await hall.ready()
+        await hall.configure(options.get("min_open_counters", 0))
+        yield hall
+    finally:
+        hall.stop()
+        with contextlib.suppress(OSError):
+            os.unlink(hall.server.log.name)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    require_browser()
+    from playwright.async_api import async_playwright
+    from playwright.async_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=TIMEOUT_MS)
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            # A lobby TV is configured to make sound without a touch first (docs/ui.md).
+            args=["--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()

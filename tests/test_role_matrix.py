@@ -45,6 +45,7 @@ UNAUTHENTICATED = {
     ("GET", "/kiosk/{branch}"),
     ("GET", "/counter/{branch}/{counter}"),
     ("GET", "/dashboard/{branch}"),
+    ("GET", "/desk/{branch}"),
     ("GET", "/web/static/{path:path}"),
 }
 

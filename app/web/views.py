@@ -1,4 +1,5 @@
-"""The four pages hallq serves itself: lobby display, kiosk, clerk console, manager dashboard.
+"""The pages hallq serves itself: lobby display, kiosk, clerk console, manager dashboard and
+service desk.
 
 The pages are static HTML shells (`templates/`) with the branch (and counter) code filled in, and
 plain JavaScript modules and CSS (`static/`): no CDN and no build step, so a hall works offline.
@@ -138,6 +139,12 @@ async def counter_page(branch: BranchCode, counter: CounterCode, request: Reques
 async def dashboard_page(branch: BranchCode, request: Request) -> HTMLResponse:
     """The duty manager's dashboard."""
     return _page(request, "dashboard", title="值班看板 Dashboard · $branch", branch=branch)
+
+
+@router.get("/desk/{branch}", response_class=HTMLResponse)
+async def desk_page(branch: BranchCode, request: Request) -> HTMLResponse:
+    """The service desk (导办台): find a ticket, act on it, issue on a customer's behalf."""
+    return _page(request, "desk", title="导办台 Service desk · $branch", branch=branch)
 
 
 @router.get(STATIC_PREFIX + "/{path:path}")

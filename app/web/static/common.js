@@ -1,4 +1,4 @@
-// Shared by the four pages: the page's context, its token, the API client, small DOM and
+// Shared by the pages: the page's context, its token, the API client, small DOM and
 // formatting helpers. Plain ES modules, no dependencies, no build step.
 
 const body = document.body;
@@ -107,6 +107,14 @@ export const TICKET_STATUS = {
   done: { zh: '已办结', en: 'Done' },
   no_show: { zh: '过号', en: 'No-show' },
   cancelled: { zh: '已取消', en: 'Cancelled' },
+  expired: { zh: '已过期', en: 'Expired' },
+};
+
+export const CHANNEL = {
+  kiosk: { zh: '取号机', en: 'kiosk' },
+  staff: { zh: '导办台', en: 'service desk' },
+  online: { zh: '线上', en: 'online' },
+  appointment: { zh: '预约', en: 'appointment' },
 };
 
 /** `3` -> 3号窗口 / Counter 3; a named counter keeps its name. */
@@ -279,6 +287,44 @@ export async function download(path, filename) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issuing a ticket (the kiosk, the service desk): one Idempotency-Key per press; a lost request or
+// a server briefly down (503) is retried with the same key, so one press never makes two numbers.
+
+export function idempotencyKey() {
+  if (window.crypto && typeof window.crypto.randomUUID === 'function') {
+    try {
+      return window.crypto.randomUUID(); // secure contexts only (https, localhost)
+    } catch {
+      /* fall through */
+    }
+  }
+  const bytes = window.crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const ISSUE_ATTEMPTS = 3;
+
+export async function issueTicket(payload, key) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await api(`/branches/${encodeURIComponent(page.branch)}/tickets`, {
+        method: 'POST',
+        body: payload,
+        headers: { 'Idempotency-Key': key },
+      });
+    } catch (error) {
+      // Only a lost request or a server that is briefly down is worth the same key again.
+      const retry = error instanceof ApiError && (error.status === 0 || error.status === 503);
+      if (!retry || attempt >= ISSUE_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 700 * attempt));
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,13 +6,13 @@
 // key, so a flaky connection never prints two numbers for one press.
 
 import {
-  $, $$, h, bi, setBi, api, ApiError, page, PRIORITY, waitMinutes, formatDateTime,
-  debugState, loadBranch, requireToken, startClock,
+  $, $$, h, bi, ApiError, page, waitMinutes, debugState, idempotencyKey, issueTicket,
+  loadBranch, requireToken, startClock,
 } from './common.js';
 import { Live } from './live.js';
+import { receipt, printReceipt } from './receipt.js';
 
 const RETURN_AFTER_S = 30;
-const RETRIES = 3;
 
 const state = debugState();
 let branch = null;
@@ -20,23 +20,6 @@ let services = [];
 let priority = 'normal';
 let busy = false;
 let countdownTimer = null;
-
-function idempotencyKey() {
-  if (window.crypto && typeof window.crypto.randomUUID === 'function') {
-    try {
-      return window.crypto.randomUUID(); // secure contexts only (https, localhost)
-    } catch {
-      /* fall through */
-    }
-  }
-  const bytes = window.crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function setPriority(value) {
   priority = value;
@@ -107,23 +90,6 @@ function setBusy(value) {
   for (const button of $$('.service-btn')) button.disabled = value;
 }
 
-async function post(service, key) {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await api(`/branches/${encodeURIComponent(page.branch)}/tickets`, {
-        method: 'POST',
-        body: { service, priority, channel: 'kiosk' },
-        headers: { 'Idempotency-Key': key },
-      });
-    } catch (error) {
-      // Only a lost request or a server that is briefly down is worth the same key again.
-      const retry = error instanceof ApiError && (error.status === 0 || error.status === 503);
-      if (!retry || attempt >= RETRIES) throw error;
-      await sleep(700 * attempt);
-    }
-  }
-}
-
 async function issue(service) {
   if (busy) return;
   setBusy(true);
@@ -131,7 +97,7 @@ async function issue(service) {
   const key = idempotencyKey();
   state.lastIdempotencyKey = key;
   try {
-    const ticket = await post(service, key);
+    const ticket = await issueTicket({ service, priority, channel: 'kiosk' }, key);
     state.lastTicket = ticket;
     showTicket(ticket);
   } catch (error) {
@@ -144,24 +110,14 @@ async function issue(service) {
 
 function showTicket(ticket) {
   const svc = services.find((s) => s.service === ticket.service);
-  const wait = waitMinutes(ticket.estimated_wait_s);
-  const prio = PRIORITY[ticket.priority] || PRIORITY.normal;
-  $('#t-branch').textContent = branch ? branch.name : page.branch;
-  $('#t-number').textContent = ticket.number;
-  $('#t-service').textContent = svc ? svc.name : ticket.service;
-  const prioNode = $('#t-priority');
-  if (ticket.priority === 'normal') prioNode.replaceChildren();
-  else setBi(prioNode, prio.zh, prio.en);
-  const ahead = ticket.waiting_ahead ?? 0;
-  setBi($('#t-ahead'), `${ahead} 人`, `${ahead}`);
-  setBi($('#t-wait'), wait.zh, wait.en);
-  $('#t-time').textContent = formatDateTime(new Date(ticket.issued_at));
+  $('#receipt').replaceChildren(
+    receipt(ticket, { branchName: branch ? branch.name : page.branch, serviceName: svc && svc.name }),
+  );
   $('#choose').hidden = true;
   $('#ticket-view').hidden = false;
   document.body.dataset.view = 'ticket';
   setPriority('normal');
-  // Let the ticket render before the print dialog takes over.
-  requestAnimationFrame(() => setTimeout(() => window.print(), 50));
+  printReceipt();
   startCountdown();
 }
 
