@@ -88,6 +88,16 @@ async def test_day_starts_at_is_validated_and_kept(client: httpx.AsyncClient) ->
     await ok(await client.put(f"{B}", json={**body, "day_starts_at": "04:00"}, headers=ADMIN), 201)
     branch = await ok(await client.get(B, headers=ADMIN))
     assert branch["day_starts_at"] == "04:00" and branch["clerks_may_pick"] is False
+    # A time the clocks skip (02:30 in spring) or repeat (01:30 in autumn) is no boundary.
+    for zone, bad in (("America/New_York", "02:30"), ("America/New_York", "01:30")):
+        body = {"name": "x", "timezone": zone, "day_starts_at": bad}
+        refused = assert_problem(
+            await client.put(B, json=body, headers=ADMIN), 422, contains="day_starts_at"
+        )
+        assert "daylight-saving" in refused["errors"][0]["msg"]
+    body = {"name": "x", "timezone": "America/New_York", "day_starts_at": "03:30"}
+    await ok(await client.put(B, json=body, headers=ADMIN))
+    assert (await ok(await client.get(B, headers=ADMIN)))["day_starts_at"] == "03:30"
 
 
 # -- earlier days do not wait -------------------------------------------------------------------
@@ -171,6 +181,35 @@ async def test_a_hall_whose_day_starts_at_four(
     assert {r["counter"]: r["open_s"] for r in report["counters"]}["9"] == 1200.0
 
 
+async def test_a_clerk_at_work_across_the_boundary_keeps_their_customer(
+    app: FastAPI, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """A 24-hour hall: the night clerk calls at 03:59:50 and starts serving at 04:00:10; the
+    close-out of the night leaves counter and customer alone, the clerk finishes the service."""
+    await setup_branch(client, branch={"day_starts_at": "04:00"})
+    clock.set(at_local(25, 3, 50))
+    night = await issue(client)
+    waiting = await issue(client)
+    await press(client, "1", "open")
+    clock.set(at_local(25, 3, 59) + timedelta(seconds=50))
+    assert (await press(client, "1", "next"))["ticket"]["id"] == night["id"]
+    clock.set(at_local(25, 4, 0) + timedelta(seconds=10))
+    await press(client, "1", "start")
+    clock.advance(20)
+    assert await close_out_all_branches(app.state.sessionmaker, clock) == 1
+    expired = [str(e["ticket_id"]) for e in await events(app, "ticket.expired")]
+    assert expired == [waiting["id"]]  # only the one nobody was serving
+    counters = {c["code"]: c for c in await ok(await client.get(f"{B}/counters", headers=ADMIN))}
+    assert counters["1"]["state"] == "open" and counters["1"]["current"]["id"] == night["id"]
+    # Back in a queue the night's ticket would wait for nobody: no transfer, only completion.
+    transfer = await client.post(f"{B}/counters/1/transfer", json={"service": "b"}, headers=ADMIN)
+    assert_problem(transfer, 409, contains="take a new number")
+    clock.advance(300)
+    completed = await press(client, "1", "complete")
+    assert completed["ticket"]["status"] == "done"
+    assert await press(client, "1", "next") is None
+
+
 # -- the manager's close-out --------------------------------------------------------------------
 
 
@@ -198,8 +237,20 @@ async def test_close_out_ends_the_day_and_says_what_it_did(
     app: FastAPI, client: httpx.AsyncClient, clock: ManualClock
 ) -> None:
     tickets = await _hall_in_every_state(client, clock)
-    closed = await ok(await client.post(f"{B}/day/close", headers=ADMIN))
+    await ok(
+        await client.put(f"{B}/staff/wang", json={"name": "王", "role": "manager"}, headers=ADMIN),
+        201,
+    )
+    manager = await make_token(client, "manager", "hz01", "wang")
+    closed = await ok(await client.post(f"{B}/day/close", headers=manager))
     assert closed == {"expired": 4, "completed": 1, "counters_closed": 3}
+    # The history names the clerk who served, not the manager who closed the day.
+    [completion] = [
+        e
+        for e in await events(app, "ticket.completed")
+        if str(e["ticket_id"]) == tickets["A001"]["id"]
+    ]
+    assert completion["staff"] == "li"
 
     status = {
         n: (await ok(await client.get(f"/api/v1/tickets/{t['id']}", headers=ADMIN)))["status"]

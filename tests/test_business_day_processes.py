@@ -80,7 +80,9 @@ async def test_the_automatic_close_out_runs_once_over_two_processes(database_url
                     await conn.execute(
                         "UPDATE tickets SET business_date = business_date - 1,"
                         " issued_at = issued_at - interval '1 day',"
-                        " queued_at = queued_at - interval '1 day'"
+                        " queued_at = queued_at - interval '1 day',"
+                        " called_at = called_at - interval '1 day',"
+                        " last_called_at = last_called_at - interval '1 day'"
                     )
                     await conn.execute(
                         "UPDATE counters SET state_since = state_since - interval '1 day',"

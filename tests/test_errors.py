@@ -7,6 +7,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
 from app.core.errors import install_error_handlers
 from tests.helpers import ADMIN, assert_problem, setup_branch
@@ -105,3 +106,26 @@ async def test_asyncpg_errors_of_a_lost_connection_are_503_however_wrapped(error
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://hallq.test") as client:
         assert_problem(await client.get("/fail"), status)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.DeadlockDetectedError("deadlock detected"),
+        asyncpg.SerializationError("could not serialize access"),
+    ],
+)
+async def test_a_transaction_undone_by_the_database_is_a_409_to_retry(error):
+    """PostgreSQL undoing a transaction that ran into another one is not the server failing:
+    the client hears that nothing changed and that the same request again will go through."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/collide")
+    async def collide() -> None:
+        raise DBAPIError("UPDATE tickets ...", {}, error)
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hallq.test") as client:
+        problem = assert_problem(await client.get("/collide"), 409, contains="retry")
+    assert problem["type"] == "/problems/concurrent-change"

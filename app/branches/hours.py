@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,26 @@ def parse_day_start(value: str) -> time:
     if minutes == 24 * 60:
         raise ValueError(f"{value!r}: a business day starts between 00:00 and 23:59")
     return time(minutes // 60, minutes % 60)
+
+
+def clock_change_at(tz: ZoneInfo, start: time, years: range) -> date | None:
+    """A date in `years` on which `start` does not exist in `tz` or happens twice (a
+    daylight-saving change), if any. A business day must start at one well-defined instant,
+    the same in Python and in PostgreSQL, so such a `day_starts_at` is refused."""
+    first = date(years.start, 1, 1)
+    previous = datetime.combine(first - timedelta(days=1), time(12), tz).utcoffset()
+    for offset in range((date(years.stop, 1, 1) - first).days):
+        day = first + timedelta(days=offset)
+        noon = datetime.combine(day, time(12), tz).utcoffset()
+        if noon != previous:  # the clocks changed since yesterday's noon
+            for candidate in (day - timedelta(days=1), day):
+                local = datetime.combine(candidate, start, tz)
+                there_and_back = local.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+                twice = local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset()
+                if twice or there_and_back != local.replace(tzinfo=None):
+                    return candidate
+        previous = noon
+    return None
 
 
 def parse_hhmm(value: str) -> int:

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
-from app.branches.hours import parse_day_start, parse_hours
+from app.branches.hours import clock_change_at, parse_day_start, parse_hours
 from app.core.codes import Name
 
 HHMM = Annotated[str, StringConstraints(max_length=5)]
@@ -59,8 +66,18 @@ class BranchIn(BaseModel):
 
     @field_validator("day_starts_at")
     @classmethod
-    def _valid_day_start(cls, value: str) -> str:
-        parse_day_start(value)
+    def _valid_day_start(cls, value: str, info: ValidationInfo) -> str:
+        start = parse_day_start(value)
+        timezone = info.data.get("timezone")  # absent if it was refused itself
+        if timezone is not None:
+            # The coming years of the zone's rules, from the real date: a validation window.
+            this_year = datetime.now(UTC).year
+            day = clock_change_at(ZoneInfo(timezone), start, range(this_year, this_year + 10))
+            if day is not None:
+                raise ValueError(
+                    f"{value} falls in a daylight-saving change in {timezone} (on "
+                    f"{day.isoformat()}): choose a time the clocks never skip or repeat"
+                )
         return value
 
     @field_validator("timezone")

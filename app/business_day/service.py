@@ -11,11 +11,11 @@ called after it expired. The automatic close-out claims its (branch, day) row in
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,12 +26,12 @@ from app.business_day.models import DayCloseout
 from app.business_day.schemas import DayClosed
 from app.core.clock import Clock
 from app.core.vocabulary import CounterState, TicketStatus, sql_list
-from app.counters.action import CounterAction, begin_action, complete_current, update_ticket
+from app.counters.action import begin_action, complete_current, update_ticket
 from app.counters.models import Counter
 from app.counters.service import counter_out
 from app.events.catalog import CounterChanged, TicketExpired, TicketRef
 from app.events.service import NewEvent, record_events
-from app.tickets.models import UNFINISHED
+from app.tickets.models import UNFINISHED, Ticket
 from app.tickets.service import ticket_ref
 
 log = logging.getLogger("hallq.business_day")
@@ -44,8 +44,9 @@ EXPIRING = (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.NO_SHOW)
 LAST_INSTANT = timedelta(microseconds=1)
 
 # Tickets left over away from any counter (waiting, no-show) expire in one statement; the
-# called and served ones were dealt with at their counter. `:before` limits it to earlier
-# business days (the automatic close-out); NULL takes every day (the manager's).
+# called and served ones are dealt with at their counter, or left to the clerk of a counter the
+# automatic close-out leaves open. `:before` limits it to earlier business days (the automatic
+# close-out); NULL takes every day (the manager's).
 _EXPIRE_LEFT_OVER = text(
     f"""
     UPDATE tickets t SET status = '{TicketStatus.EXPIRED}', finished_at = :now
@@ -53,6 +54,9 @@ _EXPIRE_LEFT_OVER = text(
         SELECT id, status FROM tickets
         WHERE branch = :branch AND status IN {sql_list(EXPIRING)}
           AND (CAST(:before AS date) IS NULL OR business_date < :before)
+          AND NOT EXISTS (
+              SELECT 1 FROM counters c
+              WHERE c.branch = tickets.branch AND c.current_ticket_id = tickets.id)
         ORDER BY id
         FOR UPDATE
     ) AS old
@@ -80,11 +84,18 @@ class _CloseOut:
             expired=self.expired, completed=self.completed, counters_closed=self.counters_closed
         )
 
-    async def close_counter(self, branch: str, code: str) -> None:
-        """Complete or expire the counter's current ticket, then close it and sign out."""
+    async def close_counter(
+        self, branch: str, code: str, untouched_before: datetime | None
+    ) -> None:
+        """Complete or expire the counter's current ticket, then close it and sign its clerk
+        out. With `untouched_before` (the automatic close-out), a counter found at work since
+        then, now that it is locked, is left alone."""
         action = await begin_action(self.session, branch, code, self.principal, self.now)
         if action.counter.state == CounterState.CLOSED:
             return  # closed meanwhile
+        if untouched_before and last_touched(action.counter, action.current) >= untouched_before:
+            return  # its clerk is at work on the new day
+        clerk = action.counter.staff
         ticket = action.current
         if ticket is not None and ticket.status == TicketStatus.SERVING:
             await complete_current(action)
@@ -107,7 +118,13 @@ class _CloseOut:
             state=CounterState.CLOSED, staff=None, current_ticket_id=None, pause_reason=None
         )
         self.events.extend(action.events)
-        self.events.append(_counter_changed(action))
+        self.events.append(
+            NewEvent(
+                CounterChanged(counter=counter_out(action.counter, None)),
+                counter=code,
+                staff=clerk,
+            )
+        )
         self.counters_closed += 1
 
     async def expire_left_over(self, branch: str, before: date | None) -> None:
@@ -117,12 +134,17 @@ class _CloseOut:
             self.expired += 1
 
 
-def _counter_changed(action: CounterAction) -> NewEvent:
-    return NewEvent(
-        CounterChanged(counter=counter_out(action.counter, None)),
-        counter=action.counter.code,
-        staff=action.staff,
-    )
+def last_touched(counter: Counter, current: Ticket | None) -> datetime:
+    """When the counter was last used: its state or row changed, or its ticket was called or
+    started (`LAST_TOUCHED_SQL` in SQL)."""
+    moments = [counter.state_since, counter.updated_at]
+    if current is not None:
+        moments += [m for m in (current.last_called_at, current.served_at) if m is not None]
+    return max(moments)
+
+
+# `last_touched` of counter `c` joined with its current ticket `t` (greatest() skips NULLs).
+LAST_TOUCHED_SQL = "greatest(c.state_since, c.updated_at, t.last_called_at, t.served_at)"
 
 
 def _expired_event(row: Any) -> NewEvent:
@@ -135,17 +157,28 @@ def _expired_event(row: Any) -> NewEvent:
     )
 
 
+# The counters a close-out closes, locked in code order. The manager's (:before NULL) locks
+# every counter of the branch, closed ones too, so that none opens while it runs; the automatic
+# one only those not closed and untouched since before the boundary.
+_COUNTERS_TO_CLOSE = text(
+    f"""
+    SELECT c.code, c.state FROM counters c
+    LEFT JOIN tickets t ON t.id = c.current_ticket_id
+    WHERE c.branch = :branch
+      AND (CAST(:before AS timestamptz) IS NULL
+           OR (c.state <> '{CounterState.CLOSED}' AND {LAST_TOUCHED_SQL} < :before))
+    ORDER BY c.code
+    FOR UPDATE OF c
+    """  # noqa: S608 - constant fragments
+)
+
+
 async def _counters_to_close(
-    session: AsyncSession, branch: str, opened_before: datetime | None
+    session: AsyncSession, branch: str, untouched_before: datetime | None
 ) -> list[str]:
-    """Counters not closed; with `opened_before`, only those untouched since before it (the
-    automatic close-out leaves alone a counter whose clerk is at work on the new day)."""
-    query = select(Counter.code).where(
-        Counter.branch == branch, Counter.state != CounterState.CLOSED
-    )
-    if opened_before is not None:
-        query = query.where(func.greatest(Counter.state_since, Counter.updated_at) < opened_before)
-    return list(await session.scalars(query.order_by(Counter.code)))
+    params = {"branch": branch, "before": untouched_before}
+    rows = (await session.execute(_COUNTERS_TO_CLOSE, params)).all()
+    return [code for code, state in rows if state != CounterState.CLOSED]
 
 
 async def _run_close_out(
@@ -162,9 +195,11 @@ async def _run_close_out(
     process got to it: a counter left open stops counting as open there, even after a night
     the server was down, and what it completes counts on that day."""
     at = before[1] - LAST_INSTANT if before else now
-    run = _CloseOut(session, principal, at, events=[])
-    for code in await _counters_to_close(session, branch, before[1] if before else None):
-        await run.close_counter(branch, code)
+    # The tickets' clerks are named in the history, not whoever closed the day.
+    run = _CloseOut(session, replace(principal, staff=None), at, events=[])
+    untouched_before = before[1] if before else None
+    for code in await _counters_to_close(session, branch, untouched_before):
+        await run.close_counter(branch, code, untouched_before)
     await run.expire_left_over(branch, before[0] if before else None)
     await record_events(session, branch, at, run.events)
     return run
@@ -242,8 +277,9 @@ _DUE = text(
               AND t.business_date < d.today)
        OR EXISTS (
             SELECT 1 FROM counters c
+            LEFT JOIN tickets t ON t.id = c.current_ticket_id
             WHERE c.branch = d.code AND c.state <> '{CounterState.CLOSED}'
-              AND greatest(c.state_since, c.updated_at) < d.today_began)
+              AND {LAST_TOUCHED_SQL} < d.today_began)
     ORDER BY d.code
     """  # noqa: S608 - constant fragments
 )

@@ -169,6 +169,21 @@ def _is_unstorable_text(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in {"22021", "22P05"}
 
 
+# deadlock_detected, serialization_failure: PostgreSQL undid the transaction because it ran
+# into a simultaneous one. Nothing was changed; the same request again will go through.
+_COLLIDED = Problem(
+    409,
+    "concurrent-change",
+    "the request ran into a simultaneous change and was undone; nothing changed, retry it",
+    title="Conflict",
+)
+
+
+def _collided(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in {"40P01", "40001"}
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | TimeoutError):
         return True
@@ -227,6 +242,9 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem_response(_DB_UNAVAILABLE, request)
         if _is_unstorable_text(exc):
             return problem_response(_UNSTORABLE_TEXT, request)
+        if _collided(exc):
+            logger.warning("transaction undone by the database: %s", type(exc).__name__)
+            return problem_response(_COLLIDED, request)
         return await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -49,9 +49,9 @@ async def call_next(
     action = await begin_action(session, branch, code, principal, now)
     if action.counter.state != CounterState.OPEN:
         raise state_conflict(action.counter, "call the next ticket")
-    if action.current is not None:
+    if action.current is not None and action.current.status in AT_COUNTER:
         await complete_current(action)
-        action.current = None
+    action.current = None
     picked = (
         await session.scalars(
             select(Ticket).from_statement(PICK_NEXT_SQL).execution_options(populate_existing=True),
@@ -111,7 +111,7 @@ async def call_chosen(
     ticket = await _lock_chosen(action, ticket_id)
     if principal.role is Role.CLERK:
         _check_clerk_may_call(action, ticket)
-    if action.current is not None:
+    if action.current is not None and action.current.status in AT_COUNTER:
         await complete_current(action)
     # What PICK_NEXT_SQL sets when `next` claims a ticket.
     await update_ticket(
@@ -132,24 +132,28 @@ async def call_chosen(
 
 async def _lock_chosen(action: CounterAction, ticket_id: uuid.UUID) -> Ticket:
     """The chosen ticket of the counter's branch, locked, if it waits today; else 404 or 409.
-    FOR UPDATE waits for a transaction holding the row (a `next` claiming it, a cancel) and
-    then reads what it committed, so a ticket is never called twice; `next` skips the row
-    while this call holds it."""
+    Only a row that is waiting is locked: FOR UPDATE then waits for a transaction holding it (a
+    `next` claiming it, a cancel) and re-checks, so a ticket is never called twice; a ticket
+    at another counter is never waited for, which could deadlock with that counter's holder
+    (a close-out, another desk call). `next` skips the row while this call holds it."""
+    mine = (Ticket.id == ticket_id, Ticket.branch == action.branch.code)
     ticket = await action.session.scalar(
         select(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.branch == action.branch.code)
+        .where(*mine, Ticket.status == TicketStatus.WAITING)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
     if ticket is None:
-        raise not_found(f"ticket {ticket_id} in branch {action.branch.code}")
-    if ticket.status != TicketStatus.WAITING:
-        where = f" at counter {ticket.counter}" if ticket.counter else ""
+        found = await action.session.scalar(
+            select(Ticket).where(*mine).execution_options(populate_existing=True)
+        )
+        if found is None:
+            raise not_found(f"ticket {ticket_id} in branch {action.branch.code}")
+        where = f" at counter {found.counter}" if found.counter else ""
         raise conflict(
             "invalid-transition",
-            f"ticket {ticket.number} is {ticket.status}{where}; only a waiting ticket can be "
-            "called",
-            ticket_status=ticket.status,
+            f"ticket {found.number} is {found.status}{where}; only a waiting ticket can be called",
+            ticket_status=found.status,
         )
     refuse_earlier_day(ticket, action.branch, action.now)
     return ticket
@@ -254,6 +258,8 @@ async def transfer(
     action, ticket = await begin_ticket_action(
         session, branch, code, principal, now, verb="transfer", allowed=AT_COUNTER
     )
+    # Back in a queue, a ticket of an earlier business day would wait for nobody (SPEC §5).
+    refuse_earlier_day(ticket, action.branch, now)
 
     service, target_counter = await _transfer_target(session, branch, code, ticket, body)
     from_ = TransferredFrom(counter=code, service=ticket.service, status=ticket.status)

@@ -143,6 +143,7 @@ _FIGURES = text(
         FROM branch_events e
         JOIN tickets t ON t.id = e.ticket_id
         WHERE e.branch = :branch AND e.type = '{EventType.TICKET_EXPIRED}'
+          AND e.at >= :start  -- never before its issue: keeps to ix_branch_events_branch_type_at
           AND t.business_date = :day AND e.{_EXPIRED_FROM} <> '{TicketStatus.NO_SHOW}'
     ),
     located AS (
