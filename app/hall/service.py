@@ -37,18 +37,27 @@ _WAITING_BY_SERVICE = text(
 )
 
 # The calls of today's business day whose tickets did not expire: a screen never shows a
-# number of an earlier day, nor one the close-out expired (SPEC §5).
+# number of an earlier day, nor one the close-out expired (SPEC §5). Each type's latest calls
+# of today come from ix_branch_events_branch_type_at read backwards from the newest, bounded by
+# the day's start (a scalar subquery, computed once, so the index can use it); a few more
+# than shown, since the expired ones are dropped after.
 _TODAY = Schedule.business_date_sql("b")
+_DAY_BEGAN = (
+    f"(SELECT {Schedule.day_start_sql('b', _TODAY)} FROM branches b WHERE b.code = :branch)"  # noqa: S608
+)
+_CALLS_OF_TYPE = f"""
+    SELECT e.seq, e.at, e.type, e.data, e.ticket_id FROM branch_events e
+    WHERE e.branch = :branch AND e.type = {{type}} AND e.at >= {_DAY_BEGAN}
+    ORDER BY e.at DESC LIMIT :scan"""  # noqa: S608 - constant fragments
 _RECENT_CALLS = text(
     f"""
-    SELECT e.seq, e.at, e.type, e.data
-    FROM branches b
-    JOIN branch_events e ON e.branch = b.code
-    JOIN tickets t ON t.id = e.ticket_id
-    WHERE b.code = :branch AND e.type IN (:called, :recalled)
-      AND e.at >= {Schedule.day_start_sql("b", _TODAY)}
-      AND t.business_date >= {_TODAY} AND t.status <> '{TicketStatus.EXPIRED}'
-    ORDER BY e.seq DESC
+    SELECT c.seq, c.at, c.type, c.data
+    FROM (({_CALLS_OF_TYPE.format(type=":called")})
+          UNION ALL ({_CALLS_OF_TYPE.format(type=":recalled")})) AS c
+    JOIN tickets t ON t.id = c.ticket_id
+    WHERE t.status <> '{TicketStatus.EXPIRED}'
+      AND t.business_date >= (SELECT {_TODAY} FROM branches b WHERE b.code = :branch)
+    ORDER BY c.seq DESC
     LIMIT :n
     """  # noqa: S608 - constant fragments
 )
@@ -60,6 +69,7 @@ async def recent_calls(
     params = {
         "branch": branch,
         "now": now,
+        "scan": 3 * n,
         "n": n,
         "called": EventType.TICKET_CALLED,
         "recalled": EventType.TICKET_RECALLED,
