@@ -10,39 +10,53 @@ export const page = Object.freeze({
 });
 
 // ---------------------------------------------------------------------------------------------
-// Token: from ?token= (then kept in local storage and removed from the address bar, so it is not
-// left in history, bookmarks or screenshots) or from local storage. Never logged.
+// Settings a screen is opened with once (`?token=`, the display's `?voice=`): taken from the URL,
+// kept in local storage (`hallq.<name>.<page>.<branch>`) and removed from the address bar, so a
+// token is not left in history, bookmarks or screenshots. Never logged.
 
-const TOKEN_KEY = `hallq.token.${page.kind}.${page.branch}`;
-
-function takeTokenFromUrl() {
-  const url = new URL(window.location.href);
-  const fromUrl = url.searchParams.get('token');
-  if (fromUrl === null) return null;
-  url.searchParams.delete('token');
-  window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash);
-  return fromUrl.trim() || null;
+function storageKey(name) {
+  return `hallq.${name}.${page.kind}.${page.branch}`;
 }
 
-function readStoredToken() {
+/** The value of ?<name>= (removed from the address bar), '' when empty, null when absent. */
+function takeFromUrl(name) {
+  const url = new URL(window.location.href);
+  const fromUrl = url.searchParams.get(name);
+  if (fromUrl === null) return null;
+  url.searchParams.delete(name);
+  window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash);
+  return fromUrl.trim();
+}
+
+function readStored(name) {
   try {
-    return window.localStorage.getItem(TOKEN_KEY);
+    return window.localStorage.getItem(storageKey(name));
   } catch {
     return null;
   }
 }
 
-function storeToken(token) {
+function store(name, value) {
   try {
-    window.localStorage.setItem(TOKEN_KEY, token);
+    if (value === null) window.localStorage.removeItem(storageKey(name));
+    else window.localStorage.setItem(storageKey(name), value);
   } catch {
-    // Private mode or storage disabled: the token lives as long as the page.
+    // Private mode or storage disabled: the setting lives as long as the page.
   }
 }
 
-let token = takeTokenFromUrl();
-if (token) storeToken(token);
-else token = readStoredToken();
+/** A setting remembered from `?<name>=value`; `?<name>=` (empty) forgets it. */
+export function rememberedSetting(name) {
+  const fromUrl = takeFromUrl(name);
+  if (fromUrl === null) return readStored(name);
+  store(name, fromUrl || null);
+  return fromUrl || null;
+}
+
+// Token: from ?token= or from local storage. An empty ?token= does not forget the stored one.
+let token = takeFromUrl('token') || null;
+if (token) store('token', token);
+else token = readStored('token');
 
 export function getToken() {
   return token;
@@ -264,6 +278,33 @@ export async function api(path, { method = 'GET', body: payload, headers = {}, t
   return data;
 }
 
+/** A binary resource of this server's API (the announcement's audio), with the token, as an
+ * ArrayBuffer. Only paths under /api/v1/ on this origin: the token goes nowhere else. */
+export async function fetchBinary(path, { timeoutMs = 15000 } = {}) {
+  const url = new URL(path, window.location.origin);
+  if (url.origin !== window.location.origin || !url.pathname.startsWith('/api/v1/')) {
+    throw new ApiError(0, `not an API path: ${path}`);
+  }
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    const response = await fetch(url.pathname + url.search, {
+      headers: token ? { Authorization: `Bearer ${token}` } : {},
+      cache: 'default', // the server's headers say how long an announcement's audio keeps
+      credentials: 'omit',
+      referrerPolicy: 'no-referrer',
+      signal: abort.signal,
+    });
+    if (!response.ok) throw new ApiError(response.status, `${response.status} ${response.statusText}`);
+    return await response.arrayBuffer();
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    throw new ApiError(0, OFFLINE_DETAIL);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Fetch with the token and save the result as a file (links cannot carry a Bearer header). */
 export async function download(path, filename) {
   const response = await fetch(`/api/v1${path}`, {
@@ -360,7 +401,7 @@ export function askForToken(reason) {
     const value = input.value.trim();
     if (!value) return;
     token = value;
-    storeToken(value);
+    store('token', value);
     window.location.reload();
   });
   document.body.append(h('div', { class: 'token-overlay', id: 'token-overlay' }, form));

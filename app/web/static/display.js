@@ -1,13 +1,14 @@
 // Lobby display (综合屏): the latest call large, the last few calls, waiting per business type,
-// a ticker line. Every new call and recall is announced (chime, then zh-CN, then en).
+// a ticker line. Every new call and recall is announced (chime, then the browser's voice or the
+// server's audio: sound.js), and a small status line says which voice speaks.
 //
 // "New" means an event with a seq above the last one this screen has seen. A snapshot (first
 // connection, reconnection, a refreshed queue view) only redraws the lists, silently; a replayed
 // call older than STALE_MS (server time) is listed but not announced.
 
 import {
-  $, h, bi, setBi, counterLabel, debugState, loadBranch, requireToken,
-  serverNow, startClock,
+  $, h, bi, setBi, counterLabel, debugState, fetchBinary, loadBranch, rememberedSetting,
+  requireToken, serverNow, startClock,
 } from './common.js';
 import { Live } from './live.js';
 import { Announcer } from './sound.js';
@@ -15,10 +16,13 @@ import { Announcer } from './sound.js';
 const RECENT = 6;
 const STALE_MS = 120_000;
 const FLASH_MS = 8000;
+const BRANCH_REFRESH_MS = 5 * 60_000; // a changed announcement setting reaches the screen
 
 const state = debugState();
 state.announced = [];
 state.lastSpoken = null;
+state.played = []; // one record per rendition: sound.js's onPlayed
+state.voice = null; // what speaks: sound.js's status()
 
 const calls = new Map(); // seq -> call
 let services = [];
@@ -26,12 +30,52 @@ let latestShownSeq = null;
 let flashTimer = null;
 
 const unlockButton = $('#sound-unlock');
+const voiceStatus = $('#voice-status');
+
+function showVoice(status) {
+  state.voice = status;
+  const data = document.body.dataset;
+  data.voiceSource = status.source;
+  data.voiceMode = status.mode;
+  data.voiceName = status.voice || '';
+  data.voiceLang = status.lang || '';
+  const parts = [];
+  if (status.source === 'browser') {
+    parts.push(bi('语音', 'Voice'), ' ', h('b', { class: 'voice-name' }, status.voice), ` · ${status.lang}`);
+  } else if (status.source === 'server') {
+    parts.push(bi('服务器语音', 'Server audio'));
+    if (status.mode === 'auto') parts.push(' · ', bi('本机无中文语音', 'no Chinese voice in this browser'));
+  } else if (status.source === 'default') {
+    parts.push(bi('浏览器默认语音', 'Browser default voice'), ' · ', bi('未找到中文语音', 'no Chinese voice found'));
+  } else {
+    parts.push(bi('无语音合成', 'No speech synthesis'));
+  }
+  if (status.preferred && !status.found) {
+    parts.push(' · ', bi('未找到', 'not found:'), ` “${status.preferred}”`);
+  }
+  voiceStatus.replaceChildren(h('span', { class: 'voice-icon', 'aria-hidden': 'true' }, '🔊'), ...parts);
+  voiceStatus.title = voiceStatus.textContent;
+}
+
 const announcer = new Announcer({
+  voiceSetting: rememberedSetting('voice'),
+  fetchAudio: (url) => fetchBinary(url),
   onSpeak(item) {
     state.lastSpoken = item;
     document.body.dataset.lastSpoken = `${item.zh} ${item.en}`;
     document.body.dataset.lastSpokenSeq = String(item.seq);
   },
+  onPlayed(record) {
+    state.played.push(record);
+    const data = document.body.dataset;
+    data.playedCount = String(state.played.length);
+    data.lastPlayedVia = record.via;
+    if (record.via === 'server') {
+      data.lastAudio = record.url;
+      data.lastAudioDuration = String(record.duration);
+    }
+  },
+  onStatus: showVoice,
   onNeedsGesture() {
     unlockButton.hidden = false;
   },
@@ -200,7 +244,15 @@ function onEvent(event) {
   const age = serverNow().getTime() - Date.parse(event.at || '');
   if (Number.isFinite(age) && age > STALE_MS) return; // replayed from long ago: listed, not news
   const words = announcementOf(call);
-  const item = { seq: call.seq, type: call.type, number: call.ticket.number, zh: words.zh, en: words.en };
+  const item = {
+    seq: call.seq,
+    type: call.type,
+    number: call.ticket.number,
+    zh: words.zh,
+    en: words.en,
+    audio: (call.announcement && call.announcement.audio) || null,
+    receivedAt: performance.now(),
+  };
   state.announced.push(item);
   document.body.dataset.announcedCount = String(state.announced.length);
   if (latestShownSeq === call.seq) flash();
@@ -209,7 +261,11 @@ function onEvent(event) {
 
 if (requireToken()) {
   startClock($('#clock'));
-  loadBranch();
+  const settle = (branch) => {
+    if (branch) announcer.configure(branch.announcement);
+  };
+  loadBranch().then(settle);
+  setInterval(() => loadBranch().then(settle), BRANCH_REFRESH_MS);
   if (announcer.blocked) unlockButton.hidden = false;
   const live = new Live({ onView, onEvent });
   state.live = live;
