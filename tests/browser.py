@@ -3,13 +3,24 @@
 Browser tests use Playwright for Python with Debian's Chromium (`/usr/bin/chromium`, or
 HALLQ_CHROMIUM) against a real uvicorn process (tests/servers.py). Where no Chromium is
 installed they skip and say how to install it; with CI set they fail instead. The fixtures
-`hall` and `browser` (tests/conftest.py) are built from what is here.
+`hall`, `browser` and `speech_browser` (tests/conftest.py) are built from what is here.
+
+`speech_browser` is Chromium as on a Linux lobby PC: headed, on its own Xvfb display, with
+`--enable-speech-dispatcher` and a private speech-dispatcher (espeak-ng) whose sound goes to
+libao's null driver, so utterances start and end without a sound card.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +42,15 @@ BRANCH_NAME = "示范营业厅 Demo hall"
 TIMEOUT_MS = 20_000
 
 
+def require(problem: str | None) -> None:
+    """Skip with the reason, or fail when CI is set: there the browser tests must run."""
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}; CI is set, so the browser tests must run")
+    pytest.skip(problem)
+
+
 def require_browser() -> None:
     problem = None
     if not CHROMIUM.exists():
@@ -43,10 +63,144 @@ def require_browser() -> None:
             import playwright.async_api  # noqa: F401
         except ImportError:
             problem = "Playwright for Python is missing: `.venv/bin/pip install -e '.[dev]'`"
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{problem}; CI is set, so the browser tests must run")
-        pytest.skip(problem)
+    require(problem)
+
+
+SPEECH_PACKAGES = "xvfb speech-dispatcher speech-dispatcher-espeak-ng espeak-ng"
+SPEECHD_CONFIG = Path("/etc/speech-dispatcher")
+SPEECHD_ESPEAK = Path("/usr/lib/speech-dispatcher-modules/sd_espeak-ng")
+
+
+def require_speech() -> None:
+    """Xvfb, speech-dispatcher and its espeak-ng module (what `.ci/run` installs)."""
+    missing = [
+        name
+        for name, present in [
+            ("Xvfb", shutil.which("Xvfb") is not None),
+            ("speech-dispatcher", shutil.which("speech-dispatcher") is not None),
+            ("speech-dispatcher's espeak-ng module", SPEECHD_ESPEAK.exists()),
+            ("its configuration", (SPEECHD_CONFIG / "speechd.conf").exists()),
+        ]
+        if not present
+    ]
+    if missing:
+        require(
+            f"no {', '.join(missing)}: the headed speech test needs them "
+            f"(Debian/Ubuntu: `apt-get install {SPEECH_PACKAGES}`)"
+        )
+
+
+def _wait(check: Any, what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def xvfb() -> Iterator[str]:
+    """An Xvfb server on a free display (Xvfb picks it: -displayfd); yields `:N`."""
+    read_fd, write_fd = os.pipe()
+    process = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    os.close(write_fd)
+    try:
+        ready, _, _ = select.select([read_fd], [], [], 15)
+        number = os.read(read_fd, 64).decode().strip() if ready else ""
+        if not number.isdigit():
+            process.kill()
+            _, err = process.communicate(timeout=5)
+            raise RuntimeError(f"Xvfb did not start: {err.decode(errors='replace')[-2000:]}")
+        yield f":{number}"
+    finally:
+        os.close(read_fd)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@contextlib.contextmanager
+def speech_dispatcher() -> Iterator[dict[str, str]]:
+    """A private speech-dispatcher: its own socket and configuration (sound to libao's null
+    driver). Yields the environment a browser needs to find it (XDG_RUNTIME_DIR)."""
+    with tempfile.TemporaryDirectory(prefix="hallq-speechd-") as tmp:
+        root = Path(tmp)
+        runtime = root / "run"
+        (runtime / "speech-dispatcher").mkdir(parents=True, mode=0o700)
+        runtime.chmod(0o700)
+        config = root / "config"
+        shutil.copytree(SPEECHD_CONFIG, config)
+        with (config / "speechd.conf").open("a") as conf:
+            conf.write('\nAudioOutputMethod "libao"\n')
+        home = root / "home"
+        home.mkdir()
+        (home / ".libao").write_text("default_driver=null\n")
+        socket = runtime / "speech-dispatcher" / "speechd.sock"
+        env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
+        log = (root / "speechd.log").open("w")
+        process = subprocess.Popen(
+            [
+                *("speech-dispatcher", "--run-single", "--timeout", "0"),
+                *("--config-dir", str(config)),
+                *("--communication-method", "unix_socket", "--socket-path", str(socket)),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait(lambda: socket.exists() or process.poll() is not None, "speech-dispatcher")
+            if process.poll() is not None:
+                log.flush()
+                output = (root / "speechd.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"speech-dispatcher did not start: {output}")
+            yield {"XDG_RUNTIME_DIR": str(runtime), "SPEECHD_ADDRESS": f"unix_socket:{socket}"}
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+            log.close()
+
+
+@contextlib.asynccontextmanager
+async def launched_chromium(
+    *,
+    headless: bool = True,
+    args: tuple[str, ...] = (),
+    env: dict[str, str | float | bool] | None = None,
+) -> AsyncIterator[Any]:
+    require_browser()
+    from playwright.async_api import async_playwright
+    from playwright.async_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=TIMEOUT_MS)
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=headless,
+            # A lobby TV is configured to make sound without a touch first (docs/ui.md).
+            args=["--autoplay-policy=no-user-gesture-required", *args],
+            env=env,
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
 
 
 class Hall:

@@ -15,7 +15,14 @@ from app.core.clock import ManualClock
 from app.core.migrations import upgrade
 from app.core.settings import Settings
 from app.main import create_app
-from tests.browser import CHROMIUM, TIMEOUT_MS, Hall, require_browser
+from tests.browser import (
+    Hall,
+    launched_chromium,
+    require_browser,
+    require_speech,
+    speech_dispatcher,
+    xvfb,
+)
 from tests.db import TestServer, start_test_server
 from tests.helpers import ADMIN_TOKEN
 
@@ -101,20 +108,20 @@ async def hall(request: pytest.FixtureRequest, database_url: str) -> AsyncIterat
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium: it lists no speech voices at all."""
+    async with launched_chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def speech_browser() -> AsyncIterator[Any]:
+    """Chromium as on a Linux lobby PC: headed on a private Xvfb display, speaking through a
+    private speech-dispatcher with espeak-ng (tests/browser.py)."""
     require_browser()
-    from playwright.async_api import async_playwright
-    from playwright.async_api import expect as playwright_expect
-
-    playwright_expect.set_options(timeout=TIMEOUT_MS)
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            # A lobby TV is configured to make sound without a touch first (docs/ui.md).
-            args=["--autoplay-policy=no-user-gesture-required"],
-        )
-        try:
+    require_speech()
+    with xvfb() as display, speech_dispatcher() as speech_env:
+        env: dict[str, str | float | bool] = {**os.environ, **speech_env, "DISPLAY": display}
+        async with launched_chromium(
+            headless=False, args=("--enable-speech-dispatcher",), env=env
+        ) as launched:
             yield launched
-        finally:
-            await launched.close()
