@@ -42,7 +42,10 @@ def debian_espeak_ng() -> list[dict[str, Any]]:
     return voices
 
 
-MANDARIN_ESPEAK = "Chinese (Mandarin, latin as English) espeak-ng"
+# espeak-ng 1.51's plain `cmn` voice reads most characters as English words (voice.js): the
+# pinyin one speaks the announcement.
+MANDARIN_ESPEAK = "Chinese (Mandarin, latin as Pinyin) espeak-ng"
+MANDARIN_ESPEAK_LANG = "cmn-LATN-PINYIN"
 CANTONESE_ESPEAK = "Chinese (Cantonese) espeak-ng"
 
 # Chrome on Windows 11 with the Chinese (Simplified) language pack: the system's voices, then
@@ -179,12 +182,15 @@ async def test_linux_espeak_ng_mandarin_is_labelled_cmn(voice_page):
     without_mandarin = [v for v in voices if not v["lang"].startswith("cmn")]
     assert await choose(voice_page, without_mandarin) is None
     assert await choose(voice_page, [v for v in voices if v["lang"] == "hak"]) is None
-    # The pinyin reading when it is the only Mandarin voice; a named variant when asked for.
-    only_pinyin = [v for v in voices if v["lang"] != "cmn"]
-    assert await choose(voice_page, only_pinyin) == "Chinese (Mandarin, latin as Pinyin) espeak-ng"
+    # The "latin as English" one when it is the only Mandarin voice; a variant when named.
+    no_pinyin = [v for v in voices if v["lang"] != MANDARIN_ESPEAK_LANG]
+    assert await choose(voice_page, no_pinyin) == "Chinese (Mandarin, latin as English) espeak-ng"
+    assert await choose(voice_page, voices, preferred="cmn") == (
+        "Chinese (Mandarin, latin as English) espeak-ng"
+    )
     assert (
-        await choose(voice_page, voices, preferred="Chinese (Mandarin, latin as English)+Linda")
-        == "Chinese (Mandarin, latin as English)+Linda espeak-ng"
+        await choose(voice_page, voices, preferred="Chinese (Mandarin, latin as Pinyin)+Linda")
+        == "Chinese (Mandarin, latin as Pinyin)+Linda espeak-ng"
     )
     assert await english(voice_page, voices) == "English (America) espeak-ng"
 
@@ -251,8 +257,8 @@ async def test_preferred_voice_wins(voice_page):
     # Even a voice of another language, when that is what the screen asks for.
     assert await choose(voice_page, MACOS, preferred="Samantha") == "Samantha"
     espeak = debian_espeak_ng()
-    assert await choose(voice_page, espeak, preferred="pinyin") == (
-        "Chinese (Mandarin, latin as Pinyin) espeak-ng"
+    assert await choose(voice_page, espeak, preferred="latin as english") == (
+        "Chinese (Mandarin, latin as English) espeak-ng"
     )
     assert await choose(voice_page, espeak, preferred="yue") == CANTONESE_ESPEAK
 
@@ -288,10 +294,10 @@ async def test_language_tags_normalised(voice_page):
         assert await call(voice_page, "normaliseLang", lang) == expected, lang
     kinds = {
         "zh-CN": ["mandarin", 0],
-        "cmn": ["mandarin", 0],
+        "cmn-LATN-PINYIN": ["mandarin", 0],
         "zh-Hans-CN": ["mandarin", 0],
         "zh": ["mandarin", 1],
-        "cmn-LATN-PINYIN": ["mandarin", 1],
+        "cmn": ["mandarin", 1],
         "zh-TW": ["mandarin", 2],
         "zh-Hant": ["mandarin", 2],
         "zh-HK": ["cantonese", 1],
@@ -335,7 +341,8 @@ async def test_modes_choose_voice_or_server_audio(voice_page):
     # auto: a Chinese voice on this machine speaks; without one, the server's audio plays.
     linux = await plans(voice_page, debian_espeak_ng(), auto)
     assert linux["status"]["source"] == "browser"
-    assert (linux["status"]["voice"], linux["status"]["lang"]) == (MANDARIN_ESPEAK, "cmn")
+    assert linux["status"]["voice"] == MANDARIN_ESPEAK
+    assert linux["status"]["lang"] == MANDARIN_ESPEAK_LANG
     assert linux["withAudio"] == "browser"
     headless = await plans(voice_page, [], auto)
     assert headless["status"]["source"] == "server"
@@ -423,7 +430,8 @@ async def call_next(hall: Any, counter: str = "1", who: str = "s1") -> dict[str,
 
 async def test_headed_chromium_with_espeak_ng_speaks_mandarin(hall, speech_browser):
     """A Debian lobby PC as docs/ui.md sets it up: Chromium headed, --enable-speech-dispatcher,
-    speech-dispatcher with espeak-ng. The page finds the `cmn` voice and speaks with it."""
+    speech-dispatcher with espeak-ng. The page finds the Mandarin voice (`cmn-LATN-PINYIN`; not
+    labelled zh-*) and speaks with it."""
     errors: list[str] = []
     context = await speech_browser.new_context(
         viewport={"width": 1920, "height": 1080}, locale="zh-CN", timezone_id="Asia/Shanghai"
@@ -436,9 +444,10 @@ async def test_headed_chromium_with_espeak_ng_speaks_mandarin(hall, speech_brows
     await expect(body).to_have_attribute("data-connection", "live")
     # The voices arrive a moment after the page (voiceschanged); the status line follows.
     await expect(body).to_have_attribute("data-voice-source", "browser")
-    await expect(body).to_have_attribute("data-voice-lang", "cmn")
+    await expect(body).to_have_attribute("data-voice-lang", MANDARIN_ESPEAK_LANG)
     await expect(body).to_have_attribute("data-voice-name", MANDARIN_ESPEAK)
-    await expect(display.locator("#voice-status")).to_contain_text(f"{MANDARIN_ESPEAK} · cmn")
+    status = display.locator("#voice-status")
+    await expect(status).to_contain_text(f"{MANDARIN_ESPEAK} · {MANDARIN_ESPEAK_LANG}")
     voices = await display.evaluate(
         "speechSynthesis.getVoices().map(v => ({name: v.name, lang: v.lang}))"
     )
@@ -446,7 +455,7 @@ async def test_headed_chromium_with_espeak_ng_speaks_mandarin(hall, speech_brows
         {(v["name"], v["lang"]) for v in voices if "+" not in v["name"] and "Chinese" in v["name"]}
     )
     print(f"\nChromium under Xvfb lists {len(voices)} voices; Chinese ones: {chinese}")
-    assert (MANDARIN_ESPEAK, "cmn") in chinese
+    assert (MANDARIN_ESPEAK, MANDARIN_ESPEAK_LANG) in chinese
 
     await hall.issue("a")
     await call_next(hall)
@@ -454,7 +463,7 @@ async def test_headed_chromium_with_espeak_ng_speaks_mandarin(hall, speech_brows
     await expect(body).to_have_attribute("data-played-count", "1")
     [record] = await played(display)
     assert record["via"] == "browser"
-    assert (record["voice"], record["lang"]) == (MANDARIN_ESPEAK, "cmn")
+    assert (record["voice"], record["lang"]) == (MANDARIN_ESPEAK, MANDARIN_ESPEAK_LANG)
     assert record["spoken"] == "end", record  # the engine spoke it through to the end
     assert fetched == []  # a Chinese voice here: the server's audio is not needed
     assert errors == []

@@ -7,6 +7,11 @@
 // (Mandarin, latin as English) espeak-ng") and `cmn-LATN-PINYIN`. So Chinese is matched by
 // language family, mainland Mandarin first. Cantonese (`yue`, and `zh-HK`/`zh-MO`, which every
 // vendor uses for Cantonese voices) is only chosen when the branch asks for it.
+//
+// Recorded on Debian 12 (tests/data/voices-debian-espeak-ng.json): Chromium lists 13,362 voices,
+// the Chinese ones "Chinese (Mandarin, latin as Pinyin) espeak-ng" (`cmn-LATN-PINYIN`),
+// "Chinese (Mandarin, latin as English) espeak-ng" (`cmn`), two Cantonese (`yue`) and Hakka
+// (`hak`), each also with 101 "+variant" voices.
 
 /** `zh_CN` -> `zh-cn`; Android's `zh-CN-#Hans` -> `zh-cn-hans`. */
 export function normaliseLang(lang) {
@@ -27,8 +32,13 @@ const CANTONESE_REGIONS = new Set(['hk', 'mo']);
 
 /**
  * How a voice's language serves a Chinese announcement: `mandarin` with a rank (0 mainland,
- * 1 generic or pinyin-reading, 2 Taiwan), `cantonese`, or null (not Chinese, or another
+ * 1 generic, 2 Taiwan), `cantonese` (0 `yue`, 1 `zh-HK`), or null (not Chinese, or another
  * Chinese language such as Hakka).
+ *
+ * espeak-ng's Mandarin comes twice: `cmn-latn-pinyin` ("latin as Pinyin") and `cmn` ("latin as
+ * English"). espeak-ng 1.51 (Debian 12) spells most characters in pinyin and the `cmn` voice
+ * then reads that pinyin as English words (请 comes out as "king three"), so the pinyin one
+ * ranks with the mainland voices and plain `cmn` after them.
  */
 export function chineseKind(lang) {
   const tags = normaliseLang(lang).split('-');
@@ -39,9 +49,8 @@ export function chineseKind(lang) {
   const mandarinMarked = primary === 'cmn' || rest.includes('cmn') || rest.includes('hans');
   if (!mandarinMarked && rest.some((tag) => CANTONESE_REGIONS.has(tag))) return { kind: 'cantonese', rank: 1 };
   if (rest.includes('tw') || rest.includes('hant')) return { kind: 'mandarin', rank: 2 };
-  if (rest.includes('latn')) return { kind: 'mandarin', rank: 1 }; // espeak-ng's pinyin reading
-  if (rest.includes('cn') || rest.includes('hans') || primary === 'cmn') return { kind: 'mandarin', rank: 0 };
-  return { kind: 'mandarin', rank: 1 }; // bare `zh`, `zh-SG`, …
+  if (rest.includes('cn') || rest.includes('hans') || rest.includes('pinyin')) return { kind: 'mandarin', rank: 0 };
+  return { kind: 'mandarin', rank: 1 }; // bare `zh` or `cmn`, `zh-SG`, …
 }
 
 /** Does a voice setting (`?voice=`, the branch's `announcement.voice`) ask for Cantonese? */
@@ -102,8 +111,8 @@ export function findPreferred(voices, preferred) {
  *
  * `preferred`: a voice setting (see findPreferred); it wins when it matches a voice.
  * `cantonese`: the branch asks for Cantonese: Cantonese voices first, then Mandarin.
- * Otherwise Mandarin only: mainland (`zh-CN`, `zh-Hans`, `cmn`), then generic (`zh`, pinyin
- * readings), then Taiwan (`zh-TW`).
+ * Otherwise Mandarin only: mainland (`zh-CN`, `zh-Hans`, espeak-ng's `cmn-latn-pinyin`), then
+ * generic (`zh`, `cmn`), then Taiwan (`zh-TW`).
  */
 export function chooseVoice(voices, { preferred = null, cantonese = false } = {}) {
   const list = Array.from(voices || []);
