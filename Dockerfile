@@ -19,6 +19,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HALLQ_WORKERS=2 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/hallq-prometheus
+# espeak-ng renders the announcements as audio (docs/announcements.md); its voices come in the
+# Debian package, nothing is downloaded at run time. Not pinned (DL3008): Debian's security
+# updates replace the version a pin would name.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends espeak-ng \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 hallq \
  && useradd --system --uid 10001 --gid hallq --home-dir /app --shell /usr/sbin/nologin hallq
 COPY --from=build /opt/venv /opt/venv

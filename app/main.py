@@ -10,6 +10,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.announcements.engine import SpeechEngine
+from app.announcements.views import router as announcements_router
 from app.branches.views import router as branches_router
 from app.business_day.views import router as business_day_router
 from app.core.clock import Clock, SystemClock
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             _start_database(app, settings, started)
             _start_stream(app, settings, started)
             _start_background_tasks(app, settings, started)
+            _start_speech(app, settings, started)
             # Start-up's objects live as long as the process: frozen, full collections skip them
             # (docs/performance.md, gc.freeze). Only once: tests start many apps in one process.
             if not gc.get_freeze_count():
@@ -85,6 +88,7 @@ ROUTERS = (
     business_day_router,
     desk_router,
     queue_router,
+    announcements_router,
     reports_router,
     stream_router,
     events_router,
@@ -144,3 +148,15 @@ def _start_background_tasks(app: FastAPI, settings: Settings, started: AsyncExit
         app.state.sessionmaker, app.state.clock, settings.alerts_interval_s
     )
     started.push_async_callback(stop_task, housekeeping)
+
+
+def _start_speech(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:
+    """The speech engine that renders announcements as audio, with this process's cache."""
+    speech = SpeechEngine(
+        settings.speech_engine,
+        timeout_s=settings.speech_timeout_s,
+        concurrency=settings.speech_concurrency,
+        cache_bytes=int(settings.speech_cache_mb * 2**20),
+    )
+    started.push_async_callback(speech.close)
+    app.state.speech = speech

@@ -488,10 +488,13 @@ async def test_the_announcement_uses_the_counter_name_and_branch_wording(client,
     t = await issue(client)
     await act(client, "1", "next", hall["s1"])
     called = (await ticket(client, t["id"]))["history"][1]["data"]
+    audio = called["announcement"].pop("audio")
     assert called["announcement"] == {
         "zh": "请A001号到3号窗口办理",
         "en": "Ticket A001, please go to counter 3",
     }
+    # Its audio (tests/test_announcement_audio.py): by ticket number and counter code.
+    assert audio.startswith("/api/v1/branches/hz01/announcements/A001/1/"), audio
     assert called["ticket"] == {
         "id": t["id"],
         "number": "A001",
@@ -515,4 +518,7 @@ async def test_the_announcement_uses_the_counter_name_and_branch_wording(client,
     )
     await act(client, "1", "recall", hall["s1"])
     recalled = (await ticket(client, t["id"]))["history"][-1]["data"]
+    new_audio = recalled["announcement"].pop("audio")
     assert recalled["announcement"] == {"zh": "A001号请到3号台", "en": "A001 to desk 3"}
+    # New words, new audio: another version of the same call's path.
+    assert new_audio != audio and new_audio.rsplit("/", 1)[0] == audio.rsplit("/", 1)[0]

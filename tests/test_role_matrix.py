@@ -26,6 +26,7 @@ from fastapi.routing import APIWebSocketRoute
 
 from app.auth.permissions import BRANCH_ROLES, Action
 from app.core.settings import Settings
+from app.counters.announcement import AUDIO_ROUTE, announcement, audio_version
 from app.main import create_app
 from tests.helpers import ADMIN, ADMIN_TOKEN, assert_problem, bearer, ok
 
@@ -171,6 +172,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/branches/{branch}/reports/daily"): Rule(
         Action.READ_REPORTS, MANAGER, frozenset({200})
     ),
+    # -- a call's announcement as audio (SPEC §3: a display token or better)
+    ("GET", AUDIO_ROUTE): Rule(Action.HEAR_ANNOUNCEMENTS, READERS, frozenset({200})),
 }
 
 ROLES = ["admin", "manager", "clerk", "kiosk", "display", "monitor"]
@@ -279,6 +282,15 @@ async def _url(client: httpx.AsyncClient, path: str, role: str, branch: str, hal
         "counter": _counter(role),
         "ticket_id": hall.tickets[branch],
     }
+    if "{version}" in path:
+        # The audio of ticket A001's call to the role's counter, in the branch's default words.
+        counter = await ok(
+            await client.get(
+                f"/api/v1/branches/{branch}/counters/{values['counter']}", headers=ADMIN
+            )
+        )
+        values["number"] = "A001"
+        values["version"] = audio_version(announcement("A001", counter["name"]), rate=1.0)
     if "{token_id}" in path:
         # A fresh kiosk token of the target branch to revoke.
         body = {"role": "kiosk", "branch": branch, "label": "to revoke"}

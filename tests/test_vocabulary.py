@@ -16,7 +16,14 @@ import httpx
 import pytest
 from sqlalchemy import CheckConstraint
 
-from app.core.vocabulary import AlertKind, Channel, CounterState, Priority, TicketStatus
+from app.core.vocabulary import (
+    AlertKind,
+    AnnouncementMode,
+    Channel,
+    CounterState,
+    Priority,
+    TicketStatus,
+)
 from app.models import Base
 
 # check constraint -> (table, the enum whose values it allows)
@@ -26,6 +33,7 @@ CONSTRAINTS: dict[str, tuple[str, type[StrEnum]]] = {
     "ck_tickets_channel": ("tickets", Channel),
     "ck_counters_state": ("counters", CounterState),
     "ck_alerts_kind": ("alerts", AlertKind),
+    "ck_branches_announcement_mode": ("branches", AnnouncementMode),
 }
 
 _QUOTED = re.compile(r"'([^']*)'")
@@ -70,6 +78,6 @@ def test_migrated_check_constraints_list_the_enum_values(database_url: str) -> N
 
 async def test_openapi_lists_the_enum_values(client: httpx.AsyncClient) -> None:
     components = (await client.get("/openapi.json")).json()["components"]["schemas"]
-    for enum in (TicketStatus, Priority, Channel, CounterState, AlertKind):
+    for enum in (TicketStatus, Priority, Channel, CounterState, AlertKind, AnnouncementMode):
         assert components[enum.__name__]["enum"] == values_of(enum)
         assert components[enum.__name__]["type"] == "string"

@@ -36,6 +36,7 @@ class Action(StrEnum):
     PRIORITISE_TICKET = "change a ticket's priority"
     PICK_TICKET = "call a chosen ticket"
     READ_TICKET_NOTES = "read staff notes in a ticket's history"
+    HEAR_ANNOUNCEMENTS = "fetch announcements as audio"
 
 
 # Branch-scoped roles allowed each action on their own branch (on any, for an action of
@@ -66,6 +67,8 @@ BRANCH_ROLES: dict[Action, frozenset[Role]] = {
     Action.PICK_TICKET: frozenset({Role.MANAGER, Role.CLERK}),
     # What staff wrote in a history (a priority change's reason): not for kiosks and screens.
     Action.READ_TICKET_NOTES: frozenset({Role.MANAGER, Role.CLERK}),
+    # The server's audio of a call: for the lobby screens, and for whoever reads the stream.
+    Action.HEAR_ANNOUNCEMENTS: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
 }
 BRANCHLESS: frozenset[Action] = frozenset({Action.READ_EVENT_SCHEMA})
 MONITOR_ACTIONS: frozenset[Action] = frozenset({Action.READ_METRICS, Action.READ_EVENT_SCHEMA})

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Double,
     ForeignKey,
     Integer,
     Text,
@@ -20,10 +21,33 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
+from app.core.vocabulary import AnnouncementMode, sql_list
+
+# The range of `announcement_rate` (app/branches/schemas.py refuses others with a 422).
+ANNOUNCEMENT_RATE_MIN, ANNOUNCEMENT_RATE_MAX = 0.5, 2.0
+ANNOUNCEMENT_REPEAT_MAX = 3
+ANNOUNCEMENT_VOICE_MAX = 100
 
 
 class Branch(Base):
     __tablename__ = "branches"
+    __table_args__ = (
+        CheckConstraint(
+            f"announcement_mode IN {sql_list(AnnouncementMode)}", name="announcement_mode"
+        ),
+        CheckConstraint(
+            f"announcement_repeat BETWEEN 1 AND {ANNOUNCEMENT_REPEAT_MAX}",
+            name="announcement_repeat",
+        ),
+        CheckConstraint(
+            f"announcement_rate BETWEEN {ANNOUNCEMENT_RATE_MIN} AND {ANNOUNCEMENT_RATE_MAX}",
+            name="announcement_rate",
+        ),
+        CheckConstraint(
+            f"char_length(announcement_voice) <= {ANNOUNCEMENT_VOICE_MAX}",
+            name="announcement_voice",
+        ),
+    )
 
     code: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
@@ -42,6 +66,13 @@ class Branch(Base):
     # Announcement wording per branch; NULL uses the built-in templates.
     announcement_zh: Mapped[str | None] = mapped_column(Text)
     announcement_en: Mapped[str | None] = mapped_column(Text)
+    # How screens speak a call (browser voice, the server's audio, or either), how many times,
+    # how fast (1.0: each engine's normal speed), and the browser voice screens prefer (a
+    # name as the browser lists it; NULL: the display chooses a Chinese voice itself).
+    announcement_mode: Mapped[str] = mapped_column(Text, server_default=AnnouncementMode.AUTO)
+    announcement_repeat: Mapped[int] = mapped_column(Integer, server_default="1")
+    announcement_rate: Mapped[float] = mapped_column(Double, server_default="1.0")
+    announcement_voice: Mapped[str | None] = mapped_column(Text)
     # The last per-branch event sequence number handed out (see app.events.service).
     event_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

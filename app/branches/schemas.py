@@ -14,20 +14,59 @@ from pydantic import (
 )
 
 from app.branches.hours import clock_change_at, parse_day_start, parse_hours
+from app.branches.models import (
+    ANNOUNCEMENT_RATE_MAX,
+    ANNOUNCEMENT_RATE_MIN,
+    ANNOUNCEMENT_REPEAT_MAX,
+    ANNOUNCEMENT_VOICE_MAX,
+)
 from app.core.codes import Name
+from app.core.vocabulary import AnnouncementMode
 
 HHMM = Annotated[str, StringConstraints(max_length=5)]
 Template = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
+VoiceName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=ANNOUNCEMENT_VOICE_MAX)
+]
+
+
 class Announcement(BaseModel):
-    """Announcement wording: `{number}`, and `{counter}` (the counter's name) or `{place}`
-    (the counter as spoken: "3号窗口" for a counter named "3"); see app.counters.announcement."""
+    """How calls are announced: the wording, `{number}`, and `{counter}` (the counter's name)
+    or `{place}` (the counter as spoken: "3号窗口" for a counter named "3"), see
+    app.counters.announcement; and how screens speak it (docs/announcements.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
     zh: Template | None = None
     en: Template | None = None
+    mode: AnnouncementMode = Field(
+        default=AnnouncementMode.AUTO,
+        description="browser: screens speak with a browser voice and calls carry no audio; "
+        "server: screens play the audio hallq renders; auto: a Chinese browser voice if the "
+        "screen has one, else the audio",
+    )
+    repeat: Annotated[int, Field(ge=1, le=ANNOUNCEMENT_REPEAT_MAX)] = Field(
+        default=1, description="how many times screens speak each call, 1-3"
+    )
+    rate: Annotated[float, Field(ge=ANNOUNCEMENT_RATE_MIN, le=ANNOUNCEMENT_RATE_MAX)] = Field(
+        default=1.0,
+        description="speech rate, 0.5-2.0 (1.0: normal), for browser voices and the server's "
+        "audio; kept to two decimals",
+    )
+    voice: VoiceName | None = Field(
+        default=None,
+        description="the browser voice screens prefer, by name (e.g. Microsoft Huihui); null: "
+        "the screen picks a Chinese voice itself",
+    )
+
+    @field_validator("rate")
+    @classmethod
+    def _two_decimals(cls, value: float) -> float:
+        # The rate is part of the audio's version (app/counters/announcement.py): 1.0 and
+        # 1.0000001 must not render, and cache, twice.
+        return round(value, 2)
 
     @field_validator("zh", "en")
     @classmethod

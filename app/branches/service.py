@@ -23,6 +23,7 @@ from app.branches.schemas import (
 )
 from app.core.config_cache import forget_config
 from app.core.errors import conflict, not_found
+from app.core.vocabulary import AnnouncementMode
 
 
 async def _upsert_and_commit(
@@ -75,10 +76,25 @@ async def put_branch(session: AsyncSession, code: str, body: BranchIn, now: date
         "requeue_after": body.requeue_after,
         "announcement_zh": announcement.zh,
         "announcement_en": announcement.en,
+        "announcement_mode": announcement.mode,
+        "announcement_repeat": announcement.repeat,
+        "announcement_rate": announcement.rate,
+        "announcement_voice": announcement.voice,
         "day_starts_at": parse_day_start(body.day_starts_at),
         "clerks_may_pick": body.clerks_may_pick,
     }
     return await _upsert_and_commit(session, Branch, {"code": code}, values, now)
+
+
+def announcement_of(branch: Branch) -> Announcement:
+    return Announcement(
+        zh=branch.announcement_zh,
+        en=branch.announcement_en,
+        mode=AnnouncementMode(branch.announcement_mode),
+        repeat=branch.announcement_repeat,
+        rate=branch.announcement_rate,
+        voice=branch.announcement_voice,
+    )
 
 
 def branch_out(branch: Branch) -> BranchOut:
@@ -91,7 +107,7 @@ def branch_out(branch: Branch) -> BranchOut:
         issue_cutoff_min=branch.issue_cutoff_min,
         min_open_counters=branch.min_open_counters,
         requeue_after=branch.requeue_after,
-        announcement=Announcement(zh=branch.announcement_zh, en=branch.announcement_en),
+        announcement=announcement_of(branch),
         day_starts_at=branch.day_starts_at.strftime("%H:%M"),
         clerks_may_pick=branch.clerks_may_pick,
     )

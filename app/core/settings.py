@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     issue_rate_per_minute: int = Field(default=60, ge=0)
     # Largest request body accepted (bytes); bigger ones get 413.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Announcements rendered as audio (app/announcements, docs/announcements.md): the espeak-ng
+    # command (a name on PATH or a path), how long one render may take, how many engine
+    # processes run at once per server process, and the per-process cache of rendered audio.
+    speech_engine: str = Field(default="espeak-ng", min_length=1)
+    speech_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    speech_concurrency: int = Field(default=2, ge=1, le=64)
+    speech_cache_mb: float = Field(default=32.0, ge=0, le=4096)
     log_level: str = "INFO"
 
     @field_validator("database_url")

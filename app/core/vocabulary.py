@@ -1,7 +1,8 @@
 """The fixed vocabularies of the domain (ticket status, priority, channel, counter state, alert
-kind), each a StrEnum defined once, here at the bottom so that the models' check constraints,
-the API's schemas, the calling order and the event catalog all use the same one. Their members
-are the wire and database values themselves: `TicketStatus.WAITING == "waiting"`."""
+kind, announcement mode), each a StrEnum defined once, here at the bottom so that the models'
+check constraints, the API's schemas, the calling order and the event catalog all use the same
+one. Their members are the wire and database values themselves: `TicketStatus.WAITING ==
+"waiting"`."""
 
 from __future__ import annotations
 
@@ -59,6 +60,16 @@ class AlertKind(StrEnum):
     LONG_WAIT = "long_wait"
     QUEUE_LENGTH = "queue_length"
     TOO_FEW_COUNTERS = "too_few_counters"
+
+
+class AnnouncementMode(StrEnum):
+    """How a branch's lobby screens speak a call (SPEC §3): `browser` with the browser's own
+    voice (no server audio), `server` by playing the audio hallq renders, `auto` with a Chinese
+    browser voice if the screen has one, else the server's audio."""
+
+    BROWSER = "browser"
+    SERVER = "server"
+    AUTO = "auto"
 
 
 def sql_list(values: Iterable[str]) -> str:

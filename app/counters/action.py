@@ -17,8 +17,8 @@ from app.auth.permissions import Principal, Role, forbidden
 from app.branches.models import Branch
 from app.branches.service import get_branch
 from app.core.errors import conflict, not_found
-from app.core.vocabulary import CounterState, TicketStatus
-from app.counters.announcement import announcement
+from app.core.vocabulary import AnnouncementMode, CounterState, TicketStatus
+from app.counters.announcement import announcement, with_audio
 from app.counters.models import Counter
 from app.counters.schemas import CounterOut
 from app.counters.service import counter_out, locking_counter
@@ -71,11 +71,22 @@ class CounterAction:
         return CounterRef(code=self.counter.code, name=self.counter.name)
 
     def announce(self, ticket: Ticket) -> CallAnnouncement:
-        return announcement(
+        """The call's words, and the path of their audio unless the branch's screens speak
+        with browser voices only."""
+        words = announcement(
             ticket.number,
             self.counter.name,
             zh_template=self.branch.announcement_zh,
             en_template=self.branch.announcement_en,
+        )
+        if self.branch.announcement_mode == AnnouncementMode.BROWSER:
+            return words
+        return with_audio(
+            words,
+            branch=self.branch.code,
+            number=ticket.number,
+            counter=self.counter.code,
+            rate=self.branch.announcement_rate,
         )
 
     async def set_counter(self, **values: object) -> None:

@@ -40,7 +40,7 @@ class EventType(StrEnum):
 class _Part(BaseModel):
     """A piece of event data. Fields a model does not declare are dropped, never written (mypy
     refuses them where an event is built: `init_forbid_extra`), and ignored when the history is
-    read: a later version may add fields (SPEC §3's `announcement.audio`)."""
+    read: a later version may add fields, as `announcement.audio` was added."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -60,10 +60,16 @@ class CounterRef(_Part):
 
 
 class CallAnnouncement(_Part):
-    """What the lobby speaker says, in Chinese and English (the branch's templates filled in)."""
+    """What the lobby speaker says, in Chinese and English (the branch's templates filled in),
+    and where to fetch it as audio rendered by the server (docs/announcements.md)."""
 
     zh: str
     en: str
+    audio: str | None = Field(
+        default=None,
+        description="the path of this announcement as audio (GET with a display token or "
+        "better; audio/wav), or null when the branch's announcement mode is browser",
+    )
 
 
 class CurrentTicket(TicketRef):

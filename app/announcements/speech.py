@@ -1,0 +1,74 @@
+"""How an announcement is said, as opposed to how it is written: the words the speech engine
+gets for a call.
+
+The screens show "请A001号到3号窗口办理"; said that way, an engine reads "A001" as "A one"
+or "A thousand and one" and an alphanumeric counter "A3" as a pinyin syllable. A hall says a
+ticket number letter by letter and digit by digit ("A 零零一", "A zero zero one"), so the
+number is put into the branch's templates in that spoken form, and letters are set apart from
+digits in the counter's name. Everything else is the branch's own wording.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.counters.announcement import DEFAULT_EN, DEFAULT_ZH, places
+
+ZH_DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")
+_TICKET_NUMBER = re.compile(r"^([A-Z]+)([0-9]+)$")
+# Between a letter and a digit, either way round: "A3" -> "A 3".
+_LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
+
+
+@dataclass(frozen=True)
+class Speech:
+    """What the engine says, and how fast (1.0: its normal speed). Equal speeches render to
+    equal audio, which is what the audio cache relies on."""
+
+    zh: str
+    en: str
+    rate: float
+
+
+def _parts(number: str) -> tuple[str, str]:
+    match = _TICKET_NUMBER.match(number)
+    return (match.group(1), match.group(2)) if match else ("", number)
+
+
+def number_zh(number: str) -> str:
+    """A001 -> "A零零一", AB012 -> "A B零一二": Mandarin reads the digits one by one."""
+    letters, digits = _parts(number)
+    return " ".join(letters) + digits.translate(ZH_DIGITS)
+
+
+def number_en(number: str) -> str:
+    """A001 -> "A0 0 1": the digits one by one. The first stays joined to the letters, or a
+    lone "A" would be read as the article."""
+    letters, digits = _parts(number)
+    return letters + " ".join(digits)
+
+
+def set_apart(name: str) -> str:
+    """A3号窗口 -> "A 3号窗口": letters and digits as separate words."""
+    return _LETTER_DIGIT.sub(" ", name)
+
+
+def spoken(
+    number: str,
+    counter_name: str,
+    *,
+    zh_template: str | None,
+    en_template: str | None,
+    rate: float,
+) -> Speech:
+    """The call of `number` to the counter named `counter_name`, as the engine should say it
+    (the branch's templates, as app.counters.announcement fills them for the screens)."""
+    place_zh, place_en = places(counter_name)
+    zh = (zh_template or DEFAULT_ZH).format(
+        number=number_zh(number), counter=set_apart(counter_name), place=set_apart(place_zh)
+    )
+    en = (en_template or DEFAULT_EN).format(
+        number=number_en(number), counter=counter_name, place=place_en
+    )
+    return Speech(zh=zh, en=en, rate=rate)
