@@ -211,6 +211,7 @@ class Hall:
         self.env = env
         self.server = start_server(database_url, env=env)
         self.tokens: dict[str, str] = {}
+        self.branch: dict[str, Any] = {}
 
     @property
     def url(self) -> str:
@@ -239,6 +240,7 @@ class Hall:
                 "min_open_counters": min_open_counters,
             }
             await ok(await http.put(f"/api/v1/branches/{BRANCH}", json=body, headers=ADMIN), 201)
+            self.branch = body
             for code, (name, prefix, target) in DEMO_SERVICES.items():
                 body = {"name": name, "prefix": prefix, "target_wait_s": target}
                 await ok(
@@ -287,6 +289,12 @@ class Hall:
         async with self.http() as http:
             response = await http.request(method, f"/api/v1{path}", headers=headers, **kwargs)
             return await ok(response, status)
+
+    async def set_announcement(self, **announcement: Any) -> dict[str, Any]:
+        """The branch's announcement settings (SPEC §3: mode, repeat, rate, voice)."""
+        body = {**self.branch, "announcement": announcement}
+        branch: dict[str, Any] = await self.api("PUT", f"/branches/{BRANCH}", json=body)
+        return branch
 
     async def issue(self, service: str, priority: str = "normal") -> dict[str, Any]:
         body = {"service": service, "priority": priority}

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.web.views import STATIC_DIR
-from tests.browser import BRANCH, expect, watch_console
+from tests.browser import BRANCH, expect, new_context, watch_console
 from tests.db import ROOT
 
 # ------------------------------------------------------------------------------------------------
@@ -496,3 +497,99 @@ async def test_voice_setting_is_remembered_and_cleared(hall, browser):
     assert (await display.evaluate("window.hallq.voice"))["preferred"] is None
     await expect(display.locator("#voice-status")).not_to_contain_text("Tingting")
     await context.close()
+
+
+async def open_display(browser: Any, hall: Any, errors: list[str]) -> Any:
+    context = await new_context(browser, 1920, 1080)
+    display = await context.new_page()
+    watch_console(display, errors)
+    await display.goto(hall.page_url(f"/display/{BRANCH}", "display"))
+    await expect(display.locator("body")).to_have_attribute("data-connection", "live")
+    return display
+
+
+async def test_headless_auto_plays_the_server_audio_without_delaying_the_call(hall, browser):
+    """Headless Chromium has no voice at all: in `auto` (the default) the display plays the
+    audio the server rendered. The call is on screen while the audio is still on its way."""
+    errors: list[str] = []
+    display = await open_display(browser, hall, errors)
+    body = display.locator("body")
+    await expect(body).to_have_attribute("data-voice-source", "server")
+    await expect(display.locator("#voice-status")).to_contain_text("Server audio")
+    fetched = audio_requests(display)
+    # The server's audio is held back for 3 s on its way to the page.
+    release = asyncio.Event()
+
+    async def slow_audio(route: Any) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await display.route("**/announcements/**", slow_audio)
+    await hall.issue("a")
+    await call_next(hall)
+    await expect(display.locator("#now-number")).to_have_text("A001", timeout=3000)
+    await expect(display.locator("#now-text")).to_contain_text("请A001号到1号窗口办理")
+    [announced] = await display.evaluate("window.hallq.announced")
+    audio = announced["audio"]
+    assert audio and audio.startswith(f"/api/v1/branches/{BRANCH}/announcements/A001/1/"), audio
+    assert audio.endswith(".wav")
+    assert await played(display) == []
+    await asyncio.sleep(1)
+    release.set()
+
+    await expect(body).to_have_attribute("data-played-count", "1")
+    [record] = await played(display)
+    assert record["via"] == "server" and record["error"] is None, record
+    assert record["url"] == audio and fetched == [f"{hall.url}{audio}"]
+    # Chinese, a pause, English: a few seconds of audio.
+    assert 2 < record["duration"] < 15, record
+    assert record["fetchMs"] >= 1000  # it waited for the audio, the screen did not
+    await expect(body).to_have_attribute("data-last-audio", audio)
+    assert float(await body.get_attribute("data-last-audio-duration")) == record["duration"]
+    assert errors == []
+
+
+async def test_server_mode_repeat_two_and_a_recall(hall, browser):
+    await hall.set_announcement(mode="server", repeat=2)
+    errors: list[str] = []
+    display = await open_display(browser, hall, errors)
+    body = display.locator("body")
+    await expect(body).to_have_attribute("data-voice-mode", "server")
+    fetched = audio_requests(display)
+    await hall.issue("a")
+    await call_next(hall)
+    await expect(body).to_have_attribute("data-played-count", "2", timeout=40_000)
+    first, second = await played(display)
+    assert first["via"] == second["via"] == "server"
+    assert first["url"] == second["url"] and first["seq"] == second["seq"]
+    assert first["duration"] == second["duration"] > 2
+    assert len(fetched) == 1  # fetched once, played twice
+
+    # A recall is announced again, twice, with the same audio.
+    await hall.counter("1", "recall", who="s1")
+    await expect(body).to_have_attribute("data-played-count", "4", timeout=40_000)
+    records = await played(display)
+    assert records[2]["seq"] == records[3]["seq"] > first["seq"]
+    assert records[2]["url"] == first["url"] and records[3]["error"] is None
+    assert errors == []
+
+
+async def test_browser_mode_never_fetches_audio(hall, browser):
+    await hall.set_announcement(mode="browser")
+    errors: list[str] = []
+    display = await open_display(browser, hall, errors)
+    body = display.locator("body")
+    # No voice in headless Chromium: the browser's default voice it is, and the line says so.
+    await expect(body).to_have_attribute("data-voice-source", "default")
+    await expect(display.locator("#voice-status")).to_contain_text("no Chinese voice found")
+    fetched = audio_requests(display)
+    await hall.issue("a")
+    await call_next(hall)
+    await expect(display.locator("#now-number")).to_have_text("A001")
+    await expect(body).to_have_attribute("data-played-count", "1", timeout=20_000)
+    [record] = await played(display)
+    assert record["via"] == "browser" and record["url"] is None
+    [announced] = await display.evaluate("window.hallq.announced")
+    assert announced["audio"] is None  # SPEC §3: no audio in browser mode
+    assert fetched == []
+    assert errors == []

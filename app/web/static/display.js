@@ -32,6 +32,7 @@ let flashTimer = null;
 const unlockButton = $('#sound-unlock');
 const voiceStatus = $('#voice-status');
 
+/** The status line: which voice speaks, for whoever sets up the TV (docs/ui.md). */
 function showVoice(status) {
   state.voice = status;
   const data = document.body.dataset;
@@ -39,21 +40,21 @@ function showVoice(status) {
   data.voiceMode = status.mode;
   data.voiceName = status.voice || '';
   data.voiceLang = status.lang || '';
-  const parts = [];
+  const parts = [h('span', { class: 'voice-label' }, bi('播报', 'Voice'), ' ')];
   if (status.source === 'browser') {
-    parts.push(bi('语音', 'Voice'), ' ', h('b', { class: 'voice-name' }, status.voice), ` · ${status.lang}`);
+    parts.push(h('b', { class: 'voice-name' }, status.voice), ` · ${status.lang}`);
   } else if (status.source === 'server') {
-    parts.push(bi('服务器语音', 'Server audio'));
+    parts.push(h('b', {}, bi('服务器音频', 'Server audio')));
     if (status.mode === 'auto') parts.push(' · ', bi('本机无中文语音', 'no Chinese voice in this browser'));
   } else if (status.source === 'default') {
-    parts.push(bi('浏览器默认语音', 'Browser default voice'), ' · ', bi('未找到中文语音', 'no Chinese voice found'));
+    parts.push(h('b', {}, bi('浏览器默认语音', 'Browser default')), ' · ', bi('未找到中文语音', 'no Chinese voice found'));
   } else {
-    parts.push(bi('无语音合成', 'No speech synthesis'));
+    parts.push(h('b', {}, bi('无', 'None')), ' · ', bi('浏览器不支持语音合成', 'no speech synthesis'));
   }
   if (status.preferred && !status.found) {
     parts.push(' · ', bi('未找到', 'not found:'), ` “${status.preferred}”`);
   }
-  voiceStatus.replaceChildren(h('span', { class: 'voice-icon', 'aria-hidden': 'true' }, '🔊'), ...parts);
+  voiceStatus.replaceChildren(...parts);
   voiceStatus.title = voiceStatus.textContent;
 }
 
