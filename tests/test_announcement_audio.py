@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import statistics
+import sys
 import time
 import wave
 from pathlib import Path
@@ -20,7 +21,14 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.announcements.engine import AudioCache, SpeechEngine, SpeechUnavailable, join_wav
-from app.announcements.speech import Speech, number_en, number_zh, set_apart, spoken
+from app.announcements.speech import (
+    Speech,
+    chinese_runs,
+    number_en,
+    number_zh,
+    set_apart,
+    spoken,
+)
 from app.core.clock import ManualClock
 from app.core.settings import Settings
 from app.main import create_app
@@ -349,6 +357,37 @@ async def test_an_engine_that_fails_answers_503(tmp_path):
         await garbage.wav(Speech("请", "please", 1.0))
 
 
+# An engine that says each character as one frame, and writes down how it was asked.
+RECORDING_ENGINE = """#!{python}
+import sys, wave
+text = sys.stdin.buffer.read().decode().strip()
+voice, wpm = sys.argv[sys.argv.index("-v") + 1], sys.argv[sys.argv.index("-s") + 1]
+with open({log!r}, "a") as log:
+    log.write(f"{{voice}} {{wpm}} {{text}}\\n")
+with wave.open(sys.stdout.buffer, "wb") as out:
+    out.setnchannels(1); out.setsampwidth(2); out.setframerate(1000)
+    out.writeframes(b"\\1\\0" * len(text))
+"""
+
+
+async def test_the_engine_says_chinese_in_mandarin_and_english_in_english(tmp_path):
+    log = tmp_path / "said.log"
+    command = tmp_path / "recording-espeak-ng"
+    command.write_text(RECORDING_ENGINE.format(python=sys.executable, log=str(log)))
+    command.chmod(0o755)
+    engine = SpeechEngine(str(command))
+    speech = Speech("请A零零一号到VIP室办理", "Ticket A0 0 1, please go to VIP室", 1.5)
+    params, _ = parse_wav(await engine.wav(speech))
+    said = sorted(log.read_text().splitlines())
+    assert said == [
+        "cmn-latn-pinyin 262 室",
+        "cmn-latn-pinyin 262 请A零零一号到VIP室办理",
+        "en-us 262 Ticket A0 0 1, please go to VIP",
+    ]
+    # The Chinese, half a second of silence, the English runs one after the other.
+    assert params.nframes == len(speech.zh) + 500 + len("Ticket A0 0 1, please go to VIP") + 1
+
+
 def _wav(frames: bytes, framerate: int = 22050) -> bytes:
     out = io.BytesIO()
     with wave.open(out, "wb") as writer:
@@ -395,6 +434,16 @@ def test_numbers_and_names_are_said_letter_by_letter_and_digit_by_digit():
     )
     own = spoken("A001", "VIP室", zh_template="{number}请到{counter}", en_template=None, rate=0.8)
     assert own.zh == "A零零一请到VIP室" and own.en == "Ticket A0 0 1, please go to VIP室"
+    assert chinese_runs(own.en) == [("Ticket A0 0 1, please go to VIP", False), ("室", True)]
+    assert chinese_runs("go to 综合业务，谢谢. Thanks!") == [
+        ("go to", False),
+        ("综合业务，谢谢", True),
+        (". Thanks!", False),
+    ]
+    assert chinese_runs("Ticket A0 0 1, please go to 1号窗口。") == [
+        ("Ticket A0 0 1, please go to 1", False),
+        ("号窗口。", True),
+    ]
 
 
 # -- on a real server: the stream, and how soon a screen has the audio ---------------------------

@@ -1,5 +1,5 @@
 """The speech engine: espeak-ng, run as a command, turns a `Speech` into one WAV file, the
-Chinese words, a short pause, the English words.
+Chinese words, a short pause, the English words (their Chinese runs said in Mandarin).
 
 espeak-ng is a Debian package (`apt-get install espeak-ng`) with its voices inside; nothing is
 downloaded at run time. Each text is one `espeak-ng` process (text on stdin, so no text can
@@ -24,7 +24,7 @@ import wave
 from collections import OrderedDict
 from collections.abc import Callable
 
-from app.announcements.speech import Speech
+from app.announcements.speech import Speech, chinese_runs
 from app.core.errors import Problem
 
 log = logging.getLogger("hallq.announcements")
@@ -143,12 +143,13 @@ class SpeechEngine:
         executable = self._executable()
         self.renders += 1
         wpm = str(words_per_minute(speech.rate))
-        parts = await asyncio.gather(
-            self._say(executable, ZH_VOICE, wpm, speech.zh),
-            self._say(executable, EN_VOICE, wpm, speech.en),
-        )
+        english = [
+            self._say(executable, ZH_VOICE if chinese else EN_VOICE, wpm, run)
+            for run, chinese in chinese_runs(speech.en)
+        ]
+        zh, *en = await asyncio.gather(self._say(executable, ZH_VOICE, wpm, speech.zh), *english)
         try:
-            audio = join_wav(list(parts))
+            audio = join_wav([zh, join_wav(en, pause_s=0.0)]) if en else join_wav([zh])
         except (wave.Error, EOFError, ValueError) as exc:
             log.warning("%s wrote audio that cannot be read: %s", self.command, exc)
             raise SpeechUnavailable(

@@ -5,7 +5,8 @@ The screens show "请A001号到3号窗口办理"; said that way, an engine reads
 or "A thousand and one" and an alphanumeric counter "A3" as a pinyin syllable. A hall says a
 ticket number letter by letter and digit by digit ("A 零零一", "A zero zero one"), so the
 number is put into the branch's templates in that spoken form, and letters are set apart from
-digits in the counter's name. Everything else is the branch's own wording.
+digits in the counter's name. Everything else is the branch's own wording; the Chinese in the
+English words (a counter named "VIP室") is said by the Mandarin voice (`chinese_runs`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from app.counters.announcement import DEFAULT_EN, DEFAULT_ZH, places
 
 ZH_DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")
+# Chinese characters and punctuation (CJK radicals to unified ideographs, compatibility
+# ideographs, full-width forms).
+_CHINESE = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+")
 _TICKET_NUMBER = re.compile(r"^([A-Z]+)([0-9]+)$")
 # Between a letter and a digit, either way round: "A3" -> "A 3".
 _LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
@@ -47,6 +51,19 @@ def number_en(number: str) -> str:
     lone "A" would be read as the article."""
     letters, digits = _parts(number)
     return letters + " ".join(digits)
+
+
+def chinese_runs(text: str) -> list[tuple[str, bool]]:
+    """`text` cut into runs of Chinese (True) and of other characters (False), runs with
+    nothing to say left out. An English voice reads each Chinese character as "Chinese
+    letter": in the English words, a place named in Chinese ("VIP室") is said in Mandarin."""
+    runs: list[tuple[str, bool]] = []
+    at = 0
+    for match in _CHINESE.finditer(text):
+        runs += [(text[at : match.start()], False), (match.group(), True)]
+        at = match.end()
+    runs.append((text[at:], False))
+    return [(run.strip(), chinese) for run, chinese in runs if any(c.isalnum() for c in run)]
 
 
 def set_apart(name: str) -> str:
