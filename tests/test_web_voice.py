@@ -593,3 +593,24 @@ async def test_browser_mode_never_fetches_audio(hall, browser):
     assert announced["audio"] is None  # SPEC §3: no audio in browser mode
     assert fetched == []
     assert errors == []
+
+
+async def test_audio_that_cannot_be_had_falls_back_to_a_browser_voice(hall, browser):
+    """A server without espeak-ng answers 503: the call is still said, by a browser voice."""
+    await hall.set_announcement(mode="server")
+    errors: list[str] = []
+    display = await open_display(browser, hall, errors)
+    body = display.locator("body")
+
+    async def engine_missing(route: Any) -> None:
+        await route.fulfill(status=503, content_type="application/problem+json", body="{}")
+
+    await display.route("**/announcements/**", engine_missing)
+    await hall.issue("a")
+    await call_next(hall)
+    await expect(body).to_have_attribute("data-played-count", "2", timeout=20_000)
+    failed, said = await played(display)
+    assert failed["via"] == "server" and failed["error"] == "503 Service Unavailable", failed
+    assert said["via"] == "browser" and said["seq"] == failed["seq"]
+    await expect(display.locator("#now-number")).to_have_text("A001")
+    assert errors == []

@@ -203,8 +203,8 @@ export class Announcer {
     }
   }
 
-  async speakTimes(item, times, from = 0) {
-    for (let i = from; i < times; i += 1) {
+  async speakTimes(item, times) {
+    for (let i = 0; i < times; i += 1) {
       if (i > 0) await sleep(REPEAT_GAP_MS);
       const voice = this.zhVoice;
       const started = performance.now();
@@ -253,8 +253,7 @@ export class Announcer {
   async decode(data) {
     const context = this.audioContext();
     if (!context) throw new Error('no WebAudio');
-    // decodeAudioData detaches the buffer it is given.
-    return context.decodeAudioData(data.slice(0));
+    return context.decodeAudioData(data);
   }
 
   /** Play a decoded buffer; resolves when it ended (or could not play). */
