@@ -119,15 +119,21 @@ def xvfb() -> Iterator[str]:
         yield f":{number}"
     finally:
         os.close(read_fd)
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        _stop(process)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a helper process, killing it if it does not go within 5 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
 
 
 @contextlib.contextmanager
@@ -167,12 +173,7 @@ def speech_dispatcher() -> Iterator[dict[str, str]]:
                 raise RuntimeError(f"speech-dispatcher did not start: {output}")
             yield {"XDG_RUNTIME_DIR": str(runtime), "SPEECHD_ADDRESS": f"unix_socket:{socket}"}
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            _stop(process)
             log.close()
 
 
