@@ -99,6 +99,7 @@ async def test_services(client):
         "target_wait_s": 600,
         "max_wait_s": 1800,
         "queue_alert_per_counter": 10,
+        "guide": None,
     }
     assert (await client.put(f"{B}/services/a", json=svc, headers=ADMIN)).status_code == 200
     updated = await ok(
@@ -140,6 +141,7 @@ async def test_staff(client):
         "code": "s1",
         "name": "王芳",
         "role": "clerk",
+        "number": None,
     }
     assert_problem(
         await client.put(f"{B}/staff/s2", json={"name": "x", "role": "boss"}, headers=ADMIN), 422

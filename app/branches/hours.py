@@ -2,7 +2,8 @@
 
 Pure functions over the branch's configuration and a local time, so they test on their own.
 Hours are given per weekday in the branch's timezone as [start, end) periods; "24:00" may end
-a day. Periods do not cross midnight: split them into two days' periods instead.
+a day. Periods do not cross midnight: split them into two days' periods instead. Special hours
+(SPEC §7) are date ranges whose own weekly hours replace the branch's for the dates they cover.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
+from typing import Any
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
 Period = tuple[int, int]  # minutes since local midnight, [start, end)
+WeeklyHours = dict[str, list[Period]]
+
+# How many special-hours ranges a branch may have (app/branches/schemas.py refuses more).
+SPECIAL_HOURS_MAX = 100
 
 
 def parse_day_start(value: str) -> time:
@@ -81,14 +87,63 @@ def parse_hours(hours: Mapping[str, Sequence[Sequence[str]]]) -> dict[str, list[
 
 
 @dataclass(frozen=True)
+class SpecialHours:
+    """Weekly hours that replace the branch's from `first` to `last`, both included."""
+
+    first: date
+    last: date
+    hours: WeeklyHours
+
+    def covers(self, day: date) -> bool:
+        return self.first <= day <= self.last
+
+    def describe(self) -> str:
+        return f"{self.first.isoformat()}..{self.last.isoformat()}"
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def parse_special_hours(ranges: Sequence[Mapping[str, Any]]) -> tuple[SpecialHours, ...]:
+    """Validate a branch's `special_hours` ([{from, to, hours}], dates as `date` or ISO text);
+    raises ValueError saying what is wrong. Returns the ranges in date order."""
+    if len(ranges) > SPECIAL_HOURS_MAX:
+        raise ValueError(f"special_hours: at most {SPECIAL_HOURS_MAX} ranges")
+    parsed = []
+    for entry in ranges:
+        first, last = _as_date(entry["from"]), _as_date(entry["to"])
+        if last < first:
+            raise ValueError(
+                f"special_hours: {first.isoformat()}..{last.isoformat()}: 'to' is before 'from'"
+            )
+        try:
+            hours = parse_hours(entry["hours"])
+        except ValueError as exc:
+            raise ValueError(
+                f"special_hours {first.isoformat()}..{last.isoformat()}: {exc}"
+            ) from None
+        parsed.append(SpecialHours(first, last, hours))
+    parsed.sort(key=lambda special: special.first)
+    for earlier, later in pairwise(parsed):
+        if later.first <= earlier.last:
+            raise ValueError(
+                f"special_hours: {earlier.describe()} and {later.describe()} overlap "
+                "(a date can have one set of hours)"
+            )
+    return tuple(parsed)
+
+
+@dataclass(frozen=True)
 class Schedule:
     """A branch's opening rules, in its own timezone."""
 
     tz: ZoneInfo
-    hours: dict[str, list[Period]] | None  # None: always open
+    hours: WeeklyHours | None  # None: always open (outside special hours)
     holidays: frozenset[date]
     issue_cutoff_min: int = 0
     day_starts_at: time = time(0)
+    special: tuple[SpecialHours, ...] = ()  # in date order, never overlapping
 
     @classmethod
     def from_config(
@@ -98,6 +153,7 @@ class Schedule:
         holidays: Sequence[str],
         issue_cutoff_min: int,
         day_starts_at: time = time(0),
+        special_hours: Sequence[Mapping[str, Any]] = (),
     ) -> Schedule:
         return cls(
             tz=ZoneInfo(timezone),
@@ -105,6 +161,7 @@ class Schedule:
             holidays=frozenset(date.fromisoformat(d) for d in holidays),
             issue_cutoff_min=issue_cutoff_min,
             day_starts_at=day_starts_at,
+            special=parse_special_hours(special_hours),
         )
 
     def business_date(self, when: datetime) -> date:
@@ -135,12 +192,21 @@ class Schedule:
         """The moment business day `day` begins; it ends where `day + 1` begins."""
         return datetime.combine(day, self.day_starts_at, self.tz)
 
+    def hours_on(self, day: date) -> WeeklyHours | None:
+        """The weekly hours that apply on `day`: a special range's if one covers it, else the
+        branch's (None: always open). Holidays are not considered here."""
+        for special in self.special:
+            if special.covers(day):
+                return special.hours
+        return self.hours
+
     def _periods(self, day: date) -> list[Period]:
         if day in self.holidays:
             return []
-        if self.hours is None:
+        hours = self.hours_on(day)
+        if hours is None:
             return [(0, 24 * 60)]
-        return self.hours.get(WEEKDAYS[day.weekday()], [])
+        return hours.get(WEEKDAYS[day.weekday()], [])
 
     def is_business_hours(self, when: datetime) -> bool:
         """Within opening hours (ignoring the issue cut-off)."""

@@ -27,6 +27,7 @@ from app.core.vocabulary import AnnouncementMode, sql_list
 ANNOUNCEMENT_RATE_MIN, ANNOUNCEMENT_RATE_MAX = 0.5, 2.0
 ANNOUNCEMENT_REPEAT_MAX = 3
 ANNOUNCEMENT_VOICE_MAX = 100
+STAFF_NUMBER_MAX = 16
 
 
 class Branch(Base):
@@ -54,6 +55,9 @@ class Branch(Base):
     timezone: Mapped[str] = mapped_column(Text)
     # {"mon": [["09:00", "17:00"]], ...} in the branch's timezone; NULL means always open.
     hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # [{"from": "2026-07-01", "to": "2026-08-31", "hours": {...}}] in date order (SPEC §7): for
+    # the dates of a range its hours replace `hours`. Validated by app/branches/schemas.py.
+    special_hours: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
     holidays: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     issue_cutoff_min: Mapped[int] = mapped_column(Integer, server_default="0")
     min_open_counters: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -99,13 +103,19 @@ class Service(Base):
     # not. NULL disables it for the type.
     max_wait_s: Mapped[int | None] = mapped_column(Integer)
     queue_alert_per_counter: Mapped[int] = mapped_column(Integer, server_default="10")
+    # {"zh": ..., "en": ...}: shown by the kiosk after the choice and printed on the ticket;
+    # NULL: no guide.
+    guide: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Staff(Base):
     __tablename__ = "staff"
-    __table_args__ = (CheckConstraint("role IN ('clerk', 'manager')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('clerk', 'manager')", name="role"),
+        CheckConstraint(f"char_length(number) <= {STAFF_NUMBER_MAX}", name="number"),
+    )
 
     branch: Mapped[str] = mapped_column(
         Text, ForeignKey("branches.code", ondelete="CASCADE"), primary_key=True
@@ -113,5 +123,6 @@ class Staff(Base):
     code: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(Text)
+    number: Mapped[str | None] = mapped_column(Text)  # 工号, optional
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -11,19 +11,41 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
-from app.branches.hours import clock_change_at, parse_day_start, parse_hours
+from app.branches.hours import (
+    SPECIAL_HOURS_MAX,
+    clock_change_at,
+    parse_day_start,
+    parse_hours,
+    parse_special_hours,
+)
 from app.branches.models import (
     ANNOUNCEMENT_RATE_MAX,
     ANNOUNCEMENT_RATE_MIN,
     ANNOUNCEMENT_REPEAT_MAX,
     ANNOUNCEMENT_VOICE_MAX,
+    STAFF_NUMBER_MAX,
 )
 from app.core.codes import Name
 from app.core.vocabulary import AnnouncementMode
 
 HHMM = Annotated[str, StringConstraints(max_length=5)]
+# {"mon": [["09:00", "12:00"], ["13:00", "17:00"]], ...}: up to two periods a day.
+WeeklyHoursIn = dict[
+    str, Annotated[list[Annotated[list[HHMM], Field(max_length=2)]], Field(max_length=8)]
+]
+GUIDE_MAX = 500
+GuideText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=GUIDE_MAX)
+]
+StaffNumber = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=STAFF_NUMBER_MAX
+    ),
+]
 Template = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
@@ -83,15 +105,38 @@ class Announcement(BaseModel):
         return value
 
 
+class SpecialHoursRange(BaseModel):
+    """Hours for the dates `from` to `to` (both included), replacing the weekly hours there."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: date = Field(alias="from", description="the first date of the range")
+    to: date = Field(description="the last date of the range (the same date: one day)")
+    hours: WeeklyHoursIn = Field(
+        description="weekly hours as `hours`; a weekday left out is closed within the range"
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> SpecialHoursRange:
+        parse_special_hours([self.as_config()])
+        return self
+
+    def as_config(self) -> dict[str, Any]:
+        """As stored (JSONB) and as `Schedule.from_config` takes it."""
+        return {"from": self.from_.isoformat(), "to": self.to.isoformat(), "hours": self.hours}
+
+
 class BranchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    hours: (
-        dict[str, Annotated[list[Annotated[list[HHMM], Field(max_length=2)]], Field(max_length=8)]]
-        | None
-    ) = None
+    hours: WeeklyHoursIn | None = None
+    special_hours: Annotated[list[SpecialHoursRange], Field(max_length=SPECIAL_HOURS_MAX)] = Field(
+        default=[],
+        description="date ranges whose hours replace the weekly hours (summer hours, a special "
+        "day); they may not overlap; holidays still close the day",
+    )
     holidays: Annotated[list[date], Field(max_length=400)] = []
     issue_cutoff_min: Annotated[int, Field(ge=0, le=720)] = 0
     min_open_counters: Annotated[int, Field(ge=0, le=1000)] = 0
@@ -130,6 +175,12 @@ class BranchIn(BaseModel):
             ) from None
         return value
 
+    @field_validator("special_hours")
+    @classmethod
+    def _no_overlaps(cls, value: list[SpecialHoursRange]) -> list[SpecialHoursRange]:
+        parse_special_hours([special.as_config() for special in value])
+        return sorted(value, key=lambda special: special.from_)
+
     @field_validator("hours")
     @classmethod
     def _valid_hours(
@@ -145,6 +196,7 @@ class BranchOut(BaseModel):
     name: str
     timezone: str
     hours: dict[str, list[list[str]]] | None
+    special_hours: list[SpecialHoursRange]
     holidays: list[date]
     issue_cutoff_min: int
     min_open_counters: int
@@ -157,6 +209,16 @@ class BranchOut(BaseModel):
 PrefixStr = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,3}$")]
 
 
+class Guide(BaseModel):
+    """What a customer should know after choosing the type (documents to bring, a self-service
+    hint, where to wait): the kiosk shows it and prints it on the ticket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    zh: GuideText
+    en: GuideText | None = None
+
+
 class ServiceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -165,6 +227,9 @@ class ServiceIn(BaseModel):
     target_wait_s: Annotated[int, Field(ge=1, le=86400)] = 600
     max_wait_s: Annotated[int, Field(ge=1, le=86400)] | None = 1800
     queue_alert_per_counter: Annotated[int, Field(ge=1, le=1000)] = 10
+    guide: Guide | None = Field(
+        default=None, description=f"{{zh, en?}}, at most {GUIDE_MAX} characters each"
+    )
 
 
 class ServiceOut(BaseModel):
@@ -174,6 +239,7 @@ class ServiceOut(BaseModel):
     target_wait_s: int
     max_wait_s: int | None
     queue_alert_per_counter: int
+    guide: Guide | None
 
 
 class StaffIn(BaseModel):
@@ -183,12 +249,17 @@ class StaffIn(BaseModel):
     role: Annotated[str, StringConstraints(pattern=r"^(clerk|manager)$")] = Field(
         description="clerk or manager"
     )
+    number: StaffNumber | None = Field(
+        default=None,
+        description=f"the staff number (工号), 1-{STAFF_NUMBER_MAX} letters, digits, '-' or '_'",
+    )
 
 
 class StaffOut(BaseModel):
     code: str
     name: str
     role: str
+    number: str | None
 
 
 class BranchConfigOut(BranchOut):

@@ -17,8 +17,10 @@ from app.branches.schemas import (
     BranchConfigOut,
     BranchIn,
     BranchOut,
+    Guide,
     ServiceIn,
     ServiceOut,
+    SpecialHoursRange,
     StaffIn,
 )
 from app.core.config_cache import forget_config
@@ -61,6 +63,7 @@ def schedule_of(branch: Branch) -> Schedule:
         branch.holidays,
         branch.issue_cutoff_min,
         branch.day_starts_at,
+        branch.special_hours,
     )
 
 
@@ -70,6 +73,7 @@ async def put_branch(session: AsyncSession, code: str, body: BranchIn, now: date
         "name": body.name,
         "timezone": body.timezone,
         "hours": body.hours,
+        "special_hours": [special.as_config() for special in body.special_hours],
         "holidays": sorted(d.isoformat() for d in body.holidays),
         "issue_cutoff_min": body.issue_cutoff_min,
         "min_open_counters": body.min_open_counters,
@@ -103,6 +107,7 @@ def branch_out(branch: Branch) -> BranchOut:
         name=branch.name,
         timezone=branch.timezone,
         hours=branch.hours,
+        special_hours=[SpecialHoursRange.model_validate(s) for s in branch.special_hours],
         holidays=[date.fromisoformat(d) for d in branch.holidays],
         issue_cutoff_min=branch.issue_cutoff_min,
         min_open_counters=branch.min_open_counters,
@@ -143,6 +148,7 @@ def service_out(service: Service) -> ServiceOut:
         target_wait_s=service.target_wait_s,
         max_wait_s=service.max_wait_s,
         queue_alert_per_counter=service.queue_alert_per_counter,
+        guide=None if service.guide is None else Guide.model_validate(service.guide),
     )
 
 
@@ -168,7 +174,7 @@ async def put_staff(
         session,
         Staff,
         {"branch": branch, "code": code},
-        {"name": body.name, "role": body.role},
+        {"name": body.name, "role": body.role, "number": body.number},
         now,
     )
 

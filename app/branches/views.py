@@ -86,4 +86,4 @@ async def put_staff(
     """Create or update a staff member (201 created, 200 updated)."""
     created = await branches.put_staff(session, branch, staff, body, request.app.state.clock.now())
     _created_status(response, created)
-    return StaffOut(code=staff, name=body.name, role=body.role)
+    return StaffOut(code=staff, name=body.name, role=body.role, number=body.number)

@@ -123,6 +123,12 @@ def problem_response(problem: Problem, request: Request | None = None) -> JSONRe
     )
 
 
+def _where_and_why(loc: list[str], msg: str) -> str:
+    """`body.special_hours: ranges ... overlap`: the field and pydantic's message (which names
+    the rule, not the input), so a form can show the detail as it is."""
+    return f"{'.'.join(loc)}: {msg.removeprefix('Value error, ')}"
+
+
 def _validation_problem(exc: RequestValidationError) -> Problem:
     errors = []
     for err in exc.errors():
@@ -136,7 +142,7 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
         # Never echo the input back: it may hold a phone number or a token.
         loc = [str(part) for part in err.get("loc", ())]
         errors.append({"loc": loc, "msg": err.get("msg", "invalid"), "type": err.get("type")})
-    where = ", ".join(".".join(e["loc"]) for e in errors[:5]) or "request"
+    where = "; ".join(_where_and_why(e["loc"], e["msg"]) for e in errors[:5]) or "request"
     return Problem(
         422,
         "validation-error",
