@@ -109,26 +109,22 @@ def parse_special_hours(ranges: Sequence[Mapping[str, Any]]) -> tuple[SpecialHou
     """Validate a branch's `special_hours` ([{from, to, hours}], dates as `date` or ISO text);
     raises ValueError saying what is wrong. Returns the ranges in date order."""
     if len(ranges) > SPECIAL_HOURS_MAX:
-        raise ValueError(f"special_hours: at most {SPECIAL_HOURS_MAX} ranges")
+        raise ValueError(f"at most {SPECIAL_HOURS_MAX} special-hours ranges")
     parsed = []
     for entry in ranges:
         first, last = _as_date(entry["from"]), _as_date(entry["to"])
         if last < first:
-            raise ValueError(
-                f"special_hours: {first.isoformat()}..{last.isoformat()}: 'to' is before 'from'"
-            )
+            raise ValueError(f"{first.isoformat()}..{last.isoformat()}: 'to' is before 'from'")
         try:
             hours = parse_hours(entry["hours"])
         except ValueError as exc:
-            raise ValueError(
-                f"special_hours {first.isoformat()}..{last.isoformat()}: {exc}"
-            ) from None
+            raise ValueError(f"{first.isoformat()}..{last.isoformat()}: {exc}") from None
         parsed.append(SpecialHours(first, last, hours))
     parsed.sort(key=lambda special: special.first)
     for earlier, later in pairwise(parsed):
         if later.first <= earlier.last:
             raise ValueError(
-                f"special_hours: {earlier.describe()} and {later.describe()} overlap "
+                f"{earlier.describe()} and {later.describe()} overlap "
                 "(a date can have one set of hours)"
             )
     return tuple(parsed)
