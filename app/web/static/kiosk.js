@@ -1,5 +1,5 @@
 // Kiosk (取号机): one large button per business type with its waiting count and estimated wait,
-// a priority choice, then the ticket, printed on the 80 mm receipt printer (browser print dialog;
+// a priority choice, then the ticket with the type's guide (SPEC §7), printed on the 80 mm receipt printer (browser print dialog;
 // run the kiosk's Chromium with --kiosk-printing to print without a dialog).
 //
 // Each button press gets its own Idempotency-Key; a retry after a network failure sends the same
@@ -108,10 +108,32 @@ async function issue(service) {
   }
 }
 
+// The guide comes with the branch's configuration, read again after each ticket so that a
+// manager's change reaches the kiosk without a reload.
+let branchLoading = null;
+function refreshBranch() {
+  if (branchLoading) return;
+  branchLoading = loadBranch()
+    .then((b) => {
+      if (b) branch = b;
+      state.branch = branch;
+    })
+    .finally(() => { branchLoading = null; });
+}
+
+function guideOf(code) {
+  const svc = branch && (branch.services || []).find((s) => s.code === code);
+  return svc ? svc.guide : null;
+}
+
 function showTicket(ticket) {
   const svc = services.find((s) => s.service === ticket.service);
   $('#receipt').replaceChildren(
-    receipt(ticket, { branchName: branch ? branch.name : page.branch, serviceName: svc && svc.name }),
+    receipt(ticket, {
+      branchName: branch ? branch.name : page.branch,
+      serviceName: svc && svc.name,
+      guide: guideOf(ticket.service),
+    }),
   );
   $('#choose').hidden = true;
   $('#ticket-view').hidden = false;
@@ -138,6 +160,7 @@ function backToStart() {
   $('#ticket-view').hidden = true;
   $('#choose').hidden = false;
   document.body.dataset.view = 'choose';
+  refreshBranch();
 }
 
 $('#done').addEventListener('click', backToStart);
@@ -146,9 +169,7 @@ $('#print-again').addEventListener('click', () => window.print());
 if (requireToken()) {
   document.body.dataset.view = 'choose';
   startClock($('#clock'));
-  loadBranch().then((b) => {
-    branch = b;
-  });
+  refreshBranch();
   const live = new Live({
     pollMs: 5000,
     onView(view) {

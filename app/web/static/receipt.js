@@ -1,15 +1,15 @@
 // The printed ticket (取号凭条) for the 80 mm receipt printer, shared by the kiosk and the service
-// desk: number, business type, priority, how many wait ahead, the estimated wait, the time and the
-// branch. receipt.css prints only the page's `.receipt-host`, 72 mm wide on an 80 mm page.
+// desk: number, business type, priority, how many wait ahead, the estimated wait, the time, the
+// branch and the business type's guide (documents to bring, where to wait; SPEC §7). receipt.css prints only the page's `.receipt-host`, 72 mm wide on an 80 mm page.
 
 import { h, bi, PRIORITY, waitMinutes, formatDateTime, serverNow } from './common.js';
 
 /**
  * The ticket as an `<article id="ticket">`, for a `.receipt-host` on the page.
  * `serviceName` names the business type (its code when unknown); `reprint` marks a copy printed
- * again at the service desk (补打), with the time of the copy.
+ * again at the service desk (补打), with the time of the copy; `guide` is the type's `{zh, en?}`.
  */
-export function receipt(ticket, { branchName, serviceName, reprint = false }) {
+export function receipt(ticket, { branchName, serviceName, guide = null, reprint = false }) {
   const prio = PRIORITY[ticket.priority] || PRIORITY.normal;
   const waiting = ticket.status === undefined || ticket.status === 'waiting';
   const ahead = waiting && ticket.waiting_ahead !== null && ticket.waiting_ahead !== undefined
@@ -35,6 +35,7 @@ export function receipt(ticket, { branchName, serviceName, reprint = false }) {
       h('dt', {}, bi('取号时间', 'Issued')),
       h('dd', { id: 't-time' }, formatDateTime(new Date(ticket.issued_at))),
     ),
+    guideBlock(guide),
     reprint
       ? h('div', { class: 't-reprint', id: 't-reprint' },
         bi(`补打 ${formatDateTime(serverNow())}`, 'Reprinted copy'))
@@ -46,6 +47,17 @@ export function receipt(ticket, { branchName, serviceName, reprint = false }) {
       ' ',
       h('span', { class: 'en' }, 'Please watch the screen for your number; if you miss it, ask at the service desk.'),
     ),
+  );
+}
+
+/** The business type's guide, Chinese first; line breaks kept (receipt.css). */
+function guideBlock(guide) {
+  if (!guide || !guide.zh) return null;
+  return h(
+    'div',
+    { class: 't-guide', id: 't-guide' },
+    h('div', { class: 'zh' }, guide.zh),
+    guide.en ? h('div', { class: 'en' }, guide.en) : null,
   );
 }
 
