@@ -1,5 +1,5 @@
 // Kiosk (取号机): one large button per business type with its waiting count and estimated wait,
-// a priority choice, then the ticket with the type's guide (SPEC §7), printed on the 80 mm receipt printer (browser print dialog;
+// a priority choice, then the ticket, printed on the 80 mm receipt printer (browser print dialog;
 // run the kiosk's Chromium with --kiosk-printing to print without a dialog).
 //
 // Each button press gets its own Idempotency-Key; a retry after a network failure sends the same
