@@ -30,7 +30,14 @@ from tests.browser import (
 from tests.db import ROOT
 from tests.helpers import bearer
 
-PAGES = ["/display/demo", "/kiosk/demo", "/counter/demo/1", "/dashboard/demo", "/desk/demo"]
+PAGES = [
+    "/display/demo",
+    "/kiosk/demo",
+    "/counter/demo/1",
+    "/window/demo/1",
+    "/dashboard/demo",
+    "/desk/demo",
+]
 
 
 # ------------------------------------------------------------------------------------------------
