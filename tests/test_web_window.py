@@ -21,6 +21,9 @@ async def test_counter_screen_follows_the_clerk(hall, browser):
     context = await new_context(browser, WIDTH, HEIGHT)
     page = await context.new_page()
     watch_console(page, errors)
+    # Without a token it asks for one, like the other pages.
+    await page.goto(f"{hall.url}/window/{BRANCH}/1")
+    await expect(page.locator("#token-overlay")).to_be_visible()
     await page.goto(hall.page_url(f"/window/{BRANCH}/1", "display"))
     body = page.locator("body")
     screen = page.locator("#window")
