@@ -45,6 +45,7 @@ UNAUTHENTICATED = {
     ("GET", "/display/{branch}"),
     ("GET", "/kiosk/{branch}"),
     ("GET", "/counter/{branch}/{counter}"),
+    ("GET", "/window/{branch}/{counter}"),
     ("GET", "/dashboard/{branch}"),
     ("GET", "/desk/{branch}"),
     ("GET", "/web/static/{path:path}"),

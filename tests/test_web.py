@@ -3,7 +3,7 @@
 Browser tests use Playwright for Python with Debian's Chromium against a real uvicorn process
 (tests/browser.py; the fixtures `hall` and `browser` are in tests/conftest.py). They save
 screenshots of each page to docs/screenshots/ for the README. The service desk's are in
-tests/test_web_desk.py.
+tests/test_web_desk.py, the counter screen's in tests/test_web_window.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,14 @@ from tests.browser import (
 from tests.db import ROOT
 from tests.helpers import bearer
 
-PAGES = ["/display/demo", "/kiosk/demo", "/counter/demo/1", "/dashboard/demo", "/desk/demo"]
+PAGES = [
+    "/display/demo",
+    "/kiosk/demo",
+    "/counter/demo/1",
+    "/window/demo/1",
+    "/dashboard/demo",
+    "/desk/demo",
+]
 
 
 # ------------------------------------------------------------------------------------------------

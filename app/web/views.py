@@ -1,5 +1,5 @@
-"""The pages hallq serves itself: lobby display, kiosk, clerk console, manager dashboard and
-service desk.
+"""The pages hallq serves itself: lobby display, kiosk, clerk console, counter screen, manager
+dashboard and service desk.
 
 The pages are static HTML shells (`templates/`) with the branch (and counter) code filled in, and
 plain JavaScript modules and CSS (`static/`): no CDN and no build step, so a hall works offline.
@@ -130,6 +130,18 @@ async def counter_page(branch: BranchCode, counter: CounterCode, request: Reques
         request,
         "counter",
         title="窗口 $counter Counter console · $branch",
+        branch=branch,
+        counter=counter,
+    )
+
+
+@router.get("/window/{branch}/{counter}", response_class=HTMLResponse)
+async def window_page(branch: BranchCode, counter: CounterCode, request: Request) -> HTMLResponse:
+    """The counter screen (窗口屏) above one counter: its number, clerk and state, large."""
+    return _page(
+        request,
+        "window",
+        title="窗口屏 $counter Counter screen · $branch",
         branch=branch,
         counter=counter,
     )
