@@ -31,6 +31,7 @@ from app.housekeeping import start_housekeeping, stop_task
 from app.metrics.collector import MetricsCollector
 from app.metrics.http import record_http_request, start_process_metrics
 from app.metrics.views import router as metrics_router
+from app.notices.views import router as notices_router
 from app.reports.views import router as reports_router
 from app.stream.hub import EventHub
 from app.stream.presence import new_process_id, run_presence
@@ -88,6 +89,7 @@ ROUTERS = (
     business_day_router,
     desk_router,
     queue_router,
+    notices_router,
     announcements_router,
     reports_router,
     stream_router,

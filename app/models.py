@@ -7,6 +7,7 @@ from app.business_day.models import DayCloseout
 from app.core.database import Base
 from app.counters.models import Counter
 from app.events.models import BranchEvent
+from app.notices.models import Notice
 from app.stream.models import StreamPresence
 from app.tickets.models import IssueKey, IssueRate, Ticket, TicketSequence
 
@@ -20,6 +21,7 @@ __all__ = [
     "DayCloseout",
     "IssueKey",
     "IssueRate",
+    "Notice",
     "Service",
     "Staff",
     "StreamPresence",

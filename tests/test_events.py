@@ -88,7 +88,7 @@ def test_a_data_path_is_checked_against_its_model():
 async def _emit_every_type(app: FastAPI, client: httpx.AsyncClient, clock: ManualClock) -> None:
     """Drive one hall through every kind of event: issue, a priority change, call, recall,
     serve, complete, rate, no-show, re-queue, cancel, transfer, counters changing, an alert
-    raised and cleared, and the close-out's expiry."""
+    raised and cleared, a notice added, and the close-out's expiry."""
     await setup_branch(client, branch={"min_open_counters": 1})
 
     async def press(action: str, body: dict[str, Any] | None = None) -> Any:
@@ -123,6 +123,8 @@ async def _emit_every_type(app: FastAPI, client: httpx.AsyncClient, clock: Manua
     await ok(await client.post(f"/api/v1/tickets/{third['id']}/cancel", headers=ADMIN))
     await press("next")  # second again
     await press("transfer", {"service": "b"})
+    notice = {"text": {"zh": "投诉热线 10000", "en": "Complaints: 10000"}}
+    await ok(await client.put(f"{B}/notices/hotline", json=notice, headers=ADMIN), 201)
     await ok(await client.post(f"{B}/day/close", headers=ADMIN))  # the rest expires
 
 

@@ -81,6 +81,8 @@ C = "/api/v1/branches/{branch}/counters/{counter}"
 # In a body: the id of the target branch's ticket (`Hall.tickets`).
 TICKET_ID = "{ticket_id}"
 T = "/api/v1/tickets/{ticket_id}"
+# One notice per role and branch, made by `_prepare`: deleted by the roles that may.
+N = "/api/v1/branches/{branch}/notices/{notice}"
 
 EXPECTED: dict[tuple[str, str], Rule] = {
     # -- operations
@@ -125,6 +127,14 @@ EXPECTED: dict[tuple[str, str], Rule] = {
         frozenset({200}),
         body=_json({"name": "matrix", "services": ["a", "b"]}),
     ),
+    # -- notices (SPEC §7): managed like the configuration, read like the queue view
+    ("GET", "/api/v1/branches/{branch}/notices"): Rule(
+        Action.READ_QUEUE, READERS, frozenset({200})
+    ),
+    ("PUT", N): Rule(
+        Action.CONFIGURE, MANAGER, frozenset({200}), body=_json({"text": {"zh": "投诉热线 10000"}})
+    ),
+    ("DELETE", N): Rule(Action.CONFIGURE, MANAGER, frozenset({204})),
     # -- tickets
     ("POST", "/api/v1/branches/{branch}/tickets"): Rule(
         Action.ISSUE_TICKET, ISSUERS, frozenset({201}), body=_json({"service": "a"})
@@ -244,6 +254,7 @@ async def _prepare(client: httpx.AsyncClient) -> Hall:
         # call its ticket) does not decide another role's outcome.
         for role in [*ROLES, *BAD_CREDENTIALS]:
             await put(f"{b}/counters/{_counter(role)}", {"name": role, "services": ["a", "b"]})
+            await put(f"{b}/notices/{_notice(role)}", {"text": {"zh": role}})
         for _ in range(3):
             created = await ok(
                 await client.post(f"{b}/tickets", json={"service": "a"}, headers=ADMIN), 201
@@ -275,12 +286,17 @@ def _counter(role: str) -> str:
     return "c-" + role.replace(" ", "-")
 
 
+def _notice(role: str) -> str:
+    return "n-" + role.replace(" ", "-")
+
+
 async def _url(client: httpx.AsyncClient, path: str, role: str, branch: str, hall: Hall) -> str:
     values = {
         "branch": branch,
         "service": "a",
         "staff": "p-" + role.replace(" ", "-"),
         "counter": _counter(role),
+        "notice": _notice(role),
         "ticket_id": hall.tickets[branch],
     }
     if "{version}" in path:

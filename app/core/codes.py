@@ -1,4 +1,4 @@
-"""Codes name branches, business types, counters and staff in URLs, labels and events."""
+"""Codes name branches, business types, counters, staff and notices in URLs, labels and events."""
 
 from __future__ import annotations
 
@@ -15,4 +15,5 @@ BranchCode = Annotated[str, Path(pattern=CODE_PATTERN, max_length=32, descriptio
 ServiceCode = Annotated[str, Path(pattern=CODE_PATTERN, max_length=32, description=CODE_RULE)]
 CounterCode = Annotated[str, Path(pattern=CODE_PATTERN, max_length=32, description=CODE_RULE)]
 StaffCode = Annotated[str, Path(pattern=CODE_PATTERN, max_length=32, description=CODE_RULE)]
+NoticeCode = Annotated[str, Path(pattern=CODE_PATTERN, max_length=32, description=CODE_RULE)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

@@ -35,6 +35,7 @@ class EventType(StrEnum):
     COUNTER_CHANGED = "counter.changed"
     ALERT_RAISED = "alert.raised"
     ALERT_CLEARED = "alert.cleared"
+    NOTICES_CHANGED = "notices.changed"
 
 
 class _Part(BaseModel):
@@ -95,6 +96,20 @@ class AlertView(_Part):
     counter: str | None = None
     since: datetime
     detail: str
+
+
+class NoticeText(_Part):
+    """A notice's words: Chinese, and English beside it when the branch gives one."""
+
+    zh: str
+    en: str | None = None
+
+
+class NoticeView(_Part):
+    """A current notice as screens show it (the lobby ticker, the kiosk)."""
+
+    code: str
+    text: NoticeText
 
 
 class EventData(_Part):
@@ -227,6 +242,15 @@ class AlertCleared(EventData, AlertView):
     cleared_at: datetime
 
 
+class NoticesChanged(EventData):
+    """A notice was added, changed or removed: the branch's current notices after it, in their
+    order (SPEC §7). A notice that becomes current or ends with time raises no event; the
+    queue view's `notices_change_at` says when that happens next."""
+
+    type = EventType.NOTICES_CHANGED
+    notices: list[NoticeView]
+
+
 EVENT_DATA: dict[EventType, type[EventData]] = {
     model.type: model
     for model in (
@@ -245,6 +269,7 @@ EVENT_DATA: dict[EventType, type[EventData]] = {
         CounterChanged,
         AlertRaised,
         AlertCleared,
+        NoticesChanged,
     )
 }
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.alerts.schemas import AlertOut
 from app.counters.schemas import CounterOut
-from app.events.catalog import CallAnnouncement, CounterRef, TicketRef
+from app.events.catalog import CallAnnouncement, CounterRef, NoticeView, TicketRef
 
 
 class ServiceQueue(BaseModel):
@@ -35,3 +35,10 @@ class QueueView(BaseModel):
     counters: list[CounterOut]
     recent_calls: list[RecentCall]
     alerts: list[AlertOut]
+    notices: list[NoticeView] = Field(
+        description="the current notices (SPEC §7), by `order` then code; live: notices.changed"
+    )
+    notices_change_at: datetime | None = Field(
+        description="when a notice next becomes current or ends by itself (no event is raised "
+        "then): the moment to read this view again"
+    )

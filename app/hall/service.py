@@ -1,5 +1,6 @@
 """The hall at a glance (the queue view): waiting per business type, counters with their
-current ticket, recent calls and active alerts. Screens get it as the stream's snapshot."""
+current ticket, recent calls, active alerts and current notices. Screens get it as the stream's
+snapshot."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.core.vocabulary import TicketStatus
 from app.counters.service import list_counters
 from app.events.catalog import EventType
 from app.hall.schemas import QueueView, RecentCall, ServiceQueue
+from app.notices.service import current_notices
 from app.queue.estimate import estimate_wait_s, new_ticket_place
 from app.queue.ordering import TYPE_CUTOFFS_CTE, WAITING_FOR_TYPE
 from app.queue.service import load_hall
@@ -105,10 +107,13 @@ async def queue_view(
                 estimated_wait_s=estimate_wait_s(hall, new_ticket_place(hall, code)),
             )
         )
+    notices = await current_notices(session, branch, now)
     return QueueView(
         branch=branch,
         services=services,
         counters=counters,
         recent_calls=await recent_calls(session, branch, now),
         alerts=[alert_out(alert) for alert in await active_alerts(session, branch)],
+        notices=notices.notices,
+        notices_change_at=notices.change_at,
     )

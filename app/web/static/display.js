@@ -1,5 +1,5 @@
 // Lobby display (综合屏): the latest call large, the last few calls, waiting per business type,
-// a ticker line. Every new call and recall is announced (chime, then the browser's voice or the
+// a ticker line with today's opening hours and the branch's current notices (notices.js). Every new call and recall is announced (chime, then the browser's voice or the
 // server's audio: sound.js), and a small status line says which voice speaks.
 //
 // "New" means an event with a seq above the last one this screen has seen. A snapshot (first
@@ -11,12 +11,13 @@ import {
   requireToken, serverNow, startClock,
 } from './common.js';
 import { Live } from './live.js';
+import { NoticeBoard } from './notices.js';
 import { Announcer } from './sound.js';
 
 const RECENT = 6;
 const STALE_MS = 120_000;
 const FLASH_MS = 8000;
-const BRANCH_REFRESH_MS = 5 * 60_000; // a changed announcement setting reaches the screen
+const BRANCH_REFRESH_MS = 5 * 60_000; // a changed announcement setting, today's hours
 
 const state = debugState();
 state.announced = [];
@@ -184,13 +185,26 @@ function renderWaiting() {
   renderTicker();
 }
 
+// Said when the branch has no current notice.
+const DEFAULT_SENTENCES = [
+  '请留意叫号屏和语音提示 · Please watch the screen and listen for your number',
+  '过号请到服务台重新排队 · Missed your number? Please ask at the service desk',
+  '老弱病残孕及抱婴者请走爱心通道 · Priority care for elderly, disabled and pregnant customers and people with babies',
+];
+
+const board = new NoticeBoard({
+  onChange: () => renderTicker(),
+  refresh: () => state.live && state.live.refresh(),
+});
+
 let tickerText = '';
 function renderTicker() {
-  const parts = [
-    '请留意叫号屏和语音提示 · Please watch the screen and listen for your number',
-    '过号请到服务台重新排队 · Missed your number? Please ask at the service desk',
-    '老弱病残孕及抱婴者请走爱心通道 · Priority care for elderly, disabled and pregnant customers and people with babies',
-  ];
+  const lines = board.lines();
+  const codes = lines.filter((line) => line.kind === 'notice').map((line) => line.code);
+  state.notices = codes;
+  document.body.dataset.notices = codes.join(' ');
+  const parts = lines.map((line) => (line.en ? `${line.zh} · ${line.en}` : line.zh));
+  if (!codes.length) parts.push(...DEFAULT_SENTENCES);
   const waiting = services
     .filter((svc) => svc.waiting > 0)
     .map((svc) => `${svc.prefix} ${svc.name}：${svc.waiting} 人等候 waiting`);
@@ -214,6 +228,7 @@ function flash() {
 
 function onView(view) {
   services = view.services || [];
+  board.fromView(view);
   // The view is the truth up to its newest call (it leaves out expired tickets and earlier
   // days); only calls newer than that, from the stream, are kept beside it.
   const recent = view.recent_calls || [];
@@ -232,6 +247,7 @@ function forgetTicket(id) {
 }
 
 function onEvent(event) {
+  board.fromEvent(event);
   if (event.type === 'ticket.expired') {
     // The day was closed out: the number is never shown again.
     forgetTicket(((event.data || {}).ticket || {}).id);
@@ -264,6 +280,7 @@ if (requireToken()) {
   startClock($('#clock'));
   const settle = (branch) => {
     if (branch) announcer.configure(branch.announcement);
+    board.setBranch(branch);
   };
   loadBranch().then(settle);
   setInterval(() => loadBranch().then(settle), BRANCH_REFRESH_MS);

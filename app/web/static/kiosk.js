@@ -10,6 +10,7 @@ import {
   loadBranch, requireToken, startClock,
 } from './common.js';
 import { Live } from './live.js';
+import { NoticeBoard, renderNotices } from './notices.js';
 import { receipt, printReceipt } from './receipt.js';
 
 const RETURN_AFTER_S = 30;
@@ -117,6 +118,7 @@ function refreshBranch() {
     .then((b) => {
       if (b) branch = b;
       state.branch = branch;
+      if (branch) notices.setBranch(branch);
     })
     .finally(() => { branchLoading = null; });
 }
@@ -166,6 +168,12 @@ function backToStart() {
 $('#done').addEventListener('click', backToStart);
 $('#print-again').addEventListener('click', () => window.print());
 
+// Today's hours and the current notices, in a strip under the bar.
+const notices = new NoticeBoard({
+  onChange: (board) => renderNotices($('#notices'), board.lines()),
+  refresh: () => state.live && state.live.refresh(),
+});
+
 if (requireToken()) {
   document.body.dataset.view = 'choose';
   startClock($('#clock'));
@@ -175,6 +183,7 @@ if (requireToken()) {
     onView(view) {
       services = view.services || [];
       renderServices();
+      notices.fromView(view);
     },
   });
   state.live = live;
