@@ -262,7 +262,17 @@ class StaffOut(BaseModel):
     number: str | None
 
 
+class StaffCard(BaseModel):
+    """A staff member as the hall sees them (the name badge, the counter screen): no role."""
+
+    code: str
+    name: str
+    number: str | None
+
+
 class BranchConfigOut(BranchOut):
-    """A branch with its business types: what kiosks and screens need to draw themselves."""
+    """A branch with its business types and staff: what kiosks and screens need to draw
+    themselves (a counter screen names the clerk and their staff number)."""
 
     services: list[ServiceOut]
+    staff: list[StaffCard]

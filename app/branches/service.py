@@ -21,6 +21,7 @@ from app.branches.schemas import (
     ServiceIn,
     ServiceOut,
     SpecialHoursRange,
+    StaffCard,
     StaffIn,
 )
 from app.core.config_cache import forget_config
@@ -182,6 +183,9 @@ async def put_staff(
 async def branch_config(session: AsyncSession, code: str) -> BranchConfigOut:
     branch = await get_branch(session, code)
     services = await list_services(session, code)
+    staff = await session.scalars(select(Staff).where(Staff.branch == code).order_by(Staff.code))
     return BranchConfigOut(
-        **branch_out(branch).model_dump(), services=[service_out(s) for s in services]
+        **branch_out(branch).model_dump(),
+        services=[service_out(s) for s in services],
+        staff=[StaffCard(code=p.code, name=p.name, number=p.number) for p in staff],
     )
