@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from devtools.demo import SERVICES as DEMO_SERVICES
 from tests.browser import (
     BRANCH,
     Hall,
@@ -257,6 +258,11 @@ async def test_desk_calls_a_ticket_to_a_counter_and_shows_a_refusal(hall, browse
 
 async def test_desk_issues_for_a_customer_and_prints(hall, browser):
     errors: list[str] = []
+    # Business type b has a guide, which the ticket carries like the kiosk's.
+    name, prefix, target = DEMO_SERVICES["b"]
+    guide = {"zh": "请携带身份证", "en": "Bring your ID card"}
+    body = {"name": name, "prefix": prefix, "target_wait_s": target, "guide": guide}
+    await hall.api("PUT", f"/branches/{BRANCH}/services/b", json=body)
     context, desk = await open_desk(hall, browser, errors)
     card = desk.locator("#ticket-card")
     button = desk.locator('.issue-btn[data-service="b"]')
@@ -286,6 +292,7 @@ async def test_desk_issues_for_a_customer_and_prints(hall, browser):
     await expect(receipt.locator("#t-priority")).to_contain_text("爱心通道")
     await expect(receipt.locator("#t-ahead")).to_contain_text("0 人")
     await expect(receipt.locator("#t-reprint")).to_have_count(0)
+    await expect(receipt.locator("#t-guide")).to_contain_text("请携带身份证")
 
     # Printed, only the ticket remains, 72 mm wide on an 80 mm page.
     await desk.emulate_media(media="print")

@@ -612,8 +612,14 @@ function requeue() {
 }
 
 function print(t, reprint) {
+  const configured = branch && (branch.services || []).find((s) => s.code === t.service);
   $('#receipt').replaceChildren(
-    receipt(t, { branchName: branch ? branch.name : page.branch, serviceName: service(t.service).name, reprint }),
+    receipt(t, {
+      branchName: branch ? branch.name : page.branch,
+      serviceName: service(t.service).name,
+      guide: (configured && configured.guide) || null, // as the kiosk prints it
+      reprint,
+    }),
   );
   printReceipt();
 }
