@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from app.announcements.engine import SpeechEngine
 from app.announcements.views import router as announcements_router
+from app.auth.seen import SeenTracker
 from app.branches.views import router as branches_router
 from app.business_day.views import router as business_day_router
 from app.core.clock import Clock, SystemClock
@@ -112,6 +113,8 @@ def _start_database(app: FastAPI, settings: Settings, started: AsyncExitStack) -
     app.state.sessionmaker = create_sessionmaker(
         engine, app.state.config_cache, notifying_session_class(notifier)
     )
+    app.state.seen = SeenTracker(app.state.sessionmaker)
+    started.push_async_callback(app.state.seen.close)
 
 
 def _start_stream(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:

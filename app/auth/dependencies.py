@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from app.auth.permissions import Action, Principal, check_allowed
-from app.auth.service import authenticate
+from app.auth.seen import SeenTracker
+from app.auth.service import ADMIN_TOKEN_ID, authenticate
 from app.core.database import SessionDep
 from app.core.settings import Settings
 
@@ -37,7 +38,17 @@ async def principal_from(
     raw = bearer_token(conn.headers.get("authorization"))
     if raw is None and query_token:
         raw = conn.query_params.get("token")
-    return await authenticate(session, raw, admin_secret(settings))
+    principal = await authenticate(session, raw, admin_secret(settings))
+    _note_seen(conn, principal)
+    return principal
+
+
+def _note_seen(conn: HTTPConnection, principal: Principal) -> None:
+    """A device is online while it calls the API or holds a stream (whose keepalive
+    authenticates again): tell the process's tracker, which writes coarsely (app/auth/seen.py)."""
+    tracker = getattr(conn.app.state, "seen", None)
+    if isinstance(tracker, SeenTracker) and principal.token_id != ADMIN_TOKEN_ID:
+        tracker.saw(principal.token_id, conn.app.state.clock.now())
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:

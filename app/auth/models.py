@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, LargeBinary, Text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, LargeBinary, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
@@ -27,3 +27,7 @@ class ApiToken(Base):
     created_by: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Written at most once a minute per token and process (app/auth/seen.py); not configuration.
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A kiosk out of service issues nothing (SPEC §7).
+    out_of_service: Mapped[bool] = mapped_column(Boolean, server_default=false())

@@ -37,6 +37,7 @@ class Action(StrEnum):
     PICK_TICKET = "call a chosen ticket"
     READ_TICKET_NOTES = "read staff notes in a ticket's history"
     HEAR_ANNOUNCEMENTS = "fetch announcements as audio"
+    READ_OWN_TOKEN = "read its own token's state"  # noqa: S105 - a name, not a secret
 
 
 # Branch-scoped roles allowed each action on their own branch (on any, for an action of
@@ -69,8 +70,10 @@ BRANCH_ROLES: dict[Action, frozenset[Role]] = {
     Action.READ_TICKET_NOTES: frozenset({Role.MANAGER, Role.CLERK}),
     # The server's audio of a call: for the lobby screens, and for whoever reads the stream.
     Action.HEAR_ANNOUNCEMENTS: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
+    # A device page asks whether it is in service (a kiosk: SPEC §7).
+    Action.READ_OWN_TOKEN: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
 }
-BRANCHLESS: frozenset[Action] = frozenset({Action.READ_EVENT_SCHEMA})
+BRANCHLESS: frozenset[Action] = frozenset({Action.READ_EVENT_SCHEMA, Action.READ_OWN_TOKEN})
 MONITOR_ACTIONS: frozenset[Action] = frozenset({Action.READ_METRICS, Action.READ_EVENT_SCHEMA})
 
 # Roles a manager may hand out, for their own branch only.
@@ -85,6 +88,7 @@ class Principal:
     token_id: str
     branch: str | None = None
     staff: str | None = None
+    out_of_service: bool = False  # a kiosk set out of service by its manager (SPEC §7)
 
     @property
     def is_admin(self) -> bool:

@@ -79,7 +79,11 @@ async def _token_row(session: AsyncSession, token_id: str) -> _TokenRow | None:
         if row is None:
             return None
         principal = Principal(
-            role=Role(row.role), token_id=row.id, branch=row.branch, staff=row.staff
+            role=Role(row.role),
+            token_id=row.id,
+            branch=row.branch,
+            staff=row.staff,
+            out_of_service=row.out_of_service,
         )
         return _TokenRow(row.secret_hash, row.revoked_at is not None, principal)
 

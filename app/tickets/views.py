@@ -6,10 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 
 from app.auth.dependencies import Issuer, PrincipalDep
-from app.auth.permissions import Action, check_allowed, is_allowed
+from app.auth.permissions import Action, Principal, Role, check_allowed, is_allowed
 from app.core.codes import BranchCode
 from app.core.database import SessionDep
-from app.core.errors import API_PROBLEMS, problem_responses
+from app.core.errors import API_PROBLEMS, conflict, problem_responses
 from app.tickets import issuing, ratings
 from app.tickets import service as tickets
 from app.tickets.rate_limit import limited_token
@@ -36,6 +36,7 @@ async def issue_ticket(
     idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
 ) -> TicketOut:
     """Issue a number. With an Idempotency-Key, a retry returns the same ticket."""
+    _check_in_service(principal)
     settings = request.app.state.settings
     issued = await issuing.issue_ticket(
         session,
@@ -49,6 +50,12 @@ async def issue_ticket(
     if issued.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return issued.ticket
+
+
+def _check_in_service(principal: Principal) -> None:
+    """A kiosk its manager set out of service issues nothing (SPEC §7)."""
+    if principal.role is Role.KIOSK and principal.out_of_service:
+        raise conflict("kiosk-out-of-service", "this kiosk is out of service (暂停使用)")
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetail)

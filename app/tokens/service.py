@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import ApiToken
-from app.auth.permissions import MANAGER_GRANTABLE, Principal, Role, forbidden
+from app.auth.permissions import MANAGER_GRANTABLE, Action, Principal, Role, forbidden
 from app.auth.service import hash_secret, new_token
 from app.branches.models import Branch, Staff
 from app.core.config_cache import forget_config
 from app.core.errors import not_found, unprocessable
-from app.tokens.schemas import TokenCreate
+from app.counters.models import Counter
+from app.tokens.schemas import TokenCreate, TokenPatch
 
 
 def _check_scope(body: TokenCreate) -> None:
@@ -30,6 +31,8 @@ def _check_scope(body: TokenCreate) -> None:
         raise unprocessable("token-scope", "a clerk token needs a staff member")
     if role not in (Role.CLERK, Role.MANAGER) and body.staff is not None:
         raise unprocessable("token-scope", f"a {role} token has no staff member")
+    if role is not Role.CLERK and body.counter is not None:
+        raise unprocessable("token-scope", "only a clerk token's pairing link names a counter")
 
 
 async def create_token(
@@ -51,6 +54,10 @@ async def create_token(
             raise unprocessable(
                 "unknown-staff", f"staff {body.staff} does not exist in branch {body.branch}"
             )
+    if body.counter is not None and await session.get(Counter, (body.branch, body.counter)) is None:
+        raise unprocessable(
+            "unknown-counter", f"counter {body.counter} does not exist in branch {body.branch}"
+        )
     token_id, secret, token = new_token()
     row = ApiToken(
         id=token_id,
@@ -67,25 +74,79 @@ async def create_token(
     return row, token
 
 
+def _check_manages(principal: Principal, row: ApiToken, verb: str) -> None:
+    """Admin manages every token; a manager the clerk, kiosk and display tokens of their
+    branch."""
+    if principal.is_admin:
+        return
+    allowed = (
+        principal.role is Role.MANAGER
+        and row.branch == principal.branch
+        and Role(row.role) in MANAGER_GRANTABLE
+    )
+    if not allowed:
+        raise forbidden(
+            f"a manager may only {verb} clerk, kiosk and display tokens of their branch"
+        )
+
+
 async def revoke_token(
     session: AsyncSession, revoker: Principal, token_id: str, now: datetime
 ) -> None:
     row = await session.get(ApiToken, token_id)
     if row is None:
         raise not_found(f"token {token_id}")
-    if not revoker.is_admin:
-        allowed = (
-            revoker.role is Role.MANAGER
-            and row.branch == revoker.branch
-            and Role(row.role) in MANAGER_GRANTABLE
-        )
-        if not allowed:
-            raise forbidden(
-                "a manager may only revoke clerk, kiosk and display tokens of their branch"
-            )
+    _check_manages(revoker, row, "revoke")
     if row.revoked_at is None:
         await session.execute(
             update(ApiToken).where(ApiToken.id == token_id).values(revoked_at=now)
         )
     await session.commit()
     forget_config(session)
+
+
+def listed_branch(principal: Principal, branch: str | None) -> str | None:
+    """The branch whose tokens `principal` may list (None: every branch, admin only)."""
+    if principal.is_admin:
+        return branch
+    if principal.role is not Role.MANAGER:
+        raise forbidden(f"a {principal.role} token may not {Action.MANAGE_TOKENS}")
+    if branch is not None and branch != principal.branch:
+        raise forbidden("a manager may only list the tokens of their own branch")
+    return principal.branch
+
+
+async def list_tokens(session: AsyncSession, branch: str | None) -> list[ApiToken]:
+    """The live (unrevoked) tokens, of one branch or all, oldest first."""
+    query = select(ApiToken).where(ApiToken.revoked_at.is_(None))
+    if branch is not None:
+        query = query.where(ApiToken.branch == branch)
+    rows = await session.scalars(query.order_by(ApiToken.created_at, ApiToken.id))
+    return list(rows)
+
+
+async def live_token(session: AsyncSession, token_id: str) -> ApiToken:
+    row = await session.get(ApiToken, token_id)
+    if row is None or row.revoked_at is not None:
+        raise not_found(f"token {token_id}")
+    return row
+
+
+async def patch_token(
+    session: AsyncSession, principal: Principal, token_id: str, body: TokenPatch
+) -> ApiToken:
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if not changes:
+        raise unprocessable("empty-patch", "give label or out_of_service")
+    if changes.get("out_of_service") is None and "out_of_service" in changes:
+        raise unprocessable("bad-out-of-service", "out_of_service is true or false, not null")
+    row = await live_token(session, token_id)
+    _check_manages(principal, row, "change")
+    if changes.get("out_of_service") and row.role != Role.KIOSK:
+        raise unprocessable("token-role", "only a kiosk token can be set out of service")
+    await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(**changes))
+    await session.commit()
+    # This process at once; the others by the token table's NOTIFY trigger (migration 0011).
+    forget_config(session)
+    await session.refresh(row)
+    return row
