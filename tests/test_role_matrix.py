@@ -99,6 +99,17 @@ EXPECTED: dict[tuple[str, str], Rule] = {
         body=lambda branch: {"role": "kiosk", "branch": branch, "label": "matrix"},
     ),
     ("DELETE", "/api/v1/tokens/{token_id}"): Rule(Action.MANAGE_TOKENS, MANAGER, frozenset({204})),
+    # -- devices (SPEC §7): the list (a manager's own branch when none is named), a PATCH
+    ("GET", "/api/v1/tokens"): Rule(
+        Action.MANAGE_TOKENS, MANAGER, frozenset({200}), branch_scoped=False
+    ),
+    ("PATCH", "/api/v1/tokens/{token_id}"): Rule(
+        Action.MANAGE_TOKENS, MANAGER, frozenset({200}), body=_json({"label": "matrix"})
+    ),
+    # A device's own token; the environment's admin token has no row (404).
+    ("GET", "/api/v1/tokens/self"): Rule(
+        Action.READ_OWN_TOKEN, READERS, frozenset({200, 404}), branch_scoped=False
+    ),
     # -- configuration
     ("PUT", "/api/v1/branches/{branch}"): Rule(
         Action.CONFIGURE,
