@@ -6,7 +6,7 @@
 // key, so a flaky connection never prints two numbers for one press.
 
 import {
-  $, $$, h, bi, ApiError, page, waitMinutes, debugState, idempotencyKey, issueTicket,
+  $, $$, h, bi, api, ApiError, page, waitMinutes, debugState, idempotencyKey, issueTicket,
   loadBranch, requireToken, startClock,
 } from './common.js';
 import { Live } from './live.js';
@@ -14,6 +14,8 @@ import { NoticeBoard, renderNotices } from './notices.js';
 import { receipt, printReceipt } from './receipt.js';
 
 const RETURN_AFTER_S = 30;
+// How often the kiosk asks whether its manager set it out of service (or back).
+const SERVICE_CHECK_MS = 5000;
 
 const state = debugState();
 let branch = null;
@@ -102,10 +104,36 @@ async function issue(service) {
     state.lastTicket = ticket;
     showTicket(ticket);
   } catch (error) {
+    if (error instanceof ApiError && error.status === 409 && isOutOfService(error)) {
+      setOutOfService(true);
+      return;
+    }
     const detail = error instanceof ApiError ? error.detail : String(error);
     showMessage(`取号失败：${detail}`, 'Sorry, no ticket could be issued. Please ask our staff.');
   } finally {
     setBusy(false);
+  }
+}
+
+// Out of service (暂停使用): set by the manager (PATCH /api/v1/tokens/{id}); the kiosk learns it
+// from a refused issue at once, and from its own token's state every few seconds, also when it
+// is put back in service.
+function isOutOfService(error) {
+  return Boolean(error.problem && String(error.problem.type).endsWith('/kiosk-out-of-service'));
+}
+
+function setOutOfService(value) {
+  $('#out-of-service').hidden = !value;
+  document.body.dataset.outOfService = String(value);
+  state.outOfService = value;
+}
+
+async function checkService() {
+  try {
+    const own = await api('/tokens/self');
+    setOutOfService(Boolean(own.out_of_service));
+  } catch {
+    // Offline or refused: the connection indicator and the token prompt say so.
   }
 }
 
@@ -188,4 +216,6 @@ if (requireToken()) {
   });
   state.live = live;
   live.start();
+  checkService();
+  setInterval(checkService, SERVICE_CHECK_MS);
 }
