@@ -17,7 +17,8 @@ STAFF = {"s1": {"name": "王芳", "role": "clerk"}, "m1": {"name": "张伟", "ro
 
 
 async def create(client: httpx.AsyncClient, headers: Any = ADMIN, **body: str) -> dict[str, Any]:
-    return await ok(await client.post(T, json=body, headers=headers), 201)
+    created: dict[str, Any] = await ok(await client.post(T, json=body, headers=headers), 201)
+    return created
 
 
 async def two_branches(client: httpx.AsyncClient) -> None:
