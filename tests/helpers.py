@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 import httpx
+
+from app.stream.service import events_after
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 # Read-only: it is shared by every test module (a library that adds headers to the mapping it
@@ -132,3 +135,10 @@ async def issue(
         await client.post(f"/api/v1/branches/{branch}/tickets", json=body, headers=headers), 201
     )
     return ticket
+
+
+async def stream_events(app: Any, branch: str = "hz01") -> list[dict[str, Any]]:
+    """The envelopes the stream (and webhooks) send for `branch`, as the stream reads them."""
+    async with app.state.sessionmaker() as session, session.begin():
+        emitted = await events_after(session, branch, 0, limit=10_000)
+    return [json.loads(e.message) for e in emitted]

@@ -13,8 +13,16 @@ import pytest
 from sqlalchemy import text
 
 from app.core.settings import Settings
-from app.stream.service import events_after
-from tests.helpers import ADMIN, ADMIN_TOKEN, assert_problem, issue, make_token, ok, setup_branch
+from tests.helpers import (
+    ADMIN,
+    ADMIN_TOKEN,
+    assert_problem,
+    issue,
+    make_token,
+    ok,
+    setup_branch,
+    stream_events,
+)
 
 B = "/api/v1/branches/hz01"
 STAFF = {
@@ -95,13 +103,6 @@ async def state(app) -> dict[str, Any]:
             await session.execute(text("SELECT branch, seq, note FROM branch_events ORDER BY 1, 2"))
         ).all()
     return {"tickets": tickets, "counters": counters, "events": events}
-
-
-async def stream_events(app, branch="hz01") -> list[dict[str, Any]]:
-    """The envelopes the stream (and webhooks) send, as the stream reads them."""
-    async with app.state.sessionmaker() as session, session.begin():
-        emitted = await events_after(session, branch, 0, limit=10_000)
-    return [json.loads(e.message) for e in emitted]
 
 
 # -- finding a ticket by number ------------------------------------------------------------------

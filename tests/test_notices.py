@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from app.stream.service import events_after
 from tests.conftest import T0
-from tests.helpers import ADMIN, assert_problem, make_token, ok, setup_branch
+from tests.helpers import ADMIN, assert_problem, make_token, ok, setup_branch, stream_events
 
 B = "/api/v1/branches/hz01"
 HOTLINE = {"text": {"zh": "投诉热线 10000", "en": "Complaints: call 10000"}, "order": 20}
@@ -31,10 +29,7 @@ async def shown(client) -> list[str]:
 
 
 async def notice_events(app) -> list[dict[str, Any]]:
-    async with app.state.sessionmaker() as session, session.begin():
-        emitted = await events_after(session, "hz01", 0)
-    envelopes = [json.loads(e.message) for e in emitted]
-    return [e for e in envelopes if e["type"] == "notices.changed"]
+    return [e for e in await stream_events(app) if e["type"] == "notices.changed"]
 
 
 async def test_put_creates_then_updates_idempotently(client):

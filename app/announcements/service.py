@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.announcements.speech import Speech, spoken
+from app.announcements.speech import Speech, number_parts, spoken
 from app.branches.models import Branch, Service
 from app.core.errors import not_found
 from app.counters.announcement import announcement, audio_path, audio_version
@@ -24,16 +24,12 @@ class AnnouncementAudio:
     path: str  # the path of the audio now
 
 
-def _prefix(number: str) -> str:
-    return number.rstrip("0123456789")
-
-
 async def find_announcement(
     session: AsyncSession, branch: str, number: str, counter: str
 ) -> AnnouncementAudio:
     """The call of ticket `number` to counter `counter` (a code) as the branch announces it now;
     404 for a branch, counter or business type (the number's prefix) that does not exist."""
-    has_type = exists().where(Service.branch == branch, Service.prefix == _prefix(number))
+    has_type = exists().where(Service.branch == branch, Service.prefix == number_parts(number)[0])
     row = (
         await session.execute(
             select(

@@ -35,21 +35,21 @@ class Speech:
     rate: float
 
 
-def _parts(number: str) -> tuple[str, str]:
+def number_parts(number: str) -> tuple[str, str]:
     match = _TICKET_NUMBER.match(number)
     return (match.group(1), match.group(2)) if match else ("", number)
 
 
 def number_zh(number: str) -> str:
     """A001 -> "A零零一", AB012 -> "A B零一二": Mandarin reads the digits one by one."""
-    letters, digits = _parts(number)
+    letters, digits = number_parts(number)
     return " ".join(letters) + digits.translate(ZH_DIGITS)
 
 
 def number_en(number: str) -> str:
     """A001 -> "A0 0 1": the digits one by one. The first stays joined to the letters, or a
     lone "A" would be read as the article."""
-    letters, digits = _parts(number)
+    letters, digits = number_parts(number)
     return letters + " ".join(digits)
 
 

@@ -194,13 +194,13 @@ async def _run_close_out(
     The automatic close-out is dated at the last instant of the day it closes, not when a
     process got to it: a counter left open stops counting as open there, even after a night
     the server was down, and what it completes counts on that day."""
-    at = before[1] - LAST_INSTANT if before else now
+    today, began = before if before else (None, None)
+    at = began - LAST_INSTANT if began else now
     # The tickets' clerks are named in the history, not whoever closed the day.
     run = _CloseOut(session, replace(principal, staff=None), at, events=[])
-    untouched_before = before[1] if before else None
-    for code in await _counters_to_close(session, branch, untouched_before):
-        await run.close_counter(branch, code, untouched_before)
-    await run.expire_left_over(branch, before[0] if before else None)
+    for code in await _counters_to_close(session, branch, began):
+        await run.close_counter(branch, code, began)
+    await run.expire_left_over(branch, today)
     await record_events(session, branch, at, run.events)
     return run
 
@@ -211,19 +211,19 @@ async def close_out_day(
     """The duty manager's close-out: ends the business day now. Idempotent: run again, it
     finds nothing left and answers zeros. Commits."""
     schedule = schedule_of(await get_branch(session, branch))
-    run = await _run_close_out(session, branch, principal, now, before=None)
+    result = (await _run_close_out(session, branch, principal, now, before=None)).result()
     session.add(
         DayCloseout(
             branch=branch,
             business_date=schedule.business_date(now),
             automatic=False,
             closed_at=now,
-            **run.result().model_dump(),
+            **result.model_dump(),
         )
     )
     await session.commit()
-    log.info("branch %s closed out its day: %s", branch, run.result())
-    return run.result()
+    log.info("branch %s closed out its day: %s", branch, result)
+    return result
 
 
 async def close_out_earlier_days(
@@ -236,7 +236,7 @@ async def close_out_earlier_days(
         insert(DayCloseout)
         .values(
             branch=branch,
-            business_date=date.fromordinal(today.toordinal() - 1),
+            business_date=today - timedelta(days=1),
             automatic=True,
             closed_at=now,
         )
@@ -249,15 +249,14 @@ async def close_out_earlier_days(
     if claimed is None:
         await session.rollback()
         return None
-    run = await _run_close_out(
-        session, branch, AUTOMATIC, now, before=(today, schedule.day_start(today))
-    )
+    began = (today, schedule.day_start(today))
+    result = (await _run_close_out(session, branch, AUTOMATIC, now, before=began)).result()
     await session.execute(
-        update(DayCloseout).where(DayCloseout.id == claimed).values(**run.result().model_dump())
+        update(DayCloseout).where(DayCloseout.id == claimed).values(**result.model_dump())
     )
     await session.commit()
-    log.info("branch %s: earlier business days closed out: %s", branch, run.result())
-    return run.result()
+    log.info("branch %s: earlier business days closed out: %s", branch, result)
+    return result
 
 
 # Branches with something left from an earlier business day: a ticket not finished (found

@@ -170,9 +170,13 @@ _UNSTORABLE_TEXT = Problem(
 )
 
 
+def _sqlstate(exc: BaseException) -> object:
+    """The SQLSTATE of the database error SQLAlchemy wrapped, if any."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
 def _is_unstorable_text(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) in {"22021", "22P05"}
+    return _sqlstate(exc) in {"22021", "22P05"}
 
 
 # deadlock_detected, serialization_failure: PostgreSQL undid the transaction because it ran
@@ -186,8 +190,7 @@ _COLLIDED = Problem(
 
 
 def _collided(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) in {"40P01", "40001"}
+    return _sqlstate(exc) in {"40P01", "40001"}
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -28,9 +28,10 @@ from app.events.catalog import (
 )
 from app.queue.ordering import WAITING_FOR_TYPE, type_cutoffs_cte
 from app.stream.presence import PRESENCE_STALE_S
+from app.tickets.models import FINISHED
 
 # hallq_tickets_finished_total's `outcome`: the final status of a ticket.
-OUTCOMES = (TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED, TicketStatus.EXPIRED)
+OUTCOMES = FINISHED
 
 # Bucket upper bounds (seconds). Waits: the hall standards' 3 and 10 minutes are bounds, so
 # "share within target" can be read off the buckets. Service times: a few minutes typically.

@@ -195,6 +195,7 @@ CALLING_ORDER_SQL = (
 
 # Choose and claim in one statement. The row lock is taken while walking the calling order, so
 # the claim cannot race another counter's; rows locked by others are skipped, never waited for.
+# The service desk's call of a chosen ticket sets the same columns (counters/calls.py).
 PICK_NEXT_SQL = text(
     f"""
     WITH {TYPE_CUTOFFS_CTE},

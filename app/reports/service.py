@@ -46,6 +46,7 @@ from app.reports.schemas import (
     ServiceRow,
     StaffRow,
 )
+from app.tickets.models import FINISHED
 
 logger = logging.getLogger("hallq.reports")
 
@@ -523,7 +524,6 @@ def report_csv(report: DailyReport) -> str:
 
 # -- privacy ------------------------------------------------------------------------------------
 
-_FINISHED = (TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED, TicketStatus.EXPIRED)
 
 _TODAY = Schedule.business_date_sql("b")
 _ERASE_PHONES = text(
@@ -532,7 +532,7 @@ _ERASE_PHONES = text(
     FROM branches b
     WHERE b.code = t.branch AND t.phone IS NOT NULL
       AND t.business_date < {_TODAY}
-      AND (t.status IN {sql_list(_FINISHED)} OR t.business_date < {_TODAY} - 1)
+      AND (t.status IN {sql_list(FINISHED)} OR t.business_date < {_TODAY} - 1)
     """  # noqa: S608 - constant fragments
 )
 

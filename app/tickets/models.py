@@ -25,6 +25,8 @@ from app.core.vocabulary import Channel, Priority, TicketStatus, sql_list
 
 # Not finished yet: what a close-out ends.
 UNFINISHED = (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING, TicketStatus.NO_SHOW)
+# The outcomes a ticket finishes with (a no-show is both: it may still be re-queued).
+FINISHED = (TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED, TicketStatus.EXPIRED)
 
 
 class TicketSequence(Base):

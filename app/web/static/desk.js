@@ -726,7 +726,7 @@ if (requireToken()) {
   // Waited times move with the clock.
   setInterval(() => {
     for (const node of $$('.wl-waited')) {
-      node.textContent = clockDuration((serverNow() - new Date(node.dataset.issued)) / 1000);
+      node.textContent = waitedFor({ issued_at: node.dataset.issued });
     }
   }, 15000);
 }

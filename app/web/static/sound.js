@@ -256,17 +256,21 @@ export class Announcer {
     return context.decodeAudioData(data);
   }
 
+  /** Try to resume a context the browser suspended until a user gesture (asks for one). */
+  async wake(context) {
+    if (context.state !== 'suspended') return;
+    this.onNeedsGesture();
+    try {
+      await Promise.race([context.resume(), sleep(200)]);
+    } catch {
+      /* silent */
+    }
+  }
+
   /** Play a decoded buffer; resolves when it ended (or could not play). */
   async playBuffer(buffer) {
     const context = this.audioContext();
-    if (context.state === 'suspended') {
-      this.onNeedsGesture();
-      try {
-        await Promise.race([context.resume(), sleep(200)]);
-      } catch {
-        /* silent */
-      }
-    }
+    await this.wake(context);
     if (context.state !== 'running') return false;
     await new Promise((resolve) => {
       const source = context.createBufferSource();
@@ -285,14 +289,7 @@ export class Announcer {
   async chime() {
     const context = this.audioContext();
     if (!context) return;
-    if (context.state === 'suspended') {
-      this.onNeedsGesture();
-      try {
-        await Promise.race([context.resume(), sleep(200)]);
-      } catch {
-        /* silent */
-      }
-    }
+    await this.wake(context);
     if (context.state === 'running') {
       const start = context.currentTime + 0.05;
       for (const [frequency, offset] of CHIME) {

@@ -32,10 +32,6 @@ export function clerkOf(counterView, branchConfig) {
   const staff = counterView && counterView.staff;
   if (!staff) return null;
   const clerk = typeof staff === 'object' ? { ...staff } : { code: String(staff) };
-  for (const key of ['name', 'number']) {
-    const flat = counterView[`staff_${key}`];
-    if (!clerk[key] && flat) clerk[key] = flat;
-  }
   const roster = branchConfig && Array.isArray(branchConfig.staff) ? branchConfig.staff : [];
   const known = roster.find((s) => s && (s.code === clerk.code || s.staff === clerk.code));
   if (known) {
