@@ -177,3 +177,41 @@ async def test_branch_config_is_readable_by_branch_roles(client):
     assert [s["prefix"] for s in config["services"]] == ["A", "B", "V"]
     assert config["timezone"] == "Asia/Shanghai"
     assert_problem(await client.get("/api/v1/branches/nope", headers=ADMIN), 404)
+
+
+async def test_branch_list_is_every_branch_for_admin_and_the_own_one_for_a_manager(client):
+    await setup_branch(client, "sh02")
+    await setup_branch(client, staff={"s1": {"name": "王芳", "role": "clerk"}})
+    everything = await ok(await client.get("/api/v1/branches", headers=ADMIN))
+    assert [b["code"] for b in everything] == ["hz01", "sh02"]
+    assert set(everything[0]) == {"code", "name", "timezone"}
+    manager = await make_token(client, "manager", "sh02")
+    assert [b["code"] for b in await ok(await client.get("/api/v1/branches", headers=manager))] == [
+        "sh02"
+    ]
+    for role in ["clerk", "kiosk", "display"]:
+        token = await make_token(client, role, "hz01", "s1" if role == "clerk" else None)
+        assert_problem(await client.get("/api/v1/branches", headers=token), 403)
+    assert_problem(await client.get("/api/v1/branches"), 401)
+
+
+async def test_staff_list_carries_roles_for_the_console(client):
+    await ok(await client.put(B, json=BRANCH, headers=ADMIN), 201)
+    await ok(
+        await client.put(f"{B}/staff/s2", json={"name": "李雷", "role": "manager"}, headers=ADMIN),
+        201,
+    )
+    await ok(
+        await client.put(
+            f"{B}/staff/s1", json={"name": "王芳", "role": "clerk", "number": "0107"}, headers=ADMIN
+        ),
+        201,
+    )
+    listed = await ok(await client.get(f"{B}/staff", headers=ADMIN))
+    assert listed == [
+        {"code": "s1", "name": "王芳", "role": "clerk", "number": "0107"},
+        {"code": "s2", "name": "李雷", "role": "manager", "number": None},
+    ]
+    assert_problem(await client.get("/api/v1/branches/nope/staff", headers=ADMIN), 404)
+    kiosk = await make_token(client, "kiosk", "hz01")
+    assert_problem(await client.get(f"{B}/staff", headers=kiosk), 403)

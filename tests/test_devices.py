@@ -161,6 +161,8 @@ async def test_pairing_link_and_qr_only_for_devices(client):
     assert url.endswith(f"/kiosk/hz01?token={kiosk['token']}")
     display = await create(client, role="display", branch="hz01")
     assert f"/display/hz01?token={display['token']}" in display["pairing"]["url"]
+    above = await create(client, role="display", branch="hz01", counter="1")
+    assert f"/window/hz01/1?token={above['token']}" in above["pairing"]["url"]
     clerk = await create(client, role="clerk", branch="hz01", staff="s1", counter="1")
     assert f"/counter/hz01/1?token={clerk['token']}" in clerk["pairing"]["url"]
     roaming = await create(client, role="clerk", branch="hz01", staff="s1")

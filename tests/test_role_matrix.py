@@ -48,6 +48,8 @@ UNAUTHENTICATED = {
     ("GET", "/window/{branch}/{counter}"),
     ("GET", "/dashboard/{branch}"),
     ("GET", "/desk/{branch}"),
+    ("GET", "/admin"),
+    ("GET", "/admin/{branch}"),
     ("GET", "/web/static/{path:path}"),
 }
 
@@ -123,6 +125,11 @@ EXPECTED: dict[tuple[str, str], Rule] = {
         },
     ),
     ("GET", "/api/v1/branches/{branch}"): Rule(Action.READ_QUEUE, READERS, frozenset({200})),
+    # The console's index: an admin lists every branch, a manager their own.
+    ("GET", "/api/v1/branches"): Rule(
+        Action.CONFIGURE, MANAGER, frozenset({200}), branch_scoped=False
+    ),
+    ("GET", "/api/v1/branches/{branch}/staff"): Rule(Action.CONFIGURE, MANAGER, frozenset({200})),
     ("PUT", "/api/v1/branches/{branch}/services/{service}"): Rule(
         Action.CONFIGURE, MANAGER, frozenset({200}), body=_json({"name": "综合", "prefix": "A"})
     ),

@@ -191,6 +191,14 @@ class BranchIn(BaseModel):
         return value
 
 
+class BranchSummary(BaseModel):
+    """A line of the branch list (`GET /api/v1/branches`): what the console's index shows."""
+
+    code: str
+    name: str
+    timezone: str
+
+
 class BranchOut(BaseModel):
     code: str
     name: str

@@ -17,12 +17,14 @@ from app.branches.schemas import (
     BranchConfigOut,
     BranchIn,
     BranchOut,
+    BranchSummary,
     Guide,
     ServiceIn,
     ServiceOut,
     SpecialHoursRange,
     StaffCard,
     StaffIn,
+    StaffOut,
 )
 from app.core.config_cache import forget_config
 from app.core.errors import conflict, not_found
@@ -55,6 +57,17 @@ async def get_branch(session: AsyncSession, code: str) -> Branch:
     if branch is None:
         raise not_found(f"branch {code}")
     return branch
+
+
+async def list_branches(session: AsyncSession, only: str | None) -> list[BranchSummary]:
+    """Every branch by code, or the one named by `only` (a manager's own)."""
+    query = select(Branch).order_by(Branch.code)
+    if only is not None:
+        query = query.where(Branch.code == only)
+    return [
+        BranchSummary(code=b.code, name=b.name, timezone=b.timezone)
+        for b in await session.scalars(query)
+    ]
 
 
 def schedule_of(branch: Branch) -> Schedule:
@@ -178,6 +191,13 @@ async def put_staff(
         {"name": body.name, "role": body.role, "number": body.number},
         now,
     )
+
+
+async def list_staff(session: AsyncSession, branch: str) -> list[StaffOut]:
+    """The staff of a branch with their roles (the console edits them)."""
+    await get_branch(session, branch)
+    rows = await session.scalars(select(Staff).where(Staff.branch == branch).order_by(Staff.code))
+    return [StaffOut(code=p.code, name=p.name, role=p.role, number=p.number) for p in rows]
 
 
 async def branch_config(session: AsyncSession, code: str) -> BranchConfigOut:

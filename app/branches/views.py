@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.auth.dependencies import Configurer, QueueReader
+from app.auth.dependencies import Configurer, PrincipalDep, QueueReader
+from app.auth.permissions import Action, check_allowed
 from app.branches import service as branches
 from app.branches.schemas import (
     BranchConfigOut,
     BranchIn,
     BranchOut,
+    BranchSummary,
     ServiceIn,
     ServiceOut,
     StaffIn,
@@ -26,6 +28,15 @@ router = APIRouter(
 
 def _created_status(response: Response, created: bool) -> None:
     response.status_code = 201 if created else 200
+
+
+@router.get("", response_model=list[BranchSummary])
+async def get_branches(session: SessionDep, principal: PrincipalDep) -> list[BranchSummary]:
+    """The branches the caller configures: every one for an admin, a manager's own."""
+    if principal.is_admin:
+        return await branches.list_branches(session, None)
+    check_allowed(principal, Action.CONFIGURE, principal.branch)
+    return await branches.list_branches(session, principal.branch)
 
 
 @router.put("/{branch}", response_model=BranchOut, responses={201: {"model": BranchOut}})
@@ -69,6 +80,12 @@ async def put_service(
     )
     _created_status(response, created)
     return branches.service_out(await branches.get_service(session, branch, service))
+
+
+@router.get("/{branch}/staff", response_model=list[StaffOut])
+async def get_staff(branch: BranchCode, session: SessionDep, _: Configurer) -> list[StaffOut]:
+    """The branch's staff with their roles (the config lists them without)."""
+    return await branches.list_staff(session, branch)
 
 
 @router.put(

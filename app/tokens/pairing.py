@@ -24,6 +24,9 @@ def device_path(role: Role, branch: str | None, counter: str | None) -> str | No
     if role is Role.KIOSK:
         return f"/kiosk/{b}"
     if role is Role.DISPLAY:
+        # A display token also drives the counter screen (窗口屏) above a named counter.
+        if counter is not None:
+            return f"/window/{b}/{quote(counter, safe='')}"
         return f"/display/{b}"
     if role is Role.CLERK and counter is not None:
         return f"/counter/{b}/{quote(counter, safe='')}"

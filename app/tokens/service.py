@@ -30,8 +30,12 @@ def _check_scope(body: TokenCreate) -> None:
         raise unprocessable("token-scope", "a clerk token needs a staff member")
     if role not in (Role.CLERK, Role.MANAGER) and body.staff is not None:
         raise unprocessable("token-scope", f"a {role} token has no staff member")
-    if role is not Role.CLERK and body.counter is not None:
-        raise unprocessable("token-scope", "only a clerk token's pairing link names a counter")
+    if role not in (Role.CLERK, Role.DISPLAY) and body.counter is not None:
+        raise unprocessable(
+            "token-scope",
+            "only a clerk's or a display's pairing link names a counter (its console, or the "
+            "counter screen above it)",
+        )
 
 
 # Tokens sit below counters in the layers (.importlinter): the table, not the model.
