@@ -37,6 +37,8 @@ PAGES = [
     "/window/demo/1",
     "/dashboard/demo",
     "/desk/demo",
+    "/admin",
+    "/admin/demo",
 ]
 
 

@@ -1,5 +1,5 @@
 """The pages hallq serves itself: lobby display, kiosk, clerk console, counter screen, manager
-dashboard and service desk.
+dashboard, service desk and the manager's console.
 
 The pages are static HTML shells (`templates/`) with the branch (and counter) code filled in, and
 plain JavaScript modules and CSS (`static/`): no CDN and no build step, so a hall works offline.
@@ -75,6 +75,8 @@ def security_headers(request: Request) -> dict[str, str]:
 
 
 VIEWPORT = "width=device-width, initial-scale=1"
+# The console's pages keep one stored token for all branches (a manager's or an admin's).
+CONSOLE_TOKENS = "console"
 
 
 @functools.cache
@@ -90,14 +92,17 @@ def _page(
     branch: str,
     counter: str = "",
     viewport: str = VIEWPORT,
+    token_scope: str = "",
 ) -> HTMLResponse:
     """`_page.html` (head and body tag, the same on every page) around the page's own body;
-    `title` may use $branch and $counter."""
+    `title` may use $branch and $counter. Pages of one `token_scope` share a stored token
+    (the console's pages: one manager or admin token for all of them)."""
     values = {
         "static": STATIC_PREFIX,
         "page": name,
         "branch": html.escape(branch, quote=True),
         "counter": html.escape(counter, quote=True),
+        "token_scope": token_scope,
     }
     values["content"] = _template(name).substitute(values)
     values["title"] = Template(title).substitute(values)
@@ -157,6 +162,27 @@ async def dashboard_page(branch: BranchCode, request: Request) -> HTMLResponse:
 async def desk_page(branch: BranchCode, request: Request) -> HTMLResponse:
     """The service desk (导办台): find a ticket, act on it, issue on a customer's behalf."""
     return _page(request, "desk", title="导办台 Service desk · $branch", branch=branch)
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin_index_page(request: Request) -> HTMLResponse:
+    """The console's index: the branches an admin (or a manager) configures; an admin creates
+    branches here."""
+    return _page(
+        request, "admin-index", title="管理控制台 Console", branch="", token_scope=CONSOLE_TOKENS
+    )
+
+
+@router.get("/admin/{branch}", response_class=HTMLResponse)
+async def admin_page(branch: BranchCode, request: Request) -> HTMLResponse:
+    """The manager's console of one branch: every setting, through the public API."""
+    return _page(
+        request,
+        "admin",
+        title="管理控制台 Console · $branch",
+        branch=branch,
+        token_scope=CONSOLE_TOKENS,
+    )
 
 
 @router.get(STATIC_PREFIX + "/{path:path}")

@@ -15,6 +15,9 @@ export const page = Object.freeze({
 // token is not left in history, bookmarks or screenshots. Never logged.
 
 function storageKey(name) {
+  // The console's pages share one token (`hallq.token.console`) across its branches.
+  const scope = body.dataset.tokenScope;
+  if (name === 'token' && scope) return `hallq.token.${scope}`;
   return `hallq.${name}.${page.kind}.${page.branch}`;
 }
 
@@ -92,6 +95,16 @@ export function bi(zh, en, tag = 'span') {
   const frag = document.createDocumentFragment();
   frag.append(h(tag, { class: 'zh' }, zh), ' ', h(tag, { class: 'en' }, en));
   return frag;
+}
+
+/** The page's #banner: kind ok, info or error; the problem's `detail` below the headline. */
+export function showBanner(kind, zh, en, detail = '') {
+  const node = $('#banner');
+  node.className = `banner ${kind}`;
+  node.dataset.kind = kind;
+  node.replaceChildren(h('strong', {}, bi(zh, en)));
+  if (detail) node.append(h('span', { class: 'detail' }, detail));
+  node.hidden = false;
 }
 
 export function setBi(node, zh, en) {

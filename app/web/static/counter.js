@@ -4,7 +4,7 @@
 
 import {
   $, $$, h, bi, setBi, api, ApiError, page, PRIORITY, COUNTER_STATE, TICKET_STATUS,
-  clockDuration, counterLabel, formatTime, debugState, loadBranch, requireToken, startClock,
+  clockDuration, counterLabel, formatTime, debugState, loadBranch, requireToken, startClock, showBanner,
 } from './common.js';
 import { Live } from './live.js';
 
@@ -20,16 +20,7 @@ let busy = false;
 // ---------------------------------------------------------------------------------------------
 // Messages.
 
-function banner(kind, zh, en, detail) {
-  const node = $('#banner');
-  node.className = `banner ${kind}`;
-  node.replaceChildren(
-    h('strong', {}, bi(zh, en)),
-    detail ? h('span', { class: 'detail' }, detail) : null,
-  );
-  node.hidden = false;
-  node.dataset.kind = kind;
-}
+const banner = showBanner;
 
 function clearBanner() {
   const node = $('#banner');

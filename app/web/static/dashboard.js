@@ -5,7 +5,7 @@
 import {
   $, h, bi, api, ApiError, download, page, COUNTER_STATE, TICKET_STATUS, PRIORITY,
   clockDuration, counterLabel, formatTime, localDate, localHour, debugState, loadBranch,
-  requireToken, startClock,
+  requireToken, startClock, showBanner,
 } from './common.js';
 import { Live } from './live.js';
 import { waitChart } from './chart.js';
@@ -25,9 +25,7 @@ const ALERT_KIND = {
 };
 
 function banner(zh, en, detail) {
-  const node = $('#banner');
-  node.replaceChildren(h('strong', {}, bi(zh, en)), detail ? h('span', { class: 'detail' }, detail) : null);
-  node.hidden = false;
+  showBanner('error', zh, en, detail);
 }
 
 function targets() {

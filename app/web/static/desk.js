@@ -7,7 +7,7 @@
 import {
   $, $$, h, bi, api, ApiError, page, PRIORITY, TICKET_STATUS, COUNTER_STATE, CHANNEL,
   clockDuration, counterLabel, formatTime, formatDateTime, waitMinutes, serverNow,
-  debugState, idempotencyKey, issueTicket, loadBranch, requireToken, startClock,
+  debugState, idempotencyKey, issueTicket, loadBranch, requireToken, startClock, showBanner,
 } from './common.js';
 import { Live } from './live.js';
 import { receipt, printReceipt } from './receipt.js';
@@ -28,16 +28,7 @@ let confirmTimer = null;
 // ---------------------------------------------------------------------------------------------
 // Messages.
 
-function banner(kind, zh, en, detail) {
-  const node = $('#banner');
-  node.className = `banner ${kind}`;
-  node.dataset.kind = kind;
-  node.replaceChildren(
-    h('strong', {}, bi(zh, en)),
-    detail ? h('span', { class: 'detail' }, detail) : null,
-  );
-  node.hidden = false;
-}
+const banner = showBanner;
 
 function refused(action, error) {
   const detail = error instanceof ApiError ? error.detail : String(error);
