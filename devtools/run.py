@@ -87,6 +87,8 @@ def _print_tokens(admin_token: str, demo_tokens: dict[str, str], base: str) -> N
         ("manager dashboard", f"dashboard/{DEMO_BRANCH}", "demo manager m1"),
     ]
     _say("pages (each keeps its token after the first visit):")
+    # The console, with the admin token: set up more branches without a request by hand.
+    print(f"  {'console':<18} {base}/admin?token={admin_token}")
     for title, path, label in pages:
         if label in demo_tokens:
             print(f"  {title:<18} {base}/{path}?token={demo_tokens[label]}")
