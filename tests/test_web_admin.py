@@ -48,12 +48,16 @@ async def _refused(page: Any, action: str, fragment: str) -> None:
     await page.evaluate("window.hallq.lastAction = null")
 
 
+async def _submit(form: Any, **values: str) -> None:
+    """Fills the named fields of `form` and submits it."""
+    for name, value in values.items():
+        await form.locator(f"[name={name}]").fill(value)
+    await form.locator("button[type=submit]").click()
+
+
 async def _create_branch(page: Any) -> None:
     await expect(page.locator("#create-panel")).to_be_visible()
-    form = page.locator("#create-branch")
-    await form.locator("[name=code]").fill(NEW)
-    await form.locator("[name=name]").fill(NEW_NAME)
-    await form.locator("button[type=submit]").click()
+    await _submit(page.locator("#create-branch"), code=NEW, name=NEW_NAME)
     await page.wait_for_url(f"**/admin/{NEW}**")
     await expect(page.locator("body")).to_have_attribute("data-ready", "true")
     await expect(page.locator("#branch-name")).to_have_text(NEW_NAME)
@@ -61,11 +65,7 @@ async def _create_branch(page: Any) -> None:
 
 async def _fill_type(page: Any, code: str, name: str, prefix: str, guide: str = "") -> None:
     form = page.locator("#type-form")
-    await form.locator("[name=code]").fill(code)
-    await form.locator("[name=name]").fill(name)
-    await form.locator("[name=prefix]").fill(prefix)
-    await form.locator("[name=guide_zh]").fill(guide)
-    await form.locator("button[type=submit]").click()
+    await _submit(form, code=code, name=name, prefix=prefix, guide_zh=guide)
 
 
 async def _add_type(page: Any, code: str, name: str, prefix: str, guide: str = "") -> None:
@@ -145,11 +145,7 @@ async def test_a_second_branch_set_up_from_nothing_and_run(hall: Hall, browser: 
 
     # Staff, with a staff number for the counter screen.
     await _tab(console, "staff")
-    form = console.locator("#staff-form")
-    await form.locator("[name=code]").fill("s1")
-    await form.locator("[name=name]").fill("王芳")
-    await form.locator("[name=number]").fill("0107")
-    await form.locator("button[type=submit]").click()
+    await _submit(console.locator("#staff-form"), code="s1", name="王芳", number="0107")
     await _saved(console, "staff")
     await expect(console.locator('#staff-table tr[data-code="s1"]')).to_contain_text("0107")
 
@@ -164,11 +160,12 @@ async def test_a_second_branch_set_up_from_nothing_and_run(hall: Hall, browser: 
 
     # A notice, seen on the lobby display.
     await _tab(console, "notices")
-    form = console.locator("#notice-form")
-    await form.locator("[name=code]").fill("welcome")
-    await form.locator("[name=text_zh]").fill("欢迎光临福田营业厅")
-    await form.locator("[name=text_en]").fill("Welcome to Futian")
-    await form.locator("button[type=submit]").click()
+    await _submit(
+        console.locator("#notice-form"),
+        code="welcome",
+        text_zh="欢迎光临福田营业厅",
+        text_en="Welcome to Futian",
+    )
     await _saved(console, "notice")
     display = await context.new_page()
     watch_console(display, errors)
@@ -275,12 +272,12 @@ async def test_hours_branch_and_notices_forms_show_the_apis_refusals(
 
     # Notices: one kept for a window of local time, edited, then deleted.
     await _tab(page, "notices")
-    form = page.locator("#notice-form")
-    await form.locator("[name=code]").fill("closing")
-    await form.locator("[name=text_zh]").fill("国庆节闭厅")
-    await form.locator("[name=from]").fill("2027-09-25T09:00")
-    await form.locator("[name=to]").fill("2027-10-08T00:00")
-    await form.locator("button[type=submit]").click()
+    await _submit(
+        page.locator("#notice-form"),
+        code="closing",
+        text_zh="国庆节闭厅",
+        **{"from": "2027-09-25T09:00", "to": "2027-10-08T00:00"},
+    )
     await _saved(page, "notice")
     notices = await hall.api("GET", "/branches/demo/notices")
     # Typed as Shanghai time, stored as the instant.

@@ -2,10 +2,10 @@
 // ordered profile (reordered with buttons, never by typing codes), and staff. Each is a table
 // and one editor form; the editor creates (a new code) or updates (a row's Edit).
 
-import { h, bi, api, COUNTER_STATE } from './common.js';
+import { h, bi, COUNTER_STATE } from './common.js';
 import {
-  button, checkedCode, field, input, number, numberInput, orNull, select, submit, submitting,
-  table, text, textArea,
+  button, editorActions, field, input, number, numberInput, onSave, orNull, select, table, text,
+  textArea,
 } from './admin-forms.js';
 
 const GUIDE_MAX = 500;
@@ -49,30 +49,24 @@ function typeEditor(ctx, service, node) {
         bi(`取号后显示并打印在号票上，最多 ${GUIDE_MAX} 字`, `shown after the press and printed on the ticket, at most ${GUIDE_MAX} characters`)),
       field('办理须知（英文）', 'Guide, English', textArea('guide_en', s.guide?.en, { maxlength: GUIDE_MAX + 100 })),
     ),
-    h('div', { class: 'form-actions' },
-      submit('保存业务类型', 'Save the business type'),
-      service ? button('取消', 'Cancel', () => renderTypes(node, ctx)) : null),
+    editorActions('保存业务类型', 'Save the business type', service, () => renderTypes(node, ctx)),
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    submitting(form, 'type', async () => {
-      const code = checkedCode(text(form, 'code'), '代码', 'code');
-      const guideZh = text(form, 'guide_zh');
-      const guideEn = text(form, 'guide_en');
-      await api(`${ctx.branchPath}/services/${code}`, {
-        method: 'PUT',
-        body: {
-          name: text(form, 'name'),
-          prefix: text(form, 'prefix'),
-          target_wait_s: secondsFrom(form, 'target_min') ?? 600,
-          max_wait_s: secondsFrom(form, 'max_min'),
-          queue_alert_per_counter: number(form, 'queue_alert') ?? 10,
-          // An English guide alone goes to the API, which says a Chinese one is needed.
-          guide: guideZh || guideEn ? { zh: guideZh || null, en: orNull(guideEn) } : null,
-        },
-      });
-      await ctx.refresh('branch');
-    });
+  onSave(form, ctx, {
+    action: 'type',
+    collection: 'services',
+    refresh: 'branch',
+    body: () => {
+      const [guideZh, guideEn] = [text(form, 'guide_zh'), text(form, 'guide_en')];
+      return {
+        name: text(form, 'name'),
+        prefix: text(form, 'prefix'),
+        target_wait_s: secondsFrom(form, 'target_min') ?? 600,
+        max_wait_s: secondsFrom(form, 'max_min'),
+        queue_alert_per_counter: number(form, 'queue_alert') ?? 10,
+        // An English guide alone goes to the API, which says a Chinese one is needed.
+        guide: guideZh || guideEn ? { zh: guideZh || null, en: orNull(guideEn) } : null,
+      };
+    },
   });
   return form;
 }
@@ -141,20 +135,13 @@ function counterEditor(ctx, counter, node) {
       field('名称', 'Name', input('name', c.name, { required: true, maxlength: 100 }), bi('如 "3"（播报为 3号窗口）', 'e.g. "3" (announced as counter 3)')),
       h('div', { class: 'field' }, h('span', { class: 'field-label' }, bi('办理业务（按优先顺序）', 'Business types, in order of preference')), profile.node),
     ),
-    h('div', { class: 'form-actions' },
-      submit('保存窗口', 'Save the counter'),
-      counter ? button('取消', 'Cancel', () => renderCounters(node, ctx)) : null),
+    editorActions('保存窗口', 'Save the counter', counter, () => renderCounters(node, ctx)),
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    submitting(form, 'counter', async () => {
-      const code = checkedCode(text(form, 'code'), '代码', 'code');
-      await api(`${ctx.branchPath}/counters/${code}`, {
-        method: 'PUT',
-        body: { name: text(form, 'name'), services: profile.order },
-      });
-      await ctx.refresh('counters');
-    });
+  onSave(form, ctx, {
+    action: 'counter',
+    collection: 'counters',
+    refresh: 'counters',
+    body: () => ({ name: text(form, 'name'), services: profile.order }),
   });
   return form;
 }
@@ -195,20 +182,13 @@ function staffEditor(ctx, person, node) {
       field('工号', 'Staff number', input('number', p.number, { maxlength: 32 }), bi('显示在窗口屏上，可空', 'shown on the counter screen; optional')),
       field('角色', 'Role', select('role', ROLES, p.role || 'clerk')),
     ),
-    h('div', { class: 'form-actions' },
-      submit('保存员工', 'Save the staff member'),
-      person ? button('取消', 'Cancel', () => renderStaff(node, ctx)) : null),
+    editorActions('保存员工', 'Save the staff member', person, () => renderStaff(node, ctx)),
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    submitting(form, 'staff', async () => {
-      const code = checkedCode(text(form, 'code'), '代码', 'code');
-      await api(`${ctx.branchPath}/staff/${code}`, {
-        method: 'PUT',
-        body: { name: text(form, 'name'), role: text(form, 'role'), number: orNull(text(form, 'number')) },
-      });
-      await ctx.refresh('staff');
-    });
+  onSave(form, ctx, {
+    action: 'staff',
+    collection: 'staff',
+    refresh: 'staff',
+    body: () => ({ name: text(form, 'name'), role: text(form, 'role'), number: orNull(text(form, 'number')) }),
   });
   return form;
 }

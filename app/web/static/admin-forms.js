@@ -2,7 +2,7 @@
 // the problem's `detail` when refused, the weekly-hours editor, and wall time in the branch's
 // timezone (notices are instants; a manager types the hall's local time).
 
-import { h, bi, ApiError, debugState, showBanner } from './common.js';
+import { h, bi, api, ApiError, debugState, showBanner } from './common.js';
 
 const state = debugState();
 
@@ -242,4 +242,23 @@ export function confirmButton(zh, en, action, attrs = {}) {
     node.disabled = false;
   }, 'danger', attrs);
   return node;
+}
+
+/** An editor's buttons: save, and cancel while an existing entry is edited. */
+export function editorActions(zh, en, editing, cancel) {
+  return h('div', { class: 'form-actions' },
+    submit(zh, en), editing ? button('取消', 'Cancel', cancel) : null);
+}
+
+/** An editor's submit: PUT `body()` to `{branch}/{collection}/{code}`, then read `refresh`
+ * again (which redraws the section). */
+export function onSave(form, ctx, { action, collection, body, refresh }) {
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    submitting(form, action, async () => {
+      const code = checkedCode(text(form, 'code'), '代码', 'code');
+      await api(`${ctx.branchPath}/${collection}/${code}`, { method: 'PUT', body: body() });
+      await ctx.refresh(refresh);
+    });
+  });
 }

@@ -3,8 +3,8 @@
 
 import { h, bi, api, formatDateTime } from './common.js';
 import {
-  button, checkedCode, confirmButton, field, input, instantToWall, number, numberInput, orNull,
-  refused, saved, submit, submitting, table, text, textArea, wallToInstant,
+  confirmButton, editorActions, field, input, instantToWall, number, numberInput, onSave, orNull,
+  refused, saved, table, text, textArea, wallToInstant,
 } from './admin-forms.js';
 
 function when(iso) {
@@ -26,25 +26,18 @@ function noticeEditor(ctx, notice, node) {
       field('结束（可空）', 'Until (optional)', input('to', instantToWall(n.to, tz), { type: 'datetime-local' })),
       field('顺序', 'Order', numberInput('order', n.order ?? 0, { min: -1000000, max: 1000000 })),
     ),
-    h('div', { class: 'form-actions' },
-      submit('保存公告', 'Save the notice'),
-      notice ? button('取消', 'Cancel', () => renderNotices(node, ctx)) : null),
+    editorActions('保存公告', 'Save the notice', notice, () => renderNotices(node, ctx)),
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    submitting(form, 'notice', async () => {
-      const code = checkedCode(text(form, 'code'), '代码', 'code');
-      await api(`${ctx.branchPath}/notices/${code}`, {
-        method: 'PUT',
-        body: {
-          text: { zh: text(form, 'text_zh'), en: orNull(text(form, 'text_en')) },
-          from: wallToInstant(text(form, 'from'), tz),
-          to: wallToInstant(text(form, 'to'), tz),
-          order: number(form, 'order') ?? 0,
-        },
-      });
-      await ctx.refresh('notices');
-    });
+  onSave(form, ctx, {
+    action: 'notice',
+    collection: 'notices',
+    refresh: 'notices',
+    body: () => ({
+      text: { zh: text(form, 'text_zh'), en: orNull(text(form, 'text_en')) },
+      from: wallToInstant(text(form, 'from'), tz),
+      to: wallToInstant(text(form, 'to'), tz),
+      order: number(form, 'order') ?? 0,
+    }),
   });
   return form;
 }
