@@ -43,7 +43,7 @@ export function renderBranch(node, ctx) {
         bi('号码在此时刻重新开始', 'numbers restart at this time')),
       field('停止取号（闭厅前分钟）', 'Stop issuing, minutes before closing', numberInput('issue_cutoff_min', b.issue_cutoff_min, { max: 720 })),
       field('最少开放窗口', 'Minimum open counters', numberInput('min_open_counters', b.min_open_counters, { max: 1000 })),
-      field('过号可重排次数', 'Re-queues allowed after a no-show', numberInput('requeue_after', b.requeue_after, { max: 50 })),
+      field('过号重排：再叫几位后轮到', 'A re-queued no-show is called after this many others', numberInput('requeue_after', b.requeue_after, { max: 50 })),
       h('label', { class: 'field check' }, checkbox('clerks_may_pick', b.clerks_may_pick),
         bi('窗口可选叫指定号码', 'Clerks may call a chosen ticket')),
     ),
