@@ -17,8 +17,9 @@ B = "/api/v1/branches/hz01"
 PHONE = "13812345678"
 
 
-async def test_logs_hold_no_tokens_and_no_phone_numbers(database_url):
-    env = {"HALLQ_LOG_LEVEL": "DEBUG"}
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_logs_hold_no_tokens_and_no_phone_numbers(database_url, log_format):
+    env = {"HALLQ_LOG_LEVEL": "DEBUG", "HALLQ_LOG_FORMAT": log_format}
     with running_servers(database_url, 1, env=env) as (server,):
         base = server.url
         async with httpx.AsyncClient(base_url=base, timeout=15) as http:
@@ -44,9 +45,12 @@ async def test_logs_hold_no_tokens_and_no_phone_numbers(database_url):
             assert wrong.status_code == 422 and PHONE not in wrong.text
             await http.get(f"{base}{B}/queue?token={kiosk_token}&phone={PHONE}", headers=kiosk)
             await http.get(f"{base}{B}/queue", headers={"Authorization": "Bearer hq.bad.secret"})
-            detail = await ok(
-                await http.get(f"{base}/api/v1/tickets/{ticket['id']}", headers=kiosk)
+            detail_response = await http.get(
+                f"{base}/api/v1/tickets/{ticket['id']}",
+                headers={**kiosk, "X-Request-ID": "lb-7f3a.1"},
             )
+            assert detail_response.headers["x-request-id"] == "lb-7f3a.1"
+            detail = await ok(detail_response)
             assert PHONE not in json.dumps(detail)
             # A newline in the path must not forge a log line.
             await http.get(f"{base}/api/v1/x%0A2026-01-01%20INFO%20hallq.access%20FORGED")
@@ -56,7 +60,27 @@ async def test_logs_hold_no_tokens_and_no_phone_numbers(database_url):
         logs = server.output()
     assert "GET /api/v1/branches/hz01/queue" in logs  # the access log is there ...
     assert not any(line.startswith("2026-01-01") for line in logs.splitlines())
-    assert "/api/v1/x\\x0a2026-01-01 INFO hallq.access FORGED 404" in logs
+    forged = "/api/v1/x\\x0a2026-01-01 INFO hallq.access FORGED 404"
+    if log_format == "json":
+        messages = _check_json_lines(logs)
+        assert any(forged in message for message in messages)
+    else:
+        assert forged in logs
     secret = kiosk_token.rsplit(".", 1)[1]
     for forbidden in (PHONE, PHONE[-8:], secret, ADMIN_TOKEN, "hq.bad.secret"):
         assert forbidden not in logs, forbidden  # ... without what must stay private
+
+
+def _check_json_lines(logs: str) -> list[str]:
+    """Every line is one JSON object; access lines carry the request's fields. Returns the
+    messages."""
+    lines = [json.loads(line) for line in logs.splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    access = [line for line in lines if line["logger"] == "hallq.access"]
+    issued = next(line for line in access if line["message"].startswith(f"POST {B}/tickets 201"))
+    assert issued["route"] == "/api/v1/branches/{branch}/tickets"
+    assert issued["branch"] == "hz01" and isinstance(issued["duration_ms"], float)
+    assert len(issued["request_id"]) == 16
+    assert any(line.get("request_id") == "lb-7f3a.1" for line in access)
+    assert any(line["logger"].startswith("uvicorn") for line in lines)
+    return [line["message"] for line in lines]

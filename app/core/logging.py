@@ -1,12 +1,17 @@
 """Logging: one line per request, with no query string (websocket tokens travel there) and no
-bodies (phone numbers travel there)."""
+bodies (phone numbers travel there); as text, or as JSON lines for a log shipper
+(`HALLQ_LOG_FORMAT=json`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,11 +41,43 @@ class StripQueryStrings(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+# What an access-log record carries besides its message (`extra=`), for the JSON lines.
+ACCESS_FIELDS = ("request_id", "method", "route", "branch", "status", "duration_ms")
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the access fields where the
+    record has them, and the exception's text. Never the query string or a body: the records
+    are the same as in text form."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in ACCESS_FIELDS:
+            value = record.__dict__.get(field)
+            if value is not None:
+                line[field] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonLineFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    if log_format == "json":
+        # uvicorn's own lines (start-up, errors) go through the same handler, as JSON too.
+        uvicorn_log = logging.getLogger("uvicorn")
+        uvicorn_log.handlers = [handler]
+        uvicorn_log.propagate = False
     # uvicorn's own access log prints query strings; ours replaces it.
     logging.getLogger("uvicorn.access").disabled = True
     error_log = logging.getLogger("uvicorn.error")
@@ -52,16 +89,36 @@ def configure_logging(level: str) -> None:
 RequestObserver = Callable[[Scope, int, float], None]
 
 
-class StatusRecorder:
-    """An ASGI `send` that remembers the response status (500 if none was ever started)."""
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-    def __init__(self, send: Send) -> None:
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-ID` when it is a plain token (a proxy's), else a new one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            given: str = bytes(value).decode("latin-1")
+            if _REQUEST_ID.match(given):
+                return given
+            break
+    return uuid.uuid4().hex[:16]
+
+
+class StatusRecorder:
+    """An ASGI `send` that remembers the response status (500 if none was ever started) and
+    answers with the request's id (`X-Request-ID`)."""
+
+    def __init__(self, send: Send, request_id: str) -> None:
         self.status = 500
         self._send = send
+        self._request_id = request_id.encode()
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
+            message = {
+                **message,
+                "headers": [*message.get("headers", ()), (b"x-request-id", self._request_id)],
+            }
         await self._send(message)
 
 
@@ -78,7 +135,9 @@ class RequestObserverMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        response = StatusRecorder(send)
+        request_id = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        response = StatusRecorder(send, request_id)
         try:
             await self.app(scope, receive, response)
         finally:
@@ -89,10 +148,21 @@ class RequestObserverMiddleware:
 
 def log_request(scope: Scope, status: int, seconds: float) -> None:
     if access_log.isEnabledFor(logging.INFO):
+        method = scope["method"][:16]
+        route = getattr(scope.get("route"), "path", None)  # the template, once routed
+        branch = scope.get("path_params", {}).get("branch")
         access_log.info(
             "%s %s %d %.1fms",
-            scope["method"][:16],
+            method,
             printable(scope["path"][:500]),
             status,
             seconds * 1000,
+            extra={
+                "request_id": scope.get("state", {}).get("request_id"),
+                "method": method,
+                "route": route,
+                "branch": branch if isinstance(branch, str) else None,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+            },
         )

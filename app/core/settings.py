@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     speech_concurrency: int = Field(default=2, ge=1, le=64)
     speech_cache_mb: float = Field(default=32.0, ge=0, le=4096)
     log_level: str = "INFO"
+    # text: one line per record; json: JSON lines for a log shipper (docs/operations.md).
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("database_url")
     @classmethod
