@@ -44,6 +44,9 @@ SPEC_METRICS = {
     "hallq_alerts_active": ("gauge", {"branch", "kind"}),
     "hallq_stream_clients": ("gauge", {"branch"}),
 }
+# Beside SPEC §4, for operations: whether the process could read the database.
+OPERATIONS_METRICS: dict[str, tuple[str, set[str]]] = {"hallq_database_up": ("gauge", set())}
+ALL_METRICS = {**SPEC_METRICS, **OPERATIONS_METRICS}
 WAIT_BOUNDS = metrics_service.WAIT_BUCKETS
 SERVICE_BOUNDS = metrics_service.SERVICE_BUCKETS
 
@@ -222,12 +225,13 @@ async def test_every_spec_metric_matches_a_hand_computed_hall(client, clock, app
 
     m = await scrape(client)
 
-    # Exactly the SPEC §4 hallq_* metrics, with their types and label names.
+    # Exactly the SPEC §4 hallq_* metrics and hallq_database_up, with types and label names.
     hallq = {name: f for name, f in m.families.items() if name.startswith("hallq_")}
     assert {name: f.type for name, f in hallq.items()} == {
-        name: kind for name, (kind, _) in SPEC_METRICS.items()
+        name: kind for name, (kind, _) in ALL_METRICS.items()
     }
-    for name, (_, labels) in SPEC_METRICS.items():
+    assert m.value("hallq_database_up") == 1
+    for name, (_, labels) in ALL_METRICS.items():
         for sample in hallq[name].samples:
             assert set(sample.labels) - {"le"} == labels, (name, sample)
 

@@ -130,6 +130,12 @@ async def test_readyz_when_the_database_is_unreachable():
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"]
             assert (await c.get("/healthz")).status_code == 200
+            # /metrics still answers, saying the database is out of reach (an alert rule tells
+            # this from a process that is down: deploy/prometheus/alerts.yml).
+            scraped = await c.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert scraped.status_code == 200, scraped.text
+            assert "hallq_database_up 0.0" in scraped.text
+            assert "http_requests_total" in scraped.text
 
 
 def test_migrations_are_found_from_any_directory(pg, tmp_path, monkeypatch):

@@ -32,7 +32,9 @@ from tests.db import ROOT
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 NGINX = (ROOT / "deploy" / "nginx.conf").read_text()
-PROMETHEUS: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+PROMETHEUS: dict[str, Any] = yaml.safe_load(
+    (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+)
 # The path the image's HEALTHCHECK asks for.
 HEALTHCHECK = re.search(r"urlopen\('http://127\.0\.0\.1:8000(/\w+)'", DOCKERFILE)
 

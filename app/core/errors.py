@@ -193,7 +193,7 @@ def _collided(exc: BaseException) -> bool:
     return _sqlstate(exc) in {"40P01", "40001"}
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | TimeoutError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -246,7 +246,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(_validation_problem(exc), request)
 
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
-        if _is_connection_error(exc):
+        if is_connection_error(exc):
             logger.warning("database unavailable: %s", type(exc).__name__)
             return problem_response(_DB_UNAVAILABLE, request)
         if _is_unstorable_text(exc):
@@ -257,7 +257,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if _is_connection_error(exc):
+        if is_connection_error(exc):
             logger.warning("database unavailable: %s", type(exc).__name__)
             return problem_response(_DB_UNAVAILABLE, request)
         logger.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from app.auth.dependencies import get_principal
 from app.auth.permissions import Action, check_allowed
-from app.core.errors import problem_responses
+from app.core.errors import is_connection_error, problem_responses
 from app.core.settings import Settings
 from app.metrics.collector import MetricsCollector
 from app.metrics.http import exposition_registry
@@ -38,6 +39,23 @@ async def metrics(request: Request) -> Response:
     process metrics. Needs a monitor or admin token unless HALLQ_METRICS_PUBLIC=true."""
     await _check_access(request)
     collector: MetricsCollector = request.app.state.metrics_collector
-    families = await collector.families()
+    try:
+        families = [*await collector.families(), _database_up(1)]
+    except Exception as exc:
+        # The database is out of reach: the process still answers (its HTTP and process
+        # metrics), so an alert can tell "database unreachable" from "process down".
+        if not is_connection_error(exc):
+            raise
+        families = [_database_up(0)]
     body = generate_latest(exposition_registry(families))
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def _database_up(value: int) -> Metric:
+    up = GaugeMetricFamily(
+        "hallq_database_up",
+        "1 when this process read the hall's metrics from PostgreSQL for this scrape, 0 when "
+        "the database was out of reach.",
+    )
+    up.add_metric([], value)
+    return up
