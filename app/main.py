@@ -106,7 +106,7 @@ def _start_database(app: FastAPI, settings: Settings, started: AsyncExitStack) -
     started.push_async_callback(engine.dispose)
     app.state.engine = engine
     app.state.config_cache = ConfigCache(ttl_s=settings.config_cache_s)
-    notifier = EventNotifier(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s)
+    notifier = EventNotifier(settings.listen_url, connect_timeout_s=settings.db_connect_timeout_s)
     notifier.start()
     started.push_async_callback(notifier.close)
     app.state.notifier = notifier
@@ -121,7 +121,7 @@ def _start_stream(app: FastAPI, settings: Settings, started: AsyncExitStack) -> 
     """One LISTEN connection per process receives every process's events and configuration
     changes, and fans them out to this process's screens."""
     hub = EventHub(
-        settings.database_url,
+        settings.listen_url,
         app.state.sessionmaker,
         queue_size=settings.stream_queue_size,
         connect_timeout_s=settings.db_connect_timeout_s,

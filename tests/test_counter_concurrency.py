@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter, defaultdict
+from typing import Any
 
 import asyncpg
 import httpx
@@ -37,8 +38,16 @@ async def configure(http: httpx.AsyncClient, url: str) -> None:
 
 
 async def test_counters_pressing_next_at_once_never_share_a_ticket(database_url, pg):
+    await race_counters(pg, database_url)
+
+
+async def race_counters(
+    pg: Any, database_url: str, *, via: str | None = None, env: dict[str, str] | None = None
+) -> None:
+    """The race, over two server processes that reach the database at `via` (a pooler) or
+    `database_url`; then the database is read directly and judged."""
     rng = random.Random(7)
-    with running_servers(database_url, 2) as servers:
+    with running_servers(via or database_url, 2, env=env) as servers:
         urls = [s.url for s in servers]
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
         async with httpx.AsyncClient(timeout=60, limits=limits) as http:

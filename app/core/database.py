@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
@@ -33,6 +34,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's connection arguments. With no statement cache (a transaction pooler that does
+    not track prepared statements), the statements SQLAlchemy must still prepare get names of
+    their own, so two clients sharing a server connection never collide on one."""
+    server_settings = {"application_name": "hallq"}
+    if settings.db_plan_cache_mode != "server":
+        server_settings["plan_cache_mode"] = settings.db_plan_cache_mode
+    args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_s,
+        "command_timeout": settings.db_command_timeout_s,
+        "server_settings": server_settings,
+        "statement_cache_size": settings.db_statement_cache_size,
+        "prepared_statement_cache_size": settings.db_statement_cache_size,
+    }
+    if settings.db_statement_cache_size == 0:
+        args["prepared_statement_name_func"] = lambda: f"__hallq_{uuid.uuid4().hex}__"
+    return args
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if not settings.database_url:
         raise RuntimeError(
@@ -48,14 +68,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # recycling keeps long-lived processes from holding connections forever.
         pool_recycle=1800,
         pool_timeout=settings.db_connect_timeout_s,
-        connect_args={
-            "timeout": settings.db_connect_timeout_s,
-            "command_timeout": settings.db_command_timeout_s,
-            "server_settings": {
-                "application_name": "hallq",
-                "plan_cache_mode": settings.db_plan_cache_mode,
-            },
-        },
+        connect_args=connect_args(settings),
     )
     # Sessions are let in first come, first served, as many as the pool has connections
     # (app/core/admission.py); the pool's timeout applies to that wait.

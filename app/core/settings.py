@@ -18,6 +18,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "HALLQ_DATABASE_URL"),
         description="postgresql+asyncpg://user:password@host:port/database",
     )
+    # The LISTEN connection and the event notifier's, straight to PostgreSQL when DATABASE_URL
+    # goes through a pooler in transaction mode (docs/operations.md); empty: DATABASE_URL.
+    listen_database_url: str = Field(default="", description="postgresql+asyncpg://…")
     admin_token: SecretStr | None = Field(
         default=None, description="Accepted as an admin token; unset means no built-in admin."
     )
@@ -32,9 +35,13 @@ class Settings(BaseSettings):
     # PostgreSQL's plan_cache_mode for hallq's connections. Every statement is prepared once
     # per connection with the branch as a parameter, and the generic plan suits every branch;
     # `auto` may re-plan on every execution (docs/decisions.md) and restores PostgreSQL's choice.
-    db_plan_cache_mode: Literal["force_generic_plan", "auto", "force_custom_plan"] = (
+    # `server`: send none (a pooler refuses unknown start-up parameters; set it on the role).
+    db_plan_cache_mode: Literal["force_generic_plan", "auto", "force_custom_plan", "server"] = (
         "force_generic_plan"
     )
+    # Prepared statements cached per connection (asyncpg's and SQLAlchemy's). 0 behind PgBouncer
+    # before 1.21 in transaction mode, which does not track them (docs/operations.md).
+    db_statement_cache_size: int = Field(default=100, ge=0, le=10000)
     # Used to estimate waits before a business type has any service history of its own.
     default_service_time_s: int = Field(default=300, ge=1)
     # Recent service times that the estimate averages over, per business type.
@@ -78,7 +85,18 @@ class Settings(BaseSettings):
     # text: one line per record; json: JSON lines for a log shipper (docs/operations.md).
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("database_url")
+    @property
+    def statements_need_transaction(self) -> bool:
+        """No statement cache means a transaction pooler: a statement prepared outside a
+        transaction may run on another server connection, so none runs outside one."""
+        return self.db_statement_cache_size == 0
+
+    @property
+    def listen_url(self) -> str:
+        """Where the process LISTENs and NOTIFYs: never through a transaction pooler."""
+        return self.listen_database_url or self.database_url
+
+    @field_validator("database_url", "listen_database_url")
     @classmethod
     def _asyncpg_driver(cls, value: str) -> str:
         # Accept plain postgres:// URLs as platforms hand them out; we always talk asyncpg.

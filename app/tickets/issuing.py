@@ -206,14 +206,17 @@ async def issue_ticket(
     ticket_id = uuid.uuid4()
     if session.in_transaction():
         await session.commit()  # the configuration was read (a cache miss): end that read
-    autocommit = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    # Behind a transaction pooler (no statement cache) a statement prepared outside a
+    # transaction may run on another server connection: there, issuing takes a transaction.
+    options = {} if settings.statements_need_transaction else {"isolation_level": "AUTOCOMMIT"}
+    connection = await session.connection(execution_options=options)
     issue = _Issue(branch_code, body, config, ticket_id, business_date, now)
     params = issue.params(settings)
     params.update(idempotency_key=idempotency_key, token_id=limited_token)
-    row = (await autocommit.execute(ISSUE_SQL, params)).one()
+    row = (await connection.execute(ISSUE_SQL, params)).one()
     if row.event_seq is not None:
         notify_after_commit(session, branch_code, [(row.event_seq, row.envelope)])
-    # Nothing to commit (autocommit): ends the session's transaction, and sends the notification.
+    # Ends the session's transaction (nothing to commit under autocommit), and notifies.
     await session.commit()
     if row.replayed_id is not None:
         return await _replay(
