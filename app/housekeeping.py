@@ -1,6 +1,7 @@
 """Housekeeping, the background task every server process runs: it closes out the business
 days that ended (app/business_day), keeps alerts current, erases the phone numbers of past
-business days, and forgets old issue-rate counts and Idempotency-Key claims.
+business days, forgets old issue-rate counts and Idempotency-Key claims, and removes history
+older than `HALLQ_HISTORY_DAYS` (app/retention).
 
 Every step is safe to run from several processes at once (a close-out claims its day's row,
 alerts take a per-branch advisory lock, app/alerts/service.py), so a process that dies simply
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,12 +21,34 @@ from app.alerts.service import evaluate_all_branches
 from app.business_day.service import close_out_all_branches
 from app.core.clock import Clock
 from app.reports.service import erase_expired_phones
+from app.retention.service import Removed, remove_old_history
 from app.tickets.rate_limit import forget_old_counts_and_claims
 
 log = logging.getLogger("hallq.housekeeping")
 
+RETENTION_EVERY_S = 600.0
 
-async def housekeeping_round(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+
+class RetentionPace:
+    """Retention every ten minutes, and at once again while batches come back full (catching
+    up on a long history): a round of housekeeping seldom pays for it."""
+
+    def __init__(self, history_days: int) -> None:
+        self.history_days = history_days
+        self._next = 0.0
+
+    def due(self) -> bool:
+        return self.history_days > 0 and time.monotonic() >= self._next
+
+    def ran(self, removed: Removed) -> None:
+        self._next = time.monotonic() + (0.0 if removed.full_batch else RETENTION_EVERY_S)
+
+
+async def housekeeping_round(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    retention: RetentionPace | None = None,
+) -> None:
     # First the close-out, so that alerts and erasure see the new day's hall.
     await close_out_all_branches(sessionmaker, clock)
     await evaluate_all_branches(sessionmaker, clock)
@@ -34,16 +58,22 @@ async def housekeeping_round(sessionmaker: async_sessionmaker[AsyncSession], clo
         await erase_expired_phones(session, clock.now())
     async with sessionmaker() as session:
         await forget_old_counts_and_claims(session, clock.now())
+    if retention is not None and retention.due():
+        retention.ran(await remove_old_history(sessionmaker, clock.now(), retention.history_days))
 
 
 async def run_housekeeping(
-    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, interval_s: float
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    interval_s: float,
+    history_days: int = 0,
 ) -> None:
     """A round every `interval_s` until cancelled; database outages are logged and outlived."""
     failures = 0
+    retention = RetentionPace(history_days)
     while True:
         try:
-            await housekeeping_round(sessionmaker, clock)
+            await housekeeping_round(sessionmaker, clock, retention)
             if failures:
                 log.info("housekeeping recovered after %d failed round(s)", failures)
             failures = 0
@@ -57,11 +87,14 @@ async def run_housekeeping(
 
 
 def start_housekeeping(
-    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, interval_s: float
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    interval_s: float,
+    history_days: int = 0,
 ) -> asyncio.Task[None] | None:
     if interval_s <= 0:
         return None
-    return asyncio.create_task(run_housekeeping(sessionmaker, clock, interval_s))
+    return asyncio.create_task(run_housekeeping(sessionmaker, clock, interval_s, history_days))
 
 
 async def stop_task(task: asyncio.Task[None] | None) -> None:

@@ -150,7 +150,7 @@ def _start_background_tasks(app: FastAPI, settings: Settings, started: AsyncExit
     )
     started.push_async_callback(stop_task, presence)
     housekeeping = start_housekeeping(
-        app.state.sessionmaker, app.state.clock, settings.alerts_interval_s
+        app.state.sessionmaker, app.state.clock, settings.alerts_interval_s, settings.history_days
     )
     started.push_async_callback(stop_task, housekeeping)
 

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     speech_concurrency: int = Field(default=2, ge=1, le=64)
     speech_cache_mb: float = Field(default=32.0, ge=0, le=4096)
     log_level: str = "INFO"
+    # Tickets and events of business days older than this are removed (docs/operations.md,
+    # "Retention"); 0 keeps everything.
+    history_days: int = Field(default=400, ge=0, le=36500)
     # text: one line per record; json: JSON lines for a log shipper (docs/operations.md).
     log_format: Literal["text", "json"] = "text"
 

@@ -1,0 +1,1 @@
+"""Removing history older than `HALLQ_HISTORY_DAYS` (docs/operations.md, "Retention")."""

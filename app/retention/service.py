@@ -1,0 +1,119 @@
+"""Retention: tickets of business days older than `history_days`, the events before them, and
+the day's bookkeeping (numbering, close-outs, cleared alerts) are removed by housekeeping in
+small batches, branch by branch. The days kept are untouched, so their reports do not change.
+
+Events are removed as the oldest prefix of each branch's log (by `seq`) that is older than a
+margin of two days before the first kept business date: every event of a kept day (whatever
+the branch's timezone and day boundary) is later than that, and the log keeps no hole.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+log = logging.getLogger("hallq.retention")
+
+BATCH = 2000  # rows of each kind per branch and statement: short transactions, small locks
+EVENT_MARGIN = timedelta(days=2)
+
+_BRANCHES = text("SELECT code FROM branches ORDER BY code")
+
+# One round trip per branch; SKIP LOCKED lets two processes share the work without waiting.
+_REMOVE_OLD = text(
+    """
+    WITH old_tickets AS (
+        SELECT id FROM tickets
+        WHERE branch = :branch AND business_date < :first_kept
+        ORDER BY business_date LIMIT :batch FOR UPDATE SKIP LOCKED
+    ),
+    gone_tickets AS (
+        DELETE FROM tickets t USING old_tickets o WHERE t.id = o.id RETURNING 1
+    ),
+    oldest_events AS (
+        SELECT seq, at FROM branch_events WHERE branch = :branch ORDER BY seq LIMIT :batch
+    ),
+    gone_events AS (
+        DELETE FROM branch_events e USING oldest_events o
+        WHERE e.branch = :branch AND e.seq = o.seq
+          AND o.seq < coalesce((SELECT min(seq) FROM oldest_events WHERE at >= :events_before),
+                               9223372036854775807)
+        RETURNING 1
+    ),
+    gone_numbering AS (
+        DELETE FROM ticket_sequences
+        WHERE branch = :branch AND business_date < :first_kept RETURNING 1
+    ),
+    gone_closeouts AS (
+        DELETE FROM day_closeouts
+        WHERE branch = :branch AND business_date < :first_kept RETURNING 1
+    ),
+    gone_alerts AS (
+        DELETE FROM alerts WHERE branch = :branch AND cleared_at < :events_before RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM gone_tickets) AS tickets,
+           (SELECT count(*) FROM gone_events) AS events,
+           (SELECT count(*) FROM gone_numbering) + (SELECT count(*) FROM gone_closeouts)
+             + (SELECT count(*) FROM gone_alerts) AS bookkeeping
+    """
+)
+
+
+@dataclass
+class Removed:
+    tickets: int = 0
+    events: int = 0
+    bookkeeping: int = 0
+
+    @property
+    def full_batch(self) -> bool:
+        """A batch was full somewhere: more is left, come back soon."""
+        return self.tickets >= BATCH or self.events >= BATCH
+
+    def add(self, tickets: int, events: int, bookkeeping: int) -> None:
+        self.tickets += tickets
+        self.events += events
+        self.bookkeeping += bookkeeping
+
+
+def first_kept_date(now: datetime, history_days: int) -> date:
+    """The oldest business date kept: `history_days` days before today (UTC)."""
+    return now.astimezone(UTC).date() - timedelta(days=history_days)
+
+
+async def remove_old_history(
+    sessionmaker: async_sessionmaker[AsyncSession], now: datetime, history_days: int
+) -> Removed:
+    """One batch per branch (each in its own transaction); what it removed."""
+    first_kept = first_kept_date(now, history_days)
+    events_before = datetime.combine(first_kept, time(0), UTC) - EVENT_MARGIN
+    removed = Removed()
+    async with sessionmaker() as session:
+        branches = list(await session.scalars(_BRANCHES))
+    for branch in branches:
+        async with sessionmaker() as session:
+            row = (
+                await session.execute(
+                    _REMOVE_OLD,
+                    {
+                        "branch": branch,
+                        "first_kept": first_kept,
+                        "events_before": events_before,
+                        "batch": BATCH,
+                    },
+                )
+            ).one()
+            await session.commit()
+        removed.add(row.tickets, row.events, row.bookkeeping)
+    if removed.tickets or removed.events:
+        log.info(
+            "retention: removed %d tickets and %d events before %s",
+            removed.tickets,
+            removed.events,
+            first_kept.isoformat(),
+        )
+    return removed
