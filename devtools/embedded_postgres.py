@@ -145,6 +145,25 @@ class EmbeddedPostgres:
             time.sleep(down_seconds)
         self._pg_ctl(["-w", "-t", "60", "-l", str(self.log_file), "start"])
 
+    def pg_ctl(self, *args: str) -> None:
+        """pg_ctl on this server's data (`promote`, `stop -m immediate`), as its owner."""
+        self._pg_ctl(list(args))
+
+    def run_as_owner(self, argv: list[str]) -> None:
+        """A PostgreSQL program (pg_basebackup) as the user that owns the data."""
+        self._run(argv)
+
+    def prepare_data_dir(self, password: str) -> None:
+        """An empty data directory for a copy of another server (a standby), with that
+        server's superuser password, owned by the user the server runs as."""
+        self.data_dir = self.data_dir.resolve()
+        self.pgdata.mkdir(parents=True, mode=0o700)
+        (self.data_dir / "password").write_text(password + "\n")
+        if _running_as_root():
+            user = _ensure_system_user()
+            _make_traversable(self.data_dir)
+            os.chown(self.pgdata, user.pw_uid, user.pw_gid)
+
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()
 

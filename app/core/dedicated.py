@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
 
 RECONNECT_FIRST_S = 0.2
@@ -18,14 +19,18 @@ RECONNECT_MAX_S = 5.0
 
 class DedicatedConnector:
     def __init__(self, database_url: str, application_name: str, timeout_s: float) -> None:
-        url = make_url(database_url).set(drivername="postgresql")
-        self._dsn = url.render_as_string(hide_password=False)
+        # asyncpg's arguments as SQLAlchemy reads them from the URL, so that a multi-host URL
+        # (`?host=a:5432&host=b:5432&target_session_attrs=read-write`) means the same here as
+        # for the pool: follow the primary after a failover.
+        dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]  # unannotated upstream
+        _, self._args = dialect.create_connect_args(make_url(database_url))  # type: ignore[no-untyped-call]
+        self._args.pop("prepared_statement_cache_size", None)
         self._timeout_s = timeout_s
         self._server_settings = {"application_name": application_name}
 
     async def connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(
-            self._dsn, timeout=self._timeout_s, server_settings=self._server_settings
+            **self._args, timeout=self._timeout_s, server_settings=self._server_settings
         )
 
 
