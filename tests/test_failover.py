@@ -112,7 +112,9 @@ async def _follow_stream(hall: Hall, ws_url: str, seqs: list[int]) -> None:
 
 
 async def _configure(http: httpx.AsyncClient, url: str) -> None:
-    puts = [("", {"name": "fo01", "timezone": "Asia/Shanghai"})]
+    puts: list[tuple[str, dict[str, object]]] = [
+        ("", {"name": "fo01", "timezone": "Asia/Shanghai"})
+    ]
     puts.append(("/services/a", {"name": "A", "prefix": "A"}))
     puts += [(f"/counters/{n}", {"name": str(n), "services": ["a"]}) for n in range(COUNTERS)]
     for path, body in puts:

@@ -63,6 +63,7 @@ async def test_counter_screen_follows_the_clerk(hall, browser):
     size = await number.evaluate("n => parseFloat(getComputedStyle(n).fontSize)")
     assert size >= 0.3 * HEIGHT, size  # about 26 cm tall on a 32-inch panel
     for part in ["#w-number", "#w-clerk-name", "#w-counter", "#branch-name", "#clock"]:
+        await expect(page.locator(part)).to_be_visible()
         box = await page.locator(part).bounding_box()
         assert box is not None, part
         assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTH, (part, box)
