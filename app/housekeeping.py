@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.alerts.service import evaluate_all_branches
 from app.business_day.service import close_out_all_branches
 from app.core.clock import Clock
+from app.public.limits import forget_old_counts
+from app.public.service import forget_old_joins
 from app.reports.service import erase_expired_phones
 from app.tickets.rate_limit import forget_old_counts_and_claims
 
@@ -34,6 +36,10 @@ async def housekeeping_round(sessionmaker: async_sessionmaker[AsyncSession], clo
         await erase_expired_phones(session, clock.now())
     async with sessionmaker() as session:
         await forget_old_counts_and_claims(session, clock.now())
+    async with sessionmaker() as session:
+        await forget_old_counts(session, clock.now())
+    async with sessionmaker() as session:
+        await forget_old_joins(session, clock.now())
 
 
 async def run_housekeeping(
