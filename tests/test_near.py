@@ -100,14 +100,10 @@ async def test_a_priority_change_and_a_transfer_bring_a_ticket_near(app, client)
     # A ticket called by hand while far back, then transferred to the front of type b.
     await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
     await ok(
-        await client.post(
-            f"{B}/counters/1/call", json={"ticket": tickets[6]["id"]}, headers=ADMIN
-        )
+        await client.post(f"{B}/counters/1/call", json={"ticket": tickets[6]["id"]}, headers=ADMIN)
     )
     assert "A007" not in await near_numbers(app)
-    await ok(
-        await client.post(f"{B}/counters/1/transfer", json={"service": "b"}, headers=ADMIN)
-    )
+    await ok(await client.post(f"{B}/counters/1/transfer", json={"service": "b"}, headers=ADMIN))
     assert (await near_numbers(app))[-1] == "A007"
     near = (await near_events(app))[-1]
     assert near["data"]["ticket"]["service"] == "b" and near["data"]["waiting_ahead"] == 0
@@ -173,7 +169,10 @@ async def test_near_exactly_once_and_none_missed_under_concurrent_calls(database
                 *(
                     http.post(
                         f"{urls[i % 2]}{CB}/tickets",
-                        json={"service": "ab"[i % 2], "priority": "vip" if i % 7 == 0 else "normal"},
+                        json={
+                            "service": "ab"[i % 2],
+                            "priority": "vip" if i % 7 == 0 else "normal",
+                        },
                         headers=ADMIN,
                     )
                     for i in range(TICKETS)
