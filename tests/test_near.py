@@ -137,6 +137,13 @@ async def test_notify_ahead_per_branch(app, client):
     assert await near_numbers(app) == ["A001"]
     branch = await ok(await client.get(B, headers=ADMIN))
     assert branch["notify_ahead"] == 0
+    # null: no near notices at all.
+    body = {"name": "x", "timezone": "Asia/Shanghai", "notify_ahead": None}
+    await ok(await client.put(B, json=body, headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    await next_at(client, "1")
+    await issue(client)
+    assert await near_numbers(app) == ["A001"]
 
 
 # -- concurrency: two processes, many counters -------------------------------------------------

@@ -187,9 +187,10 @@ class BranchIn(BaseModel):
         description="the boundary of the business day, HH:MM in the branch's timezone",
     )
     clerks_may_pick: bool = False
-    notify_ahead: Annotated[int, Field(ge=0, le=100)] = Field(
+    notify_ahead: Annotated[int, Field(ge=0, le=100)] | None = Field(
         default=3,
-        description="ticket.near once a waiting ticket has at most this many ahead (SPEC §9)",
+        description="ticket.near once a waiting ticket has at most this many ahead (SPEC §9); "
+        "null: no near notices",
     )
     online_join: OnlineJoin | None = Field(
         default=None, description="remote join at /join/{branch}; null or absent: disabled"
@@ -260,7 +261,7 @@ class BranchOut(BaseModel):
     announcement: Announcement
     day_starts_at: str
     clerks_may_pick: bool
-    notify_ahead: int
+    notify_ahead: int | None
     online_join: OnlineJoin
     sms_templates: SmsTemplates | None
 

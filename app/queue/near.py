@@ -76,7 +76,7 @@ NEAR_SQL = text(
             {TYPE_CUTOFFS_JOIN}
             WHERE t.branch = :branch AND t.service = svc.code AND t.status = 'waiting'
             ORDER BY {type_order_sql(_REQUEUE_AFTER)}
-            LIMIT (SELECT notify_ahead + 1 FROM near_branch)
+            LIMIT coalesce((SELECT notify_ahead + 1 FROM near_branch), 0)
         ) AS top
     ),
     claimed AS (

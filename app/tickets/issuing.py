@@ -59,7 +59,7 @@ class IssueConfig:
     schedule: Schedule
     service: str
     prefix: str
-    notify_ahead: int
+    notify_ahead: int | None
 
 
 async def _issue_config(session: AsyncSession, branch: str, service: str) -> IssueConfig:
@@ -239,7 +239,8 @@ async def issue_ticket(
         return await _replay(session, existing, body, now, settings)
 
     issued = issue.ticket_out(row, settings)
-    if issued.waiting_ahead is not None and issued.waiting_ahead <= config.notify_ahead:
+    ahead, notify_ahead = issued.waiting_ahead, config.notify_ahead
+    if ahead is not None and notify_ahead is not None and ahead <= notify_ahead:
         # Near already (a quiet hall): `ticket.near` in a transaction of its own, which checks
         # the front of the type again under the branch lock (app/queue/near.py). Only then:
         # a busy hall's issues stay one statement.

@@ -4,7 +4,7 @@
   alphabet from the application, 80 bits). Existing tickets get 20 hex digits of a random UUID
   (76 random bits). Unique.
 - `tickets.near_notified_at`: when `ticket.near` was emitted for it (once per ticket).
-- `branches.notify_ahead` (default 3), `branches.online_join` (JSON `{enabled, daily_limit,
+- `branches.notify_ahead` (default 3; NULL: no near notices), `branches.online_join` (JSON `{enabled, daily_limit,
   services}`, NULL: disabled), `branches.sms_templates` (JSON `{near, called}`, NULL: defaults).
 - `public_rate`: requests per client address and minute for the public routes; UNLOGGED (a
   crash forgets the current minute's counts, nothing else).
@@ -37,7 +37,7 @@ def upgrade() -> None:
     op.create_index("uq_tickets_code", "tickets", ["code"], unique=True)
     op.add_column("tickets", sa.Column("near_notified_at", sa.DateTime(timezone=True)))
     op.add_column(
-        "branches", sa.Column("notify_ahead", sa.Integer(), server_default="3", nullable=False)
+        "branches", sa.Column("notify_ahead", sa.Integer(), server_default="3", nullable=True)
     )
     op.add_column("branches", sa.Column("online_join", JSONB()))
     op.add_column("branches", sa.Column("sms_templates", JSONB()))

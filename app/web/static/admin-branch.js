@@ -50,7 +50,8 @@ export function renderBranch(node, ctx) {
     ),
     h('fieldset', {},
       h('legend', {}, bi('手机', 'The customer\'s phone')),
-      field('前面还有几人时提醒', 'Notify when this many are ahead', numberInput('notify_ahead', b.notify_ahead ?? 3, { max: 100 })),
+      field('前面还有几人时提醒', 'Notify when this many are ahead', numberInput('notify_ahead', b.notify_ahead, { max: 100 }),
+        bi('留空：不提醒', 'empty: no notice')),
       h('label', { class: 'field check' }, checkbox('online_join_enabled', Boolean(b.online_join && b.online_join.enabled)),
         bi('允许手机远程取号', 'Remote join from a phone')),
       field('每日远程取号上限', 'Remote joins a day', numberInput('online_join_daily_limit', (b.online_join && b.online_join.daily_limit) ?? 200, { min: 1, max: 100000 })),
@@ -79,7 +80,7 @@ export function renderBranch(node, ctx) {
       min_open_counters: number(form, 'min_open_counters') ?? 0,
       requeue_after: number(form, 'requeue_after') ?? 0,
       clerks_may_pick: form.elements.clerks_may_pick.checked,
-      notify_ahead: number(form, 'notify_ahead') ?? 3,
+      notify_ahead: number(form, 'notify_ahead'),
       online_join: {
         ...(b.online_join || {}),
         enabled: form.elements.online_join_enabled.checked,
