@@ -140,7 +140,11 @@ class Ticket(Base):
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The ticket's public key (SPEC §9): unguessable, unique; the phone page and its QR code.
-    code: Mapped[str] = mapped_column(Text)
+    code: Mapped[str] = mapped_column(
+        Text,
+        # Only for rows written without one (migration 0013, hand-written SQL): 76 random bits.
+        server_default=text("substr(replace(CAST(gen_random_uuid() AS text), '-', ''), 1, 20)"),
+    )
     # When `ticket.near` was emitted for it: once per ticket (app/queue/near.py).
     near_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
