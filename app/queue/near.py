@@ -80,9 +80,12 @@ NEAR_SQL = text(
         ) AS top
     ),
     claimed AS (
-        SELECT t.id FROM tickets t
-        WHERE t.id IN (SELECT id FROM front WHERE near_notified_at IS NULL)
-          AND t.status = 'waiting' AND t.near_notified_at IS NULL
+        -- By primary key, a handful of rows. No status test here: `front` read waiting tickets,
+        -- and while this transaction holds the branch row nobody commits a change of status
+        -- (every such change records its event under that lock first); a row someone is
+        -- changing now is locked, and skipped.
+        SELECT t.id FROM front JOIN tickets t ON t.id = front.id
+        WHERE front.near_notified_at IS NULL AND t.near_notified_at IS NULL
         FOR UPDATE OF t SKIP LOCKED
     ),
     marked AS (
