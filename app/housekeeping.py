@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.alerts.service import evaluate_all_branches
 from app.business_day.service import close_out_all_branches
 from app.core.clock import Clock
+from app.public.limits import forget_old_counts
+from app.public.service import forget_old_joins
 from app.reports.service import erase_expired_phones
 from app.retention.service import Removed, remove_old_history
 from app.tickets.rate_limit import forget_old_counts_and_claims
@@ -58,6 +60,10 @@ async def housekeeping_round(
         await erase_expired_phones(session, clock.now())
     async with sessionmaker() as session:
         await forget_old_counts_and_claims(session, clock.now())
+    async with sessionmaker() as session:
+        await forget_old_counts(session, clock.now())
+    async with sessionmaker() as session:
+        await forget_old_joins(session, clock.now())
     if retention is not None and retention.due():
         retention.ran(await remove_old_history(sessionmaker, clock.now(), retention.history_days))
 

@@ -33,6 +33,8 @@ from app.metrics.collector import MetricsCollector
 from app.metrics.http import record_http_request, start_process_metrics
 from app.metrics.views import router as metrics_router
 from app.notices.views import router as notices_router
+from app.public.limits import PublicGate
+from app.public.views import router as public_router
 from app.reports.views import router as reports_router
 from app.stream.hub import EventHub
 from app.stream.presence import new_process_id, run_presence
@@ -71,6 +73,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
+    app.state.public_gate = PublicGate(
+        settings.public_rate_per_minute,
+        settings.public_concurrency,
+        settings.public_queue,
+        settings.trusted_networks,
+    )
     install_error_handlers(app)
     app.add_middleware(RequestObserverMiddleware, observers=[log_request, record_http_request])
     # Outermost: refuse oversized bodies before anything reads them.
@@ -95,6 +103,7 @@ ROUTERS = (
     reports_router,
     stream_router,
     events_router,
+    public_router,
     web_router,
 )
 

@@ -64,9 +64,7 @@ class ReplicatedPostgres:
         return cls(primary, standby)
 
     def url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
-        hosts = "&".join(
-            f"host=127.0.0.1:{server.port}" for server in (self.primary, self.standby)
-        )
+        hosts = "&".join(f"host=127.0.0.1:{server.port}" for server in (self.primary, self.standby))
         return (
             f"{driver}://{SUPERUSER}:{self.primary.password}@/{database}"
             f"?{hosts}&target_session_attrs=read-write"

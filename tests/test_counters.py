@@ -174,6 +174,7 @@ async def test_shift_handover_keeps_the_current_ticket(client, hall):
     history = (await ticket(client, t["id"]))["history"]
     assert [(h["type"], h["staff"]) for h in history] == [
         ("ticket.issued", None),
+        ("ticket.near", None),
         ("ticket.called", "s1"),
         ("ticket.serving", "s1"),
         ("ticket.completed", "s2"),
@@ -208,6 +209,7 @@ async def test_recall_start_complete(client, hall, clock):
     types = [h["type"] for h in detail["history"]]
     assert types == [
         "ticket.issued",
+        "ticket.near",
         "ticket.called",
         "ticket.recalled",
         "ticket.recalled",
@@ -259,6 +261,7 @@ async def test_no_show_and_requeue(client, hall):
     history = (await ticket(client, missed["id"]))["history"]
     assert [h["type"] for h in history] == [
         "ticket.issued",
+        "ticket.near",
         "ticket.called",
         "ticket.recalled",
         "ticket.no_show",
@@ -319,12 +322,13 @@ async def test_transfer_to_another_type_goes_to_the_front(client, hall, clock):
     handled = [(h["type"], h["counter"], h["staff"]) for h in history]
     assert handled == [
         ("ticket.issued", None, None),
+        ("ticket.near", None, None),
         ("ticket.called", "1", "s1"),
         ("ticket.transferred", "1", "s1"),
         ("ticket.called", "2", "s2"),
         ("ticket.completed", "2", "s2"),
     ]
-    transferred = history[2]["data"]
+    transferred = history[3]["data"]
     assert transferred["from"] == {"counter": "1", "service": "a", "status": "called"}
     assert transferred["to"] == {"service": "b", "counter": None, "position": "front"}
 
@@ -487,7 +491,8 @@ async def test_the_announcement_uses_the_counter_name_and_branch_wording(client,
     await act(client, "1", "open", hall["s1"])
     t = await issue(client)
     await act(client, "1", "next", hall["s1"])
-    called = (await ticket(client, t["id"]))["history"][1]["data"]
+    history = (await ticket(client, t["id"]))["history"]
+    called = next(h for h in history if h["type"] == "ticket.called")["data"]
     audio = called["announcement"].pop("audio")
     assert called["announcement"] == {
         "zh": "请A001号到3号窗口办理",

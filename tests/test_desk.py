@@ -117,7 +117,7 @@ async def test_a_number_finds_its_ticket_with_history_in_any_case(client, hall):
     [ticket] = (await find(client, hall["manager"], number="A001"))["tickets"]
     assert ticket["number"] == "A001" and ticket["position"] == 1 and ticket["waiting_ahead"] == 0
     assert ticket["estimated_wait_s"] is not None
-    assert [h["type"] for h in ticket["history"]] == ["ticket.issued"]
+    assert [h["type"] for h in ticket["history"]] == ["ticket.issued", "ticket.near"]
     assert set(ticket) >= set(await detail(client, a1["id"]))
     assert list(await find(client, number="A001")) == ["tickets"]  # no total: SPEC's shape
 

@@ -54,7 +54,16 @@ from schemathesis.specs.openapi.checks import (
 from app.core.clock import ManualClock
 from app.core.settings import Settings
 from app.main import create_app
-from tests.helpers import ADMIN, assert_problem, bearer, issue, make_token, ok, setup_branch
+from tests.helpers import (
+    ADMIN,
+    ADMIN_TOKEN,
+    assert_problem,
+    bearer,
+    issue,
+    make_token,
+    ok,
+    setup_branch,
+)
 
 # Examples per operation and generation mode, by role.
 BUDGET = {"admin": 25, "manager": 15, "clerk": 15, "kiosk": 10, "display": 8}
@@ -109,6 +118,7 @@ class Hall:
     tokens: dict[str, Mapping[str, str]]
     tickets: dict[str, str]  # ticket status -> id
     victim_token: str
+    codes: dict[str, str] = field(default_factory=dict)  # ticket id -> its code (SPEC §9)
     pinned: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -125,7 +135,12 @@ def _prepare_hall(client: asgi.ASGIClient) -> Hall:
         _ok(client.put(path, json=body, headers=ADMIN), 200, 201)
 
     for code in ("hz01", "sh02"):
-        put(f"/api/v1/branches/{code}", {"name": f"Branch {code}", "timezone": "Asia/Shanghai"})
+        # Remote join open in hz01, so that the public join gets past its 404.
+        join = {"enabled": code == "hz01", "daily_limit": 100_000}
+        put(
+            f"/api/v1/branches/{code}",
+            {"name": f"Branch {code}", "timezone": "Asia/Shanghai", "online_join": join},
+        )
         for svc, prefix in (("a", "A"), ("b", "B"), ("v", "V")):
             put(f"/api/v1/branches/{code}/services/{svc}", {"name": svc, "prefix": prefix})
         for ctr, services in (("1", ["a", "b"]), ("2", ["b", "a"]), ("9", ["v", "a"])):
@@ -150,10 +165,13 @@ def _prepare_hall(client: asgi.ASGIClient) -> Hall:
     clerk2 = token("clerk", branch="hz01", staff="s2")[1]
     victim_token, _ = token("kiosk", branch="hz01", label="to be revoked by the fuzzer")
 
+    codes: dict[str, str] = {}
+
     def issue(service: str, **fields: str) -> str:
         body = {"service": service, **fields}
         path = "/api/v1/branches/hz01/tickets"
         ticket = _ok(client.post(path, json=body, headers=tokens["kiosk"]), 201)
+        codes[str(ticket["id"])] = ticket["code"]
         return str(ticket["id"])
 
     def act(counter: str, action: str, headers: Mapping[str, str]) -> Any:
@@ -182,7 +200,7 @@ def _prepare_hall(client: asgi.ASGIClient) -> Hall:
     tickets["cancelled"] = cancelled
     for _ in range(3):
         tickets["waiting"] = issue("a", priority="special")
-    return Hall(tokens=tokens, tickets=tickets, victim_token=victim_token)
+    return Hall(tokens=tokens, tickets=tickets, victim_token=victim_token, codes=codes)
 
 
 def _pinned_path_parameters(hall: Hall) -> list[dict[str, str]]:
@@ -197,6 +215,7 @@ def _pinned_path_parameters(hall: Hall) -> list[dict[str, str]]:
             "counter": counters[i % 3],
             "staff": ["s1", "s2", "m1"][i % 3],
             "ticket_id": hall.tickets[statuses[i % len(statuses)]],
+            "code": hall.codes[hall.tickets[statuses[i % len(statuses)]]],
             "token_id": hall.victim_token,
         }
         for i in range(len(statuses))
@@ -319,6 +338,18 @@ def _fuzz_operation(
 
 
 @pytest.fixture
+def settings(database_url: str) -> Settings:
+    # The fuzzer is one client address: the public routes' per-address limit (tests/test_phone.py)
+    # would answer it 429 after a minute's 60 requests and hide the handlers.
+    return Settings(
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        alerts_interval_s=0,
+        public_rate_per_minute=0,
+    )
+
+
+@pytest.fixture
 def hall_app(settings: Settings, clock: ManualClock) -> Iterator[tuple[Any, asgi.ASGIClient]]:
     """The app, started in schemathesis's ASGI event loop, and a client to it."""
     app: Any = create_app(settings, clock)
@@ -344,6 +375,7 @@ def test_fuzz_api(role: str, hall_app: tuple[Any, asgi.ASGIClient]) -> None:
         operations.append(result.ok())
     paths = {operation.path for operation in operations}
     assert "/api/v1/branches/{branch}/tickets" in paths
+    assert "/api/v1/public/tickets/{code}" in paths
     assert not [p for p in paths if p.startswith(NOT_FUZZED_PREFIXES) or p.endswith("/stream")]
 
     findings = Findings()

@@ -84,3 +84,30 @@ def _check_json_lines(logs: str) -> list[str]:
     assert any(line.get("request_id") == "lb-7f3a.1" for line in access)
     assert any(line["logger"].startswith("uvicorn") for line in lines)
     return [line["message"] for line in lines]
+
+
+async def test_the_public_routes_log_no_code_and_no_phone_number(database_url):
+    """A ticket's code is a key (SPEC §9): the access log keeps four characters of it. Remote
+    join's phone number reaches neither the log nor the answer."""
+    with running_servers(database_url, 1, env={"HALLQ_LOG_LEVEL": "DEBUG"}) as (server,):
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            branch = {**SIMPLE_BRANCH, "branch": {**SIMPLE_BRANCH["branch"],
+                                                  "online_join": {"enabled": True}}}  # fmt: skip
+            await setup_branch(http, **branch)
+            joined = await http.post(
+                "/api/v1/public/branches/hz01/tickets", json={"service": "a", "phone": PHONE}
+            )
+            assert joined.status_code == 201 and PHONE not in joined.text
+            code = joined.json()["code"]
+            for path in (f"/api/v1/public/tickets/{code}", f"/t/{code}", f"/t/{code}/qr.svg"):
+                assert (await http.get(path)).status_code == 200
+            await http.post(f"/api/v1/public/tickets/{code}/cancel")
+            await http.post(
+                "/api/v1/public/branches/hz01/tickets", json={"service": "a", "phone": "139-bad"}
+            )
+        server.stop()
+        logs = server.output()
+    assert f"GET /api/v1/public/tickets/{code[:4]}… 200" in logs
+    assert f"GET /t/{code[:4]}…/qr.svg 200" in logs
+    for forbidden in (code, code[4:], PHONE, PHONE[-8:]):
+        assert forbidden not in logs, forbidden

@@ -51,6 +51,22 @@ UNAUTHENTICATED = {
     ("GET", "/admin"),
     ("GET", "/admin/{branch}"),
     ("GET", "/web/static/{path:path}"),
+    # The customer's phone (SPEC §9): the pages; their data is the public API below.
+    ("GET", "/t/{code}"),
+    ("GET", "/join/{branch}"),
+}
+
+# Public routes (SPEC §9): no token; a ticket's code (or a branch's enabled remote join) is the
+# key. Every credential, none included, gets the same answer; none is ever a 401 or 403.
+PUB = "/api/v1/public"
+PUBLIC: dict[tuple[str, str], tuple[frozenset[int], dict[str, Any] | None]] = {
+    ("GET", PUB + "/tickets/{code}"): (frozenset({200}), None),
+    ("POST", PUB + "/tickets/{code}/cancel"): (frozenset({200, 409}), None),
+    ("POST", PUB + "/tickets/{code}/rating"): (frozenset({200, 409}), {"score": 5}),
+    ("GET", "/t/{code}/qr.svg"): (frozenset({200}), None),
+    # Remote join is off in `_prepare`'s branches: the bare 404.
+    ("GET", PUB + "/branches/{branch}"): (frozenset({404}), None),
+    ("POST", PUB + "/branches/{branch}/tickets"): (frozenset({404}), {"service": "a"}),
 }
 
 MANAGER = frozenset({"manager"})
@@ -229,9 +245,9 @@ def test_expected_table_names_every_route() -> None:
         )
     )
     routes = http_routes(app)
-    missing = sorted(routes - set(EXPECTED) - UNAUTHENTICATED)
+    missing = sorted(routes - set(EXPECTED) - UNAUTHENTICATED - set(PUBLIC))
     assert not missing, f"routes with no entry in the role matrix's EXPECTED table: {missing}"
-    stale = sorted((set(EXPECTED) | UNAUTHENTICATED) - routes)
+    stale = sorted((set(EXPECTED) | UNAUTHENTICATED | set(PUBLIC)) - routes)
     assert not stale, f"EXPECTED names routes the app does not have: {stale}"
 
 
@@ -248,6 +264,7 @@ def test_expected_table_matches_the_permission_table() -> None:
 class Hall:
     tokens: dict[str, Mapping[str, str]]
     tickets: dict[str, str]  # branch -> a ticket of that branch
+    codes: dict[str, str]  # branch -> that ticket's code
 
 
 async def _prepare(client: httpx.AsyncClient) -> Hall:
@@ -259,6 +276,7 @@ async def _prepare(client: httpx.AsyncClient) -> Hall:
         return created["id"], bearer(created["token"])
 
     tickets = {}
+    codes = {}
     for branch in (OWN, OTHER):
         b = f"/api/v1/branches/{branch}"
         await put(
@@ -278,6 +296,7 @@ async def _prepare(client: httpx.AsyncClient) -> Hall:
                 await client.post(f"{b}/tickets", json={"service": "a"}, headers=ADMIN), 201
             )
         tickets[branch] = created["id"]
+        codes[branch] = created["code"]
     tokens = {
         "admin": ADMIN,
         "manager": (await token(role="manager", branch=OWN, staff="m1"))[1],
@@ -290,7 +309,7 @@ async def _prepare(client: httpx.AsyncClient) -> Hall:
     }
     revoked_id, tokens["revoked token"] = await token(role="kiosk", branch=OWN)
     await ok(await client.delete(f"/api/v1/tokens/{revoked_id}", headers=ADMIN), 204)
-    return Hall(tokens=tokens, tickets=tickets)
+    return Hall(tokens=tokens, tickets=tickets, codes=codes)
 
 
 def _body(rule: Rule, branch: str, hall: Hall) -> dict[str, Any] | None:
@@ -383,6 +402,18 @@ async def test_role_matrix(role: str, client: httpx.AsyncClient) -> None:
                 )
     assert checked == 2 * len(EXPECTED)
     assert not mismatches, f"{role}: " + "\n".join(mismatches)
+
+
+@pytest.mark.parametrize("role", ROLES + BAD_CREDENTIALS)
+async def test_public_routes_answer_every_credential_alike(
+    role: str, client: httpx.AsyncClient
+) -> None:
+    hall = await _prepare(client)
+    for (method, path), (statuses, body) in PUBLIC.items():
+        for branch in (OWN, OTHER):
+            url = path.format(branch=branch, code=hall.codes[branch])
+            response = await client.request(method, url, json=body, headers=hall.tokens[role])
+            assert response.status_code in statuses, (role, method, url, response.text)
 
 
 async def test_a_clerk_operates_only_the_counter_they_are_signed_in_at(

@@ -47,6 +47,8 @@ TRANSITIONS: dict[str, tuple[set[str | None], str]] = {
     "ticket.cancelled": ({"waiting"}, "cancelled"),
     "ticket.transferred": ({"called", "serving"}, "waiting"),
     "ticket.requeued": ({"no_show"}, "waiting"),
+    # Told its turn is near (SPEC §9): only while it waits, and it keeps waiting.
+    "ticket.near": ({"waiting"}, "waiting"),
 }
 
 

@@ -54,7 +54,7 @@ def test_a_full_buffer_is_dropped_for_a_resync() -> None:
 
 
 async def test_a_stalled_client_gets_a_snapshot_and_goes_on(client, app):
-    await setup_branch(client)
+    await setup_branch(client, branch={"notify_ahead": None})  # only the issues' events
     settings = app.state.settings.model_copy(update={"stream_keepalive_s": 60})
     slow, fast = BlockingSocket(app), BlockingSocket(app)
     slow_sub, fast_sub = Subscription("hz01", 4), Subscription("hz01", 4)

@@ -133,7 +133,11 @@ async def test_history_of_a_ticket(client):
     detail = await ok(await client.get(f"/api/v1/tickets/{ticket['id']}", headers=ADMIN))
     assert detail["status"] == "cancelled"
     assert detail["position"] is None and detail["estimated_wait_s"] is None
-    assert [h["type"] for h in detail["history"]] == ["ticket.issued", "ticket.cancelled"]
+    assert [h["type"] for h in detail["history"]] == [
+        "ticket.issued",
+        "ticket.near",  # nobody ahead: near at once (SPEC §9)
+        "ticket.cancelled",
+    ]
     issued = detail["history"][0]
     assert issued["data"]["ticket"]["number"] == "A001"
     assert "phone" not in str(issued["data"])

@@ -83,19 +83,21 @@ async def test_desk_finds_a_ticket_shows_its_history_and_requeues_a_no_show(hall
     await expect(card.locator(".tag.status")).to_contain_text("过号")
     await expect(desk.locator("#find-number")).to_have_value("A001")
     history = history_types(desk)
-    await expect(history).to_have_count(4)
+    await expect(history).to_have_count(5)
     assert [await r.get_attribute("data-type") for r in await history.all()] == [
         "ticket.issued",
+        "ticket.near",  # nobody ahead of it: told at once (SPEC §9)
         "ticket.called",
         "ticket.recalled",
         "ticket.no_show",
     ]
     await expect(history.nth(0).locator(".h-what")).to_contain_text("取号机")
-    called = history.nth(1)
+    await expect(history.nth(1).locator(".h-what")).to_contain_text("即将轮到")
+    called = history.nth(2)
     await expect(called.locator(".h-counter")).to_have_text("1号窗口 Counter 1")
     await expect(called.locator(".h-staff")).to_have_text("s1")
     await expect(called.locator(".h-time")).to_have_text(re.compile(r"^\d{2}:\d{2}:\d{2}$"))
-    await expect(history.nth(2).locator(".h-what")).to_contain_text("×1")
+    await expect(history.nth(3).locator(".h-what")).to_contain_text("×1")
 
     # Only what applies to a no-show can be pressed.
     await expect(desk.locator("#requeue-btn")).to_be_enabled()
@@ -108,8 +110,8 @@ async def test_desk_finds_a_ticket_shows_its_history_and_requeues_a_no_show(hall
     await expect(desk.locator("#banner")).to_contain_text("A001 已重新排队")
     await expect(card).to_have_attribute("data-status", "waiting")
     await expect(card.locator("#tc-position")).to_contain_text("第")
-    await expect(history).to_have_count(5)
-    await expect(history.nth(4)).to_have_attribute("data-type", "ticket.requeued")
+    await expect(history).to_have_count(6)
+    await expect(history.nth(5)).to_have_attribute("data-type", "ticket.requeued")
     await expect(row(desk, "A001")).to_be_visible()
     await expect(row(desk, "A001")).to_have_class(re.compile(r"\bselected\b"))
     assert (await ticket_by_number(hall, "A001"))["status"] == "waiting"
@@ -380,7 +382,7 @@ async def test_desk_follows_the_hall_live(hall, browser):
     )
     await find(desk, "B001")
     await expect(card).to_have_attribute("data-status", "waiting")
-    await expect(history_types(desk)).to_have_count(6)
+    await expect(history_types(desk)).to_have_count(7)  # ticket.near among them
     # Re-queued, it waits for its grace (requeue_after) whatever its class: the API's order.
     await expect(waiting_numbers(desk, "b")).to_have_count(2)
     await expect(row(desk, "B001")).to_have_class(re.compile(r"\bselected\b"))

@@ -77,6 +77,12 @@ class Branch(Base):
     announcement_repeat: Mapped[int] = mapped_column(Integer, server_default="1")
     announcement_rate: Mapped[float] = mapped_column(Double, server_default="1.0")
     announcement_voice: Mapped[str | None] = mapped_column(Text)
+    # The customer's phone (SPEC §9): `ticket.near` once a waiting ticket has at most this many
+    # ahead (NULL: never); remote join {enabled, daily_limit, services} (NULL: disabled); SMS
+    # wording {near, called} (NULL: the built-in wording).
+    notify_ahead: Mapped[int | None] = mapped_column(Integer, server_default="3")
+    online_join: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    sms_templates: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     # The last per-branch event sequence number handed out (see app.events.service).
     event_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

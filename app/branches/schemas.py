@@ -28,7 +28,7 @@ from app.branches.models import (
     ANNOUNCEMENT_VOICE_MAX,
     STAFF_NUMBER_MAX,
 )
-from app.core.codes import Name
+from app.core.codes import Code, Name
 from app.core.vocabulary import AnnouncementMode
 
 HHMM = Annotated[str, StringConstraints(max_length=5)]
@@ -126,6 +126,46 @@ class SpecialHoursRange(BaseModel):
         return {"from": self.from_.isoformat(), "to": self.to.isoformat(), "hours": self.hours}
 
 
+class OnlineJoin(BaseModel):
+    """Remote join (SPEC §9): customers take a `normal` ticket from their phone at
+    /join/{branch}. Off unless enabled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    daily_limit: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=200, description="remote joins per business day; then 409 online-join-full"
+    )
+    services: Annotated[list[Code], Field(max_length=100)] | None = Field(
+        default=None, description="the business types open to remote join; null: all"
+    )
+
+
+SMS_PLACEHOLDERS = ("number", "counter", "ahead", "branch")
+SmsText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+class SmsTemplates(BaseModel):
+    """The wording of the texts sent to a customer's phone (SPEC §9), with `{number}`,
+    `{counter}`, `{ahead}` and `{branch}`. (The sending itself is not built yet.)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    near: SmsText
+    called: SmsText
+
+    @field_validator("near", "called")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(**{name: "x" for name in SMS_PLACEHOLDERS})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                "only {number}, {counter}, {ahead} and {branch} may appear in braces"
+            ) from exc
+        return value
+
+
 class BranchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -147,6 +187,15 @@ class BranchIn(BaseModel):
         description="the boundary of the business day, HH:MM in the branch's timezone",
     )
     clerks_may_pick: bool = False
+    notify_ahead: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        default=3,
+        description="ticket.near once a waiting ticket has at most this many ahead (SPEC §9); "
+        "null: no near notices",
+    )
+    online_join: OnlineJoin | None = Field(
+        default=None, description="remote join at /join/{branch}; null or absent: disabled"
+    )
+    sms_templates: SmsTemplates | None = None
 
     @field_validator("day_starts_at")
     @classmethod
@@ -212,6 +261,9 @@ class BranchOut(BaseModel):
     announcement: Announcement
     day_starts_at: str
     clerks_may_pick: bool
+    notify_ahead: int | None
+    online_join: OnlineJoin
+    sms_templates: SmsTemplates | None
 
 
 PrefixStr = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,3}$")]

@@ -19,8 +19,10 @@ from app.branches.schemas import (
     BranchOut,
     BranchSummary,
     Guide,
+    OnlineJoin,
     ServiceIn,
     ServiceOut,
+    SmsTemplates,
     SpecialHoursRange,
     StaffCard,
     StaffIn,
@@ -100,6 +102,9 @@ async def put_branch(session: AsyncSession, code: str, body: BranchIn, now: date
         "announcement_voice": announcement.voice,
         "day_starts_at": parse_day_start(body.day_starts_at),
         "clerks_may_pick": body.clerks_may_pick,
+        "notify_ahead": body.notify_ahead,
+        "online_join": body.online_join.model_dump() if body.online_join else None,
+        "sms_templates": body.sms_templates.model_dump() if body.sms_templates else None,
     }
     return await _upsert_and_commit(session, Branch, {"code": code}, values, now)
 
@@ -129,7 +134,17 @@ def branch_out(branch: Branch) -> BranchOut:
         announcement=announcement_of(branch),
         day_starts_at=branch.day_starts_at.strftime("%H:%M"),
         clerks_may_pick=branch.clerks_may_pick,
+        notify_ahead=branch.notify_ahead,
+        online_join=online_join_of(branch),
+        sms_templates=SmsTemplates.model_validate(branch.sms_templates)
+        if branch.sms_templates
+        else None,
     )
+
+
+def online_join_of(branch: Branch) -> OnlineJoin:
+    """The branch's remote join settings (disabled when never set)."""
+    return OnlineJoin.model_validate(branch.online_join or {})
 
 
 async def put_service(

@@ -20,6 +20,15 @@ access_log = logging.getLogger("hallq.access")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# A ticket's code is the key to its public routes (SPEC §9): paths that carry one are logged
+# with its first four characters only, enough to tell requests apart, not to use them.
+_TICKET_CODE_IN_PATH = re.compile(r"^(/t/|/api/v1/public/tickets/)([^/]{1,4})[^/]*")
+
+
+def redacted(path: str) -> str:
+    return _TICKET_CODE_IN_PATH.sub(r"\1\2…", path)
+
+
 def printable(text: str) -> str:
     """A decoded URL path may hold newlines (`%0A`): escape them, so that a request cannot
     forge a log line."""
@@ -154,7 +163,7 @@ def log_request(scope: Scope, status: int, seconds: float) -> None:
         access_log.info(
             "%s %s %d %.1fms",
             method,
-            printable(scope["path"][:500]),
+            printable(redacted(scope["path"][:500])),
             status,
             seconds * 1000,
             extra={

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -81,6 +83,20 @@ class Settings(BaseSettings):
     speech_timeout_s: float = Field(default=10.0, gt=0, le=120)
     speech_concurrency: int = Field(default=2, ge=1, le=64)
     speech_cache_mb: float = Field(default=32.0, ge=0, le=4096)
+    # The customer's phone (SPEC §9, docs/phone.md). The base URL printed in the tickets' QR
+    # codes (`<public URL>/t/<code>`); empty: the base URL of the request (the kiosk's own).
+    public_url: str = Field(default="", max_length=200)
+    # Requests a minute per client address on the public routes (no token); 0: no limit.
+    public_rate_per_minute: int = Field(default=60, ge=0)
+    # Reverse proxies whose `X-Forwarded-For` names the client: comma-separated addresses or
+    # networks (`10.0.0.1, 10.1.0.0/16`). Empty (the default): the header is never believed,
+    # and the client is the address the connection comes from.
+    trusted_proxies: str = Field(default="", max_length=2000)
+    # Public requests a process works on at once (each may use a database connection); more
+    # wait, and past `public_queue` waiting they get 503: the public can never take the
+    # connections kiosks and clerks need.
+    public_concurrency: int = Field(default=2, ge=1, le=100)
+    public_queue: int = Field(default=50, ge=0, le=10_000)
     log_level: str = "INFO"
     # Tickets and events of business days older than this are removed (docs/operations.md,
     # "Retention"); 0 keeps everything.
@@ -98,6 +114,35 @@ class Settings(BaseSettings):
     def listen_url(self) -> str:
         """Where the process LISTENs and NOTIFYs: never through a transaction pooler."""
         return self.listen_database_url or self.database_url
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("HALLQ_PUBLIC_URL must be an http:// or https:// base URL")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in value.split(","):
+            if entry.strip():
+                try:
+                    ipaddress.ip_network(entry.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"HALLQ_TRUSTED_PROXIES: {entry.strip()!r} is no address or network"
+                    ) from None
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(entry.strip(), strict=False)
+            for entry in self.trusted_proxies.split(",")
+            if entry.strip()
+        )
 
     @field_validator("database_url", "listen_database_url")
     @classmethod

@@ -17,6 +17,7 @@ from app.auth.permissions import Principal, Role, forbidden
 from app.branches.models import Branch
 from app.branches.service import get_branch
 from app.core.errors import conflict, not_found
+from app.core.settings import Settings
 from app.core.vocabulary import AnnouncementMode, CounterState, TicketStatus
 from app.counters.announcement import announcement, with_audio
 from app.counters.models import Counter
@@ -30,6 +31,7 @@ from app.events.catalog import (
     TicketCompleted,
 )
 from app.events.service import NewEvent, record_events
+from app.queue.near import record_near
 from app.tickets.models import Ticket
 from app.tickets.service import lock_ticket, ticket_ref
 
@@ -56,6 +58,10 @@ class CounterAction:
     now: datetime
     events: list[NewEvent] = field(default_factory=list)
     current: Ticket | None = None
+    # Business types whose queue this action changed: `finish` checks their front for
+    # tickets that are now near (SPEC §9, app/queue/near.py).
+    queues_changed: set[str] = field(default_factory=set)
+    settings: Settings | None = None
 
     @property
     def staff(self) -> str | None:
@@ -118,6 +124,11 @@ class CounterAction:
             NewEvent(CounterChanged(counter=counter), counter=self.counter.code, staff=self.staff)
         )
         await record_events(self.session, self.branch.code, self.now, self.events)
+        if self.queues_changed:
+            assert self.settings is not None, "an action that changes a queue needs settings"
+            await record_near(
+                self.session, self.branch.code, self.queues_changed, self.now, self.settings
+            )
         await self.session.commit()
         return ActionResult(counter, ticket or self.current)
 
@@ -145,6 +156,7 @@ async def begin_action(
     now: datetime,
     *,
     signing_in: bool = False,
+    settings: Settings | None = None,
 ) -> CounterAction:
     # The counter locked, with its branch (templates, requeue_after) in the same round trip.
     row = (
@@ -162,7 +174,9 @@ async def begin_action(
     current = None
     if counter.current_ticket_id is not None:
         current = await lock_ticket(session, counter.current_ticket_id)
-    return CounterAction(session, branch_row, counter, principal, now, current=current)
+    return CounterAction(
+        session, branch_row, counter, principal, now, current=current, settings=settings
+    )
 
 
 def state_conflict(counter: Counter, wanted: str) -> Exception:

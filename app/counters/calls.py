@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.permissions import Principal, Role, forbidden
 from app.branches.models import Service
 from app.core.errors import conflict, not_found, unprocessable
+from app.core.settings import Settings
 from app.core.vocabulary import CounterState, TicketStatus
 from app.counters.action import (
     AT_COUNTER,
@@ -42,11 +43,16 @@ from app.tickets.service import refuse_earlier_day, ticket_ref
 
 
 async def call_next(
-    session: AsyncSession, branch: str, code: str, principal: Principal, now: datetime
+    session: AsyncSession,
+    branch: str,
+    code: str,
+    principal: Principal,
+    now: datetime,
+    settings: Settings,
 ) -> ActionResult:
     """Complete the current ticket (if any) and call the best waiting one, atomically.
     The result's ticket is None when nobody waits for this counter."""
-    action = await begin_action(session, branch, code, principal, now)
+    action = await begin_action(session, branch, code, principal, now, settings=settings)
     if action.counter.state != CounterState.OPEN:
         raise state_conflict(action.counter, "call the next ticket")
     if action.current is not None and action.current.status in AT_COUNTER:
@@ -69,6 +75,9 @@ async def call_next(
         await action.set_counter(current_ticket_id=None)
     else:
         await _at_counter(action, picked, picked_by_hand=False)
+        # Its type moved up; so may re-queued tickets of every type this counter serves (the
+        # call counts towards their grace, app/queue/ordering.py).
+        action.queues_changed.update(action.counter.services)
     return await action.finish()
 
 
@@ -96,11 +105,12 @@ async def call_chosen(
     principal: Principal,
     now: datetime,
     ticket_id: uuid.UUID,
+    settings: Settings,
 ) -> ActionResult:
     """The service desk's call (SPEC §6): as `next`, but of the chosen waiting ticket. A manager
     or admin may call any waiting ticket of the branch; a clerk only where the branch allows
     it, and only what the counter could call itself."""
-    action = await begin_action(session, branch, code, principal, now)
+    action = await begin_action(session, branch, code, principal, now, settings=settings)
     if principal.role is Role.CLERK and not action.branch.clerks_may_pick:
         raise forbidden(
             f"branch {branch} does not let clerks call a chosen ticket (clerks_may_pick is "
@@ -127,6 +137,7 @@ async def call_chosen(
         requeue_base=None,
     )
     await _at_counter(action, ticket, picked_by_hand=True)
+    action.queues_changed.update([ticket.service, *action.counter.services])
     return await action.finish()
 
 
@@ -250,6 +261,7 @@ async def transfer(
     principal: Principal,
     now: datetime,
     body: TransferIn,
+    settings: Settings,
 ) -> ActionResult:
     """Send the current ticket to another business type or counter. It keeps its number and
     issue time and waits at the front of the target queue (or the back, if asked)."""
@@ -258,6 +270,7 @@ async def transfer(
     action, ticket = await begin_ticket_action(
         session, branch, code, principal, now, verb="transfer", allowed=AT_COUNTER
     )
+    action.settings = settings
     # Back in a queue, a ticket of an earlier business day would wait for nobody (SPEC §5).
     refuse_earlier_day(ticket, action.branch, now)
 
@@ -286,6 +299,7 @@ async def transfer(
         ),
     )
     await release_current(action)
+    action.queues_changed.add(service)
     return await action.finish(ticket)
 
 

@@ -157,7 +157,12 @@ async def call_next(
 ) -> CounterActionOut | Response:
     """Complete the current ticket and call the best waiting one; 204 if nobody waits."""
     result = await calls.call_next(
-        session, branch, counter, principal, request.app.state.clock.now()
+        session,
+        branch,
+        counter,
+        principal,
+        request.app.state.clock.now(),
+        request.app.state.settings,
     )
     if result.ticket is None:
         return Response(status_code=204)
@@ -178,7 +183,13 @@ async def call_chosen(
     of the branch; clerks: where the branch sets `clerks_may_pick`, a type of the counter's
     profile."""
     result = await calls.call_chosen(
-        session, branch, counter, principal, request.app.state.clock.now(), body.ticket
+        session,
+        branch,
+        counter,
+        principal,
+        request.app.state.clock.now(),
+        body.ticket,
+        request.app.state.settings,
     )
     return await _action_out(request, session, result)
 
@@ -206,6 +217,12 @@ async def transfer(
 ) -> CounterActionOut:
     """Send the current ticket to another business type and/or counter (front or back)."""
     result = await calls.transfer(
-        session, branch, counter, principal, request.app.state.clock.now(), body
+        session,
+        branch,
+        counter,
+        principal,
+        request.app.state.clock.now(),
+        body,
+        request.app.state.settings,
     )
     return await _action_out(request, session, result)

@@ -22,6 +22,7 @@ from app.desk.schemas import PAGE_DEFAULT, FoundTickets, PriorityIn, TicketPage,
 from app.events.catalog import TicketPrioritised
 from app.events.service import NewEvent, record_events
 from app.queue.estimate import Place, estimate_wait_s
+from app.queue.near import record_near
 from app.queue.ordering import WAITING_PAGE_SQL
 from app.queue.service import load_hall
 from app.tickets.models import Ticket
@@ -200,5 +201,6 @@ async def prioritise(
             now,
             [NewEvent(event, ticket_id=ticket.id, staff=principal.staff, note=body.reason)],
         )
+        await record_near(session, ticket.branch, [ticket.service], now, settings)
     await session.commit()
     return await ticket_out(session, ticket, now, settings, requeue_after=branch.requeue_after)

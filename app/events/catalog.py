@@ -32,6 +32,7 @@ class EventType(StrEnum):
     TICKET_RATED = "ticket.rated"
     TICKET_EXPIRED = "ticket.expired"
     TICKET_PRIORITISED = "ticket.prioritised"
+    TICKET_NEAR = "ticket.near"
     COUNTER_CHANGED = "counter.changed"
     ALERT_RAISED = "alert.raised"
     ALERT_CLEARED = "alert.cleared"
@@ -228,6 +229,16 @@ class TicketPrioritised(EventData):
     to: Priority
 
 
+class TicketNear(EventData):
+    """A waiting ticket first has at most the branch's `notify_ahead` tickets ahead of it
+    (SPEC §9): emitted once per ticket, never again (docs/phone.md)."""
+
+    type = EventType.TICKET_NEAR
+    ticket: TicketRef
+    waiting_ahead: int = Field(description="tickets of its type ahead of it in calling order")
+    estimated_wait_s: int | None = Field(description="its estimated wait, as in the API")
+
+
 class CounterChanged(EventData):
     type = EventType.COUNTER_CHANGED
     counter: CounterView
@@ -266,6 +277,7 @@ EVENT_DATA: dict[EventType, type[EventData]] = {
         TicketRated,
         TicketExpired,
         TicketPrioritised,
+        TicketNear,
         CounterChanged,
         AlertRaised,
         AlertCleared,

@@ -184,10 +184,17 @@ PRIORITY_SQL = (
     + f" ELSE {PRIORITY_RANK[PRIORITY_ORDER[-1]]} END"
 )
 
-# The key without the profile position: the order within one business type.
-TYPE_ORDER_SQL = (
-    f"{EFFECTIVE_LANE_SQL}, {OVERDUE_SQL}, {PRIORITY_SQL}, t.queued_at, t.issued_at, t.seq, t.id"
-)
+
+def type_order_sql(requeue_after: str = ":requeue_after") -> str:
+    """The key without the profile position: the order within one business type.
+    `requeue_after` as for `effective_lane_sql`."""
+    return (
+        f"{effective_lane_sql(requeue_after)}, {OVERDUE_SQL}, {PRIORITY_SQL},"
+        " t.queued_at, t.issued_at, t.seq, t.id"
+    )
+
+
+TYPE_ORDER_SQL = type_order_sql()
 CALLING_ORDER_SQL = (
     f"{EFFECTIVE_LANE_SQL}, {OVERDUE_SQL}, {PRIORITY_SQL},"
     " array_position(CAST(:profile AS text[]), t.service), t.queued_at, t.issued_at, t.seq, t.id"

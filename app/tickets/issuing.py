@@ -4,7 +4,7 @@ the hall for its position and estimated wait."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from app.events.catalog import (
 from app.events.notifier import notify_after_commit
 from app.events.service import append_events_sql
 from app.queue.estimate import estimate_wait_s, new_ticket_place
+from app.queue.near import lock_branch, record_near
 from app.queue.ordering import LANE_NORMAL
 from app.queue.service import (
     HALL_COLUMNS,
@@ -34,6 +35,7 @@ from app.queue.service import (
     hall_from_row,
     hall_params,
 )
+from app.tickets.code import new_ticket_code
 from app.tickets.models import Ticket
 from app.tickets.rate_limit import too_many_tickets, window_start
 from app.tickets.schemas import (
@@ -57,6 +59,7 @@ class IssueConfig:
     schedule: Schedule
     service: str
     prefix: str
+    notify_ahead: int | None
 
 
 async def _issue_config(session: AsyncSession, branch: str, service: str) -> IssueConfig:
@@ -68,7 +71,11 @@ async def _issue_config(session: AsyncSession, branch: str, service: str) -> Iss
                 .where(Branch.code == branch, Service.code == service)
             )
         ).first()
-        return None if row is None else IssueConfig(schedule_of(row[0]), service, row[1].prefix)
+        return (
+            None
+            if row is None
+            else IssueConfig(schedule_of(row[0]), service, row[1].prefix, row[0].notify_ahead)
+        )
 
     config = await read_through(session, ("issue", branch, service), load)
     if config is None:
@@ -153,13 +160,13 @@ ISSUE_SQL = text(
     issued AS (
         INSERT INTO tickets (id, branch, service, issued_service, business_date, seq, number,
                              priority, channel, phone, status, issued_at, lane, queued_at,
-                             idempotency_key)
+                             idempotency_key, code)
         SELECT CAST(:ticket_id AS uuid), :branch, :service, :service,
                CAST(:business_date AS date), last_value,
                :prefix || CASE WHEN last_value < 1000 THEN lpad(CAST(last_value AS text), 3, '0')
                                ELSE CAST(last_value AS text) END,
                :priority, :channel, CAST(:phone AS text), 'waiting', CAST(:now AS timestamptz),
-               {LANE_NORMAL}, CAST(:now AS timestamptz), CAST(:idempotency_key AS text)
+               {LANE_NORMAL}, CAST(:now AS timestamptz), CAST(:idempotency_key AS text), :code
         FROM numbered
         RETURNING id, seq, number
     ),
@@ -234,7 +241,16 @@ async def issue_ticket(
             raise Problem(409, "idempotency-race", "retry the request")
         return await _replay(session, existing, body, now, settings)
 
-    return IssuedTicket(issue.ticket_out(row, settings), replayed=False)
+    issued = issue.ticket_out(row, settings)
+    ahead, notify_ahead = issued.waiting_ahead, config.notify_ahead
+    if ahead is not None and notify_ahead is not None and ahead <= notify_ahead:
+        # Near already (a quiet hall): `ticket.near` in a transaction of its own, which checks
+        # the front of the type again under the branch lock (app/queue/near.py). Only then:
+        # a busy hall's issues stay one statement.
+        await lock_branch(session, branch_code)
+        await record_near(session, branch_code, [config.service], now, settings)
+        await session.commit()
+    return IssuedTicket(issued, replayed=False)
 
 
 @dataclass(frozen=True)
@@ -247,6 +263,7 @@ class _Issue:
     ticket_id: uuid.UUID
     business_date: date
     now: datetime
+    code: str = field(default_factory=new_ticket_code)
 
     def params(self, settings: Settings) -> dict[str, object]:
         """ISSUE_SQL's parameters for the ticket (the caller adds the request's key and token)."""
@@ -273,6 +290,7 @@ class _Issue:
             "phone": self.body.phone,
             "now": self.now,
             "event_data": encode_data(event_data),
+            "code": self.code,
         }
 
     def ticket_out(self, row: Row[Any], settings: Settings) -> TicketOut:
@@ -282,6 +300,7 @@ class _Issue:
         place = new_ticket_place(hall, self.config.service, self.body.priority)
         return TicketOut(
             id=self.ticket_id,
+            code=self.code,
             number=row.number,
             service=self.config.service,
             priority=self.body.priority,

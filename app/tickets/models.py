@@ -91,6 +91,8 @@ class Ticket(Base):
             "finished_at",
             postgresql_where=text("status = 'done'"),
         ),
+        # The public key of a ticket (SPEC §9): /t/{code}, the public API.
+        Index("uq_tickets_code", "code", unique=True),
         Index(
             "ix_tickets_phone_to_erase",
             "branch",
@@ -137,6 +139,14 @@ class Ticket(Base):
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The ticket's public key (SPEC §9): unguessable, unique; the phone page and its QR code.
+    code: Mapped[str] = mapped_column(
+        Text,
+        # Only for rows written without one (migration 0013, hand-written SQL): 76 random bits.
+        server_default=text("substr(replace(CAST(gen_random_uuid() AS text), '-', ''), 1, 20)"),
+    )
+    # When `ticket.near` was emitted for it: once per ticket (app/queue/near.py).
+    near_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class IssueRate(Base):

@@ -55,6 +55,10 @@ IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 class TicketOut(BaseModel):
     id: uuid.UUID
+    code: str | None = Field(
+        description="the ticket's public key (SPEC §9): its phone page is /t/{code}; null for "
+        "screens (display tokens)"
+    )
     number: str
     service: str
     priority: Priority

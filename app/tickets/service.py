@@ -21,6 +21,7 @@ from app.events.catalog import (
 )
 from app.events.models import BranchEvent
 from app.events.service import NewEvent, record_events
+from app.queue.near import record_near
 from app.queue.ordering import LANE_FRONT, LANE_HELD
 from app.queue.service import (
     estimate_for_position,
@@ -85,6 +86,7 @@ def placed_ticket_out(ticket: Ticket, position: int | None, estimated: int | Non
     """The ticket as the API shows it, its place in the queue (if waiting) already known."""
     return TicketOut(
         id=ticket.id,
+        code=ticket.code,
         number=ticket.number,
         service=ticket.service,
         priority=ticket.priority,
@@ -166,6 +168,7 @@ async def cancel_ticket(
             )
         ],
     )
+    await record_near(session, cancelled.branch, [cancelled.service], now, settings)
     await session.commit()
     return await ticket_out(session, cancelled, now, settings)
 
@@ -238,5 +241,6 @@ async def requeue_ticket(
             )
         ],
     )
+    await record_near(session, ticket.branch, [ticket.service], now, settings)
     await session.commit()
     return await ticket_out(session, ticket, now, settings, requeue_after=branch.requeue_after)

@@ -65,13 +65,17 @@ async def get_ticket(
     """A ticket with its position, estimate and full history (staff notes: staff only)."""
     ticket = await tickets.get_ticket(session, ticket_id)
     check_allowed(principal, Action.READ_TICKET, ticket.branch)
-    return await tickets.ticket_detail(
+    detail = await tickets.ticket_detail(
         session,
         ticket,
         request.app.state.clock.now(),
         request.app.state.settings,
         notes=is_allowed(principal, Action.READ_TICKET_NOTES, ticket.branch),
     )
+    if principal.role is Role.DISPLAY:
+        # The code cancels and rates the ticket (SPEC §9): for kiosks and staff, not screens.
+        detail.code = None
+    return detail
 
 
 @router.post("/tickets/{ticket_id}/cancel", response_model=TicketOut)

@@ -3,7 +3,8 @@ dashboard, service desk and the manager's console.
 
 The pages are static HTML shells (`templates/`) with the branch (and counter) code filled in, and
 plain JavaScript modules and CSS (`static/`): no CDN and no build step, so a hall works offline.
-Serving a page needs no token and touches no database: the page asks for its token itself
+Serving a page needs no token and touches no database (the printed ticket's QR code aside,
+which looks its code up): the page asks for its token itself
 (`?token=` or local storage) and talks to the API, so a screen still loads while PostgreSQL is
 down and recovers with it.
 """
@@ -20,7 +21,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
 from app.core.codes import BranchCode, CounterCode
+from app.core.database import SessionDep
 from app.core.errors import not_found
+from app.public import service as public_service
+from app.public.limits import PublicClient
+from app.public.qr import qr_svg, ticket_url
+from app.public.schemas import TicketCode
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -182,6 +188,48 @@ async def admin_page(branch: BranchCode, request: Request) -> HTMLResponse:
         title="管理控制台 Console · $branch",
         branch=branch,
         token_scope=CONSOLE_TOKENS,
+    )
+
+
+# -- the customer's phone (SPEC §9, docs/phone.md) ------------------------------------------------
+
+PHONE_VIEWPORT = f"{VIEWPORT}, viewport-fit=cover"
+
+
+@router.get("/t/{code}", response_class=HTMLResponse)
+async def ticket_page(code: TicketCode, request: Request) -> HTMLResponse:
+    """The ticket on the customer's phone; the page reads the public API with the code from its
+    own address (no lookup here: an unknown code is the page's "no such ticket")."""
+    return _page(request, "ticket", title="我的号码 My ticket", branch="", viewport=PHONE_VIEWPORT)
+
+
+@router.get("/t/{code}/qr.svg")
+async def ticket_qr(
+    code: TicketCode,
+    request: Request,
+    session: SessionDep,
+    _client: PublicClient,
+) -> Response:
+    """The QR code of the ticket's page, `<public URL>/t/<code>` (HALLQ_PUBLIC_URL, else this
+    request's base URL), for the printed ticket. Unknown codes: the public API's bare 404."""
+    ticket = await public_service.ticket_by_code(session, code)
+    base = request.app.state.settings.public_url or str(request.base_url)
+    return Response(
+        qr_svg(ticket_url(base, ticket.code)),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "private, max-age=86400"},
+    )
+
+
+@router.get("/join/{branch}", response_class=HTMLResponse)
+async def join_page(branch: BranchCode, request: Request) -> HTMLResponse:
+    """Remote join: the branch's business types with their waits, one tap to take a number."""
+    return _page(
+        request,
+        "join",
+        title="手机取号 Take a number · $branch",
+        branch=branch,
+        viewport=PHONE_VIEWPORT,
     )
 
 

@@ -11,6 +11,7 @@ import {
 const BRANCH_FIELDS = [
   'name', 'timezone', 'hours', 'special_hours', 'holidays', 'issue_cutoff_min',
   'min_open_counters', 'requeue_after', 'announcement', 'day_starts_at', 'clerks_may_pick',
+  'notify_ahead', 'online_join', 'sms_templates',
 ];
 
 async function putBranch(ctx, changes) {
@@ -48,6 +49,14 @@ export function renderBranch(node, ctx) {
         bi('窗口可选叫指定号码', 'Clerks may call a chosen ticket')),
     ),
     h('fieldset', {},
+      h('legend', {}, bi('手机', 'The customer\'s phone')),
+      field('前面还有几人时提醒', 'Notify when this many are ahead', numberInput('notify_ahead', b.notify_ahead, { max: 100 }),
+        bi('留空：不提醒', 'empty: no notice')),
+      h('label', { class: 'field check' }, checkbox('online_join_enabled', Boolean(b.online_join && b.online_join.enabled)),
+        bi('允许手机远程取号', 'Remote join from a phone')),
+      field('每日远程取号上限', 'Remote joins a day', numberInput('online_join_daily_limit', (b.online_join && b.online_join.daily_limit) ?? 200, { min: 1, max: 100000 })),
+    ),
+    h('fieldset', {},
       h('legend', {}, bi('叫号播报', 'Announcement')),
       field('中文播报词', 'Chinese wording', input('ann_zh', a.zh, { maxlength: 200, placeholder: '请{number}号到{place}办理' }),
         bi('须含 {number} 与 {counter} 或 {place}', 'must contain {number} and {counter} or {place}')),
@@ -71,6 +80,12 @@ export function renderBranch(node, ctx) {
       min_open_counters: number(form, 'min_open_counters') ?? 0,
       requeue_after: number(form, 'requeue_after') ?? 0,
       clerks_may_pick: form.elements.clerks_may_pick.checked,
+      notify_ahead: number(form, 'notify_ahead'),
+      online_join: {
+        ...(b.online_join || {}),
+        enabled: form.elements.online_join_enabled.checked,
+        daily_limit: number(form, 'online_join_daily_limit') ?? 200,
+      },
       announcement: {
         zh: orNull(text(form, 'ann_zh')),
         en: orNull(text(form, 'ann_en')),

@@ -88,6 +88,7 @@ const EVENT = {
   'ticket.rated': ['评价', 'Rated'],
   'ticket.expired': ['日结过期', 'Expired at close-out'],
   'ticket.prioritised': ['改优先级', 'Priority changed'],
+  'ticket.near': ['即将轮到', 'Turn near'],
 };
 
 function prio(key) {
@@ -132,6 +133,8 @@ function eventFacts(entry) {
     }
     case 'ticket.prioritised':
       return [`${prio(data.from)} → ${prio(data.to)}`];
+    case 'ticket.near':
+      return [typeof data.waiting_ahead === 'number' ? `前面 ${data.waiting_ahead} 人 ${data.waiting_ahead} ahead` : null];
     default:
       return [];
   }

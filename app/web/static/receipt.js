@@ -36,6 +36,7 @@ export function receipt(ticket, { branchName, serviceName, guide = null, reprint
       h('dd', { id: 't-time' }, formatDateTime(new Date(ticket.issued_at))),
     ),
     guideBlock(guide),
+    qrBlock(ticket.code),
     reprint
       ? h('div', { class: 't-reprint', id: 't-reprint' },
         bi(`补打 ${formatDateTime(serverNow())}`, 'Reprinted copy'))
@@ -61,7 +62,32 @@ function guideBlock(guide) {
   );
 }
 
-/** Print once the ticket is drawn: the browser's print dialog, or none under --kiosk-printing. */
+/** The QR code of the ticket's phone page (SPEC §9), drawn by the server as SVG. */
+function qrBlock(code) {
+  if (!code) return null;
+  return h(
+    'div',
+    { class: 't-qr', id: 't-qr' },
+    h('img', {
+      src: `/t/${encodeURIComponent(code)}/qr.svg`,
+      alt: '扫码在手机上查看排队 Scan to follow your turn on your phone',
+      id: 't-qr-img',
+    }),
+    h('div', { class: 't-qr-hint' },
+      h('span', { class: 'zh' }, '扫码用手机查看排队、叫号'),
+      ' ',
+      h('span', { class: 'en' }, 'Scan: follow your turn on your phone')),
+  );
+}
+
+/** Print once the ticket is drawn (and its QR code loaded, at most 3 s): the browser's print
+ * dialog, or none under --kiosk-printing. */
 export function printReceipt() {
-  requestAnimationFrame(() => setTimeout(() => window.print(), 50));
+  const images = [...document.querySelectorAll('.receipt-host img')];
+  const loaded = images.map((img) => (img.complete ? null : new Promise((resolve) => {
+    img.addEventListener('load', resolve, { once: true });
+    img.addEventListener('error', resolve, { once: true });
+    setTimeout(resolve, 3000);
+  })));
+  Promise.all(loaded).then(() => requestAnimationFrame(() => setTimeout(() => window.print(), 50)));
 }
