@@ -8,6 +8,7 @@ from app.core.database import Base
 from app.counters.models import Counter
 from app.events.models import BranchEvent
 from app.notices.models import Notice
+from app.reports.models import ReportRollup, ReportRollupDay
 from app.stream.models import StreamPresence
 from app.tickets.models import IssueKey, IssueRate, Ticket, TicketSequence
 
@@ -22,6 +23,8 @@ __all__ = [
     "IssueKey",
     "IssueRate",
     "Notice",
+    "ReportRollup",
+    "ReportRollupDay",
     "Service",
     "Staff",
     "StreamPresence",
