@@ -11,7 +11,7 @@ to 17:30 each day, the even counters paused 12:00-12:30. Ticket `g` of the histo
 | g % 50 | ends |
 |---|---|
 | 0, 1 | cancelled while waiting, 5 min after its issue |
-| 2, 3, 4 | a no-show: called, recalled, marked no-show |
+| 2, 3, 4 | a no-show: called, recalled, marked no-show (and expired at the close-out) |
 | 5, 6 | expired while waiting, at the day's close-out |
 | 7 | expired while called at its counter, at the close-out |
 | 8, 9 | transferred to business type `a` while served, then called at another counter and served |
@@ -61,7 +61,8 @@ _PLAN = f"""
            {_DAY_START} + interval '1 day' - interval '1 microsecond' AS day_end,
            60 + (CAST(g AS bigint) * 7919) % 900 AS wait_s,
            120 + (CAST(g AS bigint) * 104729) % 480 AS service_s,
-           CASE WHEN g % 5 < 2 THEN 1 + (CAST(g AS bigint) * 31) % 5 END AS rating
+           CASE WHEN g % 5 < 2 THEN (ARRAY[5, 5, 5, 4, 4, 4, 3, 5, 2, 1])[g / 5 % 10 + 1]
+           END AS rating
     FROM generate_series(0, CAST($3 AS int) * CAST($4 AS int) - 1) AS g
     JOIN branches b ON b.code = $1
     CROSS JOIN LATERAL (
@@ -92,7 +93,7 @@ TICKETS_SQL = f"""
     SELECT id, $1, CASE WHEN fate = 'transferred' THEN 'a' ELSE svc END, svc, day, seq,
            upper(svc) || CASE WHEN seq < 1000 THEN lpad(CAST(seq AS text), 3, '0')
                               ELSE CAST(seq AS text) END, prio, 'kiosk',
-           CASE fate WHEN 'cancelled' THEN 'cancelled' WHEN 'no_show' THEN 'no_show'
+           CASE fate WHEN 'cancelled' THEN 'cancelled' WHEN 'no_show' THEN 'expired'
                      WHEN 'expired_waiting' THEN 'expired' WHEN 'expired_called' THEN 'expired'
                      ELSE 'done' END,
            issued, 1, issued,
@@ -105,8 +106,8 @@ TICKETS_SQL = f"""
                                   THEN called END),
            CASE WHEN finished IS NOT NULL THEN coalesce(called2, called) END,
            CASE WHEN fate = 'cancelled' THEN issued + interval '5 minutes'
-                WHEN fate = 'no_show' THEN called + interval '2 minutes'
-                WHEN fate LIKE 'expired%' THEN day_end ELSE finished END,
+                WHEN fate IN ('no_show', 'expired_waiting', 'expired_called') THEN day_end
+                ELSE finished END,
            CASE WHEN finished IS NOT NULL THEN rating END,
            CASE WHEN finished IS NOT NULL AND rating IS NOT NULL
                 THEN finished + interval '1 minute' END
@@ -240,12 +241,13 @@ _TICKET_EVENTS: list[tuple[str, str, str, str, str, str]] = [
     (
         "ticket.expired",
         "x.day_end",
-        "CASE WHEN x.fate = 'expired_called' THEN x.ctr END",
-        "CASE WHEN x.fate = 'expired_called' THEN 's' || x.ctr END",
+        "CASE WHEN x.fate <> 'expired_waiting' THEN x.ctr END",
+        "CASE WHEN x.fate <> 'expired_waiting' THEN 's' || x.ctr END",
         f"jsonb_build_object('ticket', {_REF_ISSUED}, 'previous_status', "
-        "CASE WHEN x.fate = 'expired_called' THEN 'called' ELSE 'waiting' END, 'counter', "
-        "CASE WHEN x.fate = 'expired_called' THEN " + _counter("x.ctr") + " END)",
-        "x.fate LIKE 'expired%'",
+        "CASE x.fate WHEN 'expired_called' THEN 'called' WHEN 'no_show' THEN 'no_show' "
+        "ELSE 'waiting' END, 'counter', "
+        "CASE WHEN x.fate <> 'expired_waiting' THEN " + _counter("x.ctr") + " END)",
+        "x.fate IN ('expired_waiting', 'expired_called', 'no_show')",
     ),
 ]
 

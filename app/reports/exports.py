@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -178,13 +179,16 @@ def to_csv(table: Table) -> str:
 # -- xlsx ---------------------------------------------------------------------------------------
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# Control characters XML 1.0 (the inside of an xlsx) cannot hold: a name may have them (names
+# are free text), a workbook may not.
+_NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _xlsx_value(value: object) -> object:
     """Numbers and dates as themselves (typed cells); text guarded like the CSV's."""
     if value is None or isinstance(value, int | float | date):
         return value
-    text = str(value)
+    text = _NOT_IN_XML.sub("\ufffd", str(value))
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
