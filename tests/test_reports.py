@@ -77,6 +77,11 @@ async def report(client, day: date | None = None, headers=ADMIN) -> dict[str, An
 
 @pytest.fixture
 async def tokens(client, clock):
+    return await hall_tokens(client, clock)
+
+
+async def hall_tokens(client, clock) -> dict[str, Any]:
+    """The hall of the scenario, configured the evening before D, and its tokens."""
     at(clock, D - timedelta(days=1), "22:00")
     await setup_branch(client, services=SERVICES, counters=COUNTERS, staff=STAFF)
     made = {s: await make_token(client, "clerk", "hz01", s) for s in STAFF}

@@ -20,21 +20,22 @@ from datetime import date, datetime, timedelta
 import asyncpg
 import openpyxl
 import pytest
+from openpyxl.worksheet.worksheet import Worksheet
 
 from app.branches.hours import Schedule
 from app.reports import rollups
 from app.reports.figures import PART_COLUMNS, Window, day_parts
 from devtools.history import History
 from tests.helpers import ADMIN, assert_problem, make_token, ok, setup_branch
-from tests.test_reports import (  # noqa: F401 - `tokens` is a fixture
-    D,
+from tests.test_reports import (
     EXPECTED_COUNTERS,
     EXPECTED_SERVICES,
     EXPECTED_STAFF,
+    D,
     at,
+    hall_tokens,
     report,
     run_day,
-    tokens,
 )
 
 B = "/api/v1/branches/hz01"
@@ -49,6 +50,11 @@ async def period(client, first: date, last: date, headers=ADMIN, **params):
 
 
 # -- the hand-computed day ----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def tokens(client, clock):
+    return await hall_tokens(client, clock)
 
 
 async def test_a_period_of_one_day_is_its_daily_report(app, client, clock, tokens):
@@ -158,7 +164,7 @@ ADDITIVE = ("issued", "served")
 @pytest.fixture
 async def history(app, client, database_url):
     """Three branches with four weeks of history each (different sizes)."""
-    for n, code in enumerate(BRANCH_CODES):
+    for code in BRANCH_CODES:
         await setup_branch(client, code, counters=COUNTERS)
     conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
@@ -285,10 +291,11 @@ async def test_exports(client, history):
     book = openpyxl.load_workbook(io.BytesIO(response.content))
     assert book.sheetnames == ["汇总 Summary", "每日 Days"]
     summary, days = book["汇总 Summary"], book["每日 Days"]
+    assert isinstance(summary, Worksheet) and isinstance(days, Worksheet)
     header = [c.value for c in summary[1]]
     assert header[:4] == ["起始日期 from", "截止日期 to", "类别 scope", "代码 code"]
     assert "满意率% satisfaction_pct" in header
-    first_row = {h.split(" ")[-1]: c.value for h, c in zip(header, summary[2], strict=True)}
+    first_row = {str(h).split(" ")[-1]: c.value for h, c in zip(header, summary[2], strict=True)}
     assert isinstance(first_row["from"], datetime) and first_row["from"].date() == first
     assert first_row["issued"] == body["services"][0]["issued"]  # a number, not text
     assert isinstance(first_row["avg_wait_s"], float)
@@ -298,6 +305,7 @@ async def test_exports(client, history):
     response = await client.get(BRANCHES, params={**query, "format": "xlsx"}, headers=ADMIN)
     book = openpyxl.load_workbook(io.BytesIO(response.content))
     assert book.sheetnames == ["营业厅 Branches"]
+    assert isinstance(book.active, Worksheet)
     assert [c.value for c in book.active["C"]][1:] == list(BRANCH_CODES)
     response = await client.get(BRANCHES, params={**query, "format": "csv"}, headers=ADMIN)
     assert response.content.startswith(b"\xef\xbb\xbf")
@@ -346,5 +354,6 @@ async def test_xlsx_keeps_odd_names_harmless(client):
     await setup_branch(client, services={"a": {"name": "=1+1\x1b", "prefix": "A"}}, counters={})
     response = await client.get(f"{B}/reports/daily", params={"format": "xlsx"}, headers=ADMIN)
     sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    assert isinstance(sheet, Worksheet)
     names = [c.value for c in sheet["D"]]
     assert names == ["名称 name", "'=1+1\ufffd"]
