@@ -50,6 +50,7 @@ UNAUTHENTICATED = {
     ("GET", "/desk/{branch}"),
     ("GET", "/admin"),
     ("GET", "/admin/{branch}"),
+    ("GET", "/region"),
     ("GET", "/web/static/{path:path}"),
 }
 

@@ -1,5 +1,5 @@
 """The pages hallq serves itself: lobby display, kiosk, clerk console, counter screen, manager
-dashboard, service desk and the manager's console.
+dashboard, service desk, the manager's console and the region report.
 
 The pages are static HTML shells (`templates/`) with the branch (and counter) code filled in, and
 plain JavaScript modules and CSS (`static/`): no CDN and no build step, so a hall works offline.
@@ -182,6 +182,14 @@ async def admin_page(branch: BranchCode, request: Request) -> HTMLResponse:
         title="管理控制台 Console · $branch",
         branch=branch,
         token_scope=CONSOLE_TOKENS,
+    )
+
+
+@router.get("/region", response_class=HTMLResponse)
+async def region_page(request: Request) -> HTMLResponse:
+    """The region report (admin): every branch over a range of days, side by side."""
+    return _page(
+        request, "region", title="区域报表 Region report", branch="", token_scope=CONSOLE_TOKENS
     )
 
 
