@@ -329,6 +329,8 @@ class History:
         if the caller opened one."""
         await conn.execute(TICKETS_SQL, self.branch, self.first, self.days, self.per_day,
                            self.counters)  # fmt: skip
+        # The events are read back from the new tickets: plan that with their statistics.
+        await conn.execute("ANALYZE tickets")
         await conn.execute(events_sql(), self.branch, self.first, self.days, self.per_day,
                            self.counters)  # fmt: skip
         for statement in AFTER_SQL:
