@@ -91,6 +91,11 @@ async def build_rollups(
         ]
         await session.execute(insert(ReportRollupDay).values(marks).on_conflict_do_nothing())
         await session.commit()
+    if len(days) >= CHUNK_DAYS:
+        # Many new rows at once (a first report of a long period, a rebuild): let the planner
+        # know the table's new size before it is read.
+        await session.execute(text("ANALYZE report_rollups"))
+        await session.commit()
 
 
 _SUMMED = ", ".join(
@@ -140,6 +145,8 @@ async def rolled_up_parts(session: AsyncSession, branch: str, first: date, last:
     """The parts of the rolled-up days `first` to `last`, for `Tallies.of`: the same sums as
     the days' own parts (counters' and clerks' come added up over the days)."""
     params = {"branch": branch, "first": first, "last": last}
+    # A year's waits (some hundreds of thousands) are merged in memory, not on disk.
+    await session.execute(text("SET LOCAL work_mem = '256MB'"))
     return list((await session.execute(_ROLLED_UP, params)).all())
 
 
