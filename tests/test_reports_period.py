@@ -375,3 +375,25 @@ async def test_xlsx_keeps_odd_names_harmless(client):
     assert isinstance(sheet, Worksheet)
     names = [c.value for c in sheet["D"]]
     assert names == ["名称 name", "'=1+1\ufffd"]
+
+
+async def test_a_visit_longer_than_a_day_is_read_from_the_full_history(client, clock):
+    """A ticket whose issue lies before the window's day of look-back (nobody closed the day
+    out): its visit start is looked up in the whole history, as the daily report always did."""
+    await setup_branch(client, counters={"1": {"name": "1", "services": ["a"]}})
+    day = date(2026, 11, 20)
+    at(clock, day, "23:00")
+    await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=ADMIN), 201)
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    at(clock, day, "23:30")
+    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+    at(clock, day + timedelta(days=2), "10:00")
+    await ok(await client.post(f"{B}/counters/1/complete", headers=ADMIN))
+    body = await report(client, day + timedelta(days=2))
+    a = body["services"][0]
+    assert (a["served"], a["avg_service_s"]) == (1, 34.5 * 3600)
+    first = await report(client, day)
+    assert (first["services"][0]["called"], first["services"][0]["avg_wait_s"]) == (1, 1800.0)
+    # The same in a period of the three days (the call and the issue are in its look-back).
+    three = await period(client, day, day + timedelta(days=2))
+    assert (three["services"][0]["served"], three["services"][0]["called"]) == (1, 1)
