@@ -9,6 +9,7 @@ from app.counters.models import Counter
 from app.events.models import BranchEvent
 from app.notices.models import Notice
 from app.public.models import OnlineJoin, PublicRate
+from app.reports.models import ReportRollup, ReportRollupDay
 from app.stream.models import StreamPresence
 from app.tickets.models import IssueKey, IssueRate, Ticket, TicketSequence
 
@@ -25,6 +26,8 @@ __all__ = [
     "Notice",
     "OnlineJoin",
     "PublicRate",
+    "ReportRollup",
+    "ReportRollupDay",
     "Service",
     "Staff",
     "StreamPresence",

@@ -77,6 +77,11 @@ async def report(client, day: date | None = None, headers=ADMIN) -> dict[str, An
 
 @pytest.fixture
 async def tokens(client, clock):
+    return await hall_tokens(client, clock)
+
+
+async def hall_tokens(client, clock) -> dict[str, Any]:
+    """The hall of the scenario, configured the evening before D, and its tokens."""
     at(clock, D - timedelta(days=1), "22:00")
     await setup_branch(client, services=SERVICES, counters=COUNTERS, staff=STAFF)
     made = {s: await make_token(client, "clerk", "hz01", s) for s in STAFF}
@@ -221,6 +226,7 @@ def figures(**values: Any) -> dict[str, Any]:
         "within_target_pct": None,
         "rating_avg": None,
         "ratings": 0,
+        "satisfaction_pct": None,
     }
     row.update(values)
     return row
@@ -250,6 +256,7 @@ EXPECTED_SERVICES = [
             within_target_pct=75.0,
             rating_avg=4.0,
             ratings=4,
+            satisfaction_pct=75.0,  # 4, 5 and 4 of 4, 5, 3, 4
         ),
     },
     {
@@ -270,6 +277,7 @@ EXPECTED_SERVICES = [
             within_target_pct=50.0,
             rating_avg=2.0,
             ratings=1,
+            satisfaction_pct=0.0,
         ),
     },
     {
@@ -305,6 +313,7 @@ EXPECTED_COUNTERS = [
             within_target_pct=66.7,
             rating_avg=4.0,
             ratings=3,
+            satisfaction_pct=66.7,  # 4 and 5 of 4, 5, 3
         ),
         # Open 00:00-00:40 (opened the evening before) and 09:00-24:00 (until the close-out).
         "open_s": 2400.0 + 15 * 3600.0,
@@ -326,6 +335,7 @@ EXPECTED_COUNTERS = [
             within_target_pct=50.0,
             rating_avg=2.0,
             ratings=1,
+            satisfaction_pct=0.0,
         ),
         # Open 09:00-09:40 and 10:40-17:00 (paused for an hour).
         "open_s": 2400.0 + 22800.0,
@@ -348,6 +358,7 @@ EXPECTED_COUNTERS = [
             within_target_pct=50.0,
             rating_avg=4.0,
             ratings=1,
+            satisfaction_pct=100.0,
         ),
         # Open 09:00-12:00; V001's call before its no-show is not service.
         "open_s": 10800.0,
@@ -370,7 +381,12 @@ EXPECTED_STAFF = [
             within_target_pct=0.0,
             rating_avg=4.0,
             ratings=1,
+            satisfaction_pct=100.0,
         ),
+        # Signed in at counter 1 from the evening before until 00:40: served 1 in 40 min.
+        "signed_in_s": 2400.0,
+        "paused_s": 0.0,
+        "served_per_hour": 1.5,
     },
     {
         "staff": "s2",
@@ -385,7 +401,12 @@ EXPECTED_STAFF = [
             within_target_pct=50.0,
             rating_avg=2.0,
             ratings=1,
+            satisfaction_pct=0.0,
         ),
+        # Counter 2 09:00-17:00, paused 09:40-10:40: served 1 in 8 hours.
+        "signed_in_s": 28800.0,
+        "paused_s": 3600.0,
+        "served_per_hour": 0.1,
     },
     {
         "staff": "s3",
@@ -400,7 +421,12 @@ EXPECTED_STAFF = [
             within_target_pct=50.0,
             rating_avg=4.0,
             ratings=1,
+            satisfaction_pct=100.0,
         ),
+        # Counter 9 09:00-12:00: served 1 in 3 hours.
+        "signed_in_s": 10800.0,
+        "paused_s": 0.0,
+        "served_per_hour": 0.3,
     },
     {
         "staff": "s4",
@@ -417,7 +443,13 @@ EXPECTED_STAFF = [
             within_target_pct=100.0,
             rating_avg=4.0,
             ratings=2,
+            satisfaction_pct=50.0,
         ),
+        # Counter 1 from 09:00 until the close-out at the end of the day (a microsecond
+        # before midnight): served 2 in 15 hours.
+        "signed_in_s": 54000.0,
+        "paused_s": 0.0,
+        "served_per_hour": 0.1,
     },
 ]
 
@@ -488,7 +520,18 @@ async def test_the_day_before_and_the_day_after(app, client, clock, tokens):
     c1 = before["counters"][0]
     assert (c1["open_s"], c1["serving_s"], c1["utilisation"]) == (1800.0, 0.0, 0.0)
     assert (c1["called"], c1["expired"]) == (0, 0)
-    assert before["staff"] == []  # s1 opened a counter but handled no ticket on the 23rd
+    # s1 handled no ticket on the 23rd but was signed in at counter 1 from 23:30: a row with
+    # the time and nothing served.
+    assert before["staff"] == [
+        {
+            "staff": "s1",
+            "name": "王芳",
+            **figures(),
+            "signed_in_s": 1800.0,
+            "paused_s": 0.0,
+            "served_per_hour": 0.0,
+        }
+    ]
     assert before["hours"][23] == {
         "hour": 23,
         "issued": 1,
@@ -582,6 +625,10 @@ async def test_csv_export_matches_the_json(app, client, clock, tokens):
         "utilisation",
         "open_s",
         "serving_s",
+        "satisfaction_pct",
+        "signed_in_s",
+        "paused_s",
+        "served_per_hour",
     ]
     assert [(r["scope"], r["code"]) for r in rows] == [
         ("service", "a"),
@@ -611,7 +658,8 @@ async def test_csv_export_matches_the_json(app, client, clock, tokens):
                 got = _parse(value, want) if want is not None else (value or None)
                 assert got == want, (scope, code, column, value, want)
             else:
-                assert value == "", (scope, code, column, value)  # utilisation of a type
+                # utilisation of a type, a clerk's time of a counter
+                assert value == "", (scope, code, column, value)
     # Spot checks straight from the file.
     by_key = {(r["scope"], r["code"]): r for r in rows}
     assert by_key[("service", "a")]["issued"] == "6"

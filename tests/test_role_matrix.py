@@ -50,6 +50,7 @@ UNAUTHENTICATED = {
     ("GET", "/desk/{branch}"),
     ("GET", "/admin"),
     ("GET", "/admin/{branch}"),
+    ("GET", "/region"),
     ("GET", "/web/static/{path:path}"),
     # The customer's phone (SPEC §9): the pages; their data is the public API below.
     ("GET", "/t/{code}"),
@@ -217,6 +218,25 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/branches/{branch}/reports/daily"): Rule(
         Action.READ_REPORTS, MANAGER, frozenset({200})
     ),
+    ("GET", "/api/v1/branches/{branch}/reports/period"): Rule(
+        Action.READ_REPORTS,
+        MANAGER,
+        frozenset({200}),
+        query={"from": "2026-11-01", "to": "2026-11-24"},
+    ),
+    # Every branch side by side: the admin's only (SPEC §10).
+    ("GET", "/api/v1/reports/branches"): Rule(
+        Action.READ_REGION_REPORTS,
+        NOBODY,
+        frozenset({200}),
+        branch_scoped=False,
+        query={"from": "2026-11-01", "to": "2026-11-24"},
+    ),
+    # A clerk's own tally (the URL names the clerk token's own staff code, s1); another
+    # clerk's is refused by tests/test_reports_period.py.
+    ("GET", "/api/v1/branches/{branch}/reports/staff/{staff}"): Rule(
+        Action.READ_STAFF_TALLY, STAFF, frozenset({200})
+    ),
     # -- a call's announcement as audio (SPEC §3: a display token or better)
     ("GET", AUDIO_ROUTE): Rule(Action.HEAR_ANNOUNCEMENTS, READERS, frozenset({200})),
 }
@@ -331,7 +351,8 @@ async def _url(client: httpx.AsyncClient, path: str, role: str, branch: str, hal
     values = {
         "branch": branch,
         "service": "a",
-        "staff": "p-" + role.replace(" ", "-"),
+        # a clerk's tally is read for the clerk token's own staff code
+        "staff": "s1" if "/reports/staff/" in path else "p-" + role.replace(" ", "-"),
         "counter": _counter(role),
         "notice": _notice(role),
         "ticket_id": hall.tickets[branch],

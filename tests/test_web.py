@@ -39,6 +39,7 @@ PAGES = [
     "/desk/demo",
     "/admin",
     "/admin/demo",
+    "/region",
 ]
 
 

@@ -29,6 +29,8 @@ class Action(StrEnum):
     OPERATE_COUNTER = "operate counters"
     READ_STREAM = "read the stream"
     READ_REPORTS = "read reports"
+    READ_REGION_REPORTS = "read the branches report"
+    READ_STAFF_TALLY = "read a clerk's own figures"
     READ_METRICS = "read metrics"
     READ_EVENT_SCHEMA = "read the event schema"
     CLOSE_DAY = "close the business day"
@@ -58,6 +60,10 @@ BRANCH_ROLES: dict[Action, frozenset[Role]] = {
     Action.OPERATE_COUNTER: frozenset({Role.MANAGER, Role.CLERK}),
     Action.READ_STREAM: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
     Action.READ_REPORTS: frozenset({Role.MANAGER}),
+    # Every branch side by side (SPEC §10): the admin's, the branch company's, view only.
+    Action.READ_REGION_REPORTS: frozenset(),
+    # A clerk reads their own tally of the day only (checked by the route); a manager anyone's.
+    Action.READ_STAFF_TALLY: frozenset({Role.MANAGER, Role.CLERK}),
     Action.READ_METRICS: frozenset(),
     Action.READ_EVENT_SCHEMA: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
     # The duty manager ends the day (日结) and works the service desk (SPEC §5, §6).

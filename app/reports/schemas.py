@@ -1,4 +1,6 @@
-"""The daily report: one row per business type, counter and clerk, plus an hourly curve.
+"""The reports: the daily report (one row per business type, counter and clerk, plus an
+hourly curve), the period report (the same rows over a run of days, and the days), the branches
+report (one row per branch) and a clerk's own tally.
 
 Every figure is defined in docs/reports.md.
 """
@@ -8,9 +10,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-ReportFormat = Literal["json", "csv"]
+ReportFormat = Literal["json", "csv", "xlsx"]
 
 
 class Figures(BaseModel):
@@ -40,6 +42,9 @@ class Figures(BaseModel):
     )
     rating_avg: float | None = Field(description="mean rating of the tickets served")
     ratings: int = Field(description="how many of the tickets served were rated")
+    satisfaction_pct: float | None = Field(
+        description="% of the ratings that are 4 or 5 (null if none was rated)"
+    )
 
 
 class _ServiceKey(BaseModel):
@@ -66,7 +71,17 @@ class CounterRow(Figures, _CounterKey):
     serving_s: float = Field(description="seconds serving a customer while open")
 
 
-class StaffRow(Figures, _StaffKey):
+class StaffTime(BaseModel):
+    signed_in_s: float = Field(
+        description="seconds signed in at a counter (open, paused or closing)"
+    )
+    paused_s: float = Field(description="seconds signed in at a paused counter")
+    served_per_hour: float | None = Field(
+        description="tickets served per hour signed in (null if never signed in)"
+    )
+
+
+class StaffRow(StaffTime, Figures, _StaffKey):
     pass
 
 
@@ -88,6 +103,30 @@ class RatingComment(BaseModel):
     rated_at: datetime
 
 
+class DayRow(BaseModel):
+    """One business day of a period: its business types together."""
+
+    date: date
+    issued: int
+    served: int
+    avg_wait_s: float | None
+    within_target_pct: float | None
+    abandoned_pct: float | None
+
+
+class Totals(BaseModel):
+    """A branch over a period, its business types together: a row of the branches report."""
+
+    issued: int
+    served: int
+    avg_wait_s: float | None
+    p90_wait_s: float | None
+    within_target_pct: float | None
+    abandoned_pct: float | None
+    rating_avg: float | None
+    satisfaction_pct: float | None
+
+
 class DayFigures(BaseModel):
     date: date
     services: list[ServiceRow]
@@ -107,3 +146,40 @@ class DailyReport(DayFigures, _BranchKey):
     comments: list[RatingComment] = Field(
         description="rating comments of the tickets served on the day (managers only)"
     )
+
+
+class PeriodReport(_BranchKey):
+    """The daily report's rows over business days `from` to `to` (both included)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: date = Field(alias="from", serialization_alias="from")
+    to: date
+    generated_at: datetime
+    services: list[ServiceRow]
+    counters: list[CounterRow]
+    staff: list[StaffRow]
+    days: list[DayRow] = Field(description="one row per business day of the period")
+    total: Totals = Field(description="the whole period, as its row of the branches report")
+
+
+class BranchRow(Totals):
+    branch: str
+    name: str
+    timezone: str
+
+
+class BranchesReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: date = Field(alias="from", serialization_alias="from")
+    to: date
+    generated_at: datetime
+    branches: list[BranchRow]
+
+
+class StaffTally(StaffRow):
+    """A clerk's own figures of one business day (the clerk console's tally)."""
+
+    branch: str
+    date: date

@@ -1,5 +1,5 @@
 """The pages hallq serves itself: lobby display, kiosk, clerk console, counter screen, manager
-dashboard, service desk and the manager's console.
+dashboard, service desk, the manager's console and the region report.
 
 The pages are static HTML shells (`templates/`) with the branch (and counter) code filled in, and
 plain JavaScript modules and CSS (`static/`): no CDN and no build step, so a hall works offline.
@@ -230,6 +230,14 @@ async def join_page(branch: BranchCode, request: Request) -> HTMLResponse:
         title="手机取号 Take a number · $branch",
         branch=branch,
         viewport=PHONE_VIEWPORT,
+    )
+
+
+@router.get("/region", response_class=HTMLResponse)
+async def region_page(request: Request) -> HTMLResponse:
+    """The region report (admin): every branch over a range of days, side by side."""
+    return _page(
+        request, "region", title="区域报表 Region report", branch="", token_scope=CONSOLE_TOKENS
     )
 
 

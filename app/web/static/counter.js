@@ -1,6 +1,8 @@
 // Clerk console (窗口) for one counter: sign in, the current ticket, Next and the other actions
 // with keyboard shortcuts, and the queues this counter serves, live. A refused action shows the
-// problem+json `detail` the API returned.
+// problem+json `detail` the API returned. A token with a staff code also sees its own tally of
+// today (served, average service time, time signed in), which only that clerk (or a manager)
+// may read.
 
 import {
   $, $$, h, bi, setBi, api, ApiError, page, PRIORITY, COUNTER_STATE, TICKET_STATUS,
@@ -145,6 +147,37 @@ function renderQueue() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The clerk's own tally of today.
+
+const TALLY_EVERY_MS = 60_000;
+let myStaff = null;
+
+async function loadTally() {
+  if (!myStaff) return;
+  try {
+    const tally = await api(`/branches/${encodeURIComponent(page.branch)}/reports/staff/${encodeURIComponent(myStaff)}`);
+    $('#tally-served').textContent = String(tally.served);
+    $('#tally-service').textContent = tally.avg_service_s === null ? '—' : clockDuration(tally.avg_service_s);
+    $('#tally-signed-in').textContent = clockDuration(tally.signed_in_s);
+    $('#tally').hidden = false;
+    $('#tally').dataset.served = String(tally.served);
+    state.tally = tally;
+  } catch {
+    // The tally is a convenience: the console works without it.
+  }
+}
+
+async function startTally() {
+  try {
+    myStaff = (await api('/tokens/self')).staff || null;
+  } catch {
+    myStaff = null; // the environment's admin token has no row, and no staff code
+  }
+  await loadTally();
+  setInterval(loadTally, TALLY_EVERY_MS);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Actions.
 
 const DONE = {
@@ -189,6 +222,7 @@ async function run(action, payload) {
     busy = false;
     render();
     if (state.live) state.live.scheduleRefresh(0);
+    if (action === 'next' || action === 'complete') loadTally();
   }
 }
 
@@ -274,6 +308,7 @@ if (requireToken()) {
   });
   state.live = live;
   live.start();
+  startTally();
   api(base)
     .then((c) => {
       counter = c;

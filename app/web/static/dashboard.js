@@ -1,6 +1,7 @@
 // Manager dashboard (值班看板): waiting and longest wait per business type, counters with their
 // state and current ticket, active alerts (live), a chart of today's waits by hour from the daily
-// report, and today's report as JSON or CSV.
+// report, today's report as JSON or CSV, and today beside this week and this month (the period
+// report's totals) with their downloads.
 
 import {
   $, h, bi, api, ApiError, download, page, COUNTER_STATE, TICKET_STATUS, PRIORITY,
@@ -149,10 +150,96 @@ function setupReportLinks() {
   updateReportLinks();
 }
 
+// -- today, this week, this month -------------------------------------------------------------
+
+const PERIODS = ['today', 'week', 'month'];
+let periods = {};
+
+function periodRange(kind) {
+  const today = localDate();
+  const day = new Date(`${today}T00:00:00Z`);
+  if (kind === 'month') day.setUTCDate(1);
+  else if (kind === 'week') day.setUTCDate(day.getUTCDate() - ((day.getUTCDay() + 6) % 7)); // Monday
+  return { from: day.toISOString().slice(0, 10), to: today };
+}
+
+function periodPath(kind, format) {
+  const query = new URLSearchParams(periodRange(kind));
+  if (format) query.set('format', format);
+  return `/branches/${encodeURIComponent(page.branch)}/reports/period?${query}`;
+}
+
+const PERIOD_ROWS = [
+  ['issued', '取号', 'Issued', (v) => String(v)],
+  ['served', '办结', 'Served', (v) => String(v)],
+  ['avg_wait_s', '平均等候', 'Avg wait', (v) => clockDuration(v)],
+  ['p90_wait_s', '90% 等候', 'p90 wait', (v) => clockDuration(v)],
+  ['within_target_pct', '达标率', 'Within target', (v) => `${v.toFixed(1)}%`],
+  ['abandoned_pct', '弃号率', 'Abandoned', (v) => `${v.toFixed(1)}%`],
+  ['satisfaction_pct', '满意率', 'Satisfied', (v) => `${v.toFixed(1)}%`],
+];
+
+function renderPeriods() {
+  $('#periods').replaceChildren(
+    ...PERIOD_ROWS.map(([key, zh, en, show]) => h(
+      'tr',
+      { dataset: { figure: key } },
+      h('td', {}, bi(zh, en)),
+      ...PERIODS.map((kind) => {
+        const total = periods[kind];
+        const value = total ? total[key] : undefined;
+        return h('td', { class: 'num', dataset: { period: kind } },
+          value === null || value === undefined ? '—' : show(value));
+      }),
+    )),
+  );
+}
+
+function setupPeriodDownloads() {
+  $('#period-downloads').replaceChildren(
+    h('td', {}, bi('下载', 'Download')),
+    ...PERIODS.map((kind) => h(
+      'td',
+      { class: 'num' },
+      ...['csv', 'xlsx'].map((format) => h('a', {
+        class: 'dl',
+        href: `/api/v1${periodPath(kind, format)}`,
+        dataset: { period: kind, format },
+        onclick: async (event) => {
+          event.preventDefault(); // the API wants a Bearer token, which a plain link cannot send
+          const { from, to } = periodRange(kind);
+          try {
+            await download(periodPath(kind, format), `hallq-${page.branch}-${from}-${to}.${format}`);
+          } catch (error) {
+            banner('报表下载失败', 'Could not download the report', error.detail || String(error));
+          }
+        },
+      }, format === 'csv' ? 'CSV' : 'Excel')),
+    )),
+  );
+}
+
+async function loadPeriods() {
+  const loaded = {};
+  await Promise.all(PERIODS.map(async (kind) => {
+    try {
+      loaded[kind] = (await api(periodPath(kind, null))).total;
+    } catch {
+      loaded[kind] = null; // shown as —; the chart's note says why the reports are missing
+    }
+  }));
+  periods = loaded;
+  state.periods = periods;
+  renderPeriods();
+  setupPeriodDownloads();
+  $('#periods').dataset.state = 'loaded';
+}
+
 async function loadReport() {
   try {
     report = await api(reportPath(null));
     reportError = null;
+    loadPeriods();
   } catch (error) {
     report = null;
     reportError = error instanceof ApiError ? error.detail : String(error);

@@ -1,0 +1,171 @@
+"""The period report of a branch (SPEC §10): the daily report's rows over a run of business days,
+the days one by one, and the total; and the branches report, one total per branch.
+
+The final days of the period are read from the rollups (app/reports/rollups.py), built on the
+way for those not rolled up yet; the days after the last final one (today, a day not closed out)
+are computed from the history. Both give the same parts (app/reports/figures.py), which
+app/reports/tally.py adds up: a period of one day is that day's daily report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.branches.hours import Schedule
+from app.branches.models import Branch
+from app.branches.service import get_branch, schedule_of
+from app.core.errors import unprocessable
+from app.reports import rollups
+from app.reports.figures import Window, day_parts
+from app.reports.schemas import (
+    BranchesReport,
+    BranchRow,
+    DayRow,
+    PeriodReport,
+    Totals,
+)
+from app.reports.service import branch_config, parse_report_date, report_rows
+from app.reports.tally import Tallies, Tally
+
+MAX_PERIOD_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+
+def parse_period(first: str, last: str, today: date) -> Period:
+    """`from` and `to`: calendar dates as YYYY-MM-DD, not after today, `from` not after `to`,
+    at most `MAX_PERIOD_DAYS` days; else a 422 problem that says which."""
+    period = Period(parse_report_date(first, today), parse_report_date(last, today))
+    if period.first > period.last:
+        raise unprocessable(
+            "invalid-period",
+            f"from ({period.first.isoformat()}) is after to ({period.last.isoformat()})",
+        )
+    if period.days > MAX_PERIOD_DAYS:
+        raise unprocessable(
+            "period-too-long",
+            f"{period.first.isoformat()}..{period.last.isoformat()} is {period.days} days; "
+            f"a report covers at most {MAX_PERIOD_DAYS}",
+        )
+    return period
+
+
+async def period_parts(
+    session: AsyncSession, branch: str, period: Period, schedule: Schedule, now: datetime
+) -> list[Any]:
+    """The parts of every day of the period: rolled up where the day is final (rolling up
+    the final days not rolled up yet), from the history after the last final day."""
+    through = min(await rollups.final_through(session, branch, now), period.last)
+    parts: list[Any] = []
+    if through >= period.first:
+        built = await rollups.rolled_up_days(session, branch, period.first, through)
+        missing = [
+            period.first + timedelta(days=n)
+            for n in range((through - period.first).days + 1)
+            if period.first + timedelta(days=n) not in built
+        ]
+        if missing:
+            await rollups.build_rollups(session, branch, missing, schedule, now)
+        parts += await rollups.rolled_up_parts(session, branch, period.first, through)
+    live_from = max(period.first, through + timedelta(days=1))
+    if live_from <= period.last:
+        window = Window.of(live_from, period.last, schedule, now)
+        parts += [p for p in await day_parts(session, branch, window) if p.scope != "hour"]
+    return parts
+
+
+def totals(tally: Tally) -> Totals:
+    return Totals(
+        issued=tally.issued,
+        served=tally.served,
+        avg_wait_s=tally.avg_wait_s(),
+        p90_wait_s=tally.p90_wait_s(),
+        within_target_pct=tally.within_target_pct(),
+        abandoned_pct=tally.abandoned_pct(),
+        rating_avg=tally.rating_avg(),
+        satisfaction_pct=tally.satisfaction_pct(),
+    )
+
+
+def day_rows(tallies: Tallies, period: Period) -> list[DayRow]:
+    rows = []
+    for n in range(period.days):
+        day = period.first + timedelta(days=n)
+        tally = tallies.days.get(day.isoformat(), Tally())
+        rows.append(
+            DayRow(
+                date=day,
+                issued=tally.issued,
+                served=tally.served,
+                avg_wait_s=tally.avg_wait_s(),
+                within_target_pct=tally.within_target_pct(),
+                abandoned_pct=tally.abandoned_pct(),
+            )
+        )
+    return rows
+
+
+async def period_report(
+    session: AsyncSession, branch_code: str, first: str, last: str, now: datetime
+) -> PeriodReport:
+    branch = await get_branch(session, branch_code)
+    timezone, schedule = branch.timezone, schedule_of(branch)
+    period = parse_period(first, last, schedule.business_date(now))
+    config = await branch_config(session, branch_code)
+    parts = await period_parts(session, branch_code, period, schedule, now)
+    await session.rollback()  # nothing more to write
+    tallies = Tallies.of(parts, config.targets)
+    rows = report_rows(tallies, config)
+    return PeriodReport(
+        branch=branch_code,
+        timezone=timezone,
+        from_=period.first,
+        to=period.last,
+        generated_at=now,
+        services=rows.services,
+        counters=rows.counters,
+        staff=rows.staff,
+        days=day_rows(tallies, period),
+        total=totals(tallies.total),
+    )
+
+
+# The branches report: dates are business days of each branch, so "not after today" is judged
+# where today is furthest on (UTC+14); a branch still on the day before has nothing of it yet.
+_FURTHEST_AHEAD = timedelta(hours=14)
+
+
+async def branches_report(
+    session: AsyncSession, first: str, last: str, now: datetime
+) -> BranchesReport:
+    period = parse_period(first, last, (now + _FURTHEST_AHEAD).date())
+    # Read before any rollup is built: building commits, which expires loaded rows.
+    branches = [
+        (b.code, b.name, b.timezone, schedule_of(b))
+        for b in await session.scalars(select(Branch).order_by(Branch.code))
+    ]
+    rows = []
+    for code, name, timezone, schedule in branches:
+        config = await branch_config(session, code)
+        parts = await period_parts(session, code, period, schedule, now)
+        tallies = Tallies.of(parts, config.targets)
+        rows.append(
+            BranchRow(
+                branch=code, name=name, timezone=timezone, **totals(tallies.total).model_dump()
+            )
+        )
+    await session.rollback()
+    return BranchesReport(from_=period.first, to=period.last, generated_at=now, branches=rows)
