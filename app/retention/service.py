@@ -1,5 +1,5 @@
 """Retention: tickets of business days older than `history_days`, the events before them, and
-the day's bookkeeping (numbering, close-outs, cleared alerts) are removed by housekeeping in
+the day's bookkeeping (numbering, close-outs, cleared alerts, report rollups) are removed by housekeeping in
 small batches, branch by branch. The days kept are untouched, so their reports do not change.
 
 Events are removed as the oldest prefix of each branch's log (by `seq`) that is older than a
@@ -22,6 +22,10 @@ BATCH = 2000  # rows of each kind per branch and statement: short transactions, 
 EVENT_MARGIN = timedelta(days=2)
 
 _BRANCHES = text("SELECT code FROM branches ORDER BY code")
+RETENTION_LOCK_NAMESPACE = 0x6872  # "hr"
+# One process at a time per branch: the statement's deletes run in no fixed order, so two
+# processes on one branch could deadlock; the second skips the branch this round.
+_CLAIM_BRANCH = text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:branch))")
 
 # One round trip per branch; SKIP LOCKED lets two processes share the work without waiting.
 _REMOVE_OLD = text(
@@ -54,11 +58,18 @@ _REMOVE_OLD = text(
     ),
     gone_alerts AS (
         DELETE FROM alerts WHERE branch = :branch AND cleared_at < :events_before RETURNING 1
+    ),
+    gone_rollups AS (
+        DELETE FROM report_rollups WHERE branch = :branch AND day < :first_kept RETURNING 1
+    ),
+    gone_rollup_days AS (
+        DELETE FROM report_rollup_days WHERE branch = :branch AND day < :first_kept RETURNING 1
     )
     SELECT (SELECT count(*) FROM gone_tickets) AS tickets,
            (SELECT count(*) FROM gone_events) AS events,
            (SELECT count(*) FROM gone_numbering) + (SELECT count(*) FROM gone_closeouts)
-             + (SELECT count(*) FROM gone_alerts) AS bookkeeping
+             + (SELECT count(*) FROM gone_alerts) + (SELECT count(*) FROM gone_rollups)
+             + (SELECT count(*) FROM gone_rollup_days) AS bookkeeping
     """
 )
 
@@ -96,6 +107,9 @@ async def remove_old_history(
         branches = list(await session.scalars(_BRANCHES))
     for branch in branches:
         async with sessionmaker() as session:
+            claim = {"ns": RETENTION_LOCK_NAMESPACE, "branch": branch}
+            if not await session.scalar(_CLAIM_BRANCH, claim):
+                continue
             row = (
                 await session.execute(
                     _REMOVE_OLD,
