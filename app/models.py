@@ -10,6 +10,7 @@ from app.events.models import BranchEvent
 from app.notices.models import Notice
 from app.stream.models import StreamPresence
 from app.tickets.models import IssueKey, IssueRate, Ticket, TicketSequence
+from app.webhooks.models import Webhook, WebhookCursor, WebhookDelivery
 
 __all__ = [
     "Alert",
@@ -27,4 +28,7 @@ __all__ = [
     "StreamPresence",
     "Ticket",
     "TicketSequence",
+    "Webhook",
+    "WebhookCursor",
+    "WebhookDelivery",
 ]
