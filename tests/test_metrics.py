@@ -43,6 +43,8 @@ SPEC_METRICS = {
     "hallq_counters": ("gauge", {"branch", "state"}),
     "hallq_alerts_active": ("gauge", {"branch", "kind"}),
     "hallq_stream_clients": ("gauge", {"branch"}),
+    "hallq_webhook_deliveries": ("counter", {"outcome"}),
+    "hallq_webhook_backlog": ("gauge", {"webhook"}),
 }
 WAIT_BOUNDS = metrics_service.WAIT_BUCKETS
 SERVICE_BOUNDS = metrics_service.SERVICE_BUCKETS

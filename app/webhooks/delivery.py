@@ -73,7 +73,7 @@ async def deliver_webhook(
     headers = signed_headers(secret, msg_id, at, body)
     try:
         response = await client.post(url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # httpx's errors, and a URL it cannot use (InvalidURL)
         return Attempt(None, type(exc).__name__[:ERROR_MAX])
     await response.aclose()
     return Attempt(response.status_code, None)
