@@ -15,10 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from standardwebhooks import Webhook as ReferenceWebhook
 
 from app.core.clock import ManualClock
 from app.core.settings import Settings
+from app.events.catalog import EventType
 from tests.helpers import (
     ADMIN,
     ADMIN_TOKEN,
@@ -28,6 +30,8 @@ from tests.helpers import (
     ok,
     setup_branch,
 )
+from tests.test_events import PRIORITY_REASON
+from tests.test_events import _emit_every_type as emit_every_type
 from tests.webhook_receiver import Receiver, receiving, wait_for
 
 W = "/api/v1/webhooks"
@@ -227,7 +231,7 @@ async def test_an_unreachable_endpoint_is_an_error_in_the_log(client) -> None:
     await put_webhook(client, "down", url=receiver.url)
     await issue(client)
 
-    async def logged() -> list[dict[str, Any]]:
+    async def logged():
         return (await ok(await client.get(f"{W}/down/deliveries", headers=ADMIN)))["deliveries"]
 
     deadline = time.monotonic() + 10
@@ -272,3 +276,49 @@ async def test_after_a_day_of_failures_it_is_disabled_and_resumes_where_it_stopp
     assert SECRET not in caplog.text
     hook = await ok(await client.get(f"{W}/relay", headers=ADMIN))
     assert hook["enabled"] and hook["disabled_reason"] is None
+
+
+async def test_no_delivered_body_carries_a_phone_a_comment_or_a_priority_reason(
+    app, client, clock
+) -> None:
+    """Every event type of a full day, as an integrator receives it (SPEC §8)."""
+    async with receiving() as receiver:
+        await put_webhook(client, "all", url=receiver.url)
+        await emit_every_type(app, client, clock)
+        await issue(client, phone="13912345678")
+        committed = await ok(await client.get("/api/v1/branches/hz01/queue", headers=ADMIN))
+        assert committed  # the hall still answers
+        async with app.state.sessionmaker() as session:
+            last = (
+                await session.execute(text("SELECT event_seq FROM branches WHERE code = 'hz01'"))
+            ).scalar_one()
+        await wait_for(lambda: len(receiver.delivered()) >= last, what="every event")
+    events = [r.event for r in receiver.delivered()]
+    assert [e["seq"] for e in events] == list(range(1, last + 1))
+    assert {e["type"] for e in events} == {str(t) for t in EventType}
+    everything = b"".join(r.body for r in receiver.received).decode()
+    for private in ("13912345678", "13800138000", "熟练", PRIORITY_REASON, "at the door"):
+        assert private not in everything
+
+
+async def test_a_slow_endpoint_holds_up_neither_issuing_nor_another_webhook(client) -> None:
+    release = asyncio.Event()
+
+    async def stuck(_h: dict[str, str], _b: bytes) -> int:
+        await release.wait()
+        return 200
+
+    await setup_branch(client)
+    async with receiving(stuck) as slow, receiving() as fast:
+        await put_webhook(client, "slow", url=slow.url)
+        await put_webhook(client, "fast", url=fast.url)
+        started = time.monotonic()
+        for _ in range(20):
+            await issue(client)
+        await wait_for(lambda: len(fast.delivered()) == 20, timeout=10, what="the fast webhook")
+        elapsed = time.monotonic() - started
+        assert elapsed < 5, elapsed
+        assert slow.received == []  # still answering the first one
+        release.set()
+        await wait_for(lambda: len(slow.delivered()) == 20, timeout=10, what="the slow webhook")
+    assert [r.event["seq"] for r in slow.delivered()] == [r.event["seq"] for r in fast.delivered()]
