@@ -144,6 +144,12 @@ async def test_a_process_killed_mid_delivery_loses_nothing(database_url) -> None
                     server.stop()
                     server.log.close()
                     os.unlink(server.log.name)
-    # The fifth event was sent again (at least once), by the second process; none lost.
+    # The fifth event was sent again (at least once), by the second process; none lost. An
+    # event of the other branch answered just as the process died may come twice too (its
+    # cursor had not moved yet), but never out of order.
     assert arrived.count(arrived[4]) == 2
-    assert_complete_and_in_order(receiver.delivered(), 10)
+    seqs = by_branch(receiver.delivered())
+    for branch, got in seqs.items():
+        assert got == sorted(got), f"{branch} out of order"
+        assert sorted(set(got)) == list(range(got[0], got[0] + 5)), f"{branch} lost events"
+        assert len(got) - len(set(got)) <= 1

@@ -192,6 +192,7 @@ DUE_SQL = """
       AND b.event_seq > coalesce(c.delivered_seq, 0)
       AND ($2::text[] IS NULL OR b.code = ANY($2::text[]))
 """
+ANY_ENABLED_SQL = "SELECT EXISTS (SELECT 1 FROM webhooks WHERE enabled)"
 CLAIM_SQL = "SELECT pg_try_advisory_lock($1, hashtext($2 || '/' || $3))"
 RELEASE_SQL = "SELECT pg_advisory_unlock($1, hashtext($2 || '/' || $3))"
 
