@@ -199,6 +199,7 @@ async def test_a_failing_endpoint_is_retried_with_backoff_then_delivered(client,
         await put_webhook(client, "relay", url=receiver.url)
         await issue(client)
         await wait_for(lambda: len(receiver.received) == 1, what="the first attempt")
+        await attempts_logged(client, "relay", 1)
         hook = await ok(await client.get(f"{W}/relay", headers=ADMIN))
         assert hook["failing_since"] is not None
         retry_in = datetime.fromisoformat(hook["retry_at"]) - clock.now()
@@ -207,13 +208,14 @@ async def test_a_failing_endpoint_is_retried_with_backoff_then_delivered(client,
         assert len(receiver.received) == 1  # waits about 5 s before the next try
         clock.advance(5)
         await wait_for(lambda: len(receiver.received) == 2, what="the second attempt")
+        await attempts_logged(client, "relay", 2)
         await asyncio.sleep(0.3)
         assert len(receiver.received) == 2  # then about 30 s
         clock.advance(30)
         await wait_for(lambda: len(receiver.delivered()) == 1, what="the delivery")
     ids = {r.webhook_id for r in receiver.received}
     assert len(ids) == 1  # the same webhook-id on every retry
-    log = await ok(await client.get(f"{W}/relay/deliveries", headers=ADMIN))
+    log = {"deliveries": await attempts_logged(client, "relay", 3)}
     attempts = [(d["attempt"], d["status_code"], d["error"]) for d in log["deliveries"]]
     assert attempts == [(3, 200, None), (2, 503, None), (1, 500, None)]
     assert {d["event"] for d in log["deliveries"]} == ids
@@ -225,18 +227,22 @@ async def test_a_failing_endpoint_is_retried_with_backoff_then_delivered(client,
     assert 'hallq_webhook_backlog{webhook="relay"} 0.0' in metrics
 
 
+async def attempts_logged(client: httpx.AsyncClient, wid: str, n: int) -> list[Any]:
+    """The webhook's delivery log, once it has `n` entries (written a moment after the POST)."""
+    deadline = time.monotonic() + 10
+    while True:
+        entries = (await ok(await client.get(f"{W}/{wid}/deliveries", headers=ADMIN)))["deliveries"]
+        if len(entries) >= n or time.monotonic() > deadline:
+            return list(entries)
+        await asyncio.sleep(0.05)
+
+
 async def test_an_unreachable_endpoint_is_an_error_in_the_log(client) -> None:
     await setup_branch(client)
     receiver = Receiver()  # never started: nothing listens on its port
     await put_webhook(client, "down", url=receiver.url)
     await issue(client)
-
-    async def logged():
-        return (await ok(await client.get(f"{W}/down/deliveries", headers=ADMIN)))["deliveries"]
-
-    deadline = time.monotonic() + 10
-    while not (entries := await logged()) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    entries = await attempts_logged(client, "down", 1)
     assert entries[0]["status_code"] is None and entries[0]["error"] == "ConnectError"
     metrics = (await client.get("/metrics", headers=ADMIN)).text
     assert 'hallq_webhook_backlog{webhook="down"} 1.0' in metrics

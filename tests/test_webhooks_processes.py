@@ -137,19 +137,21 @@ async def test_a_process_killed_mid_delivery_loses_nothing(database_url) -> None
                 hang.set()
                 second = start_server(database_url, env=FAST_RETRIES)
                 wait_ready(second)
-                await wait_for(lambda: len(receiver.delivered()) >= 10, timeout=30, what="all")
+                await wait_for(
+                    lambda: len({r.webhook_id for r in receiver.delivered()}) >= 10,
+                    timeout=30,
+                    what="every event",
+                )
         finally:
             for server in (first, second):
                 if server is not None:
                     server.stop()
                     server.log.close()
                     os.unlink(server.log.name)
-    # The fifth event was sent again (at least once), by the second process; none lost. An
-    # event of the other branch answered just as the process died may come twice too (its
-    # cursor had not moved yet), but never out of order.
+    # The fifth event was sent again (at least once), by the second process; none lost. The
+    # events delivered in the moment before the kill, whose cursor was not yet written, are
+    # sent again too, in order: each branch's first deliveries are in order and complete.
     assert arrived.count(arrived[4]) == 2
-    seqs = by_branch(receiver.delivered())
-    for branch, got in seqs.items():
-        assert got == sorted(got), f"{branch} out of order"
-        assert sorted(set(got)) == list(range(got[0], got[0] + 5)), f"{branch} lost events"
-        assert len(got) - len(set(got)) <= 1
+    for branch, got in by_branch(receiver.delivered()).items():
+        first_time = list(dict.fromkeys(got))
+        assert first_time == list(range(got[0], got[0] + 5)), f"{branch}: {got}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,10 @@ BACKOFF_S: tuple[float, ...] = (5, 30, 120, 600, 3600)
 DISABLE_AFTER_S = 24 * 3600.0
 # Events read from the history at a time per cursor.
 BATCH = 100
+# How long closing waits for deliveries in flight to finish.
+STOP_WAIT_S = 2.0
+# How long delivered events may wait before their cursor is written.
+FLUSH_S = 0.1
 # The shortest time between two looks for due cursors after notifications.
 LOOK_INTERVAL_S = 0.02
 # An error's description in the delivery log: the exception's type only (a message may quote
@@ -79,6 +84,41 @@ async def deliver_webhook(
         return Attempt(None, type(exc).__name__[:ERROR_MAX])
     await response.aclose()
     return Attempt(response.status_code, None)
+
+
+class Progress:
+    """A claimed cursor's deliveries not yet written. They are written every `FLUSH_S` and
+    before the claim is let go, so that a cursor's row is not written once per event; a process
+    that dies sends at most that last moment's events again (at least once)."""
+
+    def __init__(self, passed: int) -> None:
+        self.passed = passed  # the cursor's position, past unwanted events too
+        self.written = passed
+        self.seqs: list[int] = []
+        self.types: list[str] = []
+        self.attempts: list[int] = []
+        self.statuses: list[int | None] = []
+        self.ats: list[datetime] = []
+        self._written_at = time.monotonic()
+
+    def add(
+        self, seq: int, event_type: str, attempt_no: int, attempt: Attempt, at: datetime
+    ) -> None:
+        self.passed = seq
+        self.seqs.append(seq)
+        self.types.append(event_type)
+        self.attempts.append(attempt_no)
+        self.statuses.append(attempt.status_code)
+        self.ats.append(at)
+
+    def due(self) -> bool:
+        return time.monotonic() - self._written_at >= FLUSH_S
+
+    def written_up_to(self) -> None:
+        self.written = self.passed
+        for column in (self.seqs, self.types, self.attempts, self.statuses, self.ats):
+            column.clear()
+        self._written_at = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -134,6 +174,7 @@ class WebhookDispatcher:
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         self._any_enabled = False  # at the last full look
+        self._stopping = False  # closing: deliveries write their progress and stop
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -147,6 +188,12 @@ class WebhookDispatcher:
             )  # fmt: skip
 
     async def close(self) -> None:
+        """Let deliveries write their progress and stop (those waiting on an endpoint for
+        long are cancelled: that event is sent again later), then close the connection."""
+        self._stopping = True
+        running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=STOP_WAIT_S)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -291,33 +338,46 @@ class WebhookDispatcher:
         events: Iterable[asyncpg.Record],
     ) -> bool:
         """True when every event of the batch was delivered (or not wanted)."""
-        passed = target.delivered_seq  # the cursor's position, past unwanted events too
+        progress = Progress(target.delivered_seq)
         attempts, recovered = target.attempts, target.failures == 0
         for seq, event_type, envelope in events:
             if target.events is not None and event_type not in target.events:
-                passed = seq
+                progress.passed = seq
                 continue
+            if self._stopping:
+                break
             now = self._clock.now()
             attempt = await deliver_webhook(
                 self._client, target.url, target.secret, f"{cursor.branch}:{seq}",
                 envelope.encode(), now,
             )  # fmt: skip
             if not attempt.delivered:
-                await self._failed(conn, cursor, passed, seq, event_type, attempts + 1, attempt)
+                await self._flush(conn, cursor, progress)
+                await self._failed(
+                    conn, cursor, progress.passed, seq, event_type, attempts + 1, attempt
+                )
                 return False
-            async with self._conn_lock:
-                await conn.execute(
-                    service.DELIVERED_SQL, cursor.webhook_id, cursor.branch, seq, event_type,
-                    attempts + 1, attempt.status_code, now,
-                )  # fmt: skip
-                if not recovered:
+            progress.add(seq, event_type, attempts + 1, attempt, now)
+            attempts = 0
+            if not recovered:
+                async with self._conn_lock:
                     await conn.execute(service.RECOVERED_SQL, cursor.webhook_id)
-                    recovered = True
-            passed, attempts = seq, 0
-        if passed > target.delivered_seq:
-            async with self._conn_lock:
-                await conn.execute(service.SKIPPED_SQL, cursor.webhook_id, cursor.branch, passed)
-        return True
+                recovered = True
+            if progress.due():
+                await self._flush(conn, cursor, progress)
+        await self._flush(conn, cursor, progress)
+        return not self._stopping
+
+    async def _flush(self, conn: asyncpg.Connection, cursor: Cursor, progress: Progress) -> None:
+        """Write what was delivered since the last write: the cursor and the log."""
+        if progress.passed <= progress.written:
+            return
+        async with self._conn_lock:
+            await conn.execute(
+                service.DELIVERED_SQL, cursor.webhook_id, cursor.branch, progress.passed,
+                progress.seqs, progress.types, progress.attempts, progress.statuses, progress.ats,
+            )  # fmt: skip
+        progress.written_up_to()
 
     async def _failed(
         self,

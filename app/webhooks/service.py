@@ -210,23 +210,23 @@ EVENTS_SQL = f"""
     WHERE branch = $1 AND seq > $2 ORDER BY seq LIMIT $3
 """  # noqa: S608 - a constant fragment
 
-# Move a cursor forward (never back: after a rare double delivery, the later of the two wins).
-_ADVANCE = """
-    INSERT INTO webhook_cursors AS c (webhook_id, branch, delivered_seq, delivered)
-    VALUES ($1, $2, $3, $4)
-    ON CONFLICT (webhook_id, branch) DO UPDATE
-    SET delivered_seq = greatest(c.delivered_seq, excluded.delivered_seq),
-        attempts = CASE WHEN excluded.delivered > 0 THEN 0 ELSE c.attempts END,
-        delivered = c.delivered + excluded.delivered
-"""
-# Past events it does not want (no attempt logged).
-SKIPPED_SQL = f"{_ADVANCE.replace('$4', '0')}"
-# $3: the delivered event's seq; then its log entry.
-DELIVERED_SQL = f"""
-    WITH moved AS ({_ADVANCE.replace("$4", "1")})
+# Delivered events ($4... one array each): the cursor moves to $3 (never back: after a rare double
+# delivery, the later write wins), counts them, and the log gets an entry for each. With no
+# events, only the cursor moves (past events the webhook does not want).
+DELIVERED_SQL = """
+    WITH moved AS (
+        INSERT INTO webhook_cursors AS c (webhook_id, branch, delivered_seq, delivered)
+        VALUES ($1, $2, $3, cardinality($4::bigint[]))
+        ON CONFLICT (webhook_id, branch) DO UPDATE
+        SET delivered_seq = greatest(c.delivered_seq, excluded.delivered_seq),
+            attempts = CASE WHEN excluded.delivered > 0 THEN 0 ELSE c.attempts END,
+            delivered = c.delivered + excluded.delivered
+    )
     INSERT INTO webhook_deliveries (webhook_id, branch, seq, type, attempt, status_code, at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-"""  # noqa: S608 - constant fragments
+    SELECT $1, $2, d.seq, d.type, d.attempt, d.status_code, d.at
+    FROM unnest($4::bigint[], $5::text[], $6::int[], $7::int[], $8::timestamptz[])
+        AS d(seq, type, attempt, status_code, at)
+"""
 # A success after failures: the endpoint works again.
 RECOVERED_SQL = """
     UPDATE webhooks SET failures = 0, retry_at = NULL, failing_since = NULL
@@ -234,7 +234,9 @@ RECOVERED_SQL = """
 """
 # A failed attempt at the event after $3 (the cursor moves up to $3, past unwanted events): the
 # cursor counts it, the log says why, and the webhook waits for the next step of `$9`
-# (seconds); once it has failed for `$10` seconds it is disabled: `webhook_failing`.
+# (seconds); once it has failed for `$10` seconds it is disabled: `webhook_failing`. Branches
+# delivered at the same moment fail together: only the first failure of a round moves the
+# webhook a step along the backoff, the others find it waiting already.
 FAILED_SQL = """
     WITH moved AS (
         INSERT INTO webhook_cursors AS c (webhook_id, branch, delivered_seq, attempts, failed)
@@ -249,10 +251,10 @@ FAILED_SQL = """
         VALUES ($1, $2, $4, $5, $6, $7, $11, $8)
     )
     UPDATE webhooks SET
-        failures = failures + 1,
+        failures = CASE WHEN retry_at > $8 THEN failures ELSE failures + 1 END,
         failing_since = coalesce(failing_since, $8),
-        retry_at = $8 + make_interval(
-            secs => ($9::float8[])[least(failures + 1, cardinality($9::float8[]))]),
+        retry_at = CASE WHEN retry_at > $8 THEN retry_at ELSE $8 + make_interval(
+            secs => ($9::float8[])[least(failures + 1, cardinality($9::float8[]))]) END,
         enabled = enabled AND $8 - coalesce(failing_since, $8) < make_interval(secs => $10),
         disabled_reason = CASE
             WHEN $8 - coalesce(failing_since, $8) >= make_interval(secs => $10)
