@@ -155,3 +155,42 @@ async def test_a_process_killed_mid_delivery_loses_nothing(database_url) -> None
     for branch, got in by_branch(receiver.delivered()).items():
         first_time = list(dict.fromkeys(got))
         assert first_time == list(range(got[0], got[0] + 5)), f"{branch}: {got}"
+
+
+async def test_logs_hold_no_webhook_secret_and_no_url_credentials(database_url) -> None:
+    """Secrets, generated or given, and a password in a URL never reach the log, at DEBUG,
+    through deliveries that succeed and fail and the alert of a disabled webhook."""
+    status = {"now": 500}
+
+    async def answer(_h: dict[str, str], _b: bytes) -> int:
+        return status["now"]
+
+    given = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
+    env = {**FAST_RETRIES, "HALLQ_LOG_LEVEL": "DEBUG", "HALLQ_WEBHOOK_DISABLE_AFTER_S": "1"}
+    async with receiving(answer) as receiver:
+        with running_servers(database_url, 1, env=env) as (server,):
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                await prepare(http, server.url, receiver)
+                with_password = receiver.url.replace("//", "//relay:pw-in-url@")
+                body = {"url": with_password, "secret": given}
+                r = await http.put("/api/v1/webhooks/given", json=body, headers=ADMIN)
+                assert r.status_code == 201, r.text
+                r = await http.put(
+                    "/api/v1/webhooks/down", json={"url": "http://127.0.0.1:9/"}, headers=ADMIN
+                )
+                generated = r.json()["secret"]
+                await issue_many(http, [server.url], 4)
+                await wait_for(lambda: len(receiver.received) >= 6, what="failed attempts")
+                await asyncio.sleep(1.5)  # failing for longer than a second: disabled
+                status["now"] = 200
+                r = await http.put(
+                    "/api/v1/webhooks/given", json={"url": with_password}, headers=ADMIN
+                )
+                assert r.status_code == 200 and r.json()["secret"] is None
+                await wait_for(lambda: len(receiver.delivered()) >= 4, what="deliveries")
+                assert receiver.delivered()[0].headers["authorization"].startswith("Basic ")
+            server.stop()
+            logs = server.output()
+    assert "webhook_failing" in logs  # the log speaks of webhooks...
+    for private in (given, given[6:], generated, generated[6:], "pw-in-url"):
+        assert private not in logs  # ...without their secrets
