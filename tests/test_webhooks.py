@@ -85,6 +85,15 @@ async def test_a_generated_secret_is_shown_once_and_never_again(client, app: Fas
     assert_problem(await client.get(f"{W}/sms/deliveries", headers=ADMIN), 404)
 
 
+async def test_two_puts_of_a_new_webhook_at_once_create_it_once(client) -> None:
+    body = {"url": "https://relay.example/hook"}
+    answers = await asyncio.gather(
+        *(client.put(f"{W}/race", json=body, headers=ADMIN) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert [a.json()["secret"] is not None for a in answers].count(True) == 1
+
+
 async def test_a_given_secret_is_kept_and_not_echoed(client) -> None:
     created = await put_webhook(client, "a", url="http://127.0.0.1:9/x", secret=SECRET)
     assert created["secret"] is None

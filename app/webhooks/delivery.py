@@ -337,7 +337,8 @@ class WebhookDispatcher:
         target: Target,
         events: Iterable[asyncpg.Record],
     ) -> bool:
-        """True when every event of the batch was delivered (or not wanted)."""
+        """Deliver events of the batch in order for up to `FLUSH_S`; False when one failed (or
+        the dispatcher is closing)."""
         progress = Progress(target.delivered_seq)
         attempts, recovered = target.attempts, target.failures == 0
         for seq, event_type, envelope in events:
@@ -364,7 +365,7 @@ class WebhookDispatcher:
                     await conn.execute(service.RECOVERED_SQL, cursor.webhook_id)
                 recovered = True
             if progress.due():
-                await self._flush(conn, cursor, progress)
+                break  # written now, then the webhook is read again (changed, disabled?)
         await self._flush(conn, cursor, progress)
         return not self._stopping
 

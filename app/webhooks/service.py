@@ -16,6 +16,7 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import not_found
@@ -71,30 +72,37 @@ async def put_webhook(
 ) -> tuple[WebhookCreated, bool]:
     """Create or update; True when created. A secret is generated only for a new webhook that
     names none, and shown only in this answer; an update without one keeps the old secret."""
-    existing = await session.get(Webhook, webhook_id, with_for_update=True)
-    generated = new_secret() if existing is None and body.secret is None else None
-    webhook = existing or Webhook(id=webhook_id, created_at=now, failures=0)
-    resumed = body.enabled and (existing is None or not existing.enabled)
+    generated = new_secret() if body.secret is None else None
+    # Insert first, so that two PUTs of a new id at once do not both try to create it.
+    created = await session.scalar(
+        insert(Webhook)
+        .values(
+            id=webhook_id, url=body.url, secret=body.secret or generated, enabled=body.enabled,
+            failures=0, created_at=now, updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(Webhook.id)
+    )  # fmt: skip
+    webhook = await session.get(Webhook, webhook_id, with_for_update=True, populate_existing=True)
+    assert webhook is not None  # inserted, or there already (deletes wait for our lock)
+    if body.enabled and not (created or webhook.enabled):
+        # Re-enabled: deliver at once, from where the cursors stopped.
+        webhook.failures = 0
+        webhook.retry_at = webhook.failing_since = webhook.disabled_reason = None
     webhook.url = body.url
     webhook.events = [str(e) for e in body.events] if body.events is not None else None
     webhook.branches = body.branches
-    webhook.secret = body.secret or generated or webhook.secret
+    webhook.secret = body.secret or webhook.secret
     webhook.enabled = body.enabled
     webhook.updated_at = now
-    if resumed:
-        # Re-enabled (or new): deliver at once, from where the cursors stopped.
-        webhook.failures = 0
-        webhook.retry_at = webhook.failing_since = webhook.disabled_reason = None
-    if existing is None:
-        session.add(webhook)
     await session.flush()
     params = {"id": webhook_id, "branches": webhook.branches}
     await session.execute(_DROP_CURSORS, params)
     await session.execute(_START_CURSORS, params)
     await session.commit()
     answer = WebhookCreated.model_validate(webhook, from_attributes=True)
-    answer.secret = generated
-    return answer, existing is None
+    answer.secret = generated if created else None
+    return answer, created is not None
 
 
 async def get_webhook(session: AsyncSession, webhook_id: str) -> Webhook:
