@@ -217,6 +217,7 @@ class WebhookDispatcher:
         clock = asyncio.get_running_loop().time
         last_full = -self._poll_s
         while not lost.is_set():
+            self._wake.clear()  # before looking: a wake during the look is for the next one
             if clock() - last_full >= self._poll_s:
                 last_full = clock()
                 self._woken.clear()
@@ -229,7 +230,6 @@ class WebhookDispatcher:
                 self._woken.clear()
                 if self._any_enabled:
                     await self._start_due(conn, branches)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 wait_s = max(0.0, last_full + self._poll_s - clock())
                 await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
