@@ -218,13 +218,19 @@ EVENTS_SQL = f"""
     WHERE branch = $1 AND seq > $2 ORDER BY seq LIMIT $3
 """  # noqa: S608 - a constant fragment
 
+# Whether the webhook (still) watches the branch: a delivery that ends after the webhook was
+# deleted, or the branch taken out of its `branches`, writes no cursor for it.
+_WATCHING = """watching AS (
+        SELECT 1 FROM webhooks WHERE id = $1 AND (branches IS NULL OR $2 = ANY(branches))
+    )"""
 # Delivered events ($4... one array each): the cursor moves to $3 (never back: after a rare double
 # delivery, the later write wins), counts them, and the log gets an entry for each. With no
 # events, only the cursor moves (past events the webhook does not want).
-DELIVERED_SQL = """
-    WITH moved AS (
+DELIVERED_SQL = f"""
+    WITH {_WATCHING},
+    moved AS (
         INSERT INTO webhook_cursors AS c (webhook_id, branch, delivered_seq, delivered)
-        VALUES ($1, $2, $3, cardinality($4::bigint[]))
+        SELECT $1, $2, $3, cardinality($4::bigint[]) FROM watching
         ON CONFLICT (webhook_id, branch) DO UPDATE
         SET delivered_seq = greatest(c.delivered_seq, excluded.delivered_seq),
             attempts = CASE WHEN excluded.delivered > 0 THEN 0 ELSE c.attempts END,
@@ -232,9 +238,9 @@ DELIVERED_SQL = """
     )
     INSERT INTO webhook_deliveries (webhook_id, branch, seq, type, attempt, status_code, at)
     SELECT $1, $2, d.seq, d.type, d.attempt, d.status_code, d.at
-    FROM unnest($4::bigint[], $5::text[], $6::int[], $7::int[], $8::timestamptz[])
+    FROM watching, unnest($4::bigint[], $5::text[], $6::int[], $7::int[], $8::timestamptz[])
         AS d(seq, type, attempt, status_code, at)
-"""
+"""  # noqa: S608 - constant fragments
 # A success after failures: the endpoint works again.
 RECOVERED_SQL = """
     UPDATE webhooks SET failures = 0, retry_at = NULL, failing_since = NULL
@@ -245,10 +251,11 @@ RECOVERED_SQL = """
 # (seconds); once it has failed for `$10` seconds it is disabled: `webhook_failing`. Branches
 # delivered at the same moment fail together: only the first failure of a round moves the
 # webhook a step along the backoff, the others find it waiting already.
-FAILED_SQL = """
-    WITH moved AS (
+FAILED_SQL = f"""
+    WITH {_WATCHING},
+    moved AS (
         INSERT INTO webhook_cursors AS c (webhook_id, branch, delivered_seq, attempts, failed)
-        VALUES ($1, $2, $3, 1, 1)
+        SELECT $1, $2, $3, 1, 1 FROM watching
         ON CONFLICT (webhook_id, branch) DO UPDATE
         SET delivered_seq = greatest(c.delivered_seq, excluded.delivered_seq),
             attempts = c.attempts + 1, failed = c.failed + 1
@@ -256,7 +263,7 @@ FAILED_SQL = """
     logged AS (
         INSERT INTO webhook_deliveries
             (webhook_id, branch, seq, type, attempt, status_code, error, at)
-        VALUES ($1, $2, $4, $5, $6, $7, $11, $8)
+        SELECT $1, $2, $4, $5, $6, $7, $11, $8 FROM watching
     )
     UPDATE webhooks SET
         failures = CASE WHEN retry_at > $8 THEN failures ELSE failures + 1 END,
@@ -269,7 +276,7 @@ FAILED_SQL = """
             THEN $12 ELSE disabled_reason END
     WHERE id = $1
     RETURNING enabled
-"""
+"""  # noqa: S608 - constant fragments
 # Keep the latest `DELIVERIES_KEPT` attempts per webhook.
 PRUNE_SQL = f"""
     DELETE FROM webhook_deliveries d
