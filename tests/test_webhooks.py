@@ -337,3 +337,26 @@ async def test_a_slow_endpoint_holds_up_neither_issuing_nor_another_webhook(clie
         release.set()
         await wait_for(lambda: len(slow.delivered()) == 20, timeout=10, what="the slow webhook")
     assert [r.event["seq"] for r in slow.delivered()] == [r.event["seq"] for r in fast.delivered()]
+
+
+async def test_a_webhook_deleted_while_it_delivers_stops_and_leaves_nothing(app, client) -> None:
+    release = asyncio.Event()
+
+    async def stuck(_h: dict[str, str], _b: bytes) -> int:
+        await release.wait()
+        return 200
+
+    await setup_branch(client)
+    async with receiving(stuck) as receiver:
+        await put_webhook(client, "gone", url=receiver.url)
+        for _ in range(3):
+            await issue(client)
+        await asyncio.sleep(0.5)  # the first POST waits for its answer
+        await ok(await client.delete(f"{W}/gone", headers=ADMIN), 204)
+        release.set()
+        await wait_for(lambda: len(receiver.received) == 1, what="the first answer")
+        await asyncio.sleep(0.5)
+    assert len(receiver.received) == 1
+    async with app.state.sessionmaker() as session:
+        left = await session.execute(text("SELECT count(*) FROM webhook_cursors"))
+        assert left.scalar_one() == 0
