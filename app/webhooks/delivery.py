@@ -195,9 +195,11 @@ class WebhookDispatcher:
         if running:
             await asyncio.wait(running, timeout=STOP_WAIT_S)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Cancelled until it is done: a cancellation that lands as a library call
+            # completes can be lost, and a shutdown must not hang on it.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=1.0)
             self._task = None
         await self._stop_deliveries_and_wait()
         await self._client.aclose()
@@ -230,9 +232,11 @@ class WebhookDispatcher:
                 self._woken.clear()
                 if self._any_enabled:
                     await self._start_due(conn, branches)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that comes as the wake does, and the dispatcher would never stop.
             with contextlib.suppress(TimeoutError):
-                wait_s = max(0.0, last_full + self._poll_s - clock())
-                await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
+                async with asyncio.timeout(max(0.0, last_full + self._poll_s - clock())):
+                    await self._wake.wait()
             # Wakes that come while one look runs are served by the next: under a stream of
             # events that is one look per `LOOK_INTERVAL_S`, not one per event.
             await asyncio.sleep(LOOK_INTERVAL_S)
