@@ -43,6 +43,8 @@ from app.stream.views import router as stream_router
 from app.tickets.views import router as tickets_router
 from app.tokens.views import router as tokens_router
 from app.web.views import router as web_router
+from app.webhooks.delivery import WebhookDispatcher
+from app.webhooks.views import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -104,6 +106,7 @@ ROUTERS = (
     stream_router,
     events_router,
     public_router,
+    webhooks_router,
     web_router,
 )
 
@@ -162,6 +165,27 @@ def _start_background_tasks(app: FastAPI, settings: Settings, started: AsyncExit
         app.state.sessionmaker, app.state.clock, settings.alerts_interval_s, settings.history_days
     )
     started.push_async_callback(stop_task, housekeeping)
+    _start_webhooks(app, settings, started)
+
+
+def _start_webhooks(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:
+    """Webhook delivery, off the request path: woken by the stream's LISTEN connection
+    whenever any process commits an event, and by its own timer for retries."""
+    if not settings.webhook_delivery:
+        return
+    dispatcher = WebhookDispatcher(
+        settings.database_url,
+        app.state.clock,
+        poll_s=settings.webhook_poll_s,
+        timeout_s=settings.webhook_timeout_s,
+        backoff_s=settings.webhook_backoff_s,
+        disable_after_s=settings.webhook_disable_after_s,
+        connect_timeout_s=settings.db_connect_timeout_s,
+    )
+    app.state.hub.watch(dispatcher.wake)
+    dispatcher.start()
+    started.push_async_callback(dispatcher.close)
+    app.state.webhooks = dispatcher
 
 
 def _start_speech(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:

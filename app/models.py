@@ -12,6 +12,7 @@ from app.public.models import OnlineJoin, PublicRate
 from app.reports.models import ReportRollup, ReportRollupDay
 from app.stream.models import StreamPresence
 from app.tickets.models import IssueKey, IssueRate, Ticket, TicketSequence
+from app.webhooks.models import Webhook, WebhookCursor, WebhookDelivery
 
 __all__ = [
     "Alert",
@@ -33,4 +34,7 @@ __all__ = [
     "StreamPresence",
     "Ticket",
     "TicketSequence",
+    "Webhook",
+    "WebhookCursor",
+    "WebhookDelivery",
 ]

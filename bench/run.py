@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench`: measure figures B1-B6 and R1 and print one table.
+"""`make bench` / `python -m bench`: measure figures B1-B6, B9 and R1 and print one table.
 
 Environment:
     BENCH_QUICK=1        a ~2-minute run for development (shorter phases, 100k tickets of history)
@@ -13,7 +13,8 @@ pgbench. Results: bench/results/latest.md (the table and the details), raw numbe
 bench/results/last-run/.
 
 This module runs the figures in turn; each is measured by a module of its own (bench/b1_issue.py,
-b2_next.py, b3_screens.py for B3 and B4, b5_history.py, b6_estimate.py, r1_reports.py) on the
+b2_next.py, b3_screens.py for B3 and B4, b5_history.py, b6_estimate.py, b9_webhooks.py,
+r1_reports.py) on the
 run's shared machinery (bench/harness.py, bench/accounting.py), and bench/report.py makes the table.
 """
 
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench import b1_issue, b2_next, b3_screens, b5_history, b6_estimate, r1_reports
+from bench import b1_issue, b2_next, b3_screens, b5_history, b6_estimate, b9_webhooks, r1_reports
 from bench.harness import ROOT, Bench
 from bench.plan import Plan
 from bench.report import Row, machine, table, write_latest
@@ -46,6 +47,10 @@ def phases(plan: Plan) -> list[Phase]:
                                     ("B4 memory, 1,000 screens", "<= 150 MB per process")]),
         ("B6", b6_estimate.measure, [("B6 estimated wait", "MAE <= 25% of the actual wait")]),
         ("B5", b5_history.measure, [(f"B5 growth to {plan.b5_history:,}", "<= 2x from 1,000")]),
+        ("B9", b9_webhooks.measure, [(f"B9 webhook delay at {b9_webhooks.RATE} events/s",
+                                      "p99 <= 1 s"),
+                                     (f"B9 receiver down {plan.b9_outage_s:.0f} s",
+                                      "everything after, in order, none lost")]),
         ("R1", r1_reports.measure, [("R1 period report, a year", "<= 2 s")]),
     ]  # fmt: skip
 

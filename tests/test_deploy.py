@@ -28,7 +28,7 @@ def _promtool(*args: str) -> str:
 
 
 def test_alert_rules_are_valid() -> None:
-    assert "SUCCESS: 6 rules found" in _promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 7 rules found" in _promtool("check", "rules", "alerts.yml")
 
 
 def test_alert_rules_fire_when_they_should() -> None:

@@ -200,6 +200,8 @@ def _prepare_hall(client: asgi.ASGIClient) -> Hall:
     tickets["cancelled"] = cancelled
     for _ in range(3):
         tickets["waiting"] = issue("a", priority="special")
+    # A webhook to read and change (its endpoint is down: deliveries fail and are logged).
+    put("/api/v1/webhooks/relay", {"url": "http://127.0.0.1:9/hook"})
     return Hall(tokens=tokens, tickets=tickets, victim_token=victim_token, codes=codes)
 
 
@@ -217,6 +219,7 @@ def _pinned_path_parameters(hall: Hall) -> list[dict[str, str]]:
             "ticket_id": hall.tickets[statuses[i % len(statuses)]],
             "code": hall.codes[hall.tickets[statuses[i % len(statuses)]]],
             "token_id": hall.victim_token,
+            "webhook_id": "relay",
         }
         for i in range(len(statuses))
     ]

@@ -43,6 +43,8 @@ SPEC_METRICS = {
     "hallq_counters": ("gauge", {"branch", "state"}),
     "hallq_alerts_active": ("gauge", {"branch", "kind"}),
     "hallq_stream_clients": ("gauge", {"branch"}),
+    "hallq_webhook_deliveries": ("counter", {"outcome"}),
+    "hallq_webhook_backlog": ("gauge", {"webhook"}),
 }
 # Beside SPEC §4, for operations: whether the process could read the database.
 OPERATIONS_METRICS: dict[str, tuple[str, set[str]]] = {"hallq_database_up": ("gauge", set())}

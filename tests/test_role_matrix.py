@@ -102,6 +102,7 @@ TICKET_ID = "{ticket_id}"
 T = "/api/v1/tickets/{ticket_id}"
 # One notice per role and branch, made by `_prepare`: deleted by the roles that may.
 N = "/api/v1/branches/{branch}/notices/{notice}"
+WH = "/api/v1/webhooks/{webhook_id}"
 
 EXPECTED: dict[tuple[str, str], Rule] = {
     # -- operations
@@ -239,6 +240,22 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ),
     # -- a call's announcement as audio (SPEC §3: a display token or better)
     ("GET", AUDIO_ROUTE): Rule(Action.HEAR_ANNOUNCEMENTS, READERS, frozenset({200})),
+    # -- webhooks (SPEC §8): admin only; one webhook per role and branch, made by the PUT
+    ("PUT", WH): Rule(
+        Action.MANAGE_WEBHOOKS,
+        NOBODY,
+        frozenset({201}),
+        body=_json({"url": "http://127.0.0.1:9/matrix"}),
+        branch_scoped=False,
+    ),
+    ("GET", "/api/v1/webhooks"): Rule(
+        Action.MANAGE_WEBHOOKS, NOBODY, frozenset({200}), branch_scoped=False
+    ),
+    ("GET", WH): Rule(Action.MANAGE_WEBHOOKS, NOBODY, frozenset({200}), branch_scoped=False),
+    ("GET", WH + "/deliveries"): Rule(
+        Action.MANAGE_WEBHOOKS, NOBODY, frozenset({200}), branch_scoped=False
+    ),
+    ("DELETE", WH): Rule(Action.MANAGE_WEBHOOKS, NOBODY, frozenset({204}), branch_scoped=False),
 }
 
 ROLES = ["admin", "manager", "clerk", "kiosk", "display", "monitor"]
@@ -355,6 +372,7 @@ async def _url(client: httpx.AsyncClient, path: str, role: str, branch: str, hal
         "staff": "s1" if "/reports/staff/" in path else "p-" + role.replace(" ", "-"),
         "counter": _counter(role),
         "notice": _notice(role),
+        "webhook_id": f"wh-{role.replace(' ', '-')}-{branch}",
         "ticket_id": hall.tickets[branch],
     }
     if "{version}" in path:

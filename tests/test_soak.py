@@ -254,9 +254,10 @@ async def test_a_busy_day_compressed(database_url: str, pg: TestServer) -> None:
     # Memory flat: what a process holds after the load is about what it held when warm.
     for warm, end in zip(rss_warm, rss_end, strict=True):
         assert end <= warm * 1.25 + 20_000, (warm, end)
-    # Connections bounded under load (the pool of 5, no overflow, one listener and one event
-    # notifier per process), and still so when the load is over: nothing leaks.
-    assert max(conns_warm, conns_end, conns_idle) <= 2 * (5 + 2), (
+    # Connections bounded under load (the pool of 5, no overflow, one listener, one event
+    # notifier and one webhook dispatcher per process), and still so when the load is over:
+    # nothing leaks.
+    assert max(conns_warm, conns_end, conns_idle) <= 2 * (5 + 3), (
         conns_warm,
         conns_end,
         conns_idle,

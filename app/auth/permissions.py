@@ -40,6 +40,7 @@ class Action(StrEnum):
     READ_TICKET_NOTES = "read staff notes in a ticket's history"
     HEAR_ANNOUNCEMENTS = "fetch announcements as audio"
     READ_OWN_TOKEN = "read its own token's state"  # noqa: S105 - a name, not a secret
+    MANAGE_WEBHOOKS = "manage webhooks"
 
 
 # Branch-scoped roles allowed each action on their own branch (on any, for an action of
@@ -78,6 +79,8 @@ BRANCH_ROLES: dict[Action, frozenset[Role]] = {
     Action.HEAR_ANNOUNCEMENTS: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
     # A device page asks whether it is in service (a kiosk: SPEC §7).
     Action.READ_OWN_TOKEN: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
+    # Webhooks see every branch's events and hold signing secrets: admin only (SPEC §8).
+    Action.MANAGE_WEBHOOKS: frozenset(),
 }
 BRANCHLESS: frozenset[Action] = frozenset({Action.READ_EVENT_SCHEMA, Action.READ_OWN_TOKEN})
 MONITOR_ACTIONS: frozenset[Action] = frozenset({Action.READ_METRICS, Action.READ_EVENT_SCHEMA})

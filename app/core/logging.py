@@ -89,6 +89,10 @@ def configure_logging(level: str, log_format: str = "text") -> None:
         uvicorn_log.propagate = False
     # uvicorn's own access log prints query strings; ours replaces it.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request it sends (webhook deliveries) with its URL at INFO: a line per
+    # event, and a URL may carry credentials. Deliveries are in /deliveries and the metrics.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     error_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, StripQueryStrings) for f in error_log.filters):
         error_log.addFilter(StripQueryStrings())

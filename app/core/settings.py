@@ -97,6 +97,16 @@ class Settings(BaseSettings):
     # connections kiosks and clerks need.
     public_concurrency: int = Field(default=2, ge=1, le=100)
     public_queue: int = Field(default=50, ge=0, le=10_000)
+    # Webhooks (app/webhooks, docs/webhooks.md): whether this process delivers (others still
+    # do), how often it looks for due retries and missed notifications, and how long an
+    # endpoint has to answer.
+    webhook_delivery: bool = True
+    webhook_poll_s: float = Field(default=1.0, gt=0, le=60)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # The waits after a webhook's 1st, 2nd, ... failure (the last repeats), and how long it
+    # may fail before it is disabled (SPEC §8: about 5 s, 30 s, 2 min, 10 min, 1 h; 24 h).
+    webhook_backoff_s: tuple[float, ...] = Field(default=(5, 30, 120, 600, 3600), min_length=1)
+    webhook_disable_after_s: float = Field(default=24 * 3600, gt=0)
     log_level: str = "INFO"
     # Tickets and events of business days older than this are removed (docs/operations.md,
     # "Retention"); 0 keeps everything.

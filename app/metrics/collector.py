@@ -139,4 +139,25 @@ def build_families(g: Gauges, t: Totals) -> list[Metric]:
     )
     for key in sorted(g.stream_clients):
         clients.add_metric(list(key), g.stream_clients[key])
-    return [waiting, longest, issued, finished, wait, service, counters, alerts, clients]
+    return [
+        waiting, longest, issued, finished, wait, service, counters, alerts, clients,
+        *_webhook_families(g),
+    ]  # fmt: skip
+
+
+def _webhook_families(g: Gauges) -> list[Metric]:
+    deliveries = CounterMetricFamily(
+        "hallq_webhook_deliveries",
+        "Webhook delivery attempts: delivered (a 2xx) or failed (any other answer, or none).",
+        labels=["outcome"],
+    )
+    for key in sorted(g.webhook_deliveries):
+        deliveries.add_metric(list(key), g.webhook_deliveries[key])
+    backlog = GaugeMetricFamily(
+        "hallq_webhook_backlog",
+        "Events committed in a webhook's branches and not yet delivered to it.",
+        labels=["webhook"],
+    )
+    for key in sorted(g.webhook_backlog):
+        backlog.add_metric(list(key), g.webhook_backlog[key])
+    return [deliveries, backlog]

@@ -29,6 +29,7 @@ from app.events.catalog import (
 from app.queue.ordering import WAITING_FOR_TYPE, type_cutoffs_cte
 from app.stream.presence import PRESENCE_STALE_S
 from app.tickets.models import FINISHED
+from app.webhooks.service import read_backlog, read_delivery_totals
 
 # hallq_tickets_finished_total's `outcome`: the final status of a ticket.
 OUTCOMES = FINISHED
@@ -281,6 +282,8 @@ class Gauges:
     alerts: dict[LabelKey, int]
     stream_clients: dict[LabelKey, int]
     services: list[LabelKey]  # every (branch, service), for zero-valued counter series
+    webhook_backlog: dict[LabelKey, int]  # (webhook,) -> events not yet delivered
+    webhook_deliveries: dict[LabelKey, int]  # (outcome,) -> attempts
 
 
 async def read_gauges(session: AsyncSession, now: datetime) -> Gauges:
@@ -309,7 +312,12 @@ async def read_gauges(session: AsyncSession, now: datetime) -> Gauges:
     }
     # _WAITING has a row for every configured business type, waiting or not.
     services: list[LabelKey] = list(waiting)
-    return Gauges(waiting, longest, counters, alerts, clients, services)
+    backlog: dict[LabelKey, int] = {
+        (webhook,): n for webhook, n in (await read_backlog(session)).items()
+    }
+    delivered, failed = await read_delivery_totals(session)
+    deliveries: dict[LabelKey, int] = {("delivered",): delivered, ("failed",): failed}
+    return Gauges(waiting, longest, counters, alerts, clients, services, backlog, deliveries)
 
 
 __all__ = [

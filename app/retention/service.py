@@ -1,6 +1,7 @@
 """Retention: tickets of business days older than `history_days`, the events before them, and
-the day's bookkeeping (numbering, close-outs, cleared alerts, report rollups) are removed by housekeeping in
-small batches, branch by branch. The days kept are untouched, so their reports do not change.
+the day's bookkeeping (numbering, close-outs, cleared alerts, report rollups) are removed by
+housekeeping in small batches, branch by branch. The days kept are untouched, so their reports
+do not change.
 
 Events are removed as the oldest prefix of each branch's log (by `seq`) that is older than a
 margin of two days before the first kept business date: every event of a kept day (whatever

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -93,6 +94,8 @@ class EventHub:
         self._listened = False  # a connection was up at least once
         self._listening = False  # a connection is up, LISTENing
         self._behind = False  # a catch-up failed: retry it at the next health check
+        # Told the branch of every notified event, subscribed or not (the webhook dispatcher).
+        self._watchers: list[Callable[[str], None]] = []
 
     # -- subscriptions ------------------------------------------------------------------
 
@@ -113,6 +116,11 @@ class EventHub:
             self._inbox.put_nowait(CatchUp(branch))
         self._subscriptions.setdefault(branch, set()).add(subscription)
         return subscription
+
+    def watch(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(branch)` for every event notification this process hears, from its
+        LISTEN connection; it must not block. (A hint only: notifications can be lost.)"""
+        self._watchers.append(callback)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscriptions.get(subscription.branch)
@@ -162,9 +170,13 @@ class EventHub:
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
-            self._inbox.put_nowait(parse_notification(payload))
+            notified = parse_notification(payload)
         except ValueError:
             log.warning("ignored a malformed notification")
+            return
+        self._inbox.put_nowait(notified)
+        for watcher in self._watchers:
+            watcher(notified.branch)
 
     async def _listen_forever(self) -> None:
         await keep_connected(
