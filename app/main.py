@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -44,7 +45,11 @@ from app.tickets.views import router as tickets_router
 from app.tokens.views import router as tokens_router
 from app.web.views import router as web_router
 from app.webhooks.delivery import WebhookDispatcher
+from app.webhooks.schemas import check_secret, check_url
+from app.webhooks.sms import RelaySettings, configure_sms_relay
 from app.webhooks.views import router as webhooks_router
+
+log = logging.getLogger("hallq")
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -166,6 +171,40 @@ def _start_background_tasks(app: FastAPI, settings: Settings, started: AsyncExit
     )
     started.push_async_callback(stop_task, housekeeping)
     _start_webhooks(app, settings, started)
+    started.push_async_callback(stop_task, _start_sms_relay(app, settings))
+
+
+def sms_relay_settings(settings: Settings) -> RelaySettings | None:
+    """The relay the environment names, checked by the webhooks' own rules (a bad URL or secret
+    stops the start with the reason)."""
+    if not settings.sms_url:
+        return None
+    if settings.sms_secret is None:
+        raise RuntimeError("HALLQ_SMS_URL is set but HALLQ_SMS_SECRET is not")
+    try:
+        return RelaySettings(
+            url=check_url(settings.sms_url),
+            secret=check_secret(settings.sms_secret.get_secret_value()),
+        )
+    except ValueError as exc:
+        raise RuntimeError(f"HALLQ_SMS_URL / HALLQ_SMS_SECRET: {exc}") from None
+
+
+def _start_sms_relay(app: FastAPI, settings: Settings) -> asyncio.Task[None]:
+    """Make the SMS relay what the environment says, once the database answers."""
+    relay = sms_relay_settings(settings)
+
+    async def apply() -> None:
+        while True:
+            try:
+                async with app.state.sessionmaker() as session:
+                    await configure_sms_relay(session, relay, app.state.clock.now())
+                return
+            except Exception as exc:  # the database may not answer yet
+                log.warning("SMS relay not configured yet: %s", type(exc).__name__)
+                await asyncio.sleep(5)
+
+    return asyncio.create_task(apply())
 
 
 def _start_webhooks(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:
@@ -174,7 +213,9 @@ def _start_webhooks(app: FastAPI, settings: Settings, started: AsyncExitStack) -
     if not settings.webhook_delivery:
         return
     dispatcher = WebhookDispatcher(
-        settings.database_url,
+        # Its claims are session-level advisory locks: straight to PostgreSQL, never through
+        # a transaction pooler (HALLQ_LISTEN_DATABASE_URL).
+        settings.listen_url,
         app.state.clock,
         poll_s=settings.webhook_poll_s,
         timeout_s=settings.webhook_timeout_s,

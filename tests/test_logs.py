@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
@@ -10,16 +11,29 @@ from websockets.asyncio.client import connect
 
 from tests.helpers import ADMIN_TOKEN, SIMPLE_BRANCH, bearer, new_token, ok, setup_branch
 from tests.servers import running_servers
+from tests.webhook_receiver import Receiver, receiving, wait_for
 
 pytestmark = pytest.mark.multiprocess
 
 B = "/api/v1/branches/hz01"
 PHONE = "13812345678"
+SMS_SECRET = "whsec_" + base64.b64encode(b"sms-gateway-secret-of-32-bytes!!").decode()
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_logs_hold_no_tokens_and_no_phone_numbers(database_url, log_format):
-    env = {"HALLQ_LOG_LEVEL": "DEBUG", "HALLQ_LOG_FORMAT": log_format}
+    async with receiving() as gateway:
+        await _scenario(database_url, log_format, gateway)
+
+
+async def _scenario(database_url: str, log_format: str, gateway: Receiver) -> None:
+    """With the SMS relay on: the phone number goes to the gateway, and nowhere else."""
+    env = {
+        "HALLQ_LOG_LEVEL": "DEBUG",
+        "HALLQ_LOG_FORMAT": log_format,
+        "HALLQ_SMS_URL": gateway.url,
+        "HALLQ_SMS_SECRET": SMS_SECRET,
+    }
     with running_servers(database_url, 1, env=env) as (server,):
         base = server.url
         async with httpx.AsyncClient(base_url=base, timeout=15) as http:
@@ -56,6 +70,8 @@ async def test_logs_hold_no_tokens_and_no_phone_numbers(database_url, log_format
             await http.get(f"{base}/api/v1/x%0A2026-01-01%20INFO%20hallq.access%20FORGED")
             async with connect(f"{server.ws_url}{B}/stream?token={kiosk_token}") as ws:
                 assert json.loads(await ws.recv())["type"] == "snapshot"
+            await wait_for(lambda: bool(gateway.delivered()), what="the text to the gateway")
+            assert gateway.delivered()[0].event["phone"] == PHONE
         server.stop()
         logs = server.output()
     assert "GET /api/v1/branches/hz01/queue" in logs  # the access log is there ...

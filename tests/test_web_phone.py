@@ -1,14 +1,17 @@
 """The customer's phone in Chromium (SPEC §9, issue 21): a person takes a ticket at the kiosk,
 scans its printed QR code, walks away, sees the near notice and the call on the phone, and
-rates the service from it. The QR code is read from a screenshot of the printed ticket with a
+rates the service from it, with the texts of the SMS relay (to a gateway on loopback) on the way.
+The QR code is read from a screenshot of the printed ticket with a
 real decoder (zxing-cpp), also after reducing it to black and white as a thermal printer
 prints it."""
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import Any
 
+import pytest
 import zxingcpp
 from PIL import Image
 
@@ -21,6 +24,13 @@ from tests.browser import (
     screenshot,
     watch_console,
 )
+from tests.webhook_receiver import Receiver, wait_for
+
+# The operator's SMS gateway: its port is chosen now, so that the server is started knowing it.
+GATEWAY = Receiver()
+SMS_SECRET = "whsec_" + base64.b64encode(b"sms-gateway-secret-of-32-bytes!!").decode()
+WITH_SMS = {"env": {"HALLQ_SMS_URL": GATEWAY.url, "HALLQ_SMS_SECRET": SMS_SECRET}}
+MOBILE = "13912345678"
 
 # A phone: 390 × 844 CSS pixels at 3× (an iPhone 14), touch, mobile.
 PHONE = {
@@ -51,9 +61,11 @@ def thermal(png: bytes) -> bytes:
     return out.getvalue()
 
 
-async def kiosk_ticket(hall: Any, browser: Any, errors: list[str]) -> tuple[Any, str]:
-    """Take a ticket of type a at the kiosk; returns the kiosk page and the URL its printed QR
-    code holds, read from a screenshot of the printed ticket."""
+async def kiosk_ticket(
+    hall: Any, browser: Any, errors: list[str], mobile: str | None = None
+) -> tuple[Any, str]:
+    """Take a ticket of type a at the kiosk (with `mobile` typed in for texts); returns the kiosk
+    page and the URL its printed QR code holds, read from a screenshot of the printed ticket."""
     # About 200 dots an inch, as an 80 mm thermal printer prints (203 dpi).
     kiosk_context = await browser.new_context(
         viewport={"width": 1080, "height": 1920}, device_scale_factor=2.1, locale="zh-CN"
@@ -62,6 +74,8 @@ async def kiosk_ticket(hall: Any, browser: Any, errors: list[str]) -> tuple[Any,
     kiosk = await kiosk_context.new_page()
     watch_console(kiosk, errors)
     await kiosk.goto(hall.page_url(f"/kiosk/{BRANCH}", "kiosk"))
+    if mobile is not None:
+        await kiosk.locator("#phone").fill(mobile)  # shown: the SMS relay is on
     await kiosk.locator('.service-btn[data-service="a"]').click()
     await expect(kiosk.locator("#t-number")).to_have_text("A005")
     qr = kiosk.locator("#t-qr-img")
@@ -86,11 +100,24 @@ async def kiosk_ticket(hall: Any, browser: Any, errors: list[str]) -> tuple[Any,
     return kiosk, urls[0]
 
 
+@pytest.mark.parametrize("hall", [WITH_SMS], indirect=True)
 async def test_kiosk_scan_walk_away_near_called_and_rate_on_the_phone(hall, browser):
+    await GATEWAY.start()
+    try:
+        await walk_through(hall, browser)
+    finally:
+        await GATEWAY.stop()
+
+
+def texts(kind: str) -> list[dict[str, Any]]:
+    return [r.event for r in GATEWAY.delivered() if r.event["kind"] == kind]
+
+
+async def walk_through(hall: Any, browser: Any) -> None:
     errors: list[str] = []
     for _ in range(4):
         await hall.issue("a")  # four customers before ours: not near yet (notify_ahead 3)
-    _kiosk, url = await kiosk_ticket(hall, browser, errors)
+    _kiosk, url = await kiosk_ticket(hall, browser, errors, MOBILE)
     tickets = (await hall.api("GET", f"/branches/{BRANCH}/tickets", params={"number": "A005"}))[
         "tickets"
     ]
@@ -126,6 +153,11 @@ async def test_kiosk_scan_walk_away_near_called_and_rate_on_the_phone(hall, brow
         if e["type"] == "ticket.near"
     ]  # fmt: skip
     assert len(near) == 1 and near[0]["data"]["waiting_ahead"] == 3
+    # ... and the text: the phone number the kiosk was given, and nowhere else (test_logs).
+    await wait_for(lambda: bool(texts("near")), what="the near text")
+    (text,) = texts("near")
+    assert text["phone"] == MOBILE and text["ticket"]["number"] == "A005"
+    assert "前面还有 3 位" in text["text"]
     await screenshot(phone, "phone-near")
 
     # The call: the counter large, and the phone vibrates.
@@ -140,6 +172,8 @@ async def test_kiosk_scan_walk_away_near_called_and_rate_on_the_phone(hall, brow
     assert font_px >= 48
     vibrated = await phone.evaluate("window.__vibrated || []")
     assert vibrated and isinstance(vibrated[-1], list)
+    await wait_for(lambda: bool(texts("called")), what="the called text")
+    assert "请 A005 号到 1号窗口 办理" in texts("called")[0]["text"]
     await screenshot(phone, "phone-called")
 
     # Served, then rated from the phone (the evaluation keypad).

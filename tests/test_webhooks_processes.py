@@ -28,7 +28,9 @@ FAST_RETRIES = {"HALLQ_WEBHOOK_BACKOFF_S": "[0.3, 0.6, 1]", "HALLQ_WEBHOOK_POLL_
 async def prepare(http: httpx.AsyncClient, base: str, receiver: Receiver) -> None:
     for code in BRANCHES:
         r = await http.put(
-            f"{base}/api/v1/branches/{code}", json={"name": code, "timezone": "UTC"}, headers=ADMIN
+            f"{base}/api/v1/branches/{code}",
+            json={"name": code, "timezone": "UTC", "notify_ahead": None},
+            headers=ADMIN,
         )
         assert r.status_code == 201, r.text
         r = await http.put(

@@ -336,3 +336,8 @@ class BranchConfigOut(BranchOut):
 
     services: list[ServiceOut]
     staff: list[StaffCard]
+    sms: bool = Field(
+        default=False,
+        description="texts go to customers' phones (HALLQ_SMS_URL is set): the kiosk then "
+        "offers a phone number field",
+    )

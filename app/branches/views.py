@@ -55,9 +55,13 @@ async def put_branch(
 
 
 @router.get("/{branch}", response_model=BranchConfigOut)
-async def get_branch(branch: BranchCode, session: SessionDep, _: QueueReader) -> BranchConfigOut:
+async def get_branch(
+    branch: BranchCode, request: Request, session: SessionDep, _: QueueReader
+) -> BranchConfigOut:
     """The branch with its business types (what a kiosk needs to draw its buttons)."""
-    return await branches.branch_config(session, branch)
+    config = await branches.branch_config(session, branch)
+    config.sms = bool(request.app.state.settings.sms_url)
+    return config
 
 
 @router.put(

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # may fail before it is disabled (SPEC §8: about 5 s, 30 s, 2 min, 10 min, 1 h; 24 h).
     webhook_backoff_s: tuple[float, ...] = Field(default=(5, 30, 120, 600, 3600), min_length=1)
     webhook_disable_after_s: float = Field(default=24 * 3600, gt=0)
+    # The SMS relay (SPEC §9, app/webhooks/sms.py): the operator's SMS gateway, sent texts for
+    # `ticket.near` and `ticket.called`, signed with the `whsec_` secret like a webhook.
+    sms_url: str = Field(default="", max_length=2000)
+    sms_secret: SecretStr | None = None
     log_level: str = "INFO"
     # Tickets and events of business days older than this are removed (docs/operations.md,
     # "Retention"); 0 keeps everything.

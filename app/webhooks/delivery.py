@@ -32,6 +32,7 @@ from standardwebhooks.webhooks import Webhook as Signer
 from app.core.clock import Clock
 from app.core.dedicated import DedicatedConnector, keep_connected
 from app.webhooks import service
+from app.webhooks.sms import SMS_KIND, sms_body
 
 log = logging.getLogger("hallq.webhooks")
 
@@ -131,6 +132,7 @@ class Cursor:
 class Target:
     """A claimed cursor's webhook as it is now, and where the cursor stands."""
 
+    kind: str  # `webhook`, or `sms`: the SMS relay's bodies (app/webhooks/sms.py)
     url: str
     secret: str
     events: frozenset[str] | None
@@ -314,6 +316,7 @@ class WebhookDispatcher:
             return None  # deleted, disabled, waiting to retry, or no longer watching
         events = row["events"]
         return Target(
+            kind=row["kind"],
             url=row["url"],
             secret=row["secret"],
             events=frozenset(events) if events is not None else None,
@@ -351,11 +354,14 @@ class WebhookDispatcher:
                 continue
             if self._stopping:
                 break
+            body = await self._body(conn, cursor, target, event_type, envelope)
+            if body is None:  # the SMS relay: a ticket without a phone number
+                progress.passed = seq
+                continue
             now = self._clock.now()
             attempt = await deliver_webhook(
-                self._client, target.url, target.secret, f"{cursor.branch}:{seq}",
-                envelope.encode(), now,
-            )  # fmt: skip
+                self._client, target.url, target.secret, f"{cursor.branch}:{seq}", body, now
+            )
             if not attempt.delivered:
                 await self._flush(conn, cursor, progress)
                 await self._failed(
@@ -372,6 +378,20 @@ class WebhookDispatcher:
                 break  # written now, then the webhook is read again (changed, disabled?)
         await self._flush(conn, cursor, progress)
         return not self._stopping
+
+    async def _body(
+        self,
+        conn: asyncpg.Connection,
+        cursor: Cursor,
+        target: Target,
+        event_type: str,
+        envelope: str,
+    ) -> bytes | None:
+        """The event's envelope; for the SMS relay, the text's body, or None (no phone)."""
+        if target.kind != SMS_KIND:
+            return envelope.encode()
+        async with self._conn_lock:
+            return await sms_body(conn, cursor.branch, event_type, envelope)
 
     async def _flush(self, conn: asyncpg.Connection, cursor: Cursor, progress: Progress) -> None:
         """Write what was delivered since the last write: the cursor and the log."""

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Identity,
@@ -28,7 +29,11 @@ from app.core.database import Base
 class Webhook(Base):
     __tablename__ = "webhooks"
 
+    __table_args__ = (CheckConstraint("kind IN ('webhook', 'sms')", name="kind"),)
+
     id: Mapped[str] = mapped_column(Text, primary_key=True)
+    # `sms`: the SMS relay (app/webhooks/sms.py), set from the environment, not by the API.
+    kind: Mapped[str] = mapped_column(Text, server_default="webhook")
     url: Mapped[str] = mapped_column(Text)
     # NULL: every event type, every branch.
     events: Mapped[list[str] | None] = mapped_column(ARRAY(Text))

@@ -37,6 +37,9 @@ WEBHOOK_FAILING = "webhook_failing"
 DELIVERIES_KEPT = 1000
 
 
+WEBHOOK_KIND = "webhook"  # the API's; the other kind is the SMS relay (app/webhooks/sms.py)
+
+
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
@@ -107,20 +110,24 @@ async def put_webhook(
 
 async def get_webhook(session: AsyncSession, webhook_id: str) -> Webhook:
     webhook = await session.get(Webhook, webhook_id)
-    if webhook is None:
+    if webhook is None or webhook.kind != WEBHOOK_KIND:  # the SMS relay is not the API's
         raise not_found(f"webhook {webhook_id}")
     return webhook
 
 
 async def list_webhooks(session: AsyncSession) -> list[WebhookOut]:
-    rows = await session.scalars(select(Webhook).order_by(Webhook.id))
+    rows = await session.scalars(
+        select(Webhook).where(Webhook.kind == WEBHOOK_KIND).order_by(Webhook.id)
+    )
     return [webhook_out(w) for w in rows]
 
 
 async def delete_webhook(session: AsyncSession, webhook_id: str) -> None:
     """Its cursors and delivery log go with it (ON DELETE CASCADE)."""
     gone = await session.scalar(
-        delete(Webhook).where(Webhook.id == webhook_id).returning(Webhook.id)
+        delete(Webhook)
+        .where(Webhook.id == webhook_id, Webhook.kind == WEBHOOK_KIND)
+        .returning(Webhook.id)
     )
     if gone is None:
         await session.rollback()
@@ -206,7 +213,7 @@ RELEASE_SQL = "SELECT pg_advisory_unlock($1, hashtext($2 || '/' || $3))"
 
 # The webhook as it is now (it may have changed or stopped since the claim) and the cursor.
 LOAD_SQL = """
-    SELECT w.url, w.secret, w.events, w.failures,
+    SELECT w.kind, w.url, w.secret, w.events, w.failures,
            coalesce(c.delivered_seq, 0) AS delivered_seq, coalesce(c.attempts, 0) AS attempts
     FROM webhooks w
     LEFT JOIN webhook_cursors c ON c.webhook_id = w.id AND c.branch = $2

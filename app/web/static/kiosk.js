@@ -100,7 +100,11 @@ async function issue(service) {
   const key = idempotencyKey();
   state.lastIdempotencyKey = key;
   try {
-    const ticket = await issueTicket({ service, priority, channel: 'kiosk' }, key);
+    const payload = { service, priority, channel: 'kiosk' };
+    const phone = $('#phone').value.replace(/[\s-]/g, '');
+    if (phone) payload.phone = phone; // only with the SMS relay on; the API says if it is wrong
+    const ticket = await issueTicket(payload, key);
+    $('#phone').value = '';
     state.lastTicket = ticket;
     showTicket(ticket);
   } catch (error) {
@@ -146,6 +150,8 @@ function refreshBranch() {
     .then((b) => {
       if (b) branch = b;
       state.branch = branch;
+      // A phone number is asked for only when texts are sent (HALLQ_SMS_URL).
+      $('#phone-field').hidden = !(branch && branch.sms);
       if (branch) notices.setBranch(branch);
     })
     .finally(() => { branchLoading = null; });
