@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from aiohttp import web
 
 from bench.harness import Bench
@@ -65,20 +65,24 @@ class Receiver:
 
 
 async def issue_at_rate(
-    http: httpx.AsyncClient, urls: list[str], headers: dict[str, str], seconds: float
+    http: aiohttp.ClientSession, urls: list[str], headers: dict[str, str], seconds: float
 ) -> int:
     """Tickets at `RATE` a second over the servers and branches; returns how many."""
+
+    async def one(url: str) -> bool:
+        async with http.post(url, json={"service": "a"}, headers=headers) as response:
+            await response.read()
+            return response.status == 201
+
     started = time.monotonic()
-    tasks: list[asyncio.Task[Any]] = []
-    n = int(seconds * RATE)
-    for i in range(n):
+    tasks: list[asyncio.Task[bool]] = []
+    for i in range(int(seconds * RATE)):
         delay = started + i / RATE - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         url = f"{urls[i % len(urls)]}/api/v1/branches/{BRANCHES[i % len(BRANCHES)]}/tickets"
-        tasks.append(asyncio.create_task(http.post(url, json={"service": "a"}, headers=headers)))
-    responses = await asyncio.gather(*tasks)
-    return sum(1 for r in responses if r.status_code == 201)
+        tasks.append(asyncio.create_task(one(url)))
+    return sum(await asyncio.gather(*tasks))
 
 
 async def wait_for_count(receiver: Receiver, count: int, within_s: float) -> bool:
@@ -105,13 +109,15 @@ async def run(bench: Bench) -> dict[str, Any]:
     receiver = Receiver()
     await receiver.start()
     out: dict[str, Any] = {}
-    # No pool timeout: on an overloaded machine the schedule's requests queue for a connection
-    # rather than fail (the delay still counts from each event's own time).
-    timeout = httpx.Timeout(30, pool=None)
-    async with httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=64)) as http:
+    # aiohttp, as bench/load.py: the load generator's own CPU is a share of the same 2 cores.
+    # No overall timeout: on a busy machine requests queue rather than fail (the delay still
+    # counts from each event's own time).
+    connector = aiohttp.TCPConnector(limit=64)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         hook = f"{bench.urls[0]}/api/v1/webhooks/b9"
-        created = await http.put(hook, json={"url": receiver.url}, headers=headers)
-        created.raise_for_status()
+        async with http.put(hook, json={"url": receiver.url}, headers=headers) as created:
+            created.raise_for_status()
         await asyncio.sleep(1.5)  # every process has seen the webhook (its timer's look)
         issued = await issue_at_rate(http, bench.urls, headers, plan.b9_seconds)
         out["steady_complete"] = await wait_for_count(receiver, issued, 60)
@@ -131,7 +137,8 @@ async def run(bench: Bench) -> dict[str, Any]:
         out |= {"outage_issued": down_issued, "outage_in_order": in_order(receiver.arrivals)}
         out["first_after_s"] = (after[0].received_at - back) if after else float("nan")
         out["caught_up_s"] = (after[-1].received_at - back) if after else float("nan")
-        await http.delete(hook, headers=headers)
+        async with http.delete(hook, headers=headers):
+            pass
     await receiver.stop()
     return out
 
