@@ -202,8 +202,11 @@ class EventHub:
         self._listening = True
         self._first_try.set()
         while not lost.is_set():
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that comes as the wait ends, and this loop would never stop (a shutdown hangs).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), timeout=self._sweep_s)
+                async with asyncio.timeout(self._sweep_s):
+                    await lost.wait()
             if not lost.is_set():
                 await self._sweep(conn)
 
