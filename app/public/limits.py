@@ -20,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import math
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -31,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import SessionDep
 from app.core.errors import Problem
+from app.tickets.rate_limit import WINDOW, too_many_in_this_minute, window_start
 
-WINDOW = timedelta(minutes=1)
 # Addresses a process remembers per minute; past it, new ones are counted in PostgreSQL only.
 LOCAL_ADDRESSES_MAX = 100_000
 
@@ -77,19 +76,9 @@ def client_address(
     return str(client)
 
 
-def window_start(now: datetime) -> datetime:
-    return now.replace(second=0, microsecond=0)
-
-
 def too_many_requests(per_minute: int, now: datetime) -> Problem:
-    retry_after = max(1, math.ceil((window_start(now) + WINDOW - now).total_seconds()))
-    return Problem(
-        429,
-        "too-many-requests",
-        f"at most {per_minute} requests a minute from one address; try again in {retry_after} s",
-        title="Too Many Requests",
-        headers={"Retry-After": str(retry_after)},
-        retry_after_s=retry_after,
+    return too_many_in_this_minute(
+        "too-many-requests", f"at most {per_minute} requests a minute from one address", now
     )
 
 

@@ -36,16 +36,24 @@ def window_start(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0)
 
 
-def too_many_tickets(per_minute: int, now: datetime) -> Problem:
-    """429 with Retry-After: the end of the token's minute."""
+def too_many_in_this_minute(kind: str, detail: str, now: datetime) -> Problem:
+    """429 with Retry-After: the end of the minute (`detail` is followed by "try again in
+    N s")."""
     retry_after = max(1, math.ceil((window_start(now) + WINDOW - now).total_seconds()))
     return Problem(
         429,
-        "too-many-tickets",
-        f"this token may issue {per_minute} tickets a minute; try again in {retry_after} s",
+        kind,
+        f"{detail}; try again in {retry_after} s",
         title="Too Many Requests",
         headers={"Retry-After": str(retry_after)},
         retry_after_s=retry_after,
+    )
+
+
+def too_many_tickets(per_minute: int, now: datetime) -> Problem:
+    """429 with Retry-After: the end of the token's minute."""
+    return too_many_in_this_minute(
+        "too-many-tickets", f"this token may issue {per_minute} tickets a minute", now
     )
 
 
