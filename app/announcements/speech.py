@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.counters.announcement import DEFAULT_EN, DEFAULT_ZH, places
+from app.core.vocabulary import places
+from app.counters.announcement import DEFAULT_EN, DEFAULT_ZH
 
 ZH_DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")
 # Chinese characters and punctuation (CJK radicals to unified ideographs, compatibility

@@ -80,3 +80,16 @@ def sql_list(values: Iterable[str]) -> str:
             raise ValueError(f"not a vocabulary value: {value!r}")
         quoted.append(f"'{value}'")
     return f"({', '.join(quoted)})"
+
+
+def is_plain_number(name: str) -> bool:
+    # "3", "12", "A3": a bare counter number that needs "号窗口" / "counter" around it.
+    return name.isascii() and name.isalnum() and any(ch.isdigit() for ch in name)
+
+
+def places(counter_name: str) -> tuple[str, str]:
+    """The counter as spoken and written for customers, in Chinese and in English: the
+    announcements' {place} and the texts' {counter} ("3" -> 3号窗口 / counter 3)."""
+    if is_plain_number(counter_name):
+        return f"{counter_name}号窗口", f"counter {counter_name}"
+    return counter_name, counter_name

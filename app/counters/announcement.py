@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from app.core.vocabulary import places
 from app.events.catalog import CallAnnouncement
 
 DEFAULT_ZH = "请{number}号到{place}办理"
@@ -25,18 +26,6 @@ AUDIO_ROUTE = "/api/v1/branches/{branch}/announcements/{number}/{counter}/{versi
 # app/announcements/speech.py, the engine's voices or pause), so screens fetch it anew.
 AUDIO_FORMAT = "espeak-ng/1"
 VERSION_LENGTH = 12  # hex digits of the hash: the server checks it, so it needs no more
-
-
-def is_plain_number(name: str) -> bool:
-    # "3", "12", "A3": a bare counter number that needs "号窗口" / "counter" around it.
-    return name.isascii() and name.isalnum() and any(ch.isdigit() for ch in name)
-
-
-def places(counter_name: str) -> tuple[str, str]:
-    """The counter as spoken in Chinese and in English: {place} of the templates."""
-    if is_plain_number(counter_name):
-        return f"{counter_name}号窗口", f"counter {counter_name}"
-    return counter_name, counter_name
 
 
 def announcement(

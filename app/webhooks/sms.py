@@ -21,6 +21,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.vocabulary import places
+
 SMS_RELAY_ID = "_sms"
 SMS_KIND = "sms"
 SMS_EVENTS = ("ticket.near", "ticket.called")
@@ -94,13 +96,6 @@ SMS_TICKET_SQL = """
 """
 
 
-def _counter_words(name: str | None) -> str:
-    """A counter named "3" is spoken and written as 3号窗口, as the lobby says it."""
-    if name is None:
-        return ""
-    return f"{name}号窗口" if name.isdigit() else name
-
-
 async def sms_body(
     conn: asyncpg.Connection, branch: str, event_type: str, envelope: str
 ) -> bytes | None:
@@ -117,7 +112,8 @@ async def sms_body(
     templates = {**DEFAULT_TEMPLATES, **chosen}
     words = {
         "number": row["number"],
-        "counter": _counter_words(row["counter_name"]),
+        # as the lobby says it: a counter named "3" is 3号窗口
+        "counter": places(row["counter_name"])[0] if row["counter_name"] else "",
         "ahead": data.get("waiting_ahead", ""),
         "branch": row["branch_name"],
     }
