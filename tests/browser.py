@@ -329,6 +329,15 @@ async def new_context(browser: Any, width: int, height: int) -> Any:
     return context
 
 
+async def press_shortcut(page: Any, key: str) -> None:
+    """Press a clerk console shortcut once its button can take it. The console ignores keys
+    while an action is in flight, and the live view can show the new state before the action's
+    own answer has arrived, so a state change alone does not mean the next key will count."""
+    button = page.locator(f'#actions [data-key="{key}"]:not([hidden])')
+    await expect(button).to_be_enabled()
+    await page.keyboard.press(key)
+
+
 def watch_console(page: Any, errors: list[str]) -> None:
     """Collect uncaught script errors and Content-Security-Policy violations."""
 

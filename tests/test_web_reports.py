@@ -9,7 +9,14 @@ from pathlib import Path
 
 import openpyxl
 
-from tests.browser import BRANCH, expect, new_context, screenshot, watch_console
+from tests.browser import (
+    BRANCH,
+    expect,
+    new_context,
+    press_shortcut,
+    screenshot,
+    watch_console,
+)
 from tests.helpers import ADMIN, ADMIN_TOKEN, ok
 
 
@@ -100,9 +107,9 @@ async def test_dashboard_week_and_month_and_the_clerks_tally(hall, browser):
     tally = console.locator("#tally")
     await expect(tally).to_be_visible()
     await expect(console.locator("#tally-served")).to_have_text("2")
-    await console.keyboard.press("n")
+    await press_shortcut(console, "n")
     await expect(console.locator("#cur-number")).not_to_have_text("—")
-    await console.keyboard.press("c")
+    await press_shortcut(console, "c")
     await expect(console.locator("#tally-served")).to_have_text("3")
     assert not errors, errors
     await context.close()
