@@ -8,6 +8,7 @@ from app.queue.estimate import (
     HORIZON_S,
     MEDIAN_FACTOR,
     OVERRUN_FRACTION,
+    RANGE_Z,
     CounterNow,
     Done,
     Hall,
@@ -15,6 +16,8 @@ from app.queue.estimate import (
     TypeHistory,
     WaitingGroup,
     estimate_wait_s,
+    gamma_quantile_ratio,
+    wait_estimate,
 )
 from app.queue.ordering import class_rank
 from tests.helpers import ADMIN, issue, ok, setup_branch
@@ -307,9 +310,12 @@ async def test_issue_estimate_uses_service_history_and_the_customer_at_the_count
     assert first["estimated_wait_s"] == median(100)
     second = await issue(client)
     assert second["estimated_wait_s"] == median(100 + 200)
+    # Its range: one call (the first ticket) before it on the average path of 300 s.
+    assert second["estimated_wait_range_s"] == list(wait_estimate(300.0, 1).range_s)
     # The same estimate when the ticket is read back.
     detail = await ok(await client.get(f"/api/v1/tickets/{second['id']}", headers=ADMIN))
     assert detail["estimated_wait_s"] == median(100 + 200)
+    assert detail["estimated_wait_range_s"] == second["estimated_wait_range_s"]
 
 
 async def test_closed_counters_do_not_count_and_paused_ones_do(client, clock):
@@ -346,7 +352,29 @@ async def test_queue_view_estimates_the_wait_of_a_normal_ticket_taken_now(client
     by_service = {s["service"]: s for s in view["services"]}
     assert by_service["a"]["waiting"] == 4
     assert by_service["a"]["estimated_wait_s"] == median(4 * 300)
+    assert by_service["a"]["estimated_wait_range_s"] == list(wait_estimate(4 * 300, 4).range_s)
     # Counter 1 helps b once the a queue is done.
     assert by_service["b"]["estimated_wait_s"] == median(4 * 300)
     # Nobody serves v: one imaginary counter halfway through a customer.
     assert by_service["v"]["estimated_wait_s"] == median(150)
+
+
+@pytest.mark.parametrize(
+    ("shape", "p10", "p90"),
+    # Exact percentiles of Gamma(shape, 1) over its mean (chi-square tables, 2 x shape dof).
+    [(1, 0.10536, 2.30259), (4, 0.43604, 1.66808), (10, 0.62215, 1.42064)],
+)
+def test_gamma_quantile_ratio_is_close_to_the_exact_percentiles(
+    shape: int, p10: float, p90: float
+) -> None:
+    assert gamma_quantile_ratio(shape, -RANGE_Z) == pytest.approx(p10, rel=0.07)
+    assert gamma_quantile_ratio(shape, RANGE_Z) == pytest.approx(p90, rel=0.02)
+
+
+def test_range_brackets_the_median_and_narrows_with_more_calls_ahead() -> None:
+    short = wait_estimate(300.0, 0)
+    long = wait_estimate(3000.0, 30)
+    for quote in (short, long):
+        assert quote.low_s <= quote.median_s <= quote.high_s
+    # Relative spread falls like 1/sqrt(calls + 1).
+    assert (long.high_s - long.low_s) / 3000 < (short.high_s - short.low_s) / 300 / 3

@@ -21,7 +21,7 @@ from app.counters.action import update_ticket
 from app.desk.schemas import PAGE_DEFAULT, FoundTickets, PriorityIn, TicketPage, canonical_number
 from app.events.catalog import TicketPrioritised
 from app.events.service import NewEvent, record_events
-from app.queue.estimate import Place, estimate_wait_s
+from app.queue.estimate import Place, estimate_wait
 from app.queue.near import record_near
 from app.queue.ordering import WAITING_PAGE_SQL
 from app.queue.service import load_hall
@@ -139,7 +139,7 @@ async def _waiting(
         if ticket is None:  # the empty page's one row: only the total
             continue
         place = Place(ticket.service, position - 1, ticket.priority, lane, overdue)
-        tickets.append(placed_ticket_out(ticket, position, estimate_wait_s(hall, place)))
+        tickets.append(placed_ticket_out(ticket, position, estimate_wait(hall, place)))
     return TicketPage(tickets=tickets, total=total)
 
 

@@ -15,7 +15,8 @@ class ServiceQueue(BaseModel):
     prefix: str
     waiting: int
     longest_wait_s: int
-    estimated_wait_s: int
+    estimated_wait_s: int = Field(description="median wait of a normal ticket taken now")
+    estimated_wait_range_s: tuple[int, int] = Field(description="its 10th and 90th percentile")
 
 
 class RecentCall(BaseModel):

@@ -19,7 +19,7 @@ from app.counters.service import list_counters
 from app.events.catalog import EventType
 from app.hall.schemas import QueueView, RecentCall, ServiceQueue
 from app.notices.service import current_notices
-from app.queue.estimate import estimate_wait_s, new_ticket_place
+from app.queue.estimate import estimate_wait, new_ticket_place
 from app.queue.ordering import TYPE_CUTOFFS_CTE, WAITING_FOR_TYPE
 from app.queue.service import load_hall
 
@@ -97,6 +97,7 @@ async def queue_view(
     services = []
     for code, name, prefix, waiting, oldest in waiting_rows:
         # The wait of a normal ticket taken now.
+        estimate = estimate_wait(hall, new_ticket_place(hall, code))
         services.append(
             ServiceQueue(
                 service=code,
@@ -104,7 +105,8 @@ async def queue_view(
                 prefix=prefix,
                 waiting=waiting,
                 longest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
-                estimated_wait_s=estimate_wait_s(hall, new_ticket_place(hall, code)),
+                estimated_wait_s=estimate.median_s,
+                estimated_wait_range_s=estimate.range_s,
             )
         )
     notices = await current_notices(session, branch, now)

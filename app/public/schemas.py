@@ -37,7 +37,7 @@ class PublicTicket(BaseModel):
     waiting_ahead: int | None
     estimated_wait_s: int | None
     estimated_wait_range_s: tuple[int, int] | None = Field(
-        description="[low, high] once the estimate gives a range (SPEC §11); null until then"
+        description="[10th, 90th percentile] of the wait, beside the median (waiting only)"
     )
     counter: Named | None = Field(description="where to go, while called or serving")
     called_at: datetime | None
@@ -67,6 +67,7 @@ class JoinService(BaseModel):
     name: str
     waiting: int
     estimated_wait_s: int | None = Field(description="for a ticket taken now")
+    estimated_wait_range_s: tuple[int, int] | None = None
     guide: dict[str, str] | None = None
 
 

@@ -26,7 +26,7 @@ from app.public.schemas import (
     Named,
     PublicTicket,
 )
-from app.queue.estimate import estimate_wait_s, new_ticket_place
+from app.queue.estimate import estimate_wait, new_ticket_place
 from app.queue.service import estimate_for_position, load_hall, position_of
 from app.tickets import issuing, ratings
 from app.tickets import service as tickets
@@ -80,8 +80,8 @@ async def public_ticket(
         issued_at=ticket.issued_at,
         position=position,
         waiting_ahead=position - 1 if position is not None else None,
-        estimated_wait_s=estimated,
-        estimated_wait_range_s=None,
+        estimated_wait_s=estimated.median_s if estimated else None,
+        estimated_wait_range_s=estimated.range_s if estimated else None,
         counter=counter,
         called_at=ticket.called_at,
         near=ticket.near_notified_at is not None,
@@ -138,12 +138,14 @@ async def join_branch(
         if allowed is not None and svc.code not in allowed:
             continue
         waiting = sum(g.count for g in hall.waiting if g.service == svc.code)
+        estimate = estimate_wait(hall, new_ticket_place(hall, svc.code))
         services.append(
             JoinService(
                 code=svc.code,
                 name=svc.name,
                 waiting=waiting,
-                estimated_wait_s=estimate_wait_s(hall, new_ticket_place(hall, svc.code)),
+                estimated_wait_s=estimate.median_s,
+                estimated_wait_range_s=estimate.range_s,
                 guide=svc.guide,
             )
         )

@@ -11,6 +11,7 @@ does not foresee and its measured error: docs/estimate.md.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -30,6 +31,10 @@ MIN_HANDLING_S = 1.0
 # The replay follows the average path, but actual waits are skewed to the right, so the median
 # wait (what minimises the absolute error) lies below it (docs/estimate.md).
 MEDIAN_FACTOR = 0.9
+# The range quoted beside the median: the 10th and 90th percentile of a Gamma whose shape grows
+# with the calls made before ours (Whitt 1999: the relative spread is about 1/sqrt(n + 1)).
+RANGE_Z = 1.2816  # the standard normal's 90th percentile
+RANGE_SHAPE_PER_CALL = 1.0
 
 Rank = tuple[int, int, int]  # (lane, 0 if overdue else 1, priority rank): smaller goes first
 
@@ -141,6 +146,36 @@ class Place:
         return class_rank(self.lane, self.overdue, self.priority)
 
 
+@dataclass(frozen=True)
+class WaitEstimate:
+    """Seconds until the ticket is called: the median, and the 10th and 90th percentile."""
+
+    median_s: int
+    low_s: int
+    high_s: int
+
+    @property
+    def range_s(self) -> tuple[int, int]:
+        return (self.low_s, self.high_s)
+
+
+def gamma_quantile_ratio(shape: float, z: float) -> float:
+    """A quantile of Gamma(shape) over its mean, by Wilson and Hilferty's cube-root normal
+    approximation (within a few percent of the exact value from shape 1 up)."""
+    third = 1.0 / (9.0 * shape)
+    return max(0.0, 1.0 - third + z * math.sqrt(third)) ** 3
+
+
+def wait_estimate(path_s: float, calls_before: int) -> WaitEstimate:
+    """The quote for a ticket the average-path replay calls at `path_s`, after `calls_before`
+    other calls: the median below the path (MEDIAN_FACTOR), the range around the path."""
+    shape = RANGE_SHAPE_PER_CALL * (calls_before + 1)
+    median = round(path_s * MEDIAN_FACTOR)
+    low = min(median, round(path_s * gamma_quantile_ratio(shape, -RANGE_Z)))
+    high = max(median, round(path_s * gamma_quantile_ratio(shape, RANGE_Z)))
+    return WaitEstimate(median_s=median, low_s=low, high_s=high)
+
+
 def new_ticket_place(hall: Hall, service: str, priority: str = Priority.NORMAL) -> Place:
     """The place of a ticket taken now, in a hall read without it: behind every waiting ticket
     of its type that it would not pass (the same class or better; among equals it came last)."""
@@ -190,8 +225,12 @@ def _arrivals(hall: Hall, place: Place) -> list[_Arrivals]:
 
 
 def estimate_wait_s(hall: Hall, place: Place) -> int:
-    """Seconds until a counter calls the ticket at `place` (its median), replaying the calling
-    order from now on."""
+    """Seconds until a counter calls the ticket at `place` (its median)."""
+    return estimate_wait(hall, place).median_s
+
+
+def estimate_wait(hall: Hall, place: Place) -> WaitEstimate:
+    """The wait of the ticket at `place`, replaying the calling order from now on."""
     queue = _queue_before(hall, place)
     streams = _arrivals(hall, place)
     ours = (place.service, place.rank)
@@ -216,6 +255,7 @@ def estimate_wait_s(hall: Hall, place: Place) -> int:
                 queue[key] = queue.get(key, 0) + 1
                 stream.next_s += stream.every_s
 
+    calls = 0  # of other tickets, before ours
     for _ in range(MAX_CALLS):
         if not counters:
             break
@@ -225,7 +265,7 @@ def estimate_wait_s(hall: Hall, place: Place) -> int:
         admit(now)
         called = _call(queue, profile, ours)
         if isinstance(called, str):  # OURS: a counter calls our ticket
-            return round(now * MEDIAN_FACTOR)
+            return wait_estimate(now, calls)
         if called is None:
             # Idle until a customer it serves arrives.
             upcoming = [s.next_s for s in streams if s.service in profile]
@@ -233,8 +273,9 @@ def estimate_wait_s(hall: Hall, place: Place) -> int:
                 heapq.heappush(counters, (min(upcoming), i, profile))
             continue
         queue[called] -= 1
+        calls += 1
         heapq.heappush(counters, (now + hall.mean_handling_s(called[0]), i, profile))
-    return round(HORIZON_S)
+    return WaitEstimate(round(HORIZON_S), round(HORIZON_S), round(HORIZON_S))
 
 
 OURS: Literal["ours"] = "ours"  # what _call returns when it calls our ticket

@@ -18,8 +18,9 @@ from app.queue.estimate import (
     Hall,
     Place,
     TypeHistory,
+    WaitEstimate,
     WaitingGroup,
-    estimate_wait_s,
+    estimate_wait,
 )
 from app.queue.ordering import (
     OVERDUE_SQL,
@@ -176,7 +177,7 @@ async def load_hall(
 
 async def estimate_for_position(
     session: AsyncSession, ticket: WaitingTicket, position: int, now: datetime, settings: Settings
-) -> int:
+) -> WaitEstimate:
     """The estimated wait of a waiting ticket at `position` (1-based) in its type's order."""
     loaded = await load_hall(session, ticket.branch, now, settings, ticket_id=ticket.id)
     lane, overdue = loaded.mine if loaded.mine is not None else (ticket.lane, False)
@@ -187,4 +188,4 @@ async def estimate_for_position(
         lane=lane,
         overdue=overdue,
     )
-    return estimate_wait_s(loaded.hall, place)
+    return estimate_wait(loaded.hall, place)

@@ -26,7 +26,7 @@ from app.events.catalog import (
 )
 from app.events.notifier import notify_after_commit
 from app.events.service import append_events_sql
-from app.queue.estimate import estimate_wait_s, new_ticket_place
+from app.queue.estimate import estimate_wait, new_ticket_place
 from app.queue.near import lock_branch, record_near
 from app.queue.ordering import LANE_NORMAL
 from app.queue.service import (
@@ -298,6 +298,7 @@ class _Issue:
         # A new ticket is never overdue (max_wait_s is at least 1 s): its place is its class's end.
         hall = hall_from_row(row, settings).hall
         place = new_ticket_place(hall, self.config.service, self.body.priority)
+        estimate = estimate_wait(hall, place)
         return TicketOut(
             id=self.ticket_id,
             code=self.code,
@@ -310,7 +311,8 @@ class _Issue:
             issued_at=self.now,
             position=place.ahead + 1,
             waiting_ahead=place.ahead,
-            estimated_wait_s=estimate_wait_s(hall, place),
+            estimated_wait_s=estimate.median_s,
+            estimated_wait_range_s=estimate.range_s,
             recall_count=0,
             counter=None,
             called_at=None,

@@ -70,7 +70,10 @@ class TicketOut(BaseModel):
         description="1-based place among the waiting tickets of its type (waiting only)"
     )
     waiting_ahead: int | None
-    estimated_wait_s: int | None
+    estimated_wait_s: int | None = Field(description="the median wait in seconds (waiting only)")
+    estimated_wait_range_s: tuple[int, int] | None = Field(
+        description="[10th, 90th percentile] of the wait, beside the median (waiting only)"
+    )
     recall_count: int
     counter: str | None = Field(description="the counter's code while called or serving")
     called_at: datetime | None

@@ -21,6 +21,7 @@ from app.events.catalog import (
 )
 from app.events.models import BranchEvent
 from app.events.service import NewEvent, record_events
+from app.queue.estimate import WaitEstimate
 from app.queue.near import record_near
 from app.queue.ordering import LANE_FRONT, LANE_HELD
 from app.queue.service import (
@@ -82,7 +83,9 @@ async def ticket_out(
     return placed_ticket_out(ticket, position, estimated)
 
 
-def placed_ticket_out(ticket: Ticket, position: int | None, estimated: int | None) -> TicketOut:
+def placed_ticket_out(
+    ticket: Ticket, position: int | None, estimated: WaitEstimate | None
+) -> TicketOut:
     """The ticket as the API shows it, its place in the queue (if waiting) already known."""
     return TicketOut(
         id=ticket.id,
@@ -96,7 +99,8 @@ def placed_ticket_out(ticket: Ticket, position: int | None, estimated: int | Non
         issued_at=ticket.issued_at,
         position=position,
         waiting_ahead=position - 1 if position is not None else None,
-        estimated_wait_s=estimated,
+        estimated_wait_s=estimated.median_s if estimated else None,
+        estimated_wait_range_s=estimated.range_s if estimated else None,
         recall_count=ticket.recall_count,
         counter=ticket.counter
         if ticket.status in (TicketStatus.CALLED, TicketStatus.SERVING)
