@@ -100,6 +100,7 @@ def _full_issue_statement(branch: str) -> str:
         "priority": priority,
         "business_date": ":day",
         "ticket_id": "gen_random_uuid()",
+        "code": "substr(md5(CAST(random() AS text)), 1, 20)",  # the ticket's public key
         "prefix": f"upper({service})",
         "channel": "'kiosk'",
         "phone": "NULL",
