@@ -103,16 +103,15 @@ def report_rows(tallies: Tallies, config: Config) -> Rows:
     that reports line up) and every one seen; the clerks seen in the history, at work or
     signed in (a configured clerk who did not work has no row)."""
     rows, names = tallies.rows, config.names
-    services = []
-    for code in _codes(names["service"], rows["service"]):
-        tally = rows["service"].get(code, Tally())
-        services.append(
-            ServiceRow(
-                service=code,
-                **tally.figures(name=names["service"].get(code), for_type=True),
-                **tally.estimate_accuracy(),
-            )
+    services = [
+        ServiceRow(
+            service=code,
+            **rows["service"]
+            .get(code, Tally())
+            .figures(name=names["service"].get(code), for_type=True),
         )
+        for code in _codes(names["service"], rows["service"])
+    ]
     counters = []
     for code in _codes(names["counter"], rows["counter"]):
         tally = rows["counter"].get(code, Tally())

@@ -104,8 +104,11 @@ class Tally:
 
     def figures(self, *, name: str | None, for_type: bool) -> dict[str, Any]:
         """The figures every row carries (`Figures` in app/reports/schemas.py). `issued`,
-        `cancelled` and `abandoned_pct` are a business type's only."""
+        `cancelled` and `abandoned_pct` are a business type's only, and so is the estimate's
+        accuracy (`EstimateAccuracy`: the quote is the hall's, not a counter's)."""
+        accuracy = self.estimate_accuracy() if for_type else {}
         return {
+            **accuracy,
             "name": name,
             "issued": self.issued if for_type else None,
             "called": self.called,
