@@ -48,13 +48,14 @@ class Quote:
 
 def keep_first_call_sql(called: str) -> str:
     """The first call's wait of the tickets in `called` (SQL for a relation of ticket rows just
-    marked called: id, branch, service, issued_at, called_at, last_called_at), kept beside
-    their quotes. `called_at` is the first call's time, so only where it equals the last call's
-    is this the first call; a later call (after a re-queue or a transfer) keeps nothing."""
+    marked called: id, branch, issued_service, issued_at, called_at, last_called_at), kept
+    beside their quotes. `called_at` is the first call's time, so only where it equals the
+    last call's is this the first call; a later call (after a re-queue or a transfer) keeps
+    nothing."""
     # SQL fragments from the code, never values:
     return f"""
     INSERT INTO estimate_quotes AS q (ticket_id, branch, service, waited_s)
-    SELECT c.id, c.branch, c.service, extract(epoch FROM c.called_at - c.issued_at)
+    SELECT c.id, c.branch, c.issued_service, extract(epoch FROM c.called_at - c.issued_at)
     FROM {called} AS c
     WHERE c.called_at = c.last_called_at
     ON CONFLICT (ticket_id) DO UPDATE SET waited_s = excluded.waited_s
@@ -65,7 +66,7 @@ def keep_first_call_sql(called: str) -> str:
 # The first call of one ticket marked called by the desk (app/counters/calls.py: call_chosen).
 KEEP_CHOSEN_FIRST_CALL_SQL = text(
     keep_first_call_sql(
-        "(SELECT id, branch, service, issued_at, called_at, last_called_at FROM tickets"
+        "(SELECT id, branch, issued_service, issued_at, called_at, last_called_at FROM tickets"
         " WHERE id = :ticket_id)"
     )
 )
