@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.accuracy.writer import QuoteWriter
 from app.announcements.engine import SpeechEngine
 from app.announcements.views import router as announcements_router
 from app.auth.seen import SeenTracker
@@ -132,6 +133,15 @@ def _start_database(app: FastAPI, settings: Settings, started: AsyncExitStack) -
     )
     app.state.seen = SeenTracker(app.state.sessionmaker)
     started.push_async_callback(app.state.seen.close)
+    # The wait quotes of the tickets this process issues, written in batches (docs/accuracy.md);
+    # closed before the engine, so that the last ones are written.
+    app.state.quotes = QuoteWriter(
+        app.state.sessionmaker,
+        flush_s=settings.estimate_quote_flush_s,
+        autocommit=not settings.statements_need_transaction,
+    )
+    app.state.quotes.start()
+    started.push_async_callback(app.state.quotes.close)
 
 
 def _start_stream(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:

@@ -1,5 +1,6 @@
 """Every table's model, imported in one place so that Alembic sees the whole schema."""
 
+from app.accuracy.models import EstimateLateError, EstimateQuote
 from app.alerts.models import Alert
 from app.auth.models import ApiToken
 from app.branches.models import Branch, Service, Staff
@@ -22,6 +23,8 @@ __all__ = [
     "BranchEvent",
     "Counter",
     "DayCloseout",
+    "EstimateLateError",
+    "EstimateQuote",
     "IssueKey",
     "IssueRate",
     "Notice",

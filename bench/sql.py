@@ -100,6 +100,7 @@ def _full_issue_statement(branch: str) -> str:
         "priority": priority,
         "business_date": ":day",
         "ticket_id": "gen_random_uuid()",
+        "code": "substr(md5(CAST(random() AS text)), 1, 20)",  # the ticket's public key
         "prefix": f"upper({service})",
         "channel": "'kiosk'",
         "phone": "NULL",
@@ -182,10 +183,9 @@ def next_script(*, full: bool) -> str:
         "UPDATE tickets SET status = 'done', served_at = coalesce(served_at, last_called_at),"
         " finished_at = now() WHERE id = CAST(NULLIF(:cur, '') AS uuid);",
         _pick_next_sql().replace(
-            "RETURNING tickets.*",
-            "RETURNING tickets.id AS picked,"
-            " tickets.number AS num, tickets.service AS svc,"
-            " tickets.priority AS prio",
+            "SELECT called.* FROM called",
+            "SELECT called.id AS picked, called.number AS num, called.service AS svc,"
+            " called.priority AS prio FROM called",
         )
         + " \\gset",
         "UPDATE counters SET current_ticket_id = CAST(:picked AS uuid), calls = :calls + 1,"

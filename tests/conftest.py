@@ -68,8 +68,14 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # Housekeeping runs on a timer: tests that want alerts evaluate them explicitly.
-    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, alerts_interval_s=0)
+    # Housekeeping runs on a timer: tests that want alerts evaluate them explicitly. So does the
+    # wait quotes' writer: tests that want quotes written flush them (app.state.quotes).
+    return Settings(
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        alerts_interval_s=0,
+        estimate_quote_flush_s=0,
+    )
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from app.accuracy.service import ERROR_BUCKETS
 from devtools.embedded_postgres import free_port
 from devtools.servers import ServerProcess
 from tests.browser import require
@@ -110,9 +112,10 @@ async def _scraped(http: httpx.AsyncClient, prom: str, expr: str, instances: int
     raise AssertionError(f"Prometheus never saw {expr}")
 
 
-async def _scenario(http: httpx.AsyncClient, url: str, prom: str) -> None:
+async def _scenario(http: httpx.AsyncClient, url: str, prom: str) -> list[float]:
     """Known numbers: 5 tickets of a and 3 of b; counter 1 (a) serves two of a; counter 2 stays
-    closed. Waiting then: a 3, b 3."""
+    closed. Waiting then: a 3, b 3. Returns the two errors of the estimate (actual wait until
+    the call - the wait quoted at issue) of a."""
     for path, body in [
         ("", {"name": "gr01", "timezone": "Asia/Shanghai"}),
         ("/services/a", {"name": "A", "prefix": "A"}),
@@ -124,26 +127,39 @@ async def _scenario(http: httpx.AsyncClient, url: str, prom: str) -> None:
     # Scraped at zero first (twice), as a hall is before its first customer.
     issued_a = 'hallq_tickets_issued_total{branch="gr01",service="a",priority="normal"}'
     await _scraped(http, prom, f"count_over_time({issued_a}[5m]) >= 2")
+    quoted: dict[str, int] = {}
     for service, count in (("a", 5), ("b", 3)):
         for _ in range(count):
             r = await http.post(f"{url}{B}/tickets", json={"service": service}, headers=ADMIN)
             assert r.status_code == 201, r.text
+            quoted[r.json()["id"]] = r.json()["estimated_wait_s"]
     assert (await http.post(f"{url}{B}/counters/1/open", headers=ADMIN)).status_code == 200
+    errors = []
     for _ in range(2):
         for action in ("next", "start", "complete"):
             r = await http.post(f"{url}{B}/counters/1/{action}", headers=ADMIN)
             assert r.status_code == 200, r.text
+            if action == "next":
+                ticket = r.json()["ticket"]
+                waited = datetime.fromisoformat(ticket["called_at"]) - datetime.fromisoformat(
+                    ticket["issued_at"]
+                )
+                errors.append(waited.total_seconds() - quoted[ticket["id"]])
     # ... and after it, on both processes, long enough that increase() and rate(), which
     # extrapolate from the samples they have, are within a few percent of the truth.
     await _scraped(http, prom, 'hallq_tickets_finished_total{branch="gr01",outcome="done"} == 2')
+    # Both quotes were written (by the issuing process's writer, before or after the calls).
+    errors_a = 'hallq_estimate_error_seconds_bucket{branch="gr01",service="a",le="+Inf"}'
+    await _scraped(http, prom, f"{errors_a} == 2")
     await asyncio.sleep(10)
+    return errors
 
 
 async def test_every_dashboard_query_answers_with_the_halls_numbers(database_url):
     env = {"HALLQ_METRICS_PUBLIC": "true", "HALLQ_METRICS_CACHE_S": "0"}
     with running_servers(database_url, 2, env=env) as servers, prometheus(servers) as prom:
         async with httpx.AsyncClient(timeout=15) as http:
-            await _scenario(http, servers[0].url, prom)
+            errors = await _scenario(http, servers[0].url, prom)
             answers: dict[str, list[dict[str, Any]]] = {}
             deadline = time.monotonic() + 30
             for title, expr in dashboard_queries().items():
@@ -169,3 +185,28 @@ async def test_every_dashboard_query_answers_with_the_halls_numbers(database_url
     # Routes asked in the last five minutes have a latency; the others none (NaN).
     latencies = [v for v in _values(a["请求延迟"], "route").values() if not math.isnan(v)]
     assert latencies and all(v > 0 for v in latencies)
+    # The estimate's error: quantiles of the two errors of a, as Prometheus interpolates them
+    # in their buckets; the share within five minutes of the quote.
+    error_panel = next(title for title in answers if title.startswith("预计等候误差"))[:-4]
+    for ref, q in (("A", 0.5), ("B", 0.9)):
+        by_service = _values(answers[f"{error_panel} [{ref}]"], "service")
+        assert by_service["a"] == pytest.approx(_bucket_quantile(q, errors, ERROR_BUCKETS))
+        assert math.isnan(by_service["b"])  # nothing of b called
+    within = sum(-300 < e <= 300 for e in errors) / len(errors)
+    assert _values(a["5分钟内预计准确率"], "")[""] == pytest.approx(within)
+
+
+def _bucket_quantile(q: float, values: list[float], bounds: tuple[float, ...]) -> float:
+    """Prometheus' histogram_quantile over the classic buckets `values` fall in: the bucket
+    where the rank lies, linearly interpolated from its lower bound (0 for the first, unless
+    its upper bound is not above 0: then that bound)."""
+    cumulative = [sum(v <= b for v in values) for b in bounds] + [len(values)]
+    rank = q * len(values)
+    b = next(i for i, c in enumerate(cumulative) if c >= rank)
+    if b == len(bounds):
+        return bounds[-1]
+    if b == 0 and bounds[0] <= 0:
+        return bounds[0]
+    start = bounds[b - 1] if b > 0 else 0.0
+    below = cumulative[b - 1] if b > 0 else 0
+    return start + (bounds[b] - start) * (rank - below) / (cumulative[b] - below)

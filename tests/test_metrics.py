@@ -40,6 +40,7 @@ SPEC_METRICS = {
     "hallq_tickets_finished": ("counter", {"branch", "service", "outcome"}),
     "hallq_wait_seconds": ("histogram", {"branch", "service", "priority"}),
     "hallq_service_seconds": ("histogram", {"branch", "service"}),
+    "hallq_estimate_error_seconds": ("histogram", {"branch", "service"}),
     "hallq_counters": ("gauge", {"branch", "state"}),
     "hallq_alerts_active": ("gauge", {"branch", "kind"}),
     "hallq_stream_clients": ("gauge", {"branch"}),
@@ -108,7 +109,14 @@ def counter_samples(scrape: Scrape) -> dict:
     return {
         key: v
         for key, v in scrape.samples.items()
-        if key[0].startswith(("hallq_tickets_", "hallq_wait_seconds", "hallq_service_seconds"))
+        if key[0].startswith(
+            (
+                "hallq_tickets_",
+                "hallq_wait_seconds",
+                "hallq_service_seconds",
+                "hallq_estimate_error_seconds",
+            )
+        )
     }
 
 

@@ -232,6 +232,13 @@ def figures(**values: Any) -> dict[str, Any]:
     return row
 
 
+def type_figures(**values: Any) -> dict[str, Any]:
+    """A business type's row: its figures, and the estimate's accuracy, null unless given (the
+    quotes are kept only when the tests flush them: tests/test_estimate_accuracy.py)."""
+    no_quotes = {"estimate_mae_s": None, "estimate_bias_s": None, "estimate_in_range_pct": None}
+    return figures(**{**no_quotes, **values})
+
+
 # The hand-computed figures of D.
 EXPECTED_SERVICES = [
     {
@@ -243,7 +250,7 @@ EXPECTED_SERVICES = [
         # Served under a: A001 600, A002 840, B001 (after its transfer) 180, A003 900; rated
         # 4, 5, 3, 4.
         # Abandoned: A004 cancelled, A005 and A006 expired: (2 + 1 + 0) / 6.
-        **figures(
+        **type_figures(
             issued=6,
             called=4,
             served=4,
@@ -264,7 +271,7 @@ EXPECTED_SERVICES = [
         "name": "缴费充值",
         # Waits B001 300, B002 1620 (target 300); B001 transferred away from b. Nothing of b
         # was cancelled, missed or left over: abandoned 0 of 2.
-        **figures(
+        **type_figures(
             issued=2,
             called=2,
             served=1,
@@ -284,7 +291,7 @@ EXPECTED_SERVICES = [
         "service": "v",
         "name": "VIP",
         # V001: a no-show, expired at the close-out: still a no-show, not expired. 1 of 1.
-        **figures(
+        **type_figures(
             issued=1,
             called=1,
             no_show=1,
@@ -510,10 +517,10 @@ async def test_the_day_before_and_the_day_after(app, client, clock, tokens):
         {
             "service": "a",
             "name": "综合业务",
-            **figures(issued=1, cancelled=0, expired=1, abandoned_pct=100.0),
+            **type_figures(issued=1, cancelled=0, expired=1, abandoned_pct=100.0),
         },
-        {"service": "b", "name": "缴费充值", **figures(issued=0, cancelled=0)},
-        {"service": "v", "name": "VIP", **figures(issued=0, cancelled=0)},
+        {"service": "b", "name": "缴费充值", **type_figures(issued=0, cancelled=0)},
+        {"service": "v", "name": "VIP", **type_figures(issued=0, cancelled=0)},
     ]
     # Counter 1 opened at 23:30 and was still open at midnight: clipped to the day. The
     # expired ticket was never at a counter.
@@ -546,9 +553,9 @@ async def test_the_day_before_and_the_day_after(app, client, clock, tokens):
     # Nothing of the 24th carries over: the close-out at 00:00 expired A005, A006 and V001
     # on the 25th's clock, but they count on the 24th, the day they were issued.
     assert after["services"] == [
-        {"service": "a", "name": "综合业务", **figures(issued=0, cancelled=0)},
-        {"service": "b", "name": "缴费充值", **figures(issued=0, cancelled=0)},
-        {"service": "v", "name": "VIP", **figures(issued=0, cancelled=0)},
+        {"service": "a", "name": "综合业务", **type_figures(issued=0, cancelled=0)},
+        {"service": "b", "name": "缴费充值", **type_figures(issued=0, cancelled=0)},
+        {"service": "v", "name": "VIP", **type_figures(issued=0, cancelled=0)},
     ]
     # Counter 1 was closed by the close-out at 00:00, s4 signed out: no night as open time.
     assert [(c["open_s"], c["serving_s"], c["utilisation"]) for c in after["counters"]] == [
@@ -629,6 +636,9 @@ async def test_csv_export_matches_the_json(app, client, clock, tokens):
         "signed_in_s",
         "paused_s",
         "served_per_hour",
+        "estimate_mae_s",
+        "estimate_bias_s",
+        "estimate_in_range_pct",
     ]
     assert [(r["scope"], r["code"]) for r in rows] == [
         ("service", "a"),
@@ -695,7 +705,7 @@ async def test_an_empty_day(client, clock):
     assert body["services"][0] == {
         "service": "a",
         "name": "综合业务",
-        **figures(issued=0, cancelled=0),  # nothing issued: abandoned_pct null, not 0
+        **type_figures(issued=0, cancelled=0),  # nothing issued: abandoned_pct null, not 0
     }
     assert body["staff"] == [] and body["comments"] == []
     assert len(body["hours"]) == 24
@@ -740,7 +750,7 @@ async def test_a_day_that_starts_at_four(app, client, clock):
     assert day_before["services"][0] == {
         "service": "a",
         "name": "综合业务",
-        **figures(
+        **type_figures(
             issued=2,
             called=1,
             served=1,
@@ -771,7 +781,7 @@ async def test_a_day_that_starts_at_four(app, client, clock):
     assert today["services"][0] == {
         "service": "a",
         "name": "综合业务",
-        **figures(
+        **type_figures(
             issued=1,
             called=1,
             served=1,
@@ -854,7 +864,7 @@ async def test_a_requeued_no_show_is_not_a_no_show(client, clock):
     assert body["services"][0] == {
         "service": "a",
         "name": "综合业务",
-        **figures(
+        **type_figures(
             issued=2,
             called=2,
             served=2,

@@ -21,7 +21,7 @@ import asyncpg
 import openpyxl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.branches.hours import Schedule
 from app.reports import rollups
@@ -94,6 +94,10 @@ async def test_a_period_of_one_day_is_its_daily_report(app, client, clock, token
         "abandoned_pct": one_day["days"][0]["abandoned_pct"],
         "rating_avg": 3.6,  # 4, 5, 3, 4, 2
         "satisfaction_pct": 60.0,  # 3 of 5
+        # no quote was kept (tests/test_estimate_accuracy.py keeps them)
+        "estimate_mae_s": None,
+        "estimate_bias_s": None,
+        "estimate_in_range_pct": None,
     }
     async with app.state.sessionmaker() as session:
         assert await rollups.rolled_up_days(session, "hz01", D, D) == {D}
@@ -224,6 +228,49 @@ async def test_one_day_of_the_history_is_its_daily_report(client, history):
             assert one_day[rows] == daily[rows], (day, rows)
 
 
+async def test_the_estimates_accuracy_over_the_history(app, client, history):
+    """The accuracy figures of four weeks, against the tickets' own first calls and quotes."""
+    first, last = history
+    body = await period(client, first, last)
+    async with app.state.sessionmaker() as session:
+        rows = await session.execute(
+            text(
+                """
+                SELECT t.issued_service AS service, count(*) AS n,
+                       avg(abs(x.waited - q.quoted_s)) AS mae, avg(x.waited - q.quoted_s) AS bias,
+                       100.0 * count(*) FILTER (WHERE x.waited BETWEEN q.low_s AND q.high_s)
+                           / count(*) AS in_range
+                FROM tickets t
+                JOIN estimate_quotes q ON q.ticket_id = t.id AND q.quoted_s IS NOT NULL
+                CROSS JOIN LATERAL
+                    (SELECT extract(epoch FROM t.called_at - t.issued_at) AS waited) AS x
+                WHERE t.branch = 'hz01' AND t.called_at IS NOT NULL
+                GROUP BY ROLLUP (t.issued_service)
+                """
+            )
+        )
+        expected = {
+            r.service or "total": tuple(round(float(v), 1) for v in (r.mae, r.bias, r.in_range))
+            for r in rows
+        }
+    assert expected["a"][0] > 0 and expected["total"][1] != 0  # the history has errors
+    got = {
+        row["service"]: (
+            row["estimate_mae_s"],
+            row["estimate_bias_s"],
+            row["estimate_in_range_pct"],
+        )
+        for row in body["services"]
+    }
+    total = body["total"]
+    got["total"] = (
+        total["estimate_mae_s"],
+        total["estimate_bias_s"],
+        total["estimate_in_range_pct"],
+    )
+    assert got == expected
+
+
 async def test_the_branches_report_is_each_branchs_period_total(client, history):
     first, last = history
     body = await ok(
@@ -301,6 +348,13 @@ async def test_exports(client, history):
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert list(rows[0])[:5] == ["from", "to", "scope", "code", "name"]
     assert rows[0]["issued"] == str(body["services"][0]["issued"])
+    # The estimate's accuracy: the business types' rows, a negative bias as a number.
+    assert list(rows[0])[-3:] == ["estimate_mae_s", "estimate_bias_s", "estimate_in_range_pct"]
+    for row, json_row in zip(rows, body["services"], strict=False):
+        for column in ("estimate_mae_s", "estimate_bias_s", "estimate_in_range_pct"):
+            assert float(row[column]) == json_row[column], column
+    assert any(float(r["estimate_bias_s"]) < 0 for r in rows[:3])
+    assert all(r["estimate_mae_s"] == "" for r in rows if r["scope"] != "service")
 
     response = await client.get(PERIOD, params={**query, "format": "xlsx"}, headers=ADMIN)
     assert response.headers["content-type"] == (
@@ -313,10 +367,16 @@ async def test_exports(client, history):
     header = [c.value for c in summary[1]]
     assert header[:4] == ["起始日期 from", "截止日期 to", "类别 scope", "代码 code"]
     assert "满意率% satisfaction_pct" in header
+    assert header[-3:] == [
+        "预计等候误差(秒) estimate_mae_s",
+        "预计等候偏差(秒) estimate_bias_s",
+        "落在预计区间% estimate_in_range_pct",
+    ]
     first_row = {str(h).split(" ")[-1]: c.value for h, c in zip(header, summary[2], strict=True)}
     assert isinstance(first_row["from"], datetime) and first_row["from"].date() == first
     assert first_row["issued"] == body["services"][0]["issued"]  # a number, not text
     assert isinstance(first_row["avg_wait_s"], float)
+    assert first_row["estimate_bias_s"] == body["services"][0]["estimate_bias_s"]
     assert days.max_row == 1 + 7 * WEEKS
     assert days["A2"].value.date() == first and days["B2"].value == body["days"][0]["issued"]
 
@@ -327,6 +387,8 @@ async def test_exports(client, history):
     assert [c.value for c in book.active["C"]][1:] == list(BRANCH_CODES)
     response = await client.get(BRANCHES, params={**query, "format": "csv"}, headers=ADMIN)
     assert response.content.startswith(b"\xef\xbb\xbf")
+    branch_rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert float(branch_rows[0]["estimate_mae_s"]) == body["total"]["estimate_mae_s"]
 
 
 # -- bad input ----------------------------------------------------------------------------------

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
+import uuid
 from pathlib import Path
 
+import asyncpg
 import openpyxl
+import pytest
 
 from tests.browser import (
     BRANCH,
@@ -111,5 +115,65 @@ async def test_dashboard_week_and_month_and_the_clerks_tally(hall, browser):
     await expect(console.locator("#cur-number")).not_to_have_text("—")
     await press_shortcut(console, "c")
     await expect(console.locator("#tally-served")).to_have_text("3")
+    assert not errors, errors
+    await context.close()
+
+
+def _clock(seconds: float) -> str:
+    """common.js's clockDuration: whole seconds (halves up) as m:ss."""
+    s = math.floor(abs(seconds) + 0.5)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+async def test_dashboard_shows_how_good_todays_estimates_were(hall, browser):
+    """A001 and A002 are called at once; their quotes are then set to 121 s [0, 300] and 600 s
+    [300, 900]: a mean error and a bias of about 6 minutes (too long), one of the two inside its
+    range. Nothing of b was called: no figures."""
+    tickets = [await hall.issue("a") for _ in range(2)]
+    await hall.counter("1", "open", who="s1")
+    for _ in tickets:
+        await hall.counter("1", "next", who="s1")
+    ids = [uuid.UUID(t["id"]) for t in tickets]
+    dsn = hall.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        complete = "SELECT count(*) FROM estimate_quotes WHERE ticket_id = ANY($1)"
+        complete += " AND quoted_s IS NOT NULL AND waited_s IS NOT NULL"
+        for _ in range(200):  # the server's writer keeps the quotes within a moment
+            if await conn.fetchval(complete, ids) == 2:
+                break
+            await asyncio.sleep(0.05)
+        for ticket_id, quote in zip(ids, [(121, 0, 300), (600, 300, 900)], strict=True):
+            await conn.execute(
+                "UPDATE estimate_quotes SET quoted_s = $2, low_s = $3, high_s = $4"
+                " WHERE ticket_id = $1 AND waited_s IS NOT NULL",
+                ticket_id,
+                *quote,
+            )
+    finally:
+        await conn.close()
+    async with hall.http() as http:
+        report = await ok(await http.get(f"/api/v1/branches/{BRANCH}/reports/daily", headers=ADMIN))
+    a = next(s for s in report["services"] if s["service"] == "a")
+    assert a["estimate_in_range_pct"] == 50.0
+    assert a["estimate_mae_s"] == pytest.approx(360, abs=5)
+    assert a["estimate_bias_s"] == pytest.approx(-360, abs=5)
+
+    errors: list[str] = []
+    context = await new_context(browser, 1920, 1400)
+    dashboard = await context.new_page()
+    watch_console(dashboard, errors)
+    await dashboard.goto(hall.page_url(f"/dashboard/{BRANCH}", "manager"))
+    table = dashboard.locator("#accuracy")
+    await expect(table).to_have_attribute("data-state", "loaded")
+    row = table.locator('tr[data-service="a"]')
+    await expect(row.locator(".mae")).to_have_text(_clock(a["estimate_mae_s"]))
+    await expect(row.locator(".bias")).to_contain_text(f"−{_clock(a['estimate_bias_s'])}")
+    await expect(row.locator(".bias")).to_contain_text("too long")
+    await expect(row.locator(".in-range")).to_have_text("50.0%")
+    for cell in (".mae", ".bias", ".in-range"):
+        await expect(table.locator(f'tr[data-service="b"] {cell}')).to_have_text("—")
+    await expect(dashboard.locator("#periods")).to_have_attribute("data-state", "loaded")
+    await screenshot(dashboard, "dashboard-estimates", full_page=True)
     assert not errors, errors
     await context.close()

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # GET /metrics without a token (only where the network keeps it private); otherwise a
     # monitor or admin token is needed.
     metrics_public: bool = False
+    # Each process writes the wait quotes of the tickets it issues (for the estimate's measured
+    # accuracy, docs/accuracy.md) in batches this many seconds apart; 0: only when it stops.
+    estimate_quote_flush_s: float = Field(default=0.2, ge=0, le=60)
     # A process answers scrapes within this many seconds of its last database read from cache.
     metrics_cache_s: float = Field(default=1.5, ge=0, le=60)
     # Tokens, branches and business types are cached per process and dropped when any process

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accuracy.service import KEEP_CHOSEN_FIRST_CALL_SQL
 from app.auth.permissions import Principal, Role, forbidden
 from app.branches.models import Service
 from app.core.errors import conflict, not_found, unprocessable
@@ -123,7 +124,7 @@ async def call_chosen(
         _check_clerk_may_call(action, ticket)
     if action.current is not None and action.current.status in AT_COUNTER:
         await complete_current(action)
-    # What PICK_NEXT_SQL sets when `next` claims a ticket.
+    # What PICK_NEXT_SQL sets when `next` claims a ticket, and keeps for the estimate's accuracy.
     await update_ticket(
         session,
         ticket,
@@ -136,6 +137,7 @@ async def call_chosen(
         target_counter=None,
         requeue_base=None,
     )
+    await session.execute(KEEP_CHOSEN_FIRST_CALL_SQL, {"ticket_id": ticket.id})
     await _at_counter(action, ticket, picked_by_hand=True)
     action.queues_changed.update([ticket.service, *action.counter.services])
     return await action.finish()

@@ -123,6 +123,7 @@ def build_families(g: Gauges, t: Totals) -> list[Metric]:
     for skey in sorted(set(g.services) | set(t.service)):
         hist = t.service.get(skey) or Histogram(SERVICE_BUCKETS)
         service.add_metric(list(skey), _buckets(hist), hist.total)
+    estimate_error = _estimate_error_family(g, t)
 
     counters = GaugeMetricFamily("hallq_counters", "Counters by state.", labels=["branch", "state"])
     for key in sorted(g.counters):
@@ -140,9 +141,24 @@ def build_families(g: Gauges, t: Totals) -> list[Metric]:
     for key in sorted(g.stream_clients):
         clients.add_metric(list(key), g.stream_clients[key])
     return [
-        waiting, longest, issued, finished, wait, service, counters, alerts, clients,
-        *_webhook_families(g),
+        waiting, longest, issued, finished, wait, service, estimate_error, counters, alerts,
+        clients, *_webhook_families(g),
     ]  # fmt: skip
+
+
+def _estimate_error_family(g: Gauges, t: Totals) -> Metric:
+    family = HistogramMetricFamily(
+        "hallq_estimate_error_seconds",
+        "A ticket's wait until its first call minus the wait it was quoted at issue (the "
+        "median): positive when the estimate was too short.",
+        labels=["branch", "service"],
+    )
+    for key in sorted(set(g.services) | set(t.estimate) | set(t.late_estimate)):
+        # Buckets only: with negative bounds the sum can go down, which Prometheus would take
+        # for a counter reset, so there is no _sum (OpenMetrics; prometheus_client leaves out
+        # _count with it: the +Inf bucket is the count).
+        family.add_metric(list(key), _buckets(t.estimate_hist(key)), None)
+    return family
 
 
 def _webhook_families(g: Gauges) -> list[Metric]:

@@ -9,6 +9,7 @@ events after them on each refresh: a full scan happens once per process, in boun
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accuracy.service import ERROR_BUCKETS
 from app.core.vocabulary import AlertKind, CounterState, TicketStatus, sql_list
 from app.events.catalog import (
     TICKET_SERVICE,
@@ -123,7 +125,7 @@ _EVENT_TOTALS = text(
         WHERE e.type IN {sql_list((ISSUED, CALLED, *FINISHING))}
     ),
     first_calls AS (
-        SELECT e.branch, e.{TICKET_SERVICE} AS service,
+        SELECT e.branch, e.ticket_id, e.{TICKET_SERVICE} AS service,
                e.{_TICKET_PRIORITY} AS priority,
                CAST(e.{_WAIT_S} AS float8) AS v
         FROM ev e
@@ -135,6 +137,14 @@ _EVENT_TOTALS = text(
               WHERE p.ticket_id = e.ticket_id AND p.branch = e.branch
                 AND p.type = '{EventType.TICKET_CALLED}'
           )
+    ),
+    -- the quote's error of a first call whose quote was kept before it (app/accuracy); a quote
+    -- kept after the call is counted by its flush, in estimate_late_errors
+    estimate_errors AS (
+        SELECT f.branch, q.service, q.waited_s - q.quoted_s AS v
+        FROM first_calls f
+        JOIN estimate_quotes q ON q.ticket_id = f.ticket_id
+        WHERE q.quoted_s IS NOT NULL AND q.waited_s IS NOT NULL AND NOT q.quoted_after_call
     ),
     services_done AS (
         SELECT e.branch, e.{TICKET_SERVICE} AS service,
@@ -167,7 +177,22 @@ _EVENT_TOTALS = text(
            count(*), sum(v)
     FROM services_done
     GROUP BY 2, 3, 4, 5
+    UNION ALL
+    SELECT 'estimate', branch, service, '',
+           CAST(:n_error AS int) - width_bucket(-v, CAST(:neg_error AS float8[])),
+           count(*), CAST(0 AS float8)
+    FROM estimate_errors
+    GROUP BY 2, 3, 4, 5
     """  # noqa: S608 - constant fragments
+)
+
+# The errors of tickets quoted after their first call: totals the quote writer keeps, read
+# whole at every refresh (a row per branch, type and bucket that ever had one).
+_LATE_ERRORS = text(
+    """
+    SELECT l.branch, l.service, l.le, l.n
+    FROM estimate_late_errors l JOIN branches b ON b.code = l.branch
+    """
 )
 
 
@@ -213,6 +238,10 @@ class Totals:
     finished: dict[LabelKey, int] = field(default_factory=lambda: defaultdict(int))
     wait: dict[LabelKey, Histogram] = field(default_factory=dict)
     service: dict[LabelKey, Histogram] = field(default_factory=dict)
+    # hallq_estimate_error_seconds: counted with the first calls (up to `cursors`) ...
+    estimate: dict[LabelKey, Histogram] = field(default_factory=dict)
+    # ... and, for quotes kept after the call, as the database's totals stood at the refresh
+    late_estimate: dict[LabelKey, Histogram] = field(default_factory=dict)
 
     def wait_hist(self, key: LabelKey) -> Histogram:
         if key not in self.wait:
@@ -224,10 +253,18 @@ class Totals:
             self.service[key] = Histogram(SERVICE_BUCKETS)
         return self.service[key]
 
+    def estimate_hist(self, key: LabelKey) -> Histogram:
+        """Both parts of the estimate error's histogram of (branch, service), added up."""
+        hist = Histogram(ERROR_BUCKETS)
+        for part in (self.estimate.get(key), self.late_estimate.get(key)):
+            if part is not None:
+                hist.counts = [a + b for a, b in zip(hist.counts, part.counts, strict=True)]
+        return hist
+
     def forget(self, branch: str) -> None:
         """Drop a branch (deleted, or its log restarted): its series start again."""
         self.cursors.pop(branch, None)
-        for table in (self.issued, self.finished, self.wait, self.service):
+        for table in (self.issued, self.finished, self.wait, self.service, self.estimate):
             for key in [k for k in table if k[0] == branch]:
                 del table[key]
 
@@ -236,6 +273,7 @@ class Totals:
         seq order (see app.events.service), so the events at or below the branch's committed
         `event_seq` are all visible and none can appear below a cursor later."""
         heads = {code: int(seq) for code, seq in (await session.execute(_EVENT_SEQS)).all()}
+        await self._read_late_estimates(session)
         for branch in list(self.cursors):
             if branch not in heads or heads[branch] < self.cursors[branch]:
                 self.forget(branch)
@@ -254,6 +292,8 @@ class Totals:
                     "neg_wait": _negated(WAIT_BUCKETS),
                     "n_service": len(SERVICE_BUCKETS),
                     "neg_service": _negated(SERVICE_BUCKETS),
+                    "n_error": len(ERROR_BUCKETS),
+                    "neg_error": _negated(ERROR_BUCKETS),
                 },
             )
             # All rows are fetched before anything is counted: a failing statement leaves the
@@ -266,12 +306,22 @@ class Totals:
                     self.finished[key] += int(n)
                 elif kind == "wait":
                     self.wait_hist(key).add(int(bucket), int(n), float(total))
+                elif kind == "estimate":
+                    hist = self.estimate.setdefault((branch, service), Histogram(ERROR_BUCKETS))
+                    hist.add(int(bucket), int(n), float(total))
                 else:
                     self.service_hist((branch, service or "")).add(
                         int(bucket), int(n), float(total)
                     )
             for branch, _, hi in todo:
                 self.cursors[branch] = hi
+
+    async def _read_late_estimates(self, session: AsyncSession) -> None:
+        late: dict[LabelKey, Histogram] = {}
+        for branch, service, le, n in (await session.execute(_LATE_ERRORS)).all():
+            hist = late.setdefault((branch, service), Histogram(ERROR_BUCKETS))
+            hist.add(bisect_left(ERROR_BUCKETS, float(le)), int(n), 0.0)
+        self.late_estimate = late
 
 
 @dataclass
@@ -321,6 +371,7 @@ async def read_gauges(session: AsyncSession, now: datetime) -> Gauges:
 
 
 __all__ = [
+    "ERROR_BUCKETS",
     "OUTCOMES",
     "SERVICE_BUCKETS",
     "WAIT_BUCKETS",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accuracy.writer import QuoteWriter
 from app.branches.hours import Schedule
 from app.branches.models import Branch, Service
 from app.branches.service import online_join_of, schedule_of
@@ -202,10 +203,12 @@ async def join(
     address: str,
     now: datetime,
     settings: Settings,
+    quotes: QuoteWriter | None = None,
 ) -> JoinedTicket:
     """Issue a `normal` ticket on channel `online` (SPEC §9). Refused: not enabled (404),
     outside hours (409 branch-closed, as at the kiosk), more than three an hour from the
-    address (429), the day's limit reached (409 online-join-full)."""
+    address (429), the day's limit reached (409 online-join-full). Its quoted wait goes to
+    `quotes`, as at the kiosk."""
     branch = await _joinable_branch(session, branch_code)
     settings_join = online_join_of(branch)
     if settings_join.services is not None and body.service not in settings_join.services:
@@ -273,6 +276,7 @@ async def join(
             limited_token=None,
             now=now,
             settings=settings,
+            quotes=quotes,
         )
     except Problem:
         # Refused after all (the hours changed meanwhile): the claims go back.

@@ -82,6 +82,7 @@ async def join(
     client: PublicClient,
 ) -> JoinedTicket:
     """Remote join: a `normal` ticket on channel `online`, with its code."""
+    state = request.app.state
     return await service.join(
-        session, branch, body, client, request.app.state.clock.now(), request.app.state.settings
+        session, branch, body, client, state.clock.now(), state.settings, quotes=state.quotes
     )

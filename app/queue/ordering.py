@@ -35,6 +35,7 @@ from uuid import UUID
 
 from sqlalchemy import text
 
+from app.accuracy.service import keep_first_call_sql
 from app.branches.hours import Schedule
 from app.core.vocabulary import Priority
 
@@ -223,7 +224,8 @@ CALLING_ORDER_SQL = (
 
 # Choose and claim in one statement. The row lock is taken while walking the calling order, so
 # the claim cannot race another counter's; rows locked by others are skipped, never waited for.
-# The service desk's call of a chosen ticket sets the same columns (counters/calls.py).
+# The service desk's call of a chosen ticket sets the same columns (counters/calls.py). A first
+# call's wait is kept beside the ticket's quote by the same statement (app/accuracy/service.py).
 PICK_NEXT_SQL = text(
     f"""
     WITH {TYPE_CUTOFFS_CTE},
@@ -238,19 +240,23 @@ PICK_NEXT_SQL = text(
         ORDER BY {CALLING_ORDER_SQL}
         LIMIT 1
         FOR UPDATE OF t SKIP LOCKED
-    )
-    UPDATE tickets SET
-        status = 'called',
-        counter = :counter,
-        staff = :staff,
-        called_at = coalesce(tickets.called_at, CAST(:now AS timestamptz)),
-        last_called_at = :now,
-        lane = {LANE_NORMAL},
-        target_counter = NULL,
-        requeue_base = NULL
-    FROM picked
-    WHERE tickets.id = picked.id
-    RETURNING tickets.*
+    ),
+    called AS (
+        UPDATE tickets SET
+            status = 'called',
+            counter = :counter,
+            staff = :staff,
+            called_at = coalesce(tickets.called_at, CAST(:now AS timestamptz)),
+            last_called_at = :now,
+            lane = {LANE_NORMAL},
+            target_counter = NULL,
+            requeue_base = NULL
+        FROM picked
+        WHERE tickets.id = picked.id
+        RETURNING tickets.*
+    ),
+    kept AS ({keep_first_call_sql("called")})
+    SELECT called.* FROM called
     """
 )
 

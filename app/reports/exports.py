@@ -55,7 +55,12 @@ HEADERS: dict[str, str] = {
     "signed_in_s": "签到时长(秒)",
     "paused_s": "暂停时长(秒)",
     "served_per_hour": "每小时办结",
+    "estimate_mae_s": "预计等候误差(秒)",
+    "estimate_bias_s": "预计等候偏差(秒)",
+    "estimate_in_range_pct": "落在预计区间%",
 }
+# The estimate's accuracy (SPEC §11): business types' rows and the branches' totals.
+ESTIMATE_COLUMNS: Sequence[str] = ("estimate_mae_s", "estimate_bias_s", "estimate_in_range_pct")
 
 FIGURE_COLUMNS: Sequence[str] = (
     "issued",
@@ -80,6 +85,8 @@ FIGURE_COLUMNS: Sequence[str] = (
     "signed_in_s",
     "paused_s",
     "served_per_hour",
+    # added with the estimate's accuracy (issue 23); empty for counters and clerks
+    *ESTIMATE_COLUMNS,
 )
 # The daily report's CSV columns (docs/reports.md); the period's have `from` and `to` first.
 DAILY_COLUMNS: Sequence[str] = ("date", "scope", "code", "name", *FIGURE_COLUMNS)
@@ -106,6 +113,7 @@ BRANCH_COLUMNS: Sequence[str] = (
     "abandoned_pct",
     "rating_avg",
     "satisfaction_pct",
+    *ESTIMATE_COLUMNS,
 )
 
 
@@ -159,9 +167,10 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, int | float):
+        return str(value)  # a figure, negative ones too (estimate_bias_s), stays a number
     cell = str(value)
-    # A name starting like a formula would run as one in a spreadsheet: make it text. (A
-    # negative number is never a figure here.)
+    # A name starting like a formula would run as one in a spreadsheet: make it text.
     return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 

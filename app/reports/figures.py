@@ -136,44 +136,53 @@ _STORY_CTES = f"""
 
 # The facts of the window, one row each: issues, first calls, completions, final no-shows,
 # cancels, transfers away, and the expiries of the window's tickets; each on its business day.
+# A first call of a ticket whose quote was kept (app/accuracy) carries the quote's error
+# (actual - quoted) and whether the wait fell inside the quoted range.
 _FACTS_CTES = f"""
     facts AS (
         SELECT 'issued' AS kind, t.issued_service AS service, NULL::text AS counter,
                NULL::text AS staff, t.issued_at AS at, t.business_date AS day,
-               NULL::float8 AS wait_s, NULL::float8 AS service_s, NULL::int AS rating
+               NULL::float8 AS wait_s, NULL::float8 AS service_s, NULL::int AS rating,
+               NULL::float8 AS error_s, NULL::bool AS in_range
         FROM tickets t
         WHERE t.branch = :branch AND t.business_date BETWEEN :first AND :last
         UNION ALL
         -- first calls (the waits), under the type the ticket was issued for: no transfer can
         -- come before a ticket's first call, so the call's type is that one
-        SELECT 'called', x.service, x.counter, x.staff, x.at, NULL,
-               extract(epoch FROM x.at - CASE WHEN x.whole_story THEN x.issued_at
-                                              ELSE {_ISSUED_AT_IN_TICKETS} END)::float8,
-               NULL, NULL
+        SELECT 'called', x.service, x.counter, x.staff, x.at, NULL, w.wait_s, NULL, NULL,
+               w.wait_s - q.quoted_s, w.wait_s BETWEEN q.low_s AND q.high_s
         FROM told x
+        CROSS JOIN LATERAL (
+            SELECT extract(epoch FROM x.at - CASE WHEN x.whole_story THEN x.issued_at
+                                                  ELSE {_ISSUED_AT_IN_TICKETS} END)::float8
+                AS wait_s
+        ) AS w
+        LEFT JOIN estimate_quotes q ON q.ticket_id = x.ticket_id
         WHERE x.type = '{CALLED}' AND x.at >= :start AND x.at < :end
           AND CASE WHEN x.whole_story THEN x.calls_before = 0 ELSE NOT {_EARLIER_CALL} END
         UNION ALL
         -- a no-show counts once it is final: the customer was not re-queued afterwards
-        SELECT 'no_show', x.service, x.counter, x.staff, x.at, NULL, NULL, NULL, NULL
+        SELECT 'no_show', x.service, x.counter, x.staff, x.at, NULL, NULL, NULL, NULL, NULL,
+               NULL
         FROM told x
         WHERE x.type = '{NO_SHOW}' AND x.at >= :start AND x.at < :end
           AND CASE WHEN x.whole_story THEN coalesce(x.last_requeue < x.seq, true)
                    ELSE NOT {_REQUEUED_IN_HISTORY} END
         UNION ALL
         SELECT 'served', v.service, v.counter, v.staff, v.at, NULL, NULL,
-               extract(epoch FROM v.at - v.visit_at)::float8, v.rating
+               extract(epoch FROM v.at - v.visit_at)::float8, v.rating, NULL, NULL
         FROM visits v
         WHERE v.type = '{COMPLETED}' AND v.at >= :start AND v.at < :end
         UNION ALL
         -- transferred away from this type, counter and clerk
         SELECT 'transferred', v.from_service, v.from_counter, v.staff, v.at, NULL, NULL, NULL,
-               NULL
+               NULL, NULL, NULL
         FROM visits v
         WHERE v.type = '{TRANSFERRED}' AND v.at >= :start AND v.at < :end
         UNION ALL
         -- cancelled under the type it was waiting for; never at a counter
-        SELECT 'cancelled', e.{TICKET_SERVICE}, NULL, NULL, e.at, NULL, NULL, NULL, NULL
+        SELECT 'cancelled', e.{TICKET_SERVICE}, NULL, NULL, e.at, NULL, NULL, NULL, NULL, NULL,
+               NULL
         FROM branch_events e
         WHERE e.branch = :branch AND e.type = '{EventType.TICKET_CANCELLED}'
           AND e.at >= :start AND e.at < :end
@@ -181,7 +190,7 @@ _FACTS_CTES = f"""
         -- expired at a close-out, on the day it was issued; a no-show that expired ended as a
         -- no-show and counts there
         SELECT 'expired', e.{TICKET_SERVICE}, e.counter, e.staff, e.at, t.business_date,
-               NULL, NULL, NULL
+               NULL, NULL, NULL, NULL, NULL
         FROM branch_events e
         JOIN tickets t ON t.id = e.ticket_id
         WHERE e.branch = :branch AND e.type = '{EventType.TICKET_EXPIRED}'
@@ -191,7 +200,7 @@ _FACTS_CTES = f"""
     ),
     located AS (
         SELECT x.kind, x.service, x.counter, x.staff, x.wait_s, x.service_s, x.rating,
-               coalesce(x.day, {_EVENT_DAY}) AS day,
+               x.error_s, x.in_range, coalesce(x.day, {_EVENT_DAY}) AS day,
                extract(hour FROM x.at AT TIME ZONE b.timezone)::int AS hour
         FROM facts x
         CROSS JOIN (SELECT timezone, day_starts_at FROM branches WHERE code = :branch) b
@@ -223,7 +232,11 @@ _FACTS_CTES = f"""
             count(service_s) AS service_n,
             coalesce(sum(rating), 0) AS rating_sum,
             count(rating) AS ratings,
-            count(*) FILTER (WHERE rating >= 4) AS satisfied
+            count(*) FILTER (WHERE rating >= 4) AS satisfied,
+            count(error_s) AS estimates,
+            coalesce(sum(abs(error_s)), 0)::float8 AS estimate_abs_error_s,
+            coalesce(sum(error_s), 0)::float8 AS estimate_error_s,
+            count(*) FILTER (WHERE in_range) AS estimate_in_range
         FROM located
         GROUP BY GROUPING SETS ((day, service), (day, counter, service), (day, staff, service),
                                 (day, hour))
@@ -345,6 +358,10 @@ PART_COLUMNS = (
     "serving_s",
     "signed_in_s",
     "paused_s",
+    "estimates",
+    "estimate_abs_error_s",
+    "estimate_error_s",
+    "estimate_in_range",
 )
 
 # The additive parts of the figures of every business day of the window, by scope (service,
@@ -354,12 +371,13 @@ _PARTS_SELECT = """
     SELECT day, scope, code, service, issued, called, served, no_show, cancelled, transferred,
            expired, waits, service_sum, service_n, rating_sum, ratings, satisfied,
            0::float8 AS open_s, 0::float8 AS serving_s, 0::float8 AS signed_in_s,
-           0::float8 AS paused_s
+           0::float8 AS paused_s, estimates, estimate_abs_error_s, estimate_error_s,
+           estimate_in_range
     FROM counted
     WHERE code IS NOT NULL
     UNION ALL
     SELECT day, scope, code, '', 0, 0, 0, 0, 0, 0, 0, ARRAY[]::float8[], 0, 0, 0, 0, 0,
-           open_s, serving_s, signed_in_s, paused_s
+           open_s, serving_s, signed_in_s, paused_s, 0, 0, 0, 0
     FROM timed
 """
 DAY_PARTS_SQL = text(f"WITH {_STORY_CTES}, {_FACTS_CTES}, {_TIME_CTES} {_PARTS_SELECT}")

@@ -60,3 +60,9 @@ class ReportRollup(Base):
     serving_s: Mapped[float] = mapped_column(Float)
     signed_in_s: Mapped[float] = mapped_column(Float)
     paused_s: Mapped[float] = mapped_column(Float)
+    # The estimate's accuracy (app/accuracy): first calls with a quote, the sums of their
+    # absolute and signed errors (actual - quoted) and how many fell inside the quoted range.
+    estimates: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    estimate_abs_error_s: Mapped[float] = mapped_column(Float, server_default="0")
+    estimate_error_s: Mapped[float] = mapped_column(Float, server_default="0")
+    estimate_in_range: Mapped[int] = mapped_column(BigInteger, server_default="0")

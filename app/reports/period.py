@@ -97,6 +97,7 @@ def totals(tally: Tally) -> Totals:
         abandoned_pct=tally.abandoned_pct(),
         rating_avg=tally.rating_avg(),
         satisfaction_pct=tally.satisfaction_pct(),
+        **tally.estimate_accuracy(),
     )
 
 

@@ -47,6 +47,21 @@ class Figures(BaseModel):
     )
 
 
+class EstimateAccuracy(BaseModel):
+    """How good the waits quoted at issue were, over the first calls of tickets whose quote was
+    kept (SPEC §11); null when there was none."""
+
+    estimate_mae_s: float | None = Field(
+        description="mean absolute error of the quoted wait (the median quoted at issue)"
+    )
+    estimate_bias_s: float | None = Field(
+        description="mean of actual wait - quoted wait: positive, the estimates were too short"
+    )
+    estimate_in_range_pct: float | None = Field(
+        description="% of the actual waits inside the range quoted at issue (10th-90th pct)"
+    )
+
+
 class _ServiceKey(BaseModel):
     service: str
 
@@ -59,7 +74,7 @@ class _StaffKey(BaseModel):
     staff: str
 
 
-class ServiceRow(Figures, _ServiceKey):
+class ServiceRow(EstimateAccuracy, Figures, _ServiceKey):
     pass
 
 
@@ -114,9 +129,7 @@ class DayRow(BaseModel):
     abandoned_pct: float | None
 
 
-class Totals(BaseModel):
-    """A branch over a period, its business types together: a row of the branches report."""
-
+class _TotalFigures(BaseModel):
     issued: int
     served: int
     avg_wait_s: float | None
@@ -125,6 +138,10 @@ class Totals(BaseModel):
     abandoned_pct: float | None
     rating_avg: float | None
     satisfaction_pct: float | None
+
+
+class Totals(EstimateAccuracy, _TotalFigures):
+    """A branch over a period, its business types together: a row of the branches report."""
 
 
 class DayFigures(BaseModel):

@@ -35,6 +35,10 @@ class Tally:
     serving_s: float = 0.0
     signed_in_s: float = 0.0
     paused_s: float = 0.0
+    estimates: int = 0  # first calls of tickets whose quote was kept
+    estimate_abs_error_s: float = 0.0
+    estimate_error_s: float = 0.0
+    estimate_in_range: int = 0
 
     def add(self, part: Any, targets: Mapping[str, int]) -> None:
         for name in ("issued", "called", "served", "no_show", "cancelled", "transferred"):
@@ -55,6 +59,10 @@ class Tally:
         self.serving_s += part.serving_s
         self.signed_in_s += part.signed_in_s
         self.paused_s += part.paused_s
+        self.estimates += part.estimates
+        self.estimate_abs_error_s += part.estimate_abs_error_s
+        self.estimate_error_s += part.estimate_error_s
+        self.estimate_in_range += part.estimate_in_range
 
     # -- the figures (docs/reports.md) --------------------------------------------------------
 
@@ -96,8 +104,11 @@ class Tally:
 
     def figures(self, *, name: str | None, for_type: bool) -> dict[str, Any]:
         """The figures every row carries (`Figures` in app/reports/schemas.py). `issued`,
-        `cancelled` and `abandoned_pct` are a business type's only."""
+        `cancelled` and `abandoned_pct` are a business type's only, and so is the estimate's
+        accuracy (`EstimateAccuracy`: the quote is the hall's, not a counter's)."""
+        accuracy = self.estimate_accuracy() if for_type else {}
         return {
+            **accuracy,
             "name": name,
             "issued": self.issued if for_type else None,
             "called": self.called,
@@ -114,6 +125,16 @@ class Tally:
             "rating_avg": self.rating_avg(),
             "ratings": self.ratings,
             "satisfaction_pct": self.satisfaction_pct(),
+        }
+
+    def estimate_accuracy(self) -> dict[str, Any]:
+        """How good the quoted waits of the first calls were (`EstimateAccuracy`); null
+        without a quote."""
+        n = self.estimates
+        return {
+            "estimate_mae_s": round1(self.estimate_abs_error_s / n) if n else None,
+            "estimate_bias_s": round1(self.estimate_error_s / n) if n else None,
+            "estimate_in_range_pct": pct(self.estimate_in_range, n),
         }
 
     def counter_time(self) -> dict[str, Any]:

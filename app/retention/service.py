@@ -1,7 +1,7 @@
 """Retention: tickets of business days older than `history_days`, the events before them, and
-the day's bookkeeping (numbering, close-outs, cleared alerts, report rollups) are removed by
-housekeeping in small batches, branch by branch. The days kept are untouched, so their reports
-do not change.
+the day's bookkeeping (numbering, close-outs, cleared alerts, report rollups, the tickets' wait
+quotes) are removed by housekeeping in small batches, branch by branch. The days kept are
+untouched, so their reports do not change.
 
 Events are removed as the oldest prefix of each branch's log (by `seq`) that is older than a
 margin of two days before the first kept business date: every event of a kept day (whatever
@@ -39,6 +39,10 @@ _REMOVE_OLD = text(
     gone_tickets AS (
         DELETE FROM tickets t USING old_tickets o WHERE t.id = o.id RETURNING 1
     ),
+    -- their quoted and actual waits (app/accuracy); the late errors' totals stay, as counters
+    gone_quotes AS (
+        DELETE FROM estimate_quotes q USING old_tickets o WHERE q.ticket_id = o.id RETURNING 1
+    ),
     oldest_events AS (
         SELECT seq, at FROM branch_events WHERE branch = :branch ORDER BY seq LIMIT :batch
     ),
@@ -70,7 +74,8 @@ _REMOVE_OLD = text(
            (SELECT count(*) FROM gone_events) AS events,
            (SELECT count(*) FROM gone_numbering) + (SELECT count(*) FROM gone_closeouts)
              + (SELECT count(*) FROM gone_alerts) + (SELECT count(*) FROM gone_rollups)
-             + (SELECT count(*) FROM gone_rollup_days) AS bookkeeping
+             + (SELECT count(*) FROM gone_rollup_days)
+             + (SELECT count(*) FROM gone_quotes) AS bookkeeping
     """
 )
 

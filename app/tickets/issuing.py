@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import Row, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accuracy.service import Quote
+from app.accuracy.writer import QuoteWriter
 from app.branches.hours import Schedule
 from app.branches.models import Branch, Service
 from app.branches.service import get_branch, schedule_of
@@ -191,9 +193,11 @@ async def issue_ticket(
     limited_token: str | None,
     now: datetime,
     settings: Settings,
+    quotes: QuoteWriter | None = None,
 ) -> IssuedTicket:
     """Issue a number of `body.service`; with an Idempotency-Key already used, the ticket it got.
-    `limited_token` is counted against the issue rate (None: not limited)."""
+    `limited_token` is counted against the issue rate (None: not limited). The new ticket's
+    quoted wait goes to `quotes`, which writes it after the answer (docs/accuracy.md)."""
     config = await _issue_config(session, branch_code, body.service)
     schedule = config.schedule
     refusal = schedule.issue_refusal(now)
@@ -242,6 +246,8 @@ async def issue_ticket(
         return await _replay(session, existing, body, now, settings)
 
     issued = issue.ticket_out(row, settings)
+    if quotes is not None:
+        quotes.add(issue.quote(issued))
     ahead, notify_ahead = issued.waiting_ahead, config.notify_ahead
     if ahead is not None and notify_ahead is not None and ahead <= notify_ahead:
         # Near already (a quiet hall): `ticket.near` in a transaction of its own, which checks
@@ -321,6 +327,13 @@ class _Issue:
             phone=mask_phone(self.body.phone),
             rating=None,
         )
+
+    def quote(self, issued: TicketOut) -> Quote:
+        """The wait `issued` was quoted, for the estimate's measured accuracy."""
+        assert issued.estimated_wait_s is not None and issued.estimated_wait_range_s is not None
+        low, high = issued.estimated_wait_range_s
+        return Quote(self.ticket_id, self.branch, self.config.service, issued.estimated_wait_s,
+                     low, high)  # fmt: skip
 
 
 async def _replay(

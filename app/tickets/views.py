@@ -46,6 +46,7 @@ async def issue_ticket(
         limited_token=limited_token(principal, settings.issue_rate_per_minute),
         now=request.app.state.clock.now(),  # one clock reading governs the whole request
         settings=settings,
+        quotes=request.app.state.quotes,
     )
     if issued.replayed:
         response.headers["Idempotent-Replayed"] = "true"

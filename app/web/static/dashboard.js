@@ -1,7 +1,7 @@
 // Manager dashboard (值班看板): waiting and longest wait per business type, counters with their
 // state and current ticket, active alerts (live), a chart of today's waits by hour from the daily
 // report, today's report as JSON or CSV, and today beside this week and this month (the period
-// report's totals) with their downloads.
+// report's totals) with their downloads, and how good today's wait estimates were (accuracy.js).
 
 import {
   $, h, bi, api, ApiError, download, page, COUNTER_STATE, TICKET_STATUS, PRIORITY,
@@ -10,6 +10,7 @@ import {
 } from './common.js';
 import { Live } from './live.js';
 import { waitChart } from './chart.js';
+import { renderAccuracy } from './accuracy.js';
 
 const REPORT_EVERY_MS = 60_000;
 
@@ -246,6 +247,7 @@ async function loadReport() {
   }
   state.report = report;
   renderChart();
+  if (report) renderAccuracy($('#accuracy'), report.services || []);
 }
 
 if (requireToken()) {
