@@ -421,6 +421,28 @@ def _without_time(m: Scrape) -> dict:
     return {k: v for k, v in m.series("hallq_").items() if k[0] != "hallq_longest_wait_seconds"}
 
 
+async def _quotes_written(database_url: str, n: int) -> None:
+    """Until the servers' quote writers (app/accuracy/writer.py, a flush every 0.2 s) have
+    written `n` quotes: a quote written between two scrapes would change
+    hallq_estimate_error_seconds between them."""
+    from app.core.database import create_engine
+    from app.core.settings import Settings
+
+    engine = create_engine(Settings(database_url=database_url))
+    try:
+        for _ in range(200):
+            async with engine.connect() as conn:
+                written = await conn.scalar(
+                    text("SELECT count(*) FROM estimate_quotes WHERE quoted_s IS NOT NULL")
+                )
+            if written >= n:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"only {written} of {n} quotes written")
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.multiprocess
 async def test_two_processes_report_the_same_values(database_url):
     env = {"HALLQ_METRICS_PUBLIC": "true", "HALLQ_METRICS_CACHE_S": "0"}
@@ -446,6 +468,7 @@ async def test_two_processes_report_the_same_values(database_url):
             await act(c1, "1", "no-show")
             await ok(await c1.post(f"/api/v1/tickets/{tickets[3]['id']}/cancel", headers=ADMIN))
             await issue(c1, service="b", priority="vip")  # B001
+            await _quotes_written(database_url, 5)
 
             first = await _scrape_url(http, two.url)
             assert (
