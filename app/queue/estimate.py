@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from app.core.vocabulary import Priority
-from app.queue.ordering import LANE_NORMAL, class_rank
+from app.queue.ordering import LANE_NORMAL, Group, Rank, choose_group, class_rank
 
 # A customer already at the counter for longer than any recent one of the type: expect them to
 # leave soon, after this fraction of the type's mean time.
@@ -35,8 +35,6 @@ MEDIAN_FACTOR = 0.9
 # with the calls made before ours (Whitt 1999: the relative spread is about 1/sqrt(n + 1)).
 RANGE_Z = 1.2816  # the standard normal's 90th percentile
 RANGE_SHAPE_PER_CALL = 1.0
-
-Rank = tuple[int, int, int]  # (lane, 0 if overdue else 1, priority rank): smaller goes first
 
 
 @dataclass(frozen=True)
@@ -195,10 +193,10 @@ class _Arrivals:
     next_s: float
 
 
-def _queue_before(hall: Hall, place: Place) -> dict[tuple[str, Rank], int]:
+def _queue_before(hall: Hall, place: Place) -> dict[Group, int]:
     """Waiting tickets that may be called before ours, by (type, rank). Of its own type, only
     the `ahead` ones: the others come after it at every counter."""
-    queue: dict[tuple[str, Rank], int] = {}
+    queue: dict[Group, int] = {}
     better = 0
     for group in hall.waiting:
         if group.service == place.service:
@@ -282,19 +280,12 @@ OURS: Literal["ours"] = "ours"  # what _call returns when it calls our ticket
 
 
 def _call(
-    queue: Mapping[tuple[str, Rank], int], profile: Sequence[str], ours: tuple[str, Rank]
-) -> tuple[str, Rank] | Literal["ours"] | None:
-    """What a counter with `profile` calls next, by the calling order's key on groups: a group
-    of waiting tickets, our ticket (OURS), or nothing. Our ticket comes after the tickets of its
+    queue: Mapping[Group, int], profile: Sequence[str], ours: Group
+) -> Group | Literal["ours"] | None:
+    """What a counter with `profile` calls next (app.queue.ordering.choose_group): a group of
+    waiting tickets, our ticket (OURS), or nothing. Our ticket comes after the tickets of its
     own group, which are the ones ahead of it."""
-    best: tuple[tuple[Rank, int, int], tuple[str, Rank]] | None = None
-    for group, count in queue.items():
-        if count > 0 and group[0] in profile:
-            key = (group[1], profile.index(group[0]), 0)
-            if best is None or key < best[0]:
-                best = (key, group)
-    if ours[0] in profile:
-        key = (ours[1], profile.index(ours[0]), 1)
-        if best is None or key < best[0]:
-            return OURS
-    return best[1] if best is not None else None
+    called = choose_group([*(g for g, n in queue.items() if n > 0), ours], profile)
+    if called == ours and queue.get(ours, 0) <= 0:
+        return OURS
+    return called

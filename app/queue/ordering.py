@@ -84,6 +84,27 @@ def class_rank(lane: int, overdue: bool, priority: str) -> tuple[int, int, int]:
     return (lane, 0 if overdue else 1, PRIORITY_RANK[priority])
 
 
+Rank = tuple[int, int, int]  # class_rank: (lane, 0 if overdue else 1, priority rank)
+Group = tuple[str, Rank]  # waiting tickets of one business type that share a class
+
+
+def choose_group(groups: Iterable[Group], profile: Sequence[str]) -> Group | None:
+    """What a counter with `profile` calls next, told by groups of waiting tickets: the group
+    first by the calling order's first four parts (class, then the type's place in the
+    profile); within a group, first come first served. The wait estimate's replay and the hall
+    simulation (app.simulation) both call through this, so they follow the same rule as
+    `calling_order_key`. None if no group is of a type in the profile."""
+    best: tuple[Rank, int] | None = None
+    chosen: Group | None = None
+    for group in groups:
+        service, rank = group
+        if service in profile:
+            key = (rank, profile.index(service))
+            if best is None or key < best:
+                best, chosen = key, group
+    return chosen
+
+
 def calling_order_key(
     ticket: QueuedTicket, *, now: datetime, profile: Sequence[str], requeue_after: int
 ) -> OrderKey:
