@@ -200,12 +200,12 @@ class BranchIn(BaseModel):
         default=None, description="remote join at /join/{branch}; null or absent: disabled"
     )
     sms_templates: SmsTemplates | None = None
-    service_level_pct: Annotated[
-        int, Field(ge=SERVICE_LEVEL_PCT_MIN, le=SERVICE_LEVEL_PCT_MAX)
-    ] = Field(
-        default=80,
-        description="staffing (SPEC §11): the share of customers, in percent, that the plan "
-        f"calls within their type's target wait, {SERVICE_LEVEL_PCT_MIN}-{SERVICE_LEVEL_PCT_MAX}",
+    service_level_pct: Annotated[int, Field(ge=SERVICE_LEVEL_PCT_MIN, le=SERVICE_LEVEL_PCT_MAX)] = (
+        Field(
+            default=80,
+            description="staffing (SPEC §11): the % of customers the plan calls within their "
+            f"type's target wait, {SERVICE_LEVEL_PCT_MIN}-{SERVICE_LEVEL_PCT_MAX}",
+        )
     )
     staffing_weeks: Annotated[int, Field(ge=STAFFING_WEEKS_MIN, le=STAFFING_WEEKS_MAX)] = Field(
         default=8,
