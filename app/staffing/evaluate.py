@@ -15,6 +15,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Literal
 
 from app.simulation.hall import (
@@ -29,15 +30,12 @@ from app.simulation.hall import (
 from app.staffing.erlang import share_within
 
 HOUR_S = 3600.0
-# Replications of a simulated hour: MAX_REPLICATIONS for a share to show; in a search, in
-# batches, enough for this many customers of the hour and of each type expected, unless the
-# batches so far already decide what is required.
+# Replications of a simulated hour: SHOWN_REPLICATIONS for a share to show. A search runs them
+# in batches until every share is decided, DECIDED_Z standard errors (from the spread between
+# replications) above or below what it must reach, or DECIDE_REPLICATIONS have run.
 BATCH = 8
-MAX_REPLICATIONS = 16
-CUSTOMERS_PER_EVALUATION = 1200
-CUSTOMERS_PER_TYPE = 60
-# A share is taken as decided when it is this many standard errors from what is required (the
-# error from the spread between replications).
+SHOWN_REPLICATIONS = 24
+DECIDE_REPLICATIONS = 64
 DECIDED_Z = 2.0
 # What each type expected must get: the level less this (docs/staffing.md: a small type's
 # share in one hour is too uncertain to hold it to the level itself, but none may starve).
@@ -45,9 +43,6 @@ TYPE_SLACK = 0.15
 # Types expected less often than this in an hour need a counter that serves them, not a share:
 # a share of one customer in four hours says nothing.
 MIN_ARRIVALS_FOR_LEVEL = 1.0
-# A counter whose last call is older than this many mean service times is taken as idle when
-# the hour ends (nothing tells whether its customer is still there).
-BUSY_HORIZON = 3.0
 # Seeds are fixed, so that the same forecast gives the same plan.
 SEED = 20261124
 
@@ -125,7 +120,7 @@ class Outcome:
     overall: float | None  # None: nobody is expected
     method: Method
     unserved: tuple[str, ...] = ()
-    complete: bool = True  # False: a search's simulation, with fewer replications
+    complete: bool = True  # False: a search's simulation, stopped before SHOWN_REPLICATIONS
     # The simulated replications (each hour's customers, by arrival), to carry the hall over.
     runs: tuple[list[Served], ...] = field(default=(), repr=False, compare=False)
 
@@ -157,9 +152,11 @@ def evaluate(
     open_counters: Sequence[str],
     carried: Carried = (),
     required: Required | None = None,
+    resume: Outcome | None = None,
 ) -> Outcome:
     """The expected shares with `open_counters` open in the hour, starting from `carried`.
-    With `required`, a simulation stops as soon as its batches decide whether it is met."""
+    With `required`, a simulation stops as soon as its batches decide whether it is met;
+    `resume`: a search's simulation of the same counters to go on from."""
     counters = tuple(open_counters)
     types = demand.types()
     if not types:
@@ -178,7 +175,7 @@ def evaluate(
     if unserved and required is not None:
         # Short of what is required whatever a simulation says: nobody calls these customers.
         return Outcome(counters, dict.fromkeys(unserved, 0.0), None, "none", unserved, False)
-    return simulate(hall, demand, counters, carried, required)
+    return simulate(hall, demand, counters, carried, required, resume)
 
 
 @dataclass
@@ -199,19 +196,10 @@ class _Tally:
         self.came.append(came)
 
     def share(self, types: Sequence[str]) -> tuple[float, float]:
-        """The share within target of these types' customers, and its standard error (of a
-        ratio, from the spread between replications)."""
+        """The share within target of these types' customers, and its standard error."""
         within = [sum(w[t] for t in types) for w in self.within]
         came = [sum(c[t] for t in types) for c in self.came]
-        total = sum(came)
-        if not total:
-            return 1.0, 0.0
-        share = sum(within) / total
-        n = len(came)
-        if n < 2:
-            return share, 1.0
-        spread = sum((w - share * c) ** 2 for w, c in zip(within, came, strict=True)) / (n - 1)
-        return share, math.sqrt(spread / n) / (total / n)
+        return ratio_share(within, came)
 
     def decided(self, required: Required) -> bool:
         """Every share is clearly above what it needs, or one is clearly below."""
@@ -226,14 +214,18 @@ class _Tally:
         return not undecided
 
 
-def replications(demand: Demand) -> int:
-    """How many replications a search's simulation of the hour runs at most."""
-    least = min(demand.arrivals[t] for t in demand.types())
-    wanted = max(
-        CUSTOMERS_PER_EVALUATION / max(demand.expected, 1.0),
-        CUSTOMERS_PER_TYPE / max(least, MIN_ARRIVALS_FOR_LEVEL),
-    )
-    return min(MAX_REPLICATIONS, BATCH * math.ceil(wanted / BATCH))
+def ratio_share(within: Sequence[int], came: Sequence[int]) -> tuple[float, float]:
+    """Customers within target over customers, added up over replications, and the standard
+    error of that ratio from the spread between replications (1.0 with fewer than two)."""
+    total = sum(came)
+    if not total:
+        return 1.0, 0.0
+    share = sum(within) / total
+    n = len(came)
+    if n < 2:
+        return share, 1.0
+    spread = sum((w - share * c) ** 2 for w, c in zip(within, came, strict=True)) / (n - 1)
+    return share, math.sqrt(spread / n) / (total / n)
 
 
 def simulate(
@@ -242,6 +234,7 @@ def simulate(
     counters: tuple[str, ...],
     carried: Carried = (),
     required: Required | None = None,
+    resume: Outcome | None = None,
 ) -> Outcome:
     """The hour simulated: replication r starts from `carried[r]` (cycled) and its own seed,
     the same for every set of counters, so that the same customers come (common random
@@ -251,10 +244,12 @@ def simulate(
     periods = [Period(0.0, demand.open_s, demand.per_hour(), counters)]
     types = demand.types()
     tally = _Tally(types)
-    runs: list[list[Served]] = []
-    # A search asks just enough to decide; an answer to show (required None), every one.
-    total = MAX_REPLICATIONS if required is None else replications(demand)
-    for replication in range(total):
+    runs: list[list[Served]] = list(resume.runs) if resume is not None else []
+    for served in runs:
+        tally.add(served, hall.targets_s)
+    # A search asks just enough to decide; an answer to show (required None), a set number.
+    total = SHOWN_REPLICATIONS if required is None else DECIDE_REPLICATIONS
+    for replication in range(len(runs), total):
         if replication and replication % BATCH == 0 and required and tally.decided(required):
             break
         served = simulate_hall(
@@ -270,18 +265,38 @@ def simulate(
         tally.add(served, hall.targets_s)
     shares = {t: tally.share([t])[0] for t in types}
     overall = tally.share(types)[0]
-    complete = len(runs) == MAX_REPLICATIONS
+    complete = len(runs) >= SHOWN_REPLICATIONS
     return Outcome(counters, shares, overall, "simulation", (), complete, tuple(runs))
 
 
+def still_serving(service_time: ServiceTime, elapsed_s: float) -> float:
+    """The chance that a customer called `elapsed_s` ago is still at the counter: the service
+    time's survival function (lognormal, as the engine draws it, or exponential)."""
+    if service_time.exponential or service_time.cv <= 0:
+        return math.exp(-elapsed_s / service_time.mean_s) if service_time.exponential else 0.0
+    if elapsed_s <= 0:
+        return 1.0
+    sigma = math.sqrt(math.log(1 + service_time.cv**2))
+    mu = math.log(service_time.mean_s) - sigma**2 / 2
+    return 1.0 - NormalDist(mu, sigma).cdf(math.log(elapsed_s))
+
+
 def hall_at_end(
-    served: Sequence[Served], end_s: float, service_times: Mapping[str, ServiceTime]
+    served: Sequence[Served],
+    end_s: float,
+    counters: Mapping[str, tuple[str, ...]],
+    service_times: Mapping[str, ServiceTime],
+    rng: random.Random,
 ) -> Snapshot:
     """The hall when a simulated hour ends at `end_s`, as the next hour starts from it: who
-    still waits (in the order they came) and which counters still have a customer. A counter
-    that calls again after `end_s` was busy until then (nobody new comes after the hour, so an
-    idle counter never calls again); one that does not is taken as busy if its last call is
-    recent (BUSY_HORIZON), its customer's time left drawn by the engine."""
+    still waits (in the order they came) and which counters still have a customer.
+
+    A counter that calls again after `end_s` was busy until then (nobody new comes after the
+    hour, so an idle counter never calls again). For one that does not, the simulation does
+    not say when its last customer left, only that the counter was busy whenever a customer
+    it serves was waiting since its last call: it is busy with the chance that its customer
+    stays until `end_s`, given that they stayed that long. Its customer's time left is then
+    drawn by the engine."""
     waiting = tuple(
         WaitingCustomer(s.service, s.priority, s.arrived_s - end_s)
         for s in served
@@ -290,18 +305,26 @@ def hall_at_end(
     last: dict[str, Served] = {}
     calls_again: set[str] = set()
     for s in served:
-        if not s.counter:
-            continue
-        if s.called_s > end_s:
+        if s.counter and s.called_s > end_s:
             calls_again.add(s.counter)
-        elif s.counter not in last or last[s.counter].called_s < s.called_s:
+        elif s.counter and (s.counter not in last or last[s.counter].called_s < s.called_s):
             last[s.counter] = s
     busy = {}
-    for code, s in last.items():
-        elapsed = end_s - s.called_s
-        mean = service_times[s.service].mean_s
-        if code in calls_again or elapsed < BUSY_HORIZON * mean:
-            busy[code] = BusyCounter(s.service, elapsed, served_s=elapsed)
+    for code, call in sorted(last.items()):
+        elapsed = end_s - call.called_s
+        service_time = service_times[call.service]
+        # The latest moment before `end_s` at which one of its types waited since its call.
+        waited = [
+            min(s.called_s, end_s) - call.called_s
+            for s in served
+            if s.service in counters[code] and s.arrived_s < s.called_s
+            and s.arrived_s < end_s and s.called_s > call.called_s
+        ]  # fmt: skip
+        stayed = max(waited, default=0.0)
+        lasted = still_serving(service_time, stayed)
+        chance = still_serving(service_time, elapsed) / lasted if lasted > 0 else 1.0
+        if code in calls_again or rng.random() < chance:
+            busy[code] = BusyCounter(call.service, elapsed, served_s=elapsed)
     return Snapshot(busy=busy, waiting=waiting)
 
 
@@ -313,4 +336,13 @@ def carry_over(hall: Hall, demand: Demand, outcome: Outcome, carried: Carried) -
     runs = outcome.runs
     if outcome.method != "simulation" or not outcome.complete:
         runs = simulate(hall, demand, outcome.counters, carried).runs
-    return tuple(hall_at_end(served, demand.open_s, demand.service_times) for served in runs)
+    return tuple(
+        hall_at_end(
+            served,
+            demand.open_s,
+            hall.counters,
+            demand.service_times,
+            random.Random(f"{SEED}:{demand.label}:end:{replication}"),
+        )
+        for replication, served in enumerate(runs)
+    )

@@ -23,6 +23,7 @@ from app.staffing.evaluate import (
     Demand,
     Hall,
     Outcome,
+    Required,
     carry_over,
     evaluate,
 )
@@ -42,6 +43,7 @@ class HourPlan:
     # fall short of their own share then (the rest is the level over all customers).
     reachable: bool = True
     short: tuple[str, ...] = ()
+    required: Required | None = None  # what the count was chosen to reach
 
     @property
     def binding(self) -> bool:
@@ -90,39 +92,39 @@ def plan_hour(hall: Hall, demand: Demand, carried: Carried = ()) -> HourPlan:
     tried: dict[int, Outcome] = {}
 
     def outcome(k: int, precise: bool = False) -> Outcome:
-        if k not in tried or (precise and not tried[k].complete):
-            cut_short = None if precise else required
-            tried[k] = evaluate(hall, demand, order[:k], carried, cut_short)
+        if k not in tried:
+            tried[k] = evaluate(hall, demand, order[:k], carried, None if precise else required)
+        elif precise and not tried[k].complete:
+            tried[k] = evaluate(hall, demand, order[:k], carried, None, resume=tried[k])
         return tried[k]
 
     if not demand.types():
         return HourPlan(demand, order, 0, floor, outcome(floor), carried)
     everyone = len(order)
     k = min(max(1, first_guess(hall, demand, order)), everyone)
-    short: tuple[str, ...] = ()
-    reachable = True
     if outcome(k).meets(required):
         while k > 1 and outcome(k - 1).meets(required):
             k -= 1
     else:
         while k < everyone and not outcome(k).meets(required):
             k += 1
-        if k == everyone and not outcome(everyone, precise=True).meets(required):
-            best = outcome(everyone)
-            short = tuple(t for t, s in required.by_service.items() if best.by_service[t] < s)
-            overall_short = (best.overall or 0.0) < required.overall
-            if short and not overall_short:
-                # Ask of the short types what every counter gives them, less the slack (the
-                # outcomes cut short were decided against more, so they are tried again).
-                for t in short:
-                    required.by_service[t] = best.by_service[t] - SHORT_SLACK
-                tried = {n: o for n, o in tried.items() if o.complete}
-                while k > 1 and outcome(k - 1).meets(required):
-                    k -= 1
-            reachable = False
+    # A search's quick answer is checked with every replication before it is given.
+    while k < everyone and not outcome(k, precise=True).meets(required):
+        k += 1
+    short: tuple[str, ...] = ()
+    reachable = outcome(k, precise=True).meets(required)
+    if not reachable:
+        best = outcome(everyone)
+        short = tuple(t for t, s in required.by_service.items() if best.by_service[t] < s)
+        if short and (best.overall or 0.0) >= required.overall:
+            # Ask of the short types what every counter gives them, less the slack.
+            for t in short:
+                required.by_service[t] = best.by_service[t] - SHORT_SLACK
+            while k > 1 and outcome(k - 1, precise=True).meets(required):
+                k -= 1
     recommended = max(k, floor)
     best_guess = outcome(recommended, precise=True)
-    return HourPlan(demand, order, k, recommended, best_guess, carried, reachable, short)
+    return HourPlan(demand, order, k, recommended, best_guess, carried, reachable, short, required)
 
 
 def first_guess(hall: Hall, demand: Demand, order: tuple[str, ...]) -> int:
