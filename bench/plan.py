@@ -28,7 +28,7 @@ class Plan:
     b5_repeat: int = 150
     b5_rounds: int = 2
     b6_minutes: int = 240
-    b6_timeout_s: float = 240
+    b6_timeout_s: float = 240  # per seed
     b9_seconds: float = 20
     b9_outage_s: float = 60
 
@@ -39,14 +39,14 @@ class Plan:
         servers = max(2, int(os.environ.get("BENCH_SERVERS", "2")))
         workers = max(1, int(os.environ.get("BENCH_WORKERS", "1")))
         # B9 waits out a 60 s outage and the retry backoff after it (~3 minutes of the budget).
-        plan = cls(quick=quick, only=only, servers=servers, workers=workers, budget_s=860)
+        plan = cls(quick=quick, only=only, servers=servers, workers=workers, budget_s=920)
         if quick:
-            plan.budget_s = 180
+            plan.budget_s = 200
             plan.b1_seconds, plan.b1_warmup_s, plan.pgbench_seconds = 6, 1, 5
             plan.b2_calls = 2000
             plan.b3_calls = 8
             plan.b5_history, plan.b5_repeat, plan.b5_rounds = 100_000, 80, 1
-            plan.b6_minutes, plan.b6_timeout_s = 120, 90
+            plan.b6_minutes, plan.b6_timeout_s = 120, 120
             plan.b9_seconds, plan.b9_outage_s = 6, 10
         return plan
 

@@ -4,11 +4,16 @@ Customers of several business types arrive (Poisson, mostly `normal`, some `vip`
 take a number, and are called by clerks at counters with different profiles who press `next`,
 `start`, `recall` and `no-show` as a real clerk would. Service times are lognormal per type (or
 exponential). Time is a `ManualClock` moved from event to event, so a few simulated hours take a
-few seconds and the same seed gives the same hall.
+few seconds and the same seed gives the same hall. The hall itself (types, counters, behaviour)
+is app.simulation.default_hall's.
 
-For every ticket issued after the warm-up, the `estimated_wait_s` of the issue response is
-compared with the actual wait (issue -> first call): `SimulationResult.mae_ratio` is the mean
-absolute error divided by the mean actual wait (figure B6, docs/performance.md: at most 0.25).
+For every ticket issued after the warm-up, the quote of the issue response (`estimated_wait_s`
+and `estimated_wait_range_s`, the estimate under test, fed by the real SQL history) is compared
+with the actual wait (issue -> first call), and so are, on the same ticket, the oracle's quote
+(app.simulation.oracle: replays of the hall as it was at the issue, with the true distributions)
+and the classic baselines LES and QL (app.simulation.baselines). `SimulationResult` gives the
+mean absolute error of each and how often the quoted range held the actual wait (figure B6,
+docs/estimate.md).
 
 Used by `tests/test_hall_simulation.py` and by the benchmark (`make bench`, B6); it takes an
 httpx client on an app, its clock and an admin's headers, nothing from pytest.
@@ -17,10 +22,9 @@ httpx client on an app, its clock and an admin's headers, nothing from pytest.
 from __future__ import annotations
 
 import heapq
-import math
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -28,41 +32,29 @@ from typing import Any
 import httpx
 
 from app.core.clock import ManualClock
-
-
-@dataclass(frozen=True)
-class HallType:
-    """A business type of the simulated hall and how its customers behave."""
-
-    code: str
-    name: str
-    prefix: str
-    per_hour: float  # Poisson arrival rate
-    mean_service_s: float
-    cv: float  # coefficient of variation of the (lognormal) service time
-    priorities: tuple[tuple[str, float], ...] = (("normal", 0.90), ("vip", 0.06), ("special", 0.04))
-
-
-# A mid-sized telecom hall: ~110 customers an hour on 8 counters; the counters are busy (a
-# customer called or at the counter) ~80% of the time, walking up and no-shows included.
-DEFAULT_TYPES: tuple[HallType, ...] = (
-    HallType("a", "综合业务", "A", per_hour=50, mean_service_s=270, cv=0.6),
-    HallType("b", "缴费充值", "B", per_hour=44, mean_service_s=100, cv=0.5),
-    HallType("c", "新开户", "C", per_hour=5.5, mean_service_s=540, cv=0.4),
-    HallType(
-        "v", "全球通VIP", "V", per_hour=11.5, mean_service_s=240, cv=0.6, priorities=(("vip", 1.0),)
-    ),
+from app.simulation.baselines import les_quote, ql_quote, serving_rate_per_s
+from app.simulation.default_hall import (
+    DEFAULT_COUNTERS,
+    DEFAULT_TYPES,
+    HallType,
+    hall_model,
 )
-DEFAULT_COUNTERS: dict[str, tuple[str, ...]] = {
-    "1": ("a", "b"),
-    "2": ("a", "b"),
-    "3": ("a", "c"),
-    "4": ("b", "a"),
-    "5": ("b", "a"),
-    "6": ("c", "a"),
-    "7": ("v", "a"),
-    "8": ("a", "b"),
-}
+from app.simulation.hall import (
+    Behaviour,
+    BusyCounter,
+    HallModel,
+    Served,
+    Snapshot,
+    WaitingCustomer,
+    draw_priority,
+)
+from app.simulation.oracle import REPLAYS, oracle_wait
+
+# A customer who does not come is recalled after half of this and marked a no-show after it.
+NO_SHOW_S = 90.0
+
+
+ESTIMATORS = ("hallq", "oracle", "les", "ql")
 
 
 @dataclass(frozen=True)
@@ -90,9 +82,42 @@ class ErrorFigures:
 
 
 @dataclass(frozen=True)
+class TicketRecord:
+    """A measured ticket: what each estimator quoted at its issue, and what happened."""
+
+    service: str
+    priority: str
+    waiting_ahead: int
+    issued_s: float  # simulated seconds since the start
+    estimated_wait_s: float  # hallq's quote (the median)
+    actual_wait_s: float
+    range_s: tuple[float, float] = (0.0, 0.0)  # hallq's estimated_wait_range_s
+    oracle_s: float = 0.0
+    oracle_range_s: tuple[float, float] = (0.0, 0.0)
+    les_s: float = 0.0
+    ql_s: float = 0.0
+
+    def quote(self, estimator: str) -> float:
+        return {
+            "hallq": self.estimated_wait_s,
+            "oracle": self.oracle_s,
+            "les": self.les_s,
+            "ql": self.ql_s,
+        }[estimator]
+
+    @property
+    def in_range(self) -> bool:
+        return self.range_s[0] <= self.actual_wait_s <= self.range_s[1]
+
+    @property
+    def in_oracle_range(self) -> bool:
+        return self.oracle_range_s[0] <= self.actual_wait_s <= self.oracle_range_s[1]
+
+
+@dataclass(frozen=True)
 class SimulationResult:
     tickets: int  # measured tickets (issued after the warm-up, before the end)
-    mae_s: float
+    mae_s: float  # hallq's
     mean_actual_wait_s: float
     mae_ratio: float
     by_service: dict[str, ErrorFigures]
@@ -102,16 +127,14 @@ class SimulationResult:
     utilisation: float  # time counters had a customer called or at the counter / time open
     requests: int
     records: tuple[TicketRecord, ...] = ()  # every measured ticket, for a closer look
+    by_estimator: dict[str, ErrorFigures] = field(default_factory=dict)  # ESTIMATORS
+    coverage: float = 0.0  # share of actual waits inside hallq's quoted range
+    oracle_coverage: float = 0.0  # the same for the oracle's 10th-90th percentile
 
-
-@dataclass(frozen=True)
-class TicketRecord:
-    service: str
-    priority: str
-    waiting_ahead: int
-    issued_s: float  # simulated seconds since the start
-    estimated_wait_s: float
-    actual_wait_s: float
+    def mae_vs(self, estimator: str) -> float:
+        """hallq's mean absolute error over that of `estimator` (oracle, les, ql)."""
+        other = self.by_estimator[estimator].mae_s
+        return self.mae_s / other if other > 0 else float("inf")
 
 
 @dataclass
@@ -119,7 +142,8 @@ class _Counter:
     code: str
     profile: tuple[str, ...]
     ticket: str | None = None  # id of the called or served ticket
-    busy_since: float = 0.0
+    busy_since: float = 0.0  # when it called its ticket
+    started_s: float | None = None  # when that customer reached the counter
     busy_s: float = 0.0
 
 
@@ -130,9 +154,13 @@ class _Ticket:
     priority: str
     issued_s: float
     estimate_s: float
+    range_s: tuple[float, float]
     measured: bool
     ahead: int = 0
     called_s: float | None = None
+    snapshot: Snapshot | None = None  # the hall at its issue, for the oracle
+    les_s: float = 0.0
+    ql_s: float = 0.0
 
 
 @dataclass
@@ -166,22 +194,6 @@ class _Hall:
         return response
 
 
-def _service_time(rng: random.Random, hall_type: HallType, exponential: bool) -> float:
-    if exponential:
-        return rng.expovariate(1 / hall_type.mean_service_s)
-    sigma2 = math.log(1 + hall_type.cv**2)
-    return rng.lognormvariate(math.log(hall_type.mean_service_s) - sigma2 / 2, math.sqrt(sigma2))
-
-
-def _priority(rng: random.Random, hall_type: HallType) -> str:
-    draw = rng.random()
-    for priority, share in hall_type.priorities:
-        draw -= share
-        if draw < 0:
-            return priority
-    return hall_type.priorities[-1][0]
-
-
 async def run_hall_simulation(
     client: httpx.AsyncClient,
     clock: ManualClock,
@@ -196,6 +208,7 @@ async def run_hall_simulation(
     walk_s: tuple[float, float] = (10.0, 40.0),
     exponential: bool = False,
     load: float = 1.0,
+    oracle_replays: int = REPLAYS,
     headers: Mapping[str, str],
 ) -> SimulationResult:
     """Run the hall for `minutes` of simulated time on `clock` and measure the wait estimate.
@@ -203,12 +216,14 @@ async def run_hall_simulation(
     Tickets issued in [warmup_minutes, minutes) are measured; arrivals go on after `minutes`
     (so that the last measured tickets wait in a loaded hall) until every measured ticket has
     been called. The branch `branch` is created (always open) with `types` and `counters`,
-    through requests with `headers` (an admin's).
+    through requests with `headers` (an admin's). The oracle replays each measured ticket's
+    future `oracle_replays` times (0: no oracle).
     """
     rng = random.Random(seed)
     hall = _Hall(client, clock, headers, f"/api/v1/branches/{branch}", clock.now())
     hall.at(0)
     desks = await _open_branch(hall, branch, types, counters)
+    behaviour = Behaviour(walk_s=walk_s, no_show_rate=no_show_rate, no_show_s=NO_SHOW_S)
     simulation = _Simulation(
         hall=hall,
         rng=rng,
@@ -216,15 +231,12 @@ async def run_hall_simulation(
         desks=desks,
         warmup_s=warmup_minutes * 60.0,
         end_s=minutes * 60.0,
-        no_show_rate=no_show_rate,
-        walk_s=walk_s,
-        exponential=exponential,
-        load=load,
+        model=hall_model(types, counters, load=load, exponential=exponential, behaviour=behaviour),
     )
     for t in types:
         simulation.schedule_arrival(0.0, t)
     await simulation.run()
-    return simulation.result()
+    return simulation.result(seed, oracle_replays)
 
 
 async def _open_branch(
@@ -253,16 +265,14 @@ class _Simulation:
     desks: dict[str, _Counter]
     warmup_s: float
     end_s: float
-    no_show_rate: float
-    walk_s: tuple[float, float]
-    exponential: bool
-    load: float
+    model: HallModel  # the same hall for the engine: the oracle's truth
     tickets: dict[str, _Ticket] = field(default_factory=dict)
+    calls: list[Served] = field(default_factory=list)  # first calls, in order (for LES)
     no_shows: int = 0
 
     def schedule_arrival(self, after_s: float, hall_type: HallType) -> None:
-        """The next customer of `hall_type`: Poisson arrivals at the type's rate times `load`."""
-        gap_s = self.rng.expovariate(self.load * hall_type.per_hour / 3600)
+        """The next customer of `hall_type`: Poisson arrivals at the model's rate."""
+        gap_s = self.rng.expovariate(self.model.arrivals_per_hour[hall_type.code] / 3600)
         self.hall.schedule(after_s + gap_s, "arrive", hall_type.code)
 
     async def run(self) -> None:
@@ -287,22 +297,51 @@ class _Simulation:
         if now >= self.end_s and self.every_measured_ticket_called():
             return  # stop arrivals, which ends the run
         hall_type = self.by_code[service]
-        priority = _priority(self.rng, hall_type)
+        priority = draw_priority(self.rng, hall_type.priorities)
         response = await self.hall.post("/tickets", {"service": service, "priority": priority})
         body = response.json()
-        self.tickets[body["id"]] = _Ticket(
+        low, high = body["estimated_wait_range_s"]
+        ticket = _Ticket(
             id=body["id"],
             service=service,
             priority=priority,
             issued_s=now,
             estimate_s=float(body["estimated_wait_s"]),
+            range_s=(float(low), float(high)),
             measured=self.warmup_s <= now < self.end_s,
             ahead=body["waiting_ahead"],
         )
+        self.tickets[body["id"]] = ticket
+        idle = self.idle_desks_for(service)
+        if ticket.measured:
+            self.note_baselines(ticket, now, bool(idle))
         self.schedule_arrival(now, hall_type)
-        for desk in self.idle_desks_for(service):
+        for desk in idle:
             if await self.press_next(desk, now):
                 break
+
+    def note_baselines(self, ticket: _Ticket, now: float, idle_counter: bool) -> None:
+        """What the oracle and the baselines know at the issue: the hall, the last calls."""
+        ticket.snapshot = self.snapshot(now)
+        ticket.les_s = les_quote(self.calls, ticket.service)
+        m = self.model
+        rate = serving_rate_per_s(ticket.service, m.counters, m.service_times, m.behaviour)
+        ticket.ql_s = ql_quote(ticket.ahead, rate, idle_counter)
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The hall now, as the engine takes it (the ticket just issued is the last waiting)."""
+        busy = {}
+        for desk in self.desks.values():
+            if desk.ticket is not None:
+                served_s = None if desk.started_s is None else now - desk.started_s
+                service = self.tickets[desk.ticket].service
+                busy[desk.code] = BusyCounter(service, now - desk.busy_since, served_s)
+        waiting = tuple(
+            WaitingCustomer(t.service, t.priority, t.issued_s - now)
+            for t in self.tickets.values()
+            if t.called_s is None
+        )
+        return Snapshot(busy=busy, waiting=waiting)
 
     def every_measured_ticket_called(self) -> bool:
         return all(t.called_s is not None for t in self.tickets.values() if t.measured)
@@ -319,7 +358,8 @@ class _Simulation:
         """The called customer reaches the counter: service starts, and its end is drawn."""
         await self.hall.post(f"/counters/{desk.code}/start")
         ticket = self.tickets[desk.ticket or ""]
-        service_s = _service_time(self.rng, self.by_code[ticket.service], self.exponential)
+        desk.started_s = now
+        service_s = self.model.service_times[ticket.service].draw(self.rng)
         self.hall.schedule(now + service_s, "done", desk.code)
 
     async def no_show(self, desk: _Counter, now: float) -> None:
@@ -346,41 +386,77 @@ class _Simulation:
         ticket = self.tickets[body["ticket"]["id"]]
         assert ticket.called_s is None, "a ticket was called twice"
         ticket.called_s = now
-        desk.ticket, desk.busy_since = ticket.id, now
-        if self.rng.random() < self.no_show_rate:
-            self.hall.schedule(now + 45, "recall", desk.code)
-            self.hall.schedule(now + 90, "no_show", desk.code)
+        self.calls.append(Served(ticket.service, ticket.priority, ticket.issued_s, now, desk.code))
+        desk.ticket, desk.busy_since, desk.started_s = ticket.id, now, None
+        behaviour = self.model.behaviour
+        if self.rng.random() < behaviour.no_show_rate:
+            self.hall.schedule(now + NO_SHOW_S / 2, "recall", desk.code)
+            self.hall.schedule(now + NO_SHOW_S, "no_show", desk.code)
         else:
-            self.hall.schedule(now + self.rng.uniform(*self.walk_s), "start", desk.code)
+            self.hall.schedule(now + self.rng.uniform(*behaviour.walk_s), "start", desk.code)
 
-    def result(self) -> SimulationResult:
-        """The estimate's error over the measured tickets, and how busy the hall was."""
+    def result(self, seed: int, oracle_replays: int) -> SimulationResult:
+        """Each estimator's error over the measured tickets, and how busy the hall was."""
         last_s = (self.hall.clock.now() - self.hall.start).total_seconds()
         for desk in self.desks.values():
             if desk.ticket is not None:  # still busy at the end: count up to the last event
                 desk.busy_s += last_s - desk.busy_since
         measured = [t for t in self.tickets.values() if t.measured]
-        pairs = [(t.estimate_s, (t.called_s or 0.0) - t.issued_s) for t in measured]
-        overall = ErrorFigures.of(pairs)
-        by_service: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        by_priority: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        for ticket, pair in zip(measured, pairs, strict=True):
-            by_service[ticket.service].append(pair)
-            by_priority[ticket.priority].append(pair)
+        records = tuple(self.record(t, seed, i, oracle_replays) for i, t in enumerate(measured))
+        overall = ErrorFigures.of([(r.estimated_wait_s, r.actual_wait_s) for r in records])
         open_s = len(self.desks) * max(last_s, 1.0)
         return SimulationResult(
             tickets=overall.tickets,
             mae_s=overall.mae_s,
             mean_actual_wait_s=overall.mean_actual_wait_s,
             mae_ratio=overall.mae_ratio,
-            by_service={k: ErrorFigures.of(v) for k, v in sorted(by_service.items())},
-            by_priority={k: ErrorFigures.of(v) for k, v in sorted(by_priority.items())},
+            by_service=_figures_by(records, lambda r: r.service),
+            by_priority=_figures_by(records, lambda r: r.priority),
             issued=len(self.tickets),
             no_shows=self.no_shows,
             utilisation=sum(d.busy_s for d in self.desks.values()) / open_s,
             requests=self.hall.requests,
-            records=tuple(
-                TicketRecord(t.service, t.priority, t.ahead, t.issued_s, est, act)
-                for t, (est, act) in zip(measured, pairs, strict=True)
-            ),
+            records=records,
+            by_estimator={
+                name: ErrorFigures.of([(r.quote(name), r.actual_wait_s) for r in records])
+                for name in ESTIMATORS
+            },
+            coverage=_share(r.in_range for r in records),
+            oracle_coverage=_share(r.in_oracle_range for r in records),
         )
+
+    def record(self, ticket: _Ticket, seed: int, index: int, oracle_replays: int) -> TicketRecord:
+        """A measured ticket with the oracle's quote, replayed from the hall at its issue (its
+        own seeded stream, so that the quote does not depend on the other tickets')."""
+        oracle, oracle_range = 0.0, (0.0, 0.0)
+        if oracle_replays > 0 and ticket.snapshot is not None:
+            rng = random.Random(seed * 1_000_003 + index)
+            quote = oracle_wait(self.model, ticket.snapshot, rng, replays=oracle_replays)
+            oracle, oracle_range = quote.median_s, (quote.low_s, quote.high_s)
+        return TicketRecord(
+            service=ticket.service,
+            priority=ticket.priority,
+            waiting_ahead=ticket.ahead,
+            issued_s=ticket.issued_s,
+            estimated_wait_s=ticket.estimate_s,
+            actual_wait_s=(ticket.called_s or 0.0) - ticket.issued_s,
+            range_s=ticket.range_s,
+            oracle_s=oracle,
+            oracle_range_s=oracle_range,
+            les_s=ticket.les_s,
+            ql_s=ticket.ql_s,
+        )
+
+
+def _figures_by(
+    records: Sequence[TicketRecord], key: Callable[[TicketRecord], str]
+) -> dict[str, ErrorFigures]:
+    pairs: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in records:
+        pairs[key(r)].append((r.estimated_wait_s, r.actual_wait_s))
+    return {k: ErrorFigures.of(v) for k, v in sorted(pairs.items())}
+
+
+def _share(flags: Iterable[bool]) -> float:
+    values = list(flags)
+    return sum(values) / len(values) if values else 0.0

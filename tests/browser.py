@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -370,3 +372,20 @@ def expect(locator: Any) -> Any:
     from playwright.async_api import expect as playwright_expect
 
     return playwright_expect(locator)
+
+
+# What a customer page says of a quoted range: common.js `waitRange`, whose rules are in
+# docs/estimate.md ("On the ticket"). WAIT_RANGE_TEXT matches any of its Chinese forms.
+WAIT_RANGE_TEXT = re.compile(r"约 \d+(–\d+)? 分钟|\d+ 分钟内|即将叫号")
+
+
+def wait_range_text(range_s: list[int]) -> tuple[str, str]:
+    """The (Chinese, English) words for the quoted range `[low, high]` in seconds."""
+    low, high = range_s[0] // 60, math.ceil(range_s[1] / 60)
+    if range_s[1] < 60:
+        return "即将叫号", "very soon"
+    if low < 1:
+        return f"{high} 分钟内", f"within {high} min"
+    if low == high:
+        return f"约 {low} 分钟", f"about {low} min"
+    return f"约 {low}–{high} 分钟", f"about {low}–{high} min"

@@ -5,18 +5,22 @@ from __future__ import annotations
 import pytest
 
 from app.queue.estimate import (
+    CV_WITHOUT_HISTORY,
     HORIZON_S,
     MEDIAN_FACTOR,
     OVERRUN_FRACTION,
+    PATH_ERROR,
     RANGE_Z,
     CounterNow,
     Done,
     Hall,
     Place,
     TypeHistory,
+    WaitEstimate,
     WaitingGroup,
     estimate_wait_s,
     gamma_quantile_ratio,
+    replay,
     wait_estimate,
 )
 from app.queue.ordering import class_rank
@@ -48,8 +52,16 @@ def hall(counters, waiting=(), **histories: TypeHistory) -> Hall:
     )
 
 
-def median(seconds: float) -> int:
-    return round(seconds * MEDIAN_FACTOR)
+def path_s(h: Hall, place: Place) -> float:
+    """When the average-path replay calls the ticket at `place`."""
+    path = replay(h, place)
+    assert path is not None
+    return path.path_s
+
+
+def median(path: float, calls: int = 0, serving: int = 1, cv: float = CV_WITHOUT_HISTORY) -> int:
+    """The quoted median for a ticket called at `path` after `calls` by `serving` counters."""
+    return wait_estimate(path, calls, serving, cv).median_s
 
 
 # -- what history tells ------------------------------------------------------------------------
@@ -97,30 +109,30 @@ def test_arrival_rates_over_a_history_shorter_than_the_window():
 
 
 def test_a_free_counter_calls_the_first_ticket_at_once():
-    assert estimate_wait_s(hall([counter("1", "a")], a=history(300)), Place("a", ahead=0)) == 0
+    assert path_s(hall([counter("1", "a")], a=history(300)), Place("a", ahead=0)) == 0
 
 
 def test_one_free_counter_works_through_the_tickets_ahead():
     h = hall([counter("1", "a")], [WaitingGroup("a", NORMAL, 3)], a=history(300))
-    assert estimate_wait_s(h, Place("a", ahead=2)) == median(600)
+    assert path_s(h, Place("a", ahead=2)) == 600
 
 
 def test_counters_work_in_parallel():
     h = hall([counter("1", "a"), counter("2", "a")], a=history(300))
-    assert estimate_wait_s(h, Place("a", ahead=1)) == 0  # the second free counter takes it
-    assert estimate_wait_s(h, Place("a", ahead=2)) == median(300)
-    assert estimate_wait_s(h, Place("a", ahead=3)) == median(300)
-    assert estimate_wait_s(h, Place("a", ahead=4)) == median(600)
+    assert path_s(h, Place("a", ahead=1)) == 0  # the second free counter takes it
+    assert path_s(h, Place("a", ahead=2)) == 300
+    assert path_s(h, Place("a", ahead=3)) == 300
+    assert path_s(h, Place("a", ahead=4)) == 600
 
 
 def test_a_busy_counter_frees_when_its_customer_is_expected_to_leave():
     a = history(200, 300, 400)
     fresh = hall([counter("1", "a", busy="a", elapsed=0)], a=a)
-    assert estimate_wait_s(fresh, Place("a", ahead=0)) == median(300)
+    assert path_s(fresh, Place("a", ahead=0)) == 300
     # 250 s into the service: of the recent tickets only 300 s and 400 s lasted this long.
     late = hall([counter("1", "a", busy="a", elapsed=250)], a=a)
-    assert estimate_wait_s(late, Place("a", ahead=0)) == median(100)
-    assert estimate_wait_s(late, Place("a", ahead=1)) == median(100 + 300)
+    assert path_s(late, Place("a", ahead=0)) == 100
+    assert path_s(late, Place("a", ahead=1)) == 100 + 300
 
 
 def test_the_first_of_several_busy_counters_takes_the_ticket():
@@ -129,14 +141,14 @@ def test_the_first_of_several_busy_counters_takes_the_ticket():
         [counter("1", "a", busy="a", elapsed=10), counter("2", "a", busy="a", elapsed=250)],
         a=a,
     )
-    assert estimate_wait_s(h, Place("a", ahead=0)) == median(100)
+    assert path_s(h, Place("a", ahead=0)) == 100
     # The next one goes to counter 1 (free after ~290 s), not counter 2 again (100 + 300 s).
-    assert estimate_wait_s(h, Place("a", ahead=1)) == median(a.remaining_s(10, 300))
+    assert path_s(h, Place("a", ahead=1)) == a.remaining_s(10, 300)
 
 
 def test_the_customer_at_the_counter_counts_with_its_own_type():
     h = hall([counter("1", "a", busy="c", elapsed=0)], a=history(100), c=history(900))
-    assert estimate_wait_s(h, Place("a", ahead=0)) == median(900)
+    assert path_s(h, Place("a", ahead=0)) == 900
 
 
 def test_the_estimate_grows_with_the_tickets_ahead():
@@ -153,14 +165,14 @@ def test_the_estimate_grows_with_the_tickets_ahead():
 
 def test_the_default_service_time_serves_a_type_without_history():
     h = hall([counter("1", "a")])
-    assert estimate_wait_s(h, Place("a", ahead=1)) == median(300)
+    assert path_s(h, Place("a", ahead=1)) == 300
 
 
 def test_nobody_serving_the_type_counts_as_one_counter_halfway_through():
     h = hall([counter("1", "b")], a=history(200))
-    assert estimate_wait_s(h, Place("a", ahead=0)) == median(100)
-    assert estimate_wait_s(h, Place("a", ahead=2)) == median(100 + 2 * 200)
-    assert estimate_wait_s(hall([]), Place("a", ahead=0)) == median(150)
+    assert path_s(h, Place("a", ahead=0)) == 100
+    assert path_s(h, Place("a", ahead=2)) == 100 + 2 * 200
+    assert path_s(hall([]), Place("a", ahead=0)) == 150
 
 
 # -- the replay follows the calling order ----------------------------------------------------
@@ -175,10 +187,10 @@ def test_a_helping_counter_serves_its_own_queue_first():
         b=history(100),
     )
     # Counter 1 serves both b (free at 200 s) before counter 2 is done (500 s).
-    assert estimate_wait_s(h, Place("a", ahead=0)) == median(200)
+    assert path_s(h, Place("a", ahead=0)) == 200
     # With a longer b queue, counter 2 comes first.
     longer = hall(h.counters, [WaitingGroup("b", NORMAL, 7)], a=history(500), b=history(100))
-    assert estimate_wait_s(longer, Place("a", ahead=0)) == median(500)
+    assert path_s(longer, Place("a", ahead=0)) == 500
 
 
 def test_a_counter_helps_at_once_when_its_own_queue_is_empty():
@@ -187,20 +199,20 @@ def test_a_counter_helps_at_once_when_its_own_queue_is_empty():
         a=history(500),
         b=history(100),
     )
-    assert estimate_wait_s(h, Place("a", ahead=0)) == 0
+    assert path_s(h, Place("a", ahead=0)) == 0
 
 
 def test_a_fallback_counter_takes_its_own_queue_before_our_type():
     # Counter 1 is for a and helps b: a normal a customer goes before our normal b ticket.
     h = hall([counter("1", "a", "b")], [WaitingGroup("a", NORMAL, 1)], a=history(300))
-    assert estimate_wait_s(h, Place("b", ahead=0)) == median(300)
+    assert path_s(h, Place("b", ahead=0)) == 300
 
 
 def test_a_priority_ticket_goes_before_the_counters_own_normal_queue():
     h = hall([counter("1", "b", "a")], [WaitingGroup("b", NORMAL, 3)], b=history(100))
-    assert estimate_wait_s(h, Place("a", ahead=0, priority="special")) == 0
-    assert estimate_wait_s(h, Place("a", ahead=0, priority="vip")) == 0
-    assert estimate_wait_s(h, Place("a", ahead=0)) == median(300)
+    assert path_s(h, Place("a", ahead=0, priority="special")) == 0
+    assert path_s(h, Place("a", ahead=0, priority="vip")) == 0
+    assert path_s(h, Place("a", ahead=0)) == 300
 
 
 def test_priority_tickets_of_a_fallback_type_go_first():
@@ -211,8 +223,8 @@ def test_priority_tickets_of_a_fallback_type_go_first():
         a=history(400),
         b=history(100),
     )
-    assert estimate_wait_s(h, Place("b", ahead=0)) == median(400)
-    assert estimate_wait_s(h, Place("b", ahead=0, priority="special")) == 0
+    assert path_s(h, Place("b", ahead=0)) == 400
+    assert path_s(h, Place("b", ahead=0, priority="special")) == 0
 
 
 def test_only_the_tickets_ahead_of_our_own_type_count():
@@ -222,9 +234,9 @@ def test_only_the_tickets_ahead_of_our_own_type_count():
         [WaitingGroup("a", NORMAL, 6), WaitingGroup("a", VIP, 2)],
         a=history(100),
     )
-    assert estimate_wait_s(h, Place("a", ahead=4)) == median(400)
+    assert path_s(h, Place("a", ahead=4)) == 400
     # A vip ticket behind the two vips: the normal tickets do not count.
-    assert estimate_wait_s(h, Place("a", ahead=2, priority="vip")) == median(200)
+    assert path_s(h, Place("a", ahead=2, priority="vip")) == 200
 
 
 def test_held_requeued_tickets_wait_behind_and_front_lane_tickets_go_first():
@@ -236,19 +248,19 @@ def test_held_requeued_tickets_wait_behind_and_front_lane_tickets_go_first():
         ],
         a=history(100),
     )
-    assert estimate_wait_s(h, Place("a", ahead=1)) == median(100)
+    assert path_s(h, Place("a", ahead=1)) == 100
 
 
 def test_an_overdue_ticket_goes_before_priority_tickets():
     h = hall([counter("1", "a")], [WaitingGroup("a", SPECIAL, 2)], a=history(100))
-    assert estimate_wait_s(h, Place("a", ahead=0, overdue=True)) == 0
-    assert estimate_wait_s(h, Place("a", ahead=2)) == median(200)
+    assert path_s(h, Place("a", ahead=0, overdue=True)) == 0
+    assert path_s(h, Place("a", ahead=2)) == 200
 
 
 def test_tickets_ahead_never_count_below_zero():
     # The groups (read a moment later) know more better tickets than the position says.
     h = hall([counter("1", "a")], [WaitingGroup("a", VIP, 3)], a=history(100))
-    assert estimate_wait_s(h, Place("a", ahead=1)) == median(300)
+    assert path_s(h, Place("a", ahead=1)) == 300
 
 
 # -- customers still to come ---------------------------------------------------------------------
@@ -264,11 +276,11 @@ def test_priority_customers_still_to_come_pass_a_normal_ticket():
     h = hall([counter("1", "a", busy="a", elapsed=0)], a=a)
     quiet = hall(h.counters, a=history(*(d.handling_s for d in a.done)))
     # Without arrivals: 300 s for the customer at the counter, 2 x 300 for those ahead.
-    assert estimate_wait_s(quiet, Place("a", ahead=2)) == median(900)
+    assert path_s(quiet, Place("a", ahead=2)) == 900
     # Vips arrive at 600 s and 1200 s and are called before the normal ticket (at 600, 1200).
-    assert estimate_wait_s(h, Place("a", ahead=2)) == median(1500)
+    assert path_s(h, Place("a", ahead=2)) == 1500
     # Nobody passes a vip ticket but special customers, and there were none.
-    assert estimate_wait_s(h, Place("a", ahead=2, priority="vip")) == median(900)
+    assert path_s(h, Place("a", ahead=2, priority="vip")) == 900
 
 
 def test_a_queue_that_never_reaches_the_ticket_gives_up_at_the_horizon():
@@ -277,7 +289,7 @@ def test_a_queue_that_never_reaches_the_ticket_gives_up_at_the_horizon():
     h = hall([counter("1", "a", busy="a")], a=TypeHistory(recent))
     assert estimate_wait_s(h, Place("a", ahead=0)) == round(HORIZON_S)
     # A free counter still calls it at once, before the first of them arrives.
-    assert estimate_wait_s(hall([counter("1", "a")], a=TypeHistory(recent)), Place("a", 0)) == 0
+    assert path_s(hall([counter("1", "a")], a=TypeHistory(recent)), Place("a", 0)) == 0
 
 
 # -- the SQL that feeds it, through the API --------------------------------------------------
@@ -307,14 +319,15 @@ async def test_issue_estimate_uses_service_history_and_the_customer_at_the_count
     first = await issue(client)
     assert first["position"] == 1
     # Of the recent tickets only 200 s and 300 s lasted 150 s: (50 + 150) / 2 = 100 s remain.
-    assert first["estimated_wait_s"] == median(100)
+    cv = history(100, 200, 300).cv()
+    assert first["estimated_wait_s"] == median(100, cv=cv)
     second = await issue(client)
-    assert second["estimated_wait_s"] == median(100 + 200)
-    # Its range: one call (the first ticket) before it on the average path of 300 s.
-    assert second["estimated_wait_range_s"] == list(wait_estimate(300.0, 1).range_s)
+    # One call (the first ticket) before it on the average path of 300 s, at the one counter.
+    assert second["estimated_wait_s"] == median(100 + 200, calls=1, cv=cv)
+    assert second["estimated_wait_range_s"] == list(wait_estimate(300.0, 1, 1, cv).range_s)
     # The same estimate when the ticket is read back.
     detail = await ok(await client.get(f"/api/v1/tickets/{second['id']}", headers=ADMIN))
-    assert detail["estimated_wait_s"] == median(100 + 200)
+    assert detail["estimated_wait_s"] == median(100 + 200, calls=1, cv=cv)
     assert detail["estimated_wait_range_s"] == second["estimated_wait_range_s"]
 
 
@@ -323,11 +336,11 @@ async def test_closed_counters_do_not_count_and_paused_ones_do(client, clock):
     # Nobody serves a: one imaginary counter, halfway through a default (300 s) customer.
     assert (await issue(client))["estimated_wait_s"] == median(150)
     await act(client, "2", "open")  # counter 2: b, then a; free
-    assert (await issue(client))["estimated_wait_s"] == median(300)  # one a ahead
+    assert (await issue(client))["estimated_wait_s"] == median(300, calls=1)  # one a ahead
     await act(client, "2", "pause")
-    assert (await issue(client))["estimated_wait_s"] == median(600)
+    assert (await issue(client))["estimated_wait_s"] == median(600, calls=2)
     await act(client, "2", "close")
-    assert (await issue(client))["estimated_wait_s"] == median(150 + 3 * 300)
+    assert (await issue(client))["estimated_wait_s"] == median(150 + 3 * 300, calls=3)
 
 
 async def test_an_own_type_queue_delays_a_helping_counter(client):
@@ -336,7 +349,7 @@ async def test_an_own_type_queue_delays_a_helping_counter(client):
     await issue(client, service="b")
     await issue(client, service="b")
     # Both b tickets (default 300 s each) go first at counter 2.
-    assert (await issue(client, service="a"))["estimated_wait_s"] == median(600)
+    assert (await issue(client, service="a"))["estimated_wait_s"] == median(600, calls=2)
     # A special a ticket passes them.
     special = await issue(client, service="a", priority="special")
     assert special["estimated_wait_s"] == 0
@@ -351,10 +364,12 @@ async def test_queue_view_estimates_the_wait_of_a_normal_ticket_taken_now(client
     view = await ok(await client.get(f"{B}/queue", headers=ADMIN))
     by_service = {s["service"]: s for s in view["services"]}
     assert by_service["a"]["waiting"] == 4
-    assert by_service["a"]["estimated_wait_s"] == median(4 * 300)
-    assert by_service["a"]["estimated_wait_range_s"] == list(wait_estimate(4 * 300, 4).range_s)
+    assert by_service["a"]["estimated_wait_s"] == median(4 * 300, calls=4)
+    assert by_service["a"]["estimated_wait_range_s"] == list(
+        wait_estimate(4 * 300, 4, 1, CV_WITHOUT_HISTORY).range_s
+    )
     # Counter 1 helps b once the a queue is done.
-    assert by_service["b"]["estimated_wait_s"] == median(4 * 300)
+    assert by_service["b"]["estimated_wait_s"] == median(4 * 300, calls=4)
     # Nobody serves v: one imaginary counter halfway through a customer.
     assert by_service["v"]["estimated_wait_s"] == median(150)
 
@@ -378,3 +393,32 @@ def test_range_brackets_the_median_and_narrows_with_more_calls_ahead() -> None:
         assert quote.low_s <= quote.median_s <= quote.high_s
     # Relative spread falls like 1/sqrt(calls + 1).
     assert (long.high_s - long.low_s) / 3000 < (short.high_s - short.low_s) / 300 / 3
+
+
+def test_the_median_is_lower_within_the_first_round_of_several_counters() -> None:
+    # Eight counters, nobody ahead: the first of eight busy counters frees up much sooner than
+    # the soonest expected time; eight calls later, the path is nearly right.
+    first = wait_estimate(200.0, 0, serving=8, cv=0.6)
+    later = wait_estimate(200.0, 16, serving=8, cv=0.6)
+    assert first.median_s < 0.5 * 200 < later.median_s
+    # Many rounds of service ahead: MEDIAN_FACTOR of the path.
+    assert wait_estimate(3000.0, 40, serving=2, cv=0.6).median_s == round(3000 * MEDIAN_FACTOR)
+
+
+def test_the_range_narrows_with_steadier_service_at_one_counter_but_not_below_the_floor() -> None:
+    def spread(quote: WaitEstimate) -> float:
+        return (quote.high_s - quote.low_s) / quote.median_s
+
+    steady = wait_estimate(1000.0, 4, serving=1, cv=0.3)
+    erratic = wait_estimate(1000.0, 4, serving=1, cv=1.0)
+    assert spread(steady) < spread(erratic)
+    # Calls at many counters come about as a Poisson stream, whatever one service's cv.
+    assert spread(wait_estimate(1000.0, 4, serving=8, cv=0.3)) > spread(steady)
+    # A long queue: the path's own error (PATH_ERROR) is what is left.
+    floor = 2 * RANGE_Z * PATH_ERROR
+    assert spread(wait_estimate(10_000.0, 2000, serving=1, cv=0.5)) == pytest.approx(floor, rel=0.1)
+
+
+def test_the_cv_of_service_times_comes_from_history() -> None:
+    assert history(100, 300).cv() == pytest.approx(0.5)
+    assert history(100).cv() == CV_WITHOUT_HISTORY

@@ -21,11 +21,13 @@ from devtools.demo import SERVICES as DEMO_SERVICES
 from tests.browser import (
     BRANCH,
     BRANCH_NAME,
+    WAIT_RANGE_TEXT,
     expect,
     new_context,
     press_shortcut,
     printed,
     screenshot,
+    wait_range_text,
     watch_console,
 )
 from tests.db import ROOT
@@ -142,7 +144,12 @@ async def test_kiosk_ticket_called_by_clerk_is_announced_on_display(hall, browse
     await expect(kiosk.locator("#t-service")).to_contain_text("General business")
     await expect(kiosk.locator("#t-priority")).to_contain_text("爱心通道")
     await expect(kiosk.locator("#t-ahead")).to_contain_text("0 人")
-    await expect(kiosk.locator("#t-wait")).not_to_be_empty()
+    # The quoted range, in the words of docs/estimate.md ("约 8–15 分钟"), on screen and paper.
+    issued = await kiosk.evaluate("window.hallq.lastTicket")
+    zh, en = wait_range_text(issued["estimated_wait_range_s"])
+    await expect(kiosk.locator("#t-wait")).to_contain_text(zh)
+    await expect(kiosk.locator("#t-wait")).to_contain_text(en)
+    await expect(button.locator(".svc-wait")).to_contain_text(WAIT_RANGE_TEXT)
     await expect(kiosk.locator("#t-time")).not_to_be_empty()
     assert await printed(kiosk) >= 1
     # The press carried an Idempotency-Key: the same key again is the same ticket.

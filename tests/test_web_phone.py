@@ -19,9 +19,11 @@ from tests.browser import (
     BRANCH,
     FAKE_PRINT,
     SCREENSHOTS,
+    WAIT_RANGE_TEXT,
     expect,
     printed,
     screenshot,
+    wait_range_text,
     watch_console,
 )
 from tests.webhook_receiver import Receiver, wait_for
@@ -136,7 +138,11 @@ async def walk_through(hall: Any, browser: Any) -> None:
     await expect(phone.locator("#p-service")).to_contain_text("General business")
     await expect(phone.locator("#p-position")).to_have_text("5")
     await expect(phone.locator("#p-ahead")).to_contain_text("4 人")
-    await expect(phone.locator("#p-wait")).not_to_have_text("—")
+    # The quoted range, as the API gives it for the ticket (no counter is open: it stays put).
+    quoted = await hall.api("GET", f"/tickets/{ticket['id']}")
+    zh, en = wait_range_text(quoted["estimated_wait_range_s"])
+    await expect(phone.locator("#p-wait")).to_contain_text(zh)
+    await expect(phone.locator("#p-wait")).to_contain_text(en)
     await expect(phone.locator("#p-near")).to_be_hidden()
     await expect(screen).to_have_attribute("data-near", "false")
     await phone.locator("#p-head, .p-head").first.tap()  # the customer touched the page once
@@ -204,6 +210,7 @@ async def test_remote_join_and_i_have_left_on_a_phone(hall, browser):
     await expect(phone.locator("#join")).to_have_attribute("data-state", "open")
     option = phone.locator('.j-service[data-service="b"]')
     await expect(option).to_contain_text("等候 1 人")
+    await expect(option).to_contain_text(WAIT_RANGE_TEXT)
     await option.tap()
     await phone.locator("#j-phone").fill("138 1234 5678")
     await screenshot(phone, "phone-join")

@@ -28,13 +28,23 @@ HORIZON_S = 12 * 3600.0
 MAX_CALLS = 20_000
 # No type takes a counter for less than this, whatever its history says.
 MIN_HANDLING_S = 1.0
-# The replay follows the average path, but actual waits are skewed to the right, so the median
-# wait (what minimises the absolute error) lies below it (docs/estimate.md).
-MEDIAN_FACTOR = 0.9
-# The range quoted beside the median: the 10th and 90th percentile of a Gamma whose shape grows
-# with the calls made before ours (Whitt 1999: the relative spread is about 1/sqrt(n + 1)).
+# The median wait (what minimises the absolute error) lies below the average path: by
+# MEDIAN_FACTOR for a long queue, and further within the first round of service, when the first
+# of several busy counters frees up much sooner than the soonest of their expected times:
+# median = path x (MEDIAN_FACTOR - FIRST_ROUND_DISCOUNT x exp(-ROUND_DECAY x rounds)), where
+# rounds = (calls before ours + 1) / counters that can call it. Fitted on the simulated hall
+# (docs/estimate.md), like the range below.
+MEDIAN_FACTOR = 0.85
+FIRST_ROUND_DISCOUNT = 0.7
+ROUND_DECAY = 3.0
+# The range: the 10th and 90th percentile of a Gamma with that median. Its relative variance
+# 1 / shape is that of the calls before ours, cv^2 / (calls + 1) (Whitt 1999: the spread falls
+# like 1/sqrt(n + 1)), plus PATH_ERROR^2 for what the path itself gets wrong (service times and
+# arrival rates read from a short history). cv is that of the time between calls: the type's
+# service time with one counter, tending to 1 (Poisson) as more counters take turns.
 RANGE_Z = 1.2816  # the standard normal's 90th percentile
-RANGE_SHAPE_PER_CALL = 1.0
+PATH_ERROR = 0.25
+CV_WITHOUT_HISTORY = 1.0  # as if exponential
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,16 @@ class TypeHistory:
         if not self.done:
             return default_s
         return sum(d.handling_s for d in self.done) / len(self.done)
+
+    def cv(self) -> float:
+        """The coefficient of variation of the recent tickets' counter time."""
+        if len(self.done) < 2:
+            return CV_WITHOUT_HISTORY
+        times = [d.handling_s for d in self.done]
+        mean = sum(times) / len(times)
+        if mean <= 0:
+            return CV_WITHOUT_HISTORY
+        return math.sqrt(sum((t - mean) ** 2 for t in times) / len(times)) / mean
 
     def remaining_s(self, elapsed_s: float, default_s: float) -> float:
         """Expected time left for a customer at the counter since `elapsed_s`: the mean residual
@@ -123,6 +143,9 @@ class Hall:
             self._means[service] = mean
         return mean
 
+    def cv(self, service: str) -> float:
+        return self.history.get(service, TypeHistory()).cv()
+
     def remaining_s(self, service: str, elapsed_s: float) -> float:
         history = self.history.get(service, TypeHistory())
         return history.remaining_s(elapsed_s, self.default_service_s)
@@ -164,14 +187,22 @@ def gamma_quantile_ratio(shape: float, z: float) -> float:
     return max(0.0, 1.0 - third + z * math.sqrt(third)) ** 3
 
 
-def wait_estimate(path_s: float, calls_before: int) -> WaitEstimate:
+def wait_estimate(
+    path_s: float, calls_before: int, serving: int = 1, cv: float = CV_WITHOUT_HISTORY
+) -> WaitEstimate:
     """The quote for a ticket the average-path replay calls at `path_s`, after `calls_before`
-    other calls: the median below the path (MEDIAN_FACTOR), the range around the path."""
-    shape = RANGE_SHAPE_PER_CALL * (calls_before + 1)
-    median = round(path_s * MEDIAN_FACTOR)
-    low = min(median, round(path_s * gamma_quantile_ratio(shape, -RANGE_Z)))
-    high = max(median, round(path_s * gamma_quantile_ratio(shape, RANGE_Z)))
-    return WaitEstimate(median_s=median, low_s=low, high_s=high)
+    calls by the `serving` counters that can call it; `cv` is that of its type's service time.
+    The median below the path, the range a Gamma around the median (see the constants)."""
+    serving = max(serving, 1)
+    rounds = (calls_before + 1) / serving
+    factor = MEDIAN_FACTOR - FIRST_ROUND_DISCOUNT * math.exp(-ROUND_DECAY * rounds)
+    median = path_s * factor
+    between_calls = 1 - (1 - min(cv, 1.0) ** 2) / serving  # cv^2 of the time between calls
+    shape = 1 / (between_calls / (calls_before + 1) + PATH_ERROR**2)
+    to_median = median / gamma_quantile_ratio(shape, 0.0)
+    low = min(median, to_median * gamma_quantile_ratio(shape, -RANGE_Z))
+    high = max(median, to_median * gamma_quantile_ratio(shape, RANGE_Z))
+    return WaitEstimate(median_s=round(median), low_s=round(low), high_s=round(high))
 
 
 def new_ticket_place(hall: Hall, service: str, priority: str = Priority.NORMAL) -> Place:
@@ -227,8 +258,27 @@ def estimate_wait_s(hall: Hall, place: Place) -> int:
     return estimate_wait(hall, place).median_s
 
 
+@dataclass(frozen=True)
+class Path:
+    """Where the average-path replay calls the ticket, and what the quote needs to know."""
+
+    path_s: float  # when it is called
+    calls_before: int  # calls before it by the counters that can call it
+    serving: int  # counters that can call it
+    cv: float  # its type's service-time coefficient of variation, from history
+
+
 def estimate_wait(hall: Hall, place: Place) -> WaitEstimate:
     """The wait of the ticket at `place`, replaying the calling order from now on."""
+    path = replay(hall, place)
+    if path is None:
+        return WaitEstimate(round(HORIZON_S), round(HORIZON_S), round(HORIZON_S))
+    return wait_estimate(path.path_s, path.calls_before, path.serving, path.cv)
+
+
+def replay(hall: Hall, place: Place) -> Path | None:
+    """Replay the calling order on average values until a counter calls the ticket at `place`;
+    None if none does within the horizon."""
     queue = _queue_before(hall, place)
     streams = _arrivals(hall, place)
     ours = (place.service, place.rank)
@@ -245,6 +295,7 @@ def estimate_wait(hall: Hall, place: Place) -> WaitEstimate:
         # customer.
         counters.append((hall.mean_handling_s(place.service) / 2, len(counters), (place.service,)))
     heapq.heapify(counters)
+    serving = sum(1 for _, _, profile in counters if place.service in profile)
 
     def admit(until_s: float) -> None:
         for stream in streams:
@@ -253,7 +304,7 @@ def estimate_wait(hall: Hall, place: Place) -> WaitEstimate:
                 queue[key] = queue.get(key, 0) + 1
                 stream.next_s += stream.every_s
 
-    calls = 0  # of other tickets, before ours
+    calls = 0  # of other tickets, before ours, by counters that can call ours
     for _ in range(MAX_CALLS):
         if not counters:
             break
@@ -263,7 +314,7 @@ def estimate_wait(hall: Hall, place: Place) -> WaitEstimate:
         admit(now)
         called = _call(queue, profile, ours)
         if isinstance(called, str):  # OURS: a counter calls our ticket
-            return wait_estimate(now, calls)
+            return Path(now, calls, serving, hall.cv(place.service))
         if called is None:
             # Idle until a customer it serves arrives.
             upcoming = [s.next_s for s in streams if s.service in profile]
@@ -271,9 +322,10 @@ def estimate_wait(hall: Hall, place: Place) -> WaitEstimate:
                 heapq.heappush(counters, (min(upcoming), i, profile))
             continue
         queue[called] -= 1
-        calls += 1
+        if place.service in profile:
+            calls += 1
         heapq.heappush(counters, (now + hall.mean_handling_s(called[0]), i, profile))
-    return WaitEstimate(round(HORIZON_S), round(HORIZON_S), round(HORIZON_S))
+    return None
 
 
 OURS: Literal["ours"] = "ours"  # what _call returns when it calls our ticket

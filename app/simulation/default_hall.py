@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from app.simulation.hall import Behaviour, Period, ServiceTime
+from app.simulation.hall import Behaviour, HallModel, ServiceTime
 
 
 @dataclass(frozen=True)
@@ -49,21 +49,6 @@ DEFAULT_COUNTERS: dict[str, tuple[str, ...]] = {
 }
 # Customers walk up in 10-40 s; 3% never come (recalled at 45 s, marked a no-show at 90 s).
 DEFAULT_BEHAVIOUR = Behaviour(walk_s=(10.0, 40.0), no_show_rate=0.03, no_show_s=90.0)
-
-
-@dataclass(frozen=True)
-class HallModel:
-    """A hall as the engine takes it: what `simulate_hall` needs besides periods and rng."""
-
-    counters: Mapping[str, tuple[str, ...]]
-    service_times: Mapping[str, ServiceTime]
-    priorities: Mapping[str, Sequence[tuple[str, float]]]
-    arrivals_per_hour: Mapping[str, float]
-    behaviour: Behaviour
-
-    def steady(self, minutes: float) -> list[Period]:
-        """One period of `minutes` at these rates, every counter open."""
-        return [Period(0.0, minutes * 60.0, self.arrivals_per_hour, tuple(self.counters))]
 
 
 def hall_model(

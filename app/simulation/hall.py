@@ -118,6 +118,42 @@ class Behaviour:
     no_show_s: float = 90.0  # how long the counter waits for one who never comes
 
 
+@dataclass(frozen=True)
+class HallModel:
+    """A hall as the oracle and the benchmark take it: what `simulate_hall` needs besides the
+    periods, at steady rates."""
+
+    counters: Mapping[str, tuple[str, ...]]
+    service_times: Mapping[str, ServiceTime]
+    priorities: Mapping[str, Sequence[tuple[str, float]]]
+    arrivals_per_hour: Mapping[str, float]
+    behaviour: Behaviour
+    starvation_guard_s: Mapping[str, float] = field(default_factory=dict)
+
+    def steady(self, minutes: float) -> list[Period]:
+        """One period of `minutes` at these rates, every counter open."""
+        return [Period(0.0, minutes * 60.0, self.arrivals_per_hour, tuple(self.counters))]
+
+    def simulate(
+        self,
+        periods: Sequence[Period],
+        rng: random.Random,
+        snapshot: Snapshot | None = None,
+        stop_after: int | None = None,
+    ) -> list[Served]:
+        return simulate_hall(
+            periods,
+            self.counters,
+            self.service_times,
+            rng,
+            priorities=self.priorities,
+            starvation_guard_s=self.starvation_guard_s,
+            behaviour=self.behaviour,
+            snapshot=snapshot,
+            stop_after=stop_after,
+        )
+
+
 NORMAL_ONLY: tuple[tuple[str, float], ...] = ((Priority.NORMAL, 1.0),)
 # Event kinds, in the heap as (time, order, kind, subject).
 _PERIOD, _ARRIVAL, _FREE = 0, 1, 2
@@ -321,7 +357,7 @@ class _Engine:
         assert self.current is not None
         self.next_arrival(service, now, self.current.arrivals_per_hour.get(service, 0.0))
         shares = self.priorities.get(service, NORMAL_ONLY)
-        customer = self.customer(service, _draw_priority(self.streams[service], shares), now)
+        customer = self.customer(service, draw_priority(self.streams[service], shares), now)
         self.queue(customer).append(customer)
         for code in self.takers[service]:
             if code in self.idle:
@@ -358,7 +394,8 @@ class _Engine:
         self.schedule(now + customer.counter_s, _FREE, code)
 
 
-def _draw_priority(rng: random.Random, shares: Sequence[tuple[str, float]]) -> str:
+def draw_priority(rng: random.Random, shares: Sequence[tuple[str, float]]) -> str:
+    """A priority class drawn from [(priority, share)]."""
     draw = rng.random()
     for priority, share in shares:
         draw -= share

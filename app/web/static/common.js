@@ -159,6 +159,22 @@ export function waitMinutes(seconds) {
   return { zh: `约 ${minutes} 分钟`, en: `about ${minutes} min` };
 }
 
+/**
+ * The quoted range for customers, in whole minutes (docs/estimate.md, "On the ticket"): the low
+ * end rounded down and the high end up, so the words never promise less than the range. The
+ * whole range under a minute: 即将叫号; the low end under a minute: "5 分钟内"; otherwise
+ * "约 8–15 分钟". Without a range (an older server), the median as `waitMinutes` says it.
+ */
+export function waitRange(median, range) {
+  if (!Array.isArray(range) || range.length !== 2) return waitMinutes(median);
+  const low = Math.floor(range[0] / 60);
+  const high = Math.ceil(range[1] / 60);
+  if (range[1] < 60) return { zh: '即将叫号', en: 'very soon' };
+  if (low < 1) return { zh: `${high} 分钟内`, en: `within ${high} min` };
+  if (low === high) return { zh: `约 ${low} 分钟`, en: `about ${low} min` };
+  return { zh: `约 ${low}–${high} 分钟`, en: `about ${low}–${high} min` };
+}
+
 /** A duration for staff: 4:05, 1:02:03. */
 export function clockDuration(seconds) {
   const s = Math.max(0, Math.round(seconds || 0));

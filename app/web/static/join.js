@@ -2,7 +2,7 @@
 // their waits; one tap takes a `normal` ticket and opens its page (/t/{code}). The phone number
 // is optional (for a text before the turn) and goes only to the issuing request.
 
-import { $, h, bi, api, ApiError, page, waitMinutes, debugState } from './common.js';
+import { $, h, bi, api, ApiError, page, waitRange, debugState } from './common.js';
 
 const state = debugState();
 const base = `/public/branches/${encodeURIComponent(page.branch)}`;
@@ -29,7 +29,7 @@ function render(info) {
   const list = $('#j-services');
   list.replaceChildren(list.querySelector('legend'));
   for (const svc of info.services) {
-    const wait = waitMinutes(svc.estimated_wait_s);
+    const wait = waitRange(svc.estimated_wait_s, svc.estimated_wait_range_s);
     list.append(
       h(
         'label',

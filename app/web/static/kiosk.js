@@ -6,7 +6,7 @@
 // key, so a flaky connection never prints two numbers for one press.
 
 import {
-  $, $$, h, bi, api, ApiError, page, waitMinutes, debugState, idempotencyKey, issueTicket,
+  $, $$, h, bi, api, ApiError, page, waitRange, debugState, idempotencyKey, issueTicket,
   loadBranch, requireToken, startClock,
 } from './common.js';
 import { Live } from './live.js';
@@ -48,7 +48,7 @@ function showMessage(zh, en) {
 }
 
 function serviceFacts(svc) {
-  const wait = waitMinutes(svc.estimated_wait_s);
+  const wait = waitRange(svc.estimated_wait_s, svc.estimated_wait_range_s);
   return [
     h('span', { class: 'svc-waiting' }, bi(`等候 ${svc.waiting} 人`, `${svc.waiting} waiting`)),
     h('span', { class: 'svc-wait' }, bi(`预计${wait.zh}`, `est. ${wait.en}`)),

@@ -2,7 +2,7 @@
 // desk: number, business type, priority, how many wait ahead, the estimated wait, the time, the
 // branch and the business type's guide (documents to bring, where to wait; SPEC §7). receipt.css prints only the page's `.receipt-host`, 72 mm wide on an 80 mm page.
 
-import { h, bi, PRIORITY, waitMinutes, formatDateTime, serverNow } from './common.js';
+import { h, bi, PRIORITY, waitRange, formatDateTime, serverNow } from './common.js';
 
 /**
  * The ticket as an `<article id="ticket">`, for a `.receipt-host` on the page.
@@ -15,7 +15,9 @@ export function receipt(ticket, { branchName, serviceName, guide = null, reprint
   const ahead = waiting && ticket.waiting_ahead !== null && ticket.waiting_ahead !== undefined
     ? ticket.waiting_ahead
     : null;
-  const wait = waiting ? waitMinutes(ticket.estimated_wait_s) : { zh: '—', en: '—' };
+  const wait = waiting
+    ? waitRange(ticket.estimated_wait_s, ticket.estimated_wait_range_s)
+    : { zh: '—', en: '—' };
   return h(
     'article',
     { class: 'ticket', id: 'ticket', 'aria-live': 'polite', dataset: { number: ticket.number } },

@@ -6,7 +6,7 @@
 // 5 s while the page is visible, at once when it becomes visible again, slower after a refusal.
 // The code in the address is the key; it is never stored or sent anywhere else.
 
-import { $, h, bi, api, ApiError, waitMinutes, debugState } from './common.js';
+import { $, h, bi, api, ApiError, waitRange, debugState } from './common.js';
 
 const POLL_MS = 5000;
 const HIDDEN_POLL_MS = 30000;
@@ -46,13 +46,7 @@ function vibrate(pattern) {
 }
 
 function waitText(t) {
-  const range = t.estimated_wait_range_s;
-  if (range && range.length === 2) {
-    const low = Math.round(range[0] / 60);
-    const high = Math.max(low, Math.round(range[1] / 60));
-    return bi(`${low}–${high} 分钟`, `${low}–${high} min`);
-  }
-  const wait = waitMinutes(t.estimated_wait_s);
+  const wait = waitRange(t.estimated_wait_s, t.estimated_wait_range_s);
   return bi(wait.zh, wait.en);
 }
 
