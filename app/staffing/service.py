@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.branches.hours import Schedule
 from app.branches.models import Branch, Service
 from app.branches.service import get_branch, schedule_of
+from app.core.dates import parse_query_date
 from app.core.errors import unprocessable
 from app.core.vocabulary import Priority
 from app.counters.models import Counter
@@ -25,7 +26,6 @@ from app.staffing.forecast import Forecast, PlanHour, open_counters, opening_hou
 from app.staffing.plan import HourPlan, plan_day, what_if
 from app.staffing.schemas import BasedOn, Shares, StaffingHour, StaffingPlan, WhatIf
 
-EARLIEST_DATE = date(2000, 1, 1)
 # How far ahead a plan may be asked for: next year's same weekday still has a history.
 DAYS_AHEAD = 366
 
@@ -34,16 +34,7 @@ def parse_plan_date(value: str | None, today: date) -> date:
     """The `date` query parameter: YYYY-MM-DD from 2000 to a year ahead; missing: today."""
     if value is None:
         return today
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise unprocessable(
-            "invalid-date", f"date {value!r} is not a calendar date as YYYY-MM-DD"
-        ) from None
-    if day < EARLIEST_DATE:
-        raise unprocessable(
-            "invalid-date", f"date {day.isoformat()} is before {EARLIEST_DATE.isoformat()}"
-        )
+    day = parse_query_date(value)
     if day > today + timedelta(days=DAYS_AHEAD):
         raise unprocessable(
             "invalid-date",
