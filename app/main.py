@@ -38,6 +38,7 @@ from app.notices.views import router as notices_router
 from app.public.limits import PublicGate
 from app.public.views import router as public_router
 from app.reports.views import router as reports_router
+from app.staffing.views import router as staffing_router
 from app.stream.hub import EventHub
 from app.stream.presence import new_process_id, run_presence
 from app.stream.views import ClientLimits
@@ -109,6 +110,7 @@ ROUTERS = (
     notices_router,
     announcements_router,
     reports_router,
+    staffing_router,
     stream_router,
     events_router,
     public_router,

@@ -225,6 +225,14 @@ EXPECTED: dict[tuple[str, str], Rule] = {
         frozenset({200}),
         query={"from": "2026-11-01", "to": "2026-11-24"},
     ),
+    # The staffing plan and its what-if (SPEC §11): the duty manager's. The branches here are
+    # always open, so 10:00 is an opening hour.
+    ("GET", "/api/v1/branches/{branch}/staffing"): Rule(
+        Action.READ_STAFFING, MANAGER, frozenset({200})
+    ),
+    ("GET", "/api/v1/branches/{branch}/staffing/what-if"): Rule(
+        Action.READ_STAFFING, MANAGER, frozenset({200}), query={"hour": "10:00", "counters": "1"}
+    ),
     # Every branch side by side: the admin's only (SPEC §10).
     ("GET", "/api/v1/reports/branches"): Rule(
         Action.READ_REGION_REPORTS,

@@ -257,11 +257,14 @@ async def test_hours_branch_and_notices_forms_show_the_apis_refusals(
     await _refused(page, "branch", "{number}")
     await form.locator("[name=ann_zh]").fill("请{number}号到{place}办理")
     await form.locator("[name=min_open_counters]").fill("2")
+    await form.locator("[name=service_level_pct]").fill("85")  # the staffing plan (SPEC §11)
+    await form.locator("[name=staffing_weeks]").fill("12")
     await form.locator("button[type=submit]").click()
     await _saved(page, "branch")
     branch = await hall.api("GET", "/branches/demo")
     assert branch["announcement"]["zh"] == "请{number}号到{place}办理"
     assert branch["min_open_counters"] == 2 and branch["holidays"] == ["2027-10-01"]
+    assert (branch["service_level_pct"], branch["staffing_weeks"]) == (85, 12)
 
     # A guide over 500 characters is refused with the API's words.
     await _tab(page, "types")

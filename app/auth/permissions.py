@@ -41,6 +41,7 @@ class Action(StrEnum):
     HEAR_ANNOUNCEMENTS = "fetch announcements as audio"
     READ_OWN_TOKEN = "read its own token's state"  # noqa: S105 - a name, not a secret
     MANAGE_WEBHOOKS = "manage webhooks"
+    READ_STAFFING = "read the staffing plan"
 
 
 # Branch-scoped roles allowed each action on their own branch (on any, for an action of
@@ -81,6 +82,8 @@ BRANCH_ROLES: dict[Action, frozenset[Role]] = {
     Action.READ_OWN_TOKEN: frozenset({Role.MANAGER, Role.CLERK, Role.KIOSK, Role.DISPLAY}),
     # Webhooks see every branch's events and hold signing secrets: admin only (SPEC §8).
     Action.MANAGE_WEBHOOKS: frozenset(),
+    # How many counters to open, hour by hour (SPEC §11): the duty manager plans the hall.
+    Action.READ_STAFFING: frozenset({Role.MANAGER}),
 }
 BRANCHLESS: frozenset[Action] = frozenset({Action.READ_EVENT_SCHEMA, Action.READ_OWN_TOKEN})
 MONITOR_ACTIONS: frozenset[Action] = frozenset({Action.READ_METRICS, Action.READ_EVENT_SCHEMA})

@@ -196,7 +196,9 @@ class Schedule:
                 return special.hours
         return self.hours
 
-    def _periods(self, day: date) -> list[Period]:
+    def periods_on(self, day: date) -> list[Period]:
+        """The opening periods of local date `day`: none on a holiday, the whole day when
+        always open."""
         if day in self.holidays:
             return []
         hours = self.hours_on(day)
@@ -208,7 +210,7 @@ class Schedule:
         """Within opening hours (ignoring the issue cut-off)."""
         local = when.astimezone(self.tz)
         minute = local.hour * 60 + local.minute
-        return any(start <= minute < end for start, end in self._periods(local.date()))
+        return any(start <= minute < end for start, end in self.periods_on(local.date()))
 
     def issue_refusal(self, when: datetime) -> IssueClosed | None:
         """None if a ticket may be issued at `when`; otherwise why not and when it opens next."""
@@ -217,7 +219,7 @@ class Schedule:
         minute = local.hour * 60 + local.minute + local.second / 60
         if day in self.holidays:
             return IssueClosed("holiday", self.next_opening(when))
-        periods = self._periods(day)
+        periods = self.periods_on(day)
         for start, end in periods:
             if start <= minute < end:
                 if minute >= end - self.issue_cutoff_min:
@@ -233,7 +235,7 @@ class Schedule:
         minute = local.hour * 60 + local.minute
         for offset in range(0, 367):
             day = local.date() + timedelta(days=offset)
-            for start, end in self._periods(day):
+            for start, end in self.periods_on(day):
                 if end - self.issue_cutoff_min <= start:
                     continue  # the cut-off swallows the whole period
                 if offset == 0 and start <= minute:

@@ -28,6 +28,10 @@ ANNOUNCEMENT_RATE_MIN, ANNOUNCEMENT_RATE_MAX = 0.5, 2.0
 ANNOUNCEMENT_REPEAT_MAX = 3
 ANNOUNCEMENT_VOICE_MAX = 100
 STAFF_NUMBER_MAX = 16
+# Staffing (SPEC §11): the share of customers to call within target, and the weeks of history
+# the forecast reads (app/branches/schemas.py refuses values outside these).
+SERVICE_LEVEL_PCT_MIN, SERVICE_LEVEL_PCT_MAX = 1, 99
+STAFFING_WEEKS_MIN, STAFFING_WEEKS_MAX = 1, 52
 
 
 class Branch(Base):
@@ -47,6 +51,14 @@ class Branch(Base):
         CheckConstraint(
             f"char_length(announcement_voice) <= {ANNOUNCEMENT_VOICE_MAX}",
             name="announcement_voice",
+        ),
+        CheckConstraint(
+            f"service_level_pct BETWEEN {SERVICE_LEVEL_PCT_MIN} AND {SERVICE_LEVEL_PCT_MAX}",
+            name="service_level_pct",
+        ),
+        CheckConstraint(
+            f"staffing_weeks BETWEEN {STAFFING_WEEKS_MIN} AND {STAFFING_WEEKS_MAX}",
+            name="staffing_weeks",
         ),
     )
 
@@ -83,6 +95,10 @@ class Branch(Base):
     notify_ahead: Mapped[int | None] = mapped_column(Integer, server_default="3")
     online_join: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     sms_templates: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    # Staffing (SPEC §11, app/staffing): the share of customers a plan must call within their
+    # type's target wait, and the weeks of history its arrivals forecast reads.
+    service_level_pct: Mapped[int] = mapped_column(Integer, server_default="80")
+    staffing_weeks: Mapped[int] = mapped_column(Integer, server_default="8")
     # The last per-branch event sequence number handed out (see app.events.service).
     event_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -26,7 +26,11 @@ from app.branches.models import (
     ANNOUNCEMENT_RATE_MIN,
     ANNOUNCEMENT_REPEAT_MAX,
     ANNOUNCEMENT_VOICE_MAX,
+    SERVICE_LEVEL_PCT_MAX,
+    SERVICE_LEVEL_PCT_MIN,
     STAFF_NUMBER_MAX,
+    STAFFING_WEEKS_MAX,
+    STAFFING_WEEKS_MIN,
 )
 from app.core.codes import Code, Name
 from app.core.vocabulary import AnnouncementMode
@@ -196,6 +200,18 @@ class BranchIn(BaseModel):
         default=None, description="remote join at /join/{branch}; null or absent: disabled"
     )
     sms_templates: SmsTemplates | None = None
+    service_level_pct: Annotated[int, Field(ge=SERVICE_LEVEL_PCT_MIN, le=SERVICE_LEVEL_PCT_MAX)] = (
+        Field(
+            default=80,
+            description="staffing (SPEC §11): the % of customers the plan calls within their "
+            f"type's target wait, {SERVICE_LEVEL_PCT_MIN}-{SERVICE_LEVEL_PCT_MAX}",
+        )
+    )
+    staffing_weeks: Annotated[int, Field(ge=STAFFING_WEEKS_MIN, le=STAFFING_WEEKS_MAX)] = Field(
+        default=8,
+        description="staffing: the weeks of history the arrivals forecast reads, "
+        f"{STAFFING_WEEKS_MIN}-{STAFFING_WEEKS_MAX}",
+    )
 
     @field_validator("day_starts_at")
     @classmethod
@@ -264,6 +280,8 @@ class BranchOut(BaseModel):
     notify_ahead: int | None
     online_join: OnlineJoin
     sms_templates: SmsTemplates | None
+    service_level_pct: int
+    staffing_weeks: int
 
 
 PrefixStr = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,3}$")]

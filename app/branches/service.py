@@ -105,6 +105,8 @@ async def put_branch(session: AsyncSession, code: str, body: BranchIn, now: date
         "notify_ahead": body.notify_ahead,
         "online_join": body.online_join.model_dump() if body.online_join else None,
         "sms_templates": body.sms_templates.model_dump() if body.sms_templates else None,
+        "service_level_pct": body.service_level_pct,
+        "staffing_weeks": body.staffing_weeks,
     }
     return await _upsert_and_commit(session, Branch, {"code": code}, values, now)
 
@@ -139,6 +141,8 @@ def branch_out(branch: Branch) -> BranchOut:
         sms_templates=SmsTemplates.model_validate(branch.sms_templates)
         if branch.sms_templates
         else None,
+        service_level_pct=branch.service_level_pct,
+        staffing_weeks=branch.staffing_weeks,
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.branches.hours import Schedule
 from app.branches.models import Service, Staff
 from app.branches.service import get_branch, schedule_of
+from app.core.dates import parse_query_date
 from app.core.errors import unprocessable
 from app.core.vocabulary import sql_list
 from app.counters.models import Counter
@@ -160,25 +161,11 @@ async def _day(
     return figures, tallies
 
 
-EARLIEST_REPORT_DATE = date(2000, 1, 1)
-
-
 def parse_report_date(value: str | None, today: date) -> date:
     """The `date` query parameter: YYYY-MM-DD, not after today; missing means today."""
     if value is None:
         return today
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise unprocessable(
-            "invalid-date", f"date {value!r} is not a calendar date as YYYY-MM-DD"
-        ) from None
-    if day < EARLIEST_REPORT_DATE:
-        raise unprocessable(
-            "invalid-date",
-            f"date {day.isoformat()} is before {EARLIEST_REPORT_DATE.isoformat()}: hallq keeps "
-            "no history that old",
-        )
+    day = parse_query_date(value)
     if day > today:
         raise unprocessable(
             "date-in-future",

@@ -11,7 +11,7 @@ import {
 const BRANCH_FIELDS = [
   'name', 'timezone', 'hours', 'special_hours', 'holidays', 'issue_cutoff_min',
   'min_open_counters', 'requeue_after', 'announcement', 'day_starts_at', 'clerks_may_pick',
-  'notify_ahead', 'online_join', 'sms_templates',
+  'notify_ahead', 'online_join', 'sms_templates', 'service_level_pct', 'staffing_weeks',
 ];
 
 async function putBranch(ctx, changes) {
@@ -49,6 +49,15 @@ export function renderBranch(node, ctx) {
         bi('窗口可选叫指定号码', 'Clerks may call a chosen ticket')),
     ),
     h('fieldset', {},
+      h('legend', {}, bi('排班建议', 'Staffing plan')),
+      field('服务水平（目标内叫号 %）', 'Service level (% called within target)',
+        numberInput('service_level_pct', b.service_level_pct, { min: 1, max: 99 }),
+        bi('1–99，默认 80', '1–99, default 80')),
+      field('预测参考周数', 'Weeks of history for the forecast',
+        numberInput('staffing_weeks', b.staffing_weeks, { min: 1, max: 52 }),
+        bi('1–52，默认 8', '1–52, default 8')),
+    ),
+    h('fieldset', {},
       h('legend', {}, bi('手机', 'The customer\'s phone')),
       field('前面还有几人时提醒', 'Notify when this many are ahead', numberInput('notify_ahead', b.notify_ahead, { max: 100 }),
         bi('留空：不提醒', 'empty: no notice')),
@@ -81,6 +90,8 @@ export function renderBranch(node, ctx) {
       requeue_after: number(form, 'requeue_after') ?? 0,
       clerks_may_pick: form.elements.clerks_may_pick.checked,
       notify_ahead: number(form, 'notify_ahead'),
+      service_level_pct: number(form, 'service_level_pct') ?? 80,
+      staffing_weeks: number(form, 'staffing_weeks') ?? 8,
       online_join: {
         ...(b.online_join || {}),
         enabled: form.elements.online_join_enabled.checked,

@@ -263,6 +263,7 @@ if (requireToken()) {
   const live = new Live({
     onView(next) {
       view = next;
+      document.dispatchEvent(new CustomEvent('hallq:view', { detail: next })); // staffing.js
       renderServices();
       renderCounters();
       renderAlerts();
