@@ -3,7 +3,7 @@ their type's target wait, default 80) and `staffing_weeks` (how many weeks of hi
 arrivals forecast reads, default 8). Existing branches get the defaults.
 
 Revision ID: 0017
-Revises: 0016 (rechained to 0016 when the estimate's accuracy migration is merged)
+Revises: 0016
 Create Date: 2026-12-20
 """
 
