@@ -27,7 +27,16 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench import b1_issue, b2_next, b3_screens, b5_history, b6_estimate, b9_webhooks, r1_reports
+from bench import (
+    b1_issue,
+    b2_next,
+    b3_screens,
+    b5_history,
+    b6_estimate,
+    b7_fleet,
+    b9_webhooks,
+    r1_reports,
+)
 from bench.harness import ROOT, Bench
 from bench.plan import Plan
 from bench.report import Row, machine, table, write_latest
@@ -52,6 +61,10 @@ def phases(plan: Plan) -> list[Phase]:
                                      (f"B9 receiver down {plan.b9_outage_s:.0f} s",
                                       "everything after, in order, none lost")]),
         ("R1", r1_reports.measure, [("R1 period report, a year", "<= 2 s")]),
+        ("B7", b7_fleet.measure, [(f"B7 fleet of {n:,}", "p99 issue/next <= 50 ms, screen "
+                                   "<= 100 ms, alerts <= 1 s, scrape <= 1 s")
+                                  for n in plan.b7_sizes]
+                                 + [("B7 cost per branch", "flat")]),
     ]  # fmt: skip
 
 
