@@ -213,15 +213,20 @@ async def test_every_spec_metric_matches_a_hand_computed_hall(client, clock, app
         )
         await session.execute(
             text(
-                "INSERT INTO stream_presence (process_id, branch, clients, heartbeat_at) VALUES"
-                " ('p1', 'hz01', 3, :fresh), ('p2', 'hz01', 4, :edge),"
-                " ('dead', 'hz01', 50, :stale), ('p1', 'hz02', 1, :fresh)"
+                "INSERT INTO stream_processes (process_id, heartbeat_at) VALUES"
+                " ('p1', :fresh), ('p2', :edge), ('dead', :stale)"
             ),
             {
                 "fresh": now - timedelta(seconds=5),
                 "edge": now - timedelta(seconds=30),
                 "stale": now - timedelta(seconds=31),
             },
+        )
+        await session.execute(
+            text(
+                "INSERT INTO stream_presence (process_id, branch, clients) VALUES"
+                " ('p1', 'hz01', 3), ('p2', 'hz01', 4), ('dead', 'hz01', 50), ('p1', 'hz02', 1)"
+            )
         )
         await session.commit()
 
