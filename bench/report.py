@@ -68,6 +68,13 @@ def against_pgbench(
     )
 
 
+def beside_core(hallq: Summary, core: Summary) -> tuple[float, str]:
+    """hallq's share of pgbench `core` (hallq's essential statements only), and its text for
+    the measured column: printed beside the target's `full` ratio."""
+    share = hallq.rate / core.rate if core.rate else math.nan
+    return share, f"; {share:.0%} of pgbench core ({core.rate:.0f}/s)"
+
+
 def errors(summary: Summary) -> str:
     """`, 3 errors` after a measured figure, or nothing."""
     return f", {summary.errors} errors" if summary.errors else ""
