@@ -166,7 +166,10 @@ def _start_stream(app: FastAPI, settings: Settings, started: AsyncExitStack) -> 
 def _start_background_tasks(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:
     start_process_metrics()
     app.state.metrics_collector = MetricsCollector(
-        app.state.sessionmaker, app.state.clock, settings.metrics_cache_s
+        app.state.sessionmaker,
+        app.state.clock,
+        settings.metrics_cache_s,
+        histograms_by_branch=settings.metrics_histograms == "branch",
     )
     presence = asyncio.create_task(
         run_presence(

@@ -15,6 +15,8 @@ Scenarios (each bounded in time and in count, and loopback-only: every URL is ch
 - `calls`      a clerk pressing `next` at intervals; returns when each response arrived (B3).
 - `ws-listen`  lobby screens: websocket clients that record when each `ticket.called` arrives.
                Prints `READY <n>` once connected, and its result after a `STOP` line on stdin.
+- `fleet`      many branches at a hall's pace, with their screens and dashboards (B7,
+               bench/load_fleet.py).
 
 Times are `time.monotonic()`, which is CLOCK_MONOTONIC: the same clock in every process of the
 machine, so a response seen by one process and a message seen by another can be compared.
@@ -37,6 +39,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from bench.load_fleet import scenario_fleet
 from bench.stats import Summary
 
 if TYPE_CHECKING:
@@ -532,6 +535,7 @@ SCENARIOS: dict[str, Callable[[Config], Coroutine[Any, Any, dict[str, Any]]]] = 
     "latency": scenario_latency,
     "calls": scenario_calls,
     "ws-listen": scenario_ws_listen,
+    "fleet": scenario_fleet,
 }
 
 

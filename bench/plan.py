@@ -31,6 +31,10 @@ class Plan:
     b6_timeout_s: float = 240  # per seed
     b9_seconds: float = 20
     b9_outage_s: float = 60
+    b7_sizes: tuple[int, ...] = (200, 2000)
+    b7_seconds: float = 150
+    b7_warmup_s: float = 40
+    b7_generators: int = 2
 
     @classmethod
     def from_env(cls) -> Plan:
@@ -48,6 +52,10 @@ class Plan:
             plan.b5_history, plan.b5_repeat, plan.b5_rounds = 100_000, 80, 1
             plan.b6_minutes, plan.b6_timeout_s = 120, 120
             plan.b9_seconds, plan.b9_outage_s = 6, 10
+            plan.b7_sizes, plan.b7_seconds, plan.b7_warmup_s = (50, 200), 75, 35
+        if plan.wants("B7"):
+            # Two fleet sizes, each grown, loaded and measured (bench/b7_fleet.py).
+            plan.budget_s += len(plan.b7_sizes) * (plan.b7_seconds + 90)
         return plan
 
     def wants(self, figure: str) -> bool:

@@ -15,7 +15,7 @@ from bench.stats import Summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The table's order; B4 is measured with B3.
-FIGURES = ("B1", "B2", "B3", "B4", "B5", "B6", "B9", "R1")
+FIGURES = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B9", "R1")
 
 
 @dataclass
@@ -66,6 +66,13 @@ def against_pgbench(
         ratio(share),
         verdict(share >= at_least and hallq.errors == 0 and ok),
     )
+
+
+def beside_core(hallq: Summary, core: Summary) -> tuple[float, str]:
+    """hallq's share of pgbench `core` (hallq's essential statements only), and its text for
+    the measured column: printed beside the target's `full` ratio."""
+    share = hallq.rate / core.rate if core.rate else math.nan
+    return share, f"; {share:.0%} of pgbench core ({core.rate:.0f}/s)"
 
 
 def errors(summary: Summary) -> str:

@@ -221,15 +221,20 @@ async def test_every_spec_metric_matches_a_hand_computed_hall(client, clock, app
         )
         await session.execute(
             text(
-                "INSERT INTO stream_presence (process_id, branch, clients, heartbeat_at) VALUES"
-                " ('p1', 'hz01', 3, :fresh), ('p2', 'hz01', 4, :edge),"
-                " ('dead', 'hz01', 50, :stale), ('p1', 'hz02', 1, :fresh)"
+                "INSERT INTO stream_processes (process_id, heartbeat_at) VALUES"
+                " ('p1', :fresh), ('p2', :edge), ('dead', :stale)"
             ),
             {
                 "fresh": now - timedelta(seconds=5),
                 "edge": now - timedelta(seconds=30),
                 "stale": now - timedelta(seconds=31),
             },
+        )
+        await session.execute(
+            text(
+                "INSERT INTO stream_presence (process_id, branch, clients) VALUES"
+                " ('p1', 'hz01', 3), ('p2', 'hz01', 4), ('dead', 'hz01', 50), ('p1', 'hz02', 1)"
+            )
         )
         await session.commit()
 
@@ -354,6 +359,53 @@ async def test_scrapes_are_cached_per_process(client, app, clock):
     assert first.value("hallq_waiting_tickets", **labels) == 0
     assert second.value("hallq_waiting_tickets", **labels) == 0  # from the cache
     assert (await scrape(client)).value("hallq_waiting_tickets", **labels) == 1  # no cache
+
+
+async def test_histograms_summed_over_branches_for_a_fleet(client, clock, app):
+    """HALLQ_METRICS_HISTOGRAMS=all: the histograms have one series per type (and priority)
+    with branch="_all", equal to the sum of the per-branch ones; counters and gauges stay per
+    branch."""
+    await run_scenario(client, clock)
+    await setup_branch(
+        client,
+        "hz02",
+        services={"a": SERVICES["a"]},
+        counters={"1": {"name": "1", "services": ["a"]}},
+    )
+    await issue(client, "hz02", "a")
+    clock.advance(45)
+    await ok(await client.post("/api/v1/branches/hz02/counters/1/open", headers=ADMIN))
+    await ok(await client.post("/api/v1/branches/hz02/counters/1/next", headers=ADMIN))
+    per_branch = await scrape(client)
+
+    summed_app = create_app(
+        app.state.settings.model_copy(update={"metrics_histograms": "all"}), clock
+    )
+    async with summed_app.router.lifespan_context(summed_app):
+        transport = httpx.ASGITransport(app=summed_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://all.test") as c2:
+            summed = await scrape(c2)
+
+    for name in ("hallq_wait_seconds", "hallq_service_seconds"):
+        series = summed.series(name)
+        assert series and {dict(lbls)["branch"] for _, lbls in series} == {"_all"}
+        for (sample, lbls), value in series.items():
+            others = {k: v for k, v in lbls if k != "branch"}
+            expected = sum(
+                v
+                for (s2, l2), v in per_branch.series(name).items()
+                if s2 == sample and {k: x for k, x in l2 if k != "branch"} == others
+            )
+            assert value == pytest.approx(expected), (sample, others)
+    # Normal waits of both branches add up: hz01's and the one at hz02 (45 s).
+    assert summed.value(
+        "hallq_wait_seconds_count", branch="_all", service="a", priority="normal"
+    ) == (
+        per_branch.value("hallq_wait_seconds_count", branch="hz01", service="a", priority="normal")
+        + 1
+    )
+    assert summed.series("hallq_tickets_issued") == per_branch.series("hallq_tickets_issued")
+    assert summed.series("hallq_waiting_tickets") == per_branch.series("hallq_waiting_tickets")
 
 
 # -- access -------------------------------------------------------------------------------------

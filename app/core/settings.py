@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     estimate_quote_flush_s: float = Field(default=0.2, ge=0, le=60)
     # A process answers scrapes within this many seconds of its last database read from cache.
     metrics_cache_s: float = Field(default=1.5, ge=0, le=60)
+    # The histograms' `branch` label: per branch (`branch`, SPEC §4's default) or summed over
+    # all branches as branch="_all" (`all`), for a fleet whose Prometheus cannot hold a
+    # histogram per branch (docs/metrics.md says what each costs).
+    metrics_histograms: Literal["branch", "all"] = "branch"
     # Tokens, branches and business types are cached per process and dropped when any process
     # changes them (app/core/config_cache.py); an entry is kept at most this long. 0: no cache.
     config_cache_s: float = Field(default=60.0, ge=0, le=3600)

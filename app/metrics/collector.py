@@ -1,11 +1,16 @@
 """The hallq_* metric families (SPEC §4), refreshed from the database at most every
-`metrics_cache_s` seconds per process."""
+`metrics_cache_s` seconds per process, and rendered in the text format once per refresh in a
+worker thread: at thousands of branches the text is tens of megabytes, and rendering it in the
+event loop would hold every other request of the process for seconds (docs/scaling.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -32,29 +37,42 @@ class MetricsCollector:
     the cached families; concurrent scrapes share one refresh."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, ttl: float
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        ttl: float,
+        *,
+        histograms_by_branch: bool = True,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._ttl = ttl
+        self._by_branch = histograms_by_branch
         self._lock = asyncio.Lock()
         self._totals = Totals()
-        self._families: list[Metric] | None = None
+        self._text: bytes | None = None
         self._refreshed = 0.0
 
     def _fresh(self) -> bool:
-        return self._families is not None and time.monotonic() - self._refreshed < self._ttl
+        return self._text is not None and time.monotonic() - self._refreshed < self._ttl
 
-    async def families(self) -> list[Metric]:
+    async def exposition(self) -> bytes:
+        """The hallq_* families in the Prometheus text format."""
         if self._fresh():
-            assert self._families is not None
-            return self._families
+            assert self._text is not None
+            return self._text
         async with self._lock:
             if not self._fresh():
-                self._families = build_families(await self._refresh(), self._totals)
+                gauges = await self._refresh()
+                # Under the lock: only a refresh changes the totals, and none runs meanwhile.
+                self._text = await asyncio.to_thread(self._render, gauges)
                 self._refreshed = time.monotonic()
-            assert self._families is not None
-            return self._families
+            assert self._text is not None
+            return self._text
+
+    def _render(self, gauges: Gauges) -> bytes:
+        totals = self._totals if self._by_branch else summed_over_branches(self._totals)
+        return render(build_families(gauges, totals, by_branch=self._by_branch))
 
     async def _refresh(self) -> Gauges:
         async with self._sessionmaker() as session:
@@ -68,6 +86,38 @@ class MetricsCollector:
         return gauges
 
 
+class _Families:
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def render(families: Iterable[Metric]) -> bytes:
+    """Metric families in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
+
+
+ALL_BRANCHES = "_all"
+
+
+def summed_over_branches(totals: Totals) -> Totals:
+    """The totals with every histogram summed over the branches (branch="_all"); counters stay
+    per branch."""
+    summed = Totals(issued=totals.issued, finished=totals.finished)
+    for source, target in ((totals.wait, summed.wait), (totals.service, summed.service)):
+        for (_branch, *rest), hist in source.items():
+            key = (ALL_BRANCHES, *rest)
+            into = target.setdefault(key, Histogram(hist.bounds))
+            for i, n in enumerate(hist.counts):
+                into.counts[i] += n
+            into.total += hist.total
+    return summed
+
+
 def _buckets(hist: Histogram) -> list[tuple[str, float]]:
     return [(_le(bound), float(n)) for bound, n in hist.cumulative()]
 
@@ -76,7 +126,9 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
-def build_families(g: Gauges, t: Totals) -> list[Metric]:
+def build_families(g: Gauges, t: Totals, *, by_branch: bool = True) -> list[Metric]:
+    """The families of `g` and `t`; with `by_branch` false, `t`'s histograms are already
+    summed over branches (summed_over_branches) and their zero series are made for "_all"."""
     waiting = GaugeMetricFamily(
         "hallq_waiting_tickets", "Tickets waiting now.", labels=["branch", "service"]
     )
@@ -117,10 +169,12 @@ def build_families(g: Gauges, t: Totals) -> list[Metric]:
         issued.add_metric(list(key), t.issued.get(key, 0))
     for key in sorted(finished_keys):
         finished.add_metric(list(key), t.finished.get(key, 0))
-    for key in sorted(issued_keys | set(t.wait)):
+    services = set(g.services) if by_branch else {(ALL_BRANCHES, s) for _, s in g.services}
+    wait_keys = {(b, s, p) for b, s in services for p in Priority}
+    for key in sorted(wait_keys | set(t.wait)):
         hist = t.wait.get(key) or Histogram(WAIT_BUCKETS)
         wait.add_metric(list(key), _buckets(hist), hist.total)
-    for skey in sorted(set(g.services) | set(t.service)):
+    for skey in sorted(services | set(t.service)):
         hist = t.service.get(skey) or Histogram(SERVICE_BUCKETS)
         service.add_metric(list(skey), _buckets(hist), hist.total)
     estimate_error = _estimate_error_family(g, t)

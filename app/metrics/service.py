@@ -80,9 +80,10 @@ _ALERTS = text(
 
 _STREAM_CLIENTS = text(
     """
-    SELECT b.code, coalesce(sum(p.clients) FILTER (WHERE p.heartbeat_at >= :fresh_since), 0)
+    SELECT b.code, coalesce(sum(p.clients) FILTER (WHERE s.heartbeat_at >= :fresh_since), 0)
     FROM branches b
     LEFT JOIN stream_presence p ON p.branch = b.code
+    LEFT JOIN stream_processes s ON s.process_id = p.process_id
     GROUP BY b.code
     """
 )

@@ -40,14 +40,16 @@ async def metrics(request: Request) -> Response:
     await _check_access(request)
     collector: MetricsCollector = request.app.state.metrics_collector
     try:
-        families = [*await collector.families(), _database_up(1)]
+        hall = await collector.exposition()
+        up = 1
     except Exception as exc:
         # The database is out of reach: the process still answers (its HTTP and process
         # metrics), so an alert can tell "database unreachable" from "process down".
         if not is_connection_error(exc):
             raise
-        families = [_database_up(0)]
-    body = generate_latest(exposition_registry(families))
+        hall, up = b"", 0
+    # Text-format blocks of whole families concatenate into one exposition.
+    body = hall + generate_latest(exposition_registry([_database_up(up)]))
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
