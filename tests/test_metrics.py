@@ -386,7 +386,7 @@ async def test_histograms_summed_over_branches_for_a_fleet(client, clock, app):
         async with httpx.AsyncClient(transport=transport, base_url="http://all.test") as c2:
             summed = await scrape(c2)
 
-    for name in ("hallq_wait_seconds", "hallq_service_seconds"):
+    for name in ("hallq_wait_seconds", "hallq_service_seconds", "hallq_estimate_error_seconds"):
         series = summed.series(name)
         assert series and {dict(lbls)["branch"] for _, lbls in series} == {"_all"}
         for (sample, lbls), value in series.items():

@@ -27,6 +27,7 @@ from app.metrics.service import (
     WAIT_BUCKETS,
     Gauges,
     Histogram,
+    LabelKey,
     Totals,
     read_gauges,
 )
@@ -108,7 +109,12 @@ def summed_over_branches(totals: Totals) -> Totals:
     """The totals with every histogram summed over the branches (branch="_all"); counters stay
     per branch."""
     summed = Totals(issued=totals.issued, finished=totals.finished)
-    for source, target in ((totals.wait, summed.wait), (totals.service, summed.service)):
+    for source, target in (
+        (totals.wait, summed.wait),
+        (totals.service, summed.service),
+        (totals.estimate, summed.estimate),
+        (totals.late_estimate, summed.late_estimate),
+    ):
         for (_branch, *rest), hist in source.items():
             key = (ALL_BRANCHES, *rest)
             into = target.setdefault(key, Histogram(hist.bounds))
@@ -169,7 +175,9 @@ def build_families(g: Gauges, t: Totals, *, by_branch: bool = True) -> list[Metr
         issued.add_metric(list(key), t.issued.get(key, 0))
     for key in sorted(finished_keys):
         finished.add_metric(list(key), t.finished.get(key, 0))
-    services = set(g.services) if by_branch else {(ALL_BRANCHES, s) for _, s in g.services}
+    services: set[LabelKey] = (
+        set(g.services) if by_branch else {(ALL_BRANCHES, s) for _, s in g.services}
+    )
     wait_keys = {(b, s, p) for b, s in services for p in Priority}
     for key in sorted(wait_keys | set(t.wait)):
         hist = t.wait.get(key) or Histogram(WAIT_BUCKETS)
@@ -177,7 +185,7 @@ def build_families(g: Gauges, t: Totals, *, by_branch: bool = True) -> list[Metr
     for skey in sorted(services | set(t.service)):
         hist = t.service.get(skey) or Histogram(SERVICE_BUCKETS)
         service.add_metric(list(skey), _buckets(hist), hist.total)
-    estimate_error = _estimate_error_family(g, t)
+    estimate_error = _estimate_error_family(services, t)
 
     counters = GaugeMetricFamily("hallq_counters", "Counters by state.", labels=["branch", "state"])
     for key in sorted(g.counters):
@@ -200,14 +208,14 @@ def build_families(g: Gauges, t: Totals, *, by_branch: bool = True) -> list[Metr
     ]  # fmt: skip
 
 
-def _estimate_error_family(g: Gauges, t: Totals) -> Metric:
+def _estimate_error_family(services: set[LabelKey], t: Totals) -> Metric:
     family = HistogramMetricFamily(
         "hallq_estimate_error_seconds",
         "A ticket's wait until its first call minus the wait it was quoted at issue (the "
         "median): positive when the estimate was too short.",
         labels=["branch", "service"],
     )
-    for key in sorted(set(g.services) | set(t.estimate) | set(t.late_estimate)):
+    for key in sorted(services | set(t.estimate) | set(t.late_estimate)):
         # Buckets only: with negative bounds the sum can go down, which Prometheus would take
         # for a counter reset, so there is no _sum (OpenMetrics; prometheus_client leaves out
         # _count with it: the +Inf bucket is the count).
