@@ -22,13 +22,12 @@ from app.core.database import execute_alone
 from app.core.errors import Problem, not_found
 from app.core.settings import Settings
 from app.core.vocabulary import AnnouncementMode
-from app.counters.action import ActionResult, check_operator, state_conflict
+from app.counters.action import ActionResult, begin_action, check_operator, state_conflict
 from app.counters.announcement import CallPattern, call_pattern
 from app.counters.calls import call_next_in_steps
 from app.counters.models import Counter
 from app.counters.next_statement import NEXT_SQL
-from app.counters.schemas import CounterOut
-from app.events.catalog import CurrentTicket
+from app.counters.service import counter_out
 from app.events.notifier import notify_after_commit
 from app.queue.estimate import Done
 from app.queue.near import untold
@@ -151,111 +150,105 @@ async def call_next(
     """Complete the current ticket (if any) and call the best waiting one, atomically.
     The result's ticket is None when nobody waits for this counter."""
     config = await _call_config(session, branch, code)
-    cache = session_cache(session)
-    for _attempt in range(ATTEMPTS):
-        pattern = config.pattern(branch, code)
-        if pattern is None:  # an announcement rendered only once the number is known
-            return await call_next_in_steps(session, branch, code, principal, now, settings)
-        generation = cache.generation if cache is not None else 0
-        params = _params(branch, code, principal, now, config, pattern, settings)
-        row = (await execute_alone(session, NEXT_SQL, params, settings))[0]
-        await _refuse(session, branch, code, principal, row)
-        if not row.config_ok:
-            config = _config_seen(row)
-            if cache is not None:
-                cache.put(_cache_key(branch, code), config, generation)
-            continue
-        if row.current_seen:
-            return await _called(session, branch, code, now, config, row, settings)
-    await session.commit()
-    raise Problem(409, "counter-busy", f"counter {code} kept changing; press next again")
+    press = _Press(session, branch, code, principal, now, settings)
+    return await press.run(config)
 
 
-async def _refuse(
-    session: AsyncSession, branch: str, code: str, principal: Principal, row: Row[Any]
-) -> None:
-    """The 404, 403 or 409 of a statement that wrote nothing, in the order `begin_action`
-    checks them."""
-    if row.counter_found and row.operator_ok and row.state_ok:
-        return
-    await session.commit()
-    if not row.counter_found:
-        await get_branch(session, branch)
-        raise not_found(f"counter {code} in branch {branch}")
-    seen = Counter(code=code, state=row.counter_state, staff=row.counter_staff)
-    check_operator(principal, seen)
-    raise state_conflict(seen, "call the next ticket")
+@dataclass(frozen=True)
+class _Press:
+    """One press of `next`: who pressed it where, and when."""
 
+    session: AsyncSession
+    branch: str
+    code: str
+    principal: Principal
+    now: datetime
+    settings: Settings
 
-async def _called(
-    session: AsyncSession,
-    branch: str,
-    code: str,
-    now: datetime,
-    config: CallConfig,
-    row: Row[Any],
-    settings: Settings,
-) -> ActionResult:
-    """After the statement: notify its events, tell the tickets its call brought near, and
-    answer with the counter and the called ticket."""
-    notify_after_commit(
-        session, branch, list(zip(row.logged_seqs, row.logged_envelopes, strict=True))
-    )
-    await session.commit()
-    called = None
-    if row.id is not None:
-        called = Ticket(**{key: row._mapping[name] for key, name in _TICKET_COLUMNS})
-        await _tell_near(session, branch, code, now, config, row, settings)
-    counter = CounterOut(
-        code=code,
-        name=row.counter_name,
-        state=row.counter_state,
-        services=list(row.counter_services),
-        staff=row.counter_staff,
-        current=None
-        if called is None
-        else CurrentTicket(
-            id=called.id,
-            number=called.number,
-            service=called.service,
-            priority=called.priority,
-            status=called.status,
-        ),
-    )
-    return ActionResult(counter, called)
+    async def run(self, config: CallConfig) -> ActionResult:
+        session, branch, code = self.session, self.branch, self.code
+        cache = session_cache(session)
+        for _attempt in range(ATTEMPTS):
+            pattern = config.pattern(branch, code)
+            if pattern is None:  # an announcement rendered only once the number is known
+                return await call_next_in_steps(
+                    await begin_action(
+                        session, branch, code, self.principal, self.now, settings=self.settings
+                    )
+                )
+            generation = cache.generation if cache is not None else 0
+            params = _params(branch, code, self.principal, self.now, config, pattern, self.settings)
+            row = (await execute_alone(session, NEXT_SQL, params, self.settings))[0]
+            await self._refuse(row)
+            if not row.config_ok:
+                config = _config_seen(row)
+                if cache is not None:
+                    cache.put(_cache_key(branch, code), config, generation)
+                continue
+            if row.current_seen:
+                return await self._called(config, row)
+        await session.commit()
+        raise Problem(409, "counter-busy", f"counter {code} kept changing; press next again")
 
+    async def _refuse(self, row: Row[Any]) -> None:
+        """The 404, 403 or 409 of a statement that wrote nothing, in the order `begin_action`
+        checks them."""
+        if row.counter_found and row.operator_ok and row.state_ok:
+            return
+        await self.session.commit()
+        if not row.counter_found:
+            await get_branch(self.session, self.branch)
+            raise not_found(f"counter {self.code} in branch {self.branch}")
+        seen = Counter(code=self.code, state=row.counter_state, staff=row.counter_staff)
+        check_operator(self.principal, seen)
+        raise state_conflict(seen, "call the next ticket")
 
-async def _tell_near(
-    session: AsyncSession,
-    branch: str,
-    code: str,
-    now: datetime,
-    config: CallConfig,
-    row: Row[Any],
-    settings: Settings,
-) -> None:
-    """The near check of a call: from the statement's own read when it saw everything
-    committed before it (then only when its call brought a ticket near), else by a read of
-    its own (a concurrent change committed in between)."""
-    if not row.fresh:
-        await check_near(session, branch, config.profile, now, settings)
-        return
-    near = untold(row.untold)
-    if not near:
-        return
-    completed = None
-    if row.completed_done is not None:
-        service, priority, handling_s = _json(row.completed_done)
-        completed = (service, Done(max(0.0, float(handling_s)), priority, 0.0))
-    call = CallMade(
-        counter=code,
-        service=row.service,
-        rank=class_rank(row.picked_lane, row.picked_overdue, row.priority),
-        completed=completed,
-        released=tuple(tuple(item) for item in _json(row.released or "[]")),
-    )
-    hall = hall_after_call(hall_from_row(row, settings).hall, call, settings.estimate_history)
-    await tell_near(session, branch, now, near, hall, settings)
+    async def _called(self, config: CallConfig, row: Row[Any]) -> ActionResult:
+        """After the statement: notify its events, tell the tickets its call brought near, and
+        answer with the counter and the called ticket."""
+        logged = zip(row.logged_seqs, row.logged_envelopes, strict=True)
+        notify_after_commit(self.session, self.branch, list(logged))
+        await self.session.commit()
+        called = None
+        if row.id is not None:
+            called = Ticket(**{key: row._mapping[name] for key, name in _TICKET_COLUMNS})
+            await self._tell_near(config, row)
+        counter = Counter(
+            code=self.code,
+            name=row.counter_name,
+            state=row.counter_state,
+            services=list(row.counter_services),
+            staff=row.counter_staff,
+        )
+        return ActionResult(counter_out(counter, called), called)
+
+    async def _tell_near(self, config: CallConfig, row: Row[Any]) -> None:
+        """The near check of a call: from the statement's own read when it saw everything
+        committed before it (then only when its call brought a ticket near), else by a read of
+        its own (a concurrent change committed in between)."""
+        if not row.fresh:
+            await check_near(self.session, self.branch, config.profile, self.now, self.settings)
+            return
+        near = untold(row.untold)
+        if not near:
+            return
+        completed = None
+        if row.completed_done is not None:
+            service, priority, handling_s = _json(row.completed_done)
+            completed = (service, Done(max(0.0, float(handling_s)), priority, 0.0))
+        call = CallMade(
+            counter=self.code,
+            service=row.service,
+            rank=class_rank(row.picked_lane, row.picked_overdue, row.priority),
+            completed=completed,
+            released=tuple(
+                (str(service), bool(overdue), str(priority))
+                for service, overdue, priority in _json(row.released or "[]")
+            ),
+        )
+        estimate_history = self.settings.estimate_history
+        hall = hall_after_call(hall_from_row(row, self.settings).hall, call, estimate_history)
+        await tell_near(self.session, self.branch, self.now, near, hall, self.settings)
 
 
 def _json(value: Any) -> Any:

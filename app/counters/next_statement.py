@@ -20,7 +20,8 @@ In order:
 - `after`: whether the statement's snapshot saw everything committed before its own commit (no
   event seq was handed out between them); only then are the tickets its call brought near,
   and the hall to estimate their waits, read here (app/queue/near.py: `near_front_cte`, read as
-  it will be after the call: without the called ticket, with its call counted).
+  it will be after the call: without the called ticket, with its call counted). `near_count`
+  says how many there are to a caller that reads no JSON (the benchmark's pgbench).
 """
 
 from __future__ import annotations
@@ -200,7 +201,8 @@ NEXT_SQL = text(
                        service, priority,
                        extract(epoch FROM {NOW} - coalesce(last_called_at, served_at)))
             FROM completed) AS completed_done,
-           after.fresh, after.untold, hall.*
+           after.fresh, after.untold,
+           coalesce(json_array_length(after.untold), 0) AS near_count, hall.*
     FROM (SELECT) AS one
     LEFT JOIN locked ON TRUE
     LEFT JOIN verdict ON TRUE

@@ -21,7 +21,8 @@ Exactly once, and none missed under concurrent changes:
   never waits for a ticket lock while holding the branch row (locks stay counter -> tickets ->
   branch row for everyone else).
 Time alone also reorders a queue (the starvation guard makes a ticket overdue): such a ticket is
-marked at the next change of its type. Details: docs/phone.md, docs/decisions.md.
+marked at the next change of its type. `next`, one statement, checks after its commit instead
+(near_after_commit.py). Details: docs/phone.md, docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -96,6 +97,15 @@ def near_front_cte(
     )"""  # noqa: S608 - constant fragments
 
 
+# Mark the tickets of the CTE `claimed` (ids, locked) as told, returning their ids.
+MARK_CLAIMED_CTE = """
+    marked AS (
+        UPDATE tickets SET near_notified_at = CAST(:now AS timestamptz)
+        FROM claimed
+        WHERE tickets.id = claimed.id
+        RETURNING tickets.id
+    )"""
+
 # The tickets of `front` not told yet, as JSON: [id, number, service, priority, ahead, lane,
 # overdue] each, by type and place (`near_candidates` reads them).
 UNTOLD_JSON = """(
@@ -121,12 +131,7 @@ NEAR_SQL = text(
         WHERE front.near_notified_at IS NULL AND t.near_notified_at IS NULL
         FOR UPDATE OF t SKIP LOCKED
     ),
-    marked AS (
-        UPDATE tickets SET near_notified_at = CAST(:now AS timestamptz)
-        FROM claimed
-        WHERE tickets.id = claimed.id
-        RETURNING tickets.id
-    )
+    {MARK_CLAIMED_CTE}
     SELECT front.id, front.number, front.service, front.priority,
            front.ahead, front.lane, front.overdue = 0 AS overdue
     FROM marked JOIN front ON front.id = marked.id

@@ -30,18 +30,26 @@ from app.events.catalog import EventType, encode_data
 from app.events.notifier import notify_after_commit
 from app.events.service import append_events_sql
 from app.queue.estimate import Hall
-from app.queue.near import NEAR_BRANCH_CTE, UNTOLD_JSON, NearTicket, near_front_cte, untold
+from app.queue.near import (
+    MARK_CLAIMED_CTE,
+    NEAR_BRANCH_CTE,
+    UNTOLD_JSON,
+    NearTicket,
+    near_front_cte,
+    untold,
+)
 from app.queue.service import HALL_COLUMNS, HALL_CTE, hall_from_row, hall_params
 
-# The untold front of the types in :services and, only if there are any, the hall for their
-# estimates (`HALL_COLUMNS`, NULL otherwise). Reads only. Parameters: :branch, :now,
-# :services (text[]), :ticket_id (NULL), :n.
+# The untold front of the types in :services (`untold`, and how many: `near_count`) and, only
+# if there are any, the hall for their estimates (`HALL_COLUMNS`, NULL otherwise). Reads only.
+# Parameters: :branch, :now, :services (text[]), :ticket_id (NULL), :n.
 NEAR_READ_SQL = text(
     f"""
     WITH {NEAR_BRANCH_CTE},
     {HALL_CTE},
     {near_front_cte()}
-    SELECT untold.tickets AS untold, hall.*
+    SELECT untold.tickets AS untold, coalesce(json_array_length(untold.tickets), 0) AS near_count,
+           hall.*
     FROM (SELECT {UNTOLD_JSON} AS tickets) AS untold
     LEFT JOIN LATERAL (SELECT {HALL_COLUMNS} WHERE untold.tickets IS NOT NULL) AS hall ON TRUE
     """  # noqa: S608 - constant fragments; every value is a bound parameter
@@ -50,7 +58,8 @@ NEAR_READ_SQL = text(
 # Tell the tickets :ids (uuid[]) with the `ticket.near` data :datas (text[], the same order):
 # those still waiting and untold are claimed, marked and their events appended, in the given
 # order; the others are left alone (called meanwhile, or told by a concurrent check). Returns
-# the events' seq and envelope. Parameters: :branch, :now, :ids, :datas.
+# the events' seqs and envelopes (one row of two arrays, NULL if none was told). Parameters:
+# :branch, :now, :ids, :datas.
 _LOG_TOLD = append_events_sql(
     branch=":branch",
     count="(SELECT count(*) FROM marked)",
@@ -72,14 +81,11 @@ NEAR_TELL_SQL = text(
         WHERE t.branch = :branch AND t.status = 'waiting' AND t.near_notified_at IS NULL
         FOR UPDATE OF t SKIP LOCKED
     ),
-    marked AS (
-        UPDATE tickets SET near_notified_at = CAST(:now AS timestamptz)
-        FROM claimed
-        WHERE tickets.id = claimed.id
-        RETURNING tickets.id
-    ),
+    {MARK_CLAIMED_CTE},
     {_LOG_TOLD}
-    SELECT seq, envelope FROM logged ORDER BY seq
+    SELECT array_agg(seq ORDER BY seq) AS logged_seqs,
+           array_agg(envelope ORDER BY seq) AS logged_envelopes
+    FROM logged
     """  # noqa: S608 - constant fragments; every value is a bound parameter
 )
 
@@ -108,8 +114,9 @@ async def tell_near(
     if not near:
         return
     params = tell_params(branch, now, near, hall)
-    rows = await execute_alone(session, NEAR_TELL_SQL, params, settings)
-    notify_after_commit(session, branch, [(row.seq, row.envelope) for row in rows])
+    row = (await execute_alone(session, NEAR_TELL_SQL, params, settings))[0]
+    logged = zip(row.logged_seqs or [], row.logged_envelopes or [], strict=True)
+    notify_after_commit(session, branch, list(logged))
     await session.commit()
 
 
