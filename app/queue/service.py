@@ -197,12 +197,13 @@ def hall_after_call(hall: Hall, call: CallMade, history_limit: int) -> Hall:
         service, done = call.completed
         earlier = history.get(service, TypeHistory()).done
         history[service] = TypeHistory((done, *earlier)[:history_limit])
-    return Hall(
+    # A copy with its other fields as they are, and without the old means (the history moved).
+    return replace(
+        hall,
         counters=counters,
         waiting=tuple(WaitingGroup(s, r, n) for (s, r), n in counts.items() if n > 0),
         history=history,
-        default_service_s=hall.default_service_s,
-        rate_window_s=hall.rate_window_s,
+        _means={},
     )
 
 
