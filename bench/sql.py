@@ -7,11 +7,12 @@ pgbench's `:name` variables), the sequence upsert and the event insert are the s
 in app/tickets/issuing.py and app/events/service.py. Two variants of each:
 
 - `core`: only the writes that make the operation (what a hand-written service would send);
-  this is the reference of B1 and B2.
-- `full`: every statement hallq sends for one request (token lookup, branch and counter reads,
-  and for issuing the position and estimate reads after the commit), one round trip each;
-  the gap between `full` and hallq is hallq's own CPU (Python, HTTP, JSON), the gap between
-  `core` and `full` is the cost of the extra statements.
+  the ratio to it is printed beside each figure.
+- `full`: every statement hallq sends for one request, verbatim but for its parameters: for
+  issuing `ISSUE_SQL`, for `next` `NEXT_SQL` and, as hallq decides from its answer, the near
+  statements of app/queue/near_after_commit.py; hallq's token and configuration reads come
+  from its cache. The gap between `full` and hallq is hallq's own CPU (Python, HTTP, JSON), the
+  gap between `core` and `full` is the cost of hallq's statements over the bare writes.
 
 Both notify their events after the commit with hallq's own statement (app/events/notifier.py:
 `notify_sql`, autocommitted, without waiting for a WAL flush): the event insert returns the
@@ -24,8 +25,11 @@ from __future__ import annotations
 
 import re
 
+from app.counters.announcement import AUDIO_FORMAT, NUMBER_MARK, VERSION_MARK
+from app.counters.next_statement import NEXT_SQL
 from app.events.notifier import CHANNEL, notify_sql
 from app.events.service import append_events_sql
+from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
 from app.queue.ordering import PICK_NEXT_SQL
 from app.tickets.issuing import ISSUE_SQL
 
@@ -162,23 +166,35 @@ def _pick_next_sql() -> str:
 
 
 def next_script(*, full: bool) -> str:
-    """One `next` at counter <client_id + 1> of branch :branch, as app.counters.calls.call_next:
-    lock the counter, complete its current ticket, pick-and-claim, update the counter, record
-    the three events (ticket.completed, ticket.called, counter.changed)."""
-    lines = ["\\set counter :client_id + 1", "BEGIN;"]
+    """One `next` at counter <client_id + 1> of branch :branch, clerk s<counter>.
+
+    `core`: the essential pick-and-claim, as a hand-written service would send it: lock the
+    counter, complete its current ticket, pick-and-claim, update the counter, record the three
+    events (ticket.completed, ticket.called, counter.changed), in a transaction.
+    `full`: hallq's own statements, autocommitted as hallq runs them (app/counters/next_call.py):
+    `NEXT_SQL`, then, as hallq decides from its answer, `NEAR_TELL_SQL` when its call brought
+    tickets near, or `NEAR_READ_SQL` (and `NEAR_TELL_SQL` if it finds any) when a change
+    committed while it ran. Verbatim but for their parameters; the near events carry a fixed
+    estimate where hallq computes one in Python."""
     if full:
-        lines += [
-            "SELECT id, secret_hash, role, branch, staff, revoked_at FROM api_tokens"
-            " WHERE id = :token_id;",
-            "SELECT * FROM branches WHERE code = :branch;",
-        ]
+        # Each way ends with one notification of the events it wrote (hallq's notifier may send
+        # a call's and its near events in one batch or two).
+        call = notify_lines("CAST(:logged_envelopes AS text[])")
+        both = notify_lines(
+            "CAST(:logged_envelopes AS text[]) || CAST(NULLIF(:t_logged_envelopes, '') AS text[])"
+        )
+        lines = ["\\set counter :client_id + 1", _full_next_statement() + " \\gset"]
+        lines += ["\\if :fresh", "\\if :near_count > 0", _tell(":untold"), *both, "\\else"]
+        lines += [*call, "\\endif", "\\else", _near_read() + " \\gset r_"]
+        lines += ["\\if :r_near_count > 0", _tell(":r_untold"), *both, "\\else", *call]
+        lines += ["\\endif", "\\endif"]
+        return "\n".join(lines) + "\n"
+    lines = ["\\set counter :client_id + 1", "BEGIN;"]
     lines.append(
         "SELECT services AS profile, staff, coalesce(CAST(current_ticket_id AS text), '') AS cur,"
         " calls FROM counters WHERE branch = :branch AND code = CAST(:counter AS text)"
         " FOR UPDATE \\gset"
     )
-    if full:
-        lines.append("SELECT * FROM tickets WHERE id = CAST(NULLIF(:cur, '') AS uuid) FOR UPDATE;")
     lines += [
         "UPDATE tickets SET status = 'done', served_at = coalesce(served_at, last_called_at),"
         " finished_at = now() WHERE id = CAST(NULLIF(:cur, '') AS uuid);",
@@ -199,6 +215,80 @@ def next_script(*, full: bool) -> str:
         *notify_lines("CAST(:notifications AS text[])"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _with_values(sql: str, values: dict[str, str]) -> str:
+    """`sql` with each `:name` parameter replaced by the pgbench expression `values[name]`,
+    on one line."""
+    return one_line(re.sub(r"(?<!:):([a-z_]+)\b", lambda m: f"({values[m[1]]})", sql))
+
+
+# The call's words, with the number left open as hallq renders them for a counter named as its
+# code (app/counters/announcement.py: `call_pattern`), by the branch's default templates.
+_MARK = f"chr({ord(NUMBER_MARK)})"
+_ZH = f"'请' || {_MARK} || '号到' || CAST(:counter AS text) || '号窗口办理'"
+_EN = f"'Ticket ' || {_MARK} || ', please go to counter ' || CAST(:counter AS text)"
+
+
+def _full_next_statement() -> str:
+    """`NEXT_SQL` with pgbench expressions for its parameters. hallq passes the counter's name
+    and profile from its cache; here they are read from the row."""
+    counter = "CAST(:counter AS text)"
+    row = f"FROM counters WHERE branch = :branch AND code = {counter}"
+    values = {
+        "branch": ":branch",
+        "counter": counter,
+        "now": "now()",
+        "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
+        "ticket_id": "NULL",
+        "counter_name": f"SELECT name {row}",
+        "profile": f"SELECT services {row}",
+        "requeue_after": ":requeue_after",
+        "zh_template": "NULL",
+        "en_template": "NULL",
+        "mode": "'auto'",
+        "rate": "1.0",
+        "any_counter": "false",
+        "clerk": f"'s' || {counter}",
+        "principal_staff": f"'s' || {counter}",
+        "zh_words": _ZH,
+        "en_words": _EN,
+        "audio_path": f"'/api/v1/branches/' || :branch || '/announcements/' || {_MARK} || '/'"
+        f" || {counter} || '/' || chr({ord(VERSION_MARK)}) || '.wav'",
+        "audio_material": f'\'["{AUDIO_FORMAT}", "\' || {_ZH} || \'", "\' || {_EN}'
+        ' || \'", "1.00"]\'',
+    }
+    return _with_values(NEXT_SQL.text, values)
+
+
+def _near_read() -> str:
+    """`NEAR_READ_SQL` for the counter's types."""
+    values = {
+        "branch": ":branch",
+        "now": "now()",
+        "n": "50",
+        "ticket_id": "NULL",
+        "services": "SELECT services FROM counters WHERE branch = :branch"
+        " AND code = CAST(:counter AS text)",
+    }
+    return _with_values(NEAR_READ_SQL.text, values)
+
+
+def _tell(untold: str) -> str:
+    """`NEAR_TELL_SQL` for the tickets of an `untold` JSON variable, \\gset with prefix t_."""
+    each = f"FROM json_array_elements(CAST({untold} AS json)) AS j"
+    data = (
+        "CAST(json_build_object('ticket', json_build_object('id', j->>0, 'number', j->>1,"
+        " 'service', j->>2, 'priority', j->>3), 'waiting_ahead', CAST(j->>4 AS int),"
+        " 'estimated_wait_s', 600) AS text)"
+    )
+    values = {
+        "branch": ":branch",
+        "now": "now()",
+        "ids": f"SELECT array_agg(CAST(j->>0 AS uuid)) {each}",
+        "datas": f"SELECT array_agg({data}) {each}",
+    }
+    return _with_values(NEAR_TELL_SQL.text, values) + " \\gset t_"
 
 
 # The three events of a `next` (ticket.completed, ticket.called, counter.changed).

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import Executable, MetaData, Row
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -98,6 +98,20 @@ def create_sessionmaker(
         info=info or None,
         sync_session_class=session_class,
     )
+
+
+async def execute_alone(
+    session: AsyncSession, statement: Executable, params: dict[str, Any], settings: Settings
+) -> Sequence[Row[Any]]:
+    """Run `statement` on its own, autocommitted: one round trip, its locks held only while it
+    runs. Behind a transaction pooler (no statement cache, so a statement prepared outside a
+    transaction may run on another server connection) it runs in a transaction instead. Either
+    way the caller ends with `session.commit()`, which sends the notifications it queued."""
+    if session.in_transaction():
+        await session.commit()  # end what the session read before (e.g. a cache miss)
+    options = {} if settings.statements_need_transaction else {"isolation_level": "AUTOCOMMIT"}
+    connection = await session.connection(execution_options=options)
+    return (await connection.execute(statement, params)).all()
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -133,7 +133,7 @@ class CounterAction:
         return ActionResult(counter, ticket or self.current)
 
 
-def _check_operator(principal: Principal, counter: Counter, *, signing_in: bool = False) -> None:
+def check_operator(principal: Principal, counter: Counter, *, signing_in: bool = False) -> None:
     """Managers and admins operate any counter of their branch; a clerk only the counter they
     are signed in at (and signs in with `open`)."""
     if principal.role in (Role.ADMIN, Role.MANAGER):
@@ -170,7 +170,7 @@ async def begin_action(
         await get_branch(session, branch)  # 404 for the branch if that is what is missing
         raise not_found(f"counter {code} in branch {branch}")
     counter, branch_row = row[0], row[1]
-    _check_operator(principal, counter, signing_in=signing_in)
+    check_operator(principal, counter, signing_in=signing_in)
     current = None
     if counter.current_ticket_id is not None:
         current = await lock_ticket(session, counter.current_ticket_id)

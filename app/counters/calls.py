@@ -1,5 +1,6 @@
-"""The clerk's buttons: next, recall, start, complete, no-show, transfer; and the service
-desk's call of a chosen ticket, which works as next does."""
+"""The clerk's buttons: recall, start, complete, no-show, transfer; and the service desk's call
+of a chosen ticket, which works as next does. `next` itself is one statement (next_call.py),
+but for the rare announcement it cannot render (`call_next_in_steps`)."""
 
 from __future__ import annotations
 
@@ -43,17 +44,11 @@ from app.tickets.models import Ticket
 from app.tickets.service import refuse_earlier_day, ticket_ref
 
 
-async def call_next(
-    session: AsyncSession,
-    branch: str,
-    code: str,
-    principal: Principal,
-    now: datetime,
-    settings: Settings,
-) -> ActionResult:
-    """Complete the current ticket (if any) and call the best waiting one, atomically.
-    The result's ticket is None when nobody waits for this counter."""
-    action = await begin_action(session, branch, code, principal, now, settings=settings)
+async def call_next_in_steps(action: CounterAction) -> ActionResult:
+    """`next` statement by statement, in the transaction `action` began: for a branch whose
+    announcement formats the ticket number itself (`{number:>6}`), which `next`'s one statement
+    cannot render (app/counters/next_call.py). The result's ticket is None when nobody waits."""
+    session, branch, code, now = action.session, action.branch.code, action.counter.code, action.now
     if action.counter.state != CounterState.OPEN:
         raise state_conflict(action.counter, "call the next ticket")
     if action.current is not None and action.current.status in AT_COUNTER:

@@ -13,7 +13,7 @@ from app.branches.service import get_branch
 from app.core.codes import BranchCode, CounterCode
 from app.core.database import SessionDep
 from app.core.errors import API_PROBLEMS, problem_responses
-from app.counters import calls, states
+from app.counters import calls, next_call, states
 from app.counters import service as counters
 from app.counters.action import ActionResult
 from app.counters.schemas import (
@@ -156,7 +156,7 @@ async def call_next(
     principal: Operator,
 ) -> CounterActionOut | Response:
     """Complete the current ticket and call the best waiting one; 204 if nobody waits."""
-    result = await calls.call_next(
+    result = await next_call.call_next(
         session,
         branch,
         counter,

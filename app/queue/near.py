@@ -21,13 +21,18 @@ Exactly once, and none missed under concurrent changes:
   never waits for a ticket lock while holding the branch row (locks stay counter -> tickets ->
   branch row for everyone else).
 Time alone also reorders a queue (the starvation guard makes a ticket overdue): such a ticket is
-marked at the next change of its type. Details: docs/phone.md, docs/decisions.md.
+marked at the next change of its type. `next`, one statement, checks after its commit instead
+(near_after_commit.py). Details: docs/phone.md, docs/decisions.md.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +41,7 @@ from app.core.settings import Settings
 from app.core.vocabulary import Priority
 from app.events.catalog import TicketNear, TicketRef
 from app.events.service import NewEvent, record_events
-from app.queue.estimate import Place, estimate_wait_s
+from app.queue.estimate import Hall, Place, estimate_wait_s
 from app.queue.ordering import (
     OVERDUE_SQL,
     PRIORITY_SQL,
@@ -47,38 +52,76 @@ from app.queue.ordering import (
 )
 from app.queue.service import load_hall
 
-_REQUEUE_AFTER = "(SELECT requeue_after FROM near_branch)"
-# The first `notify_ahead + 1` waiting tickets of each type in `:services`, in calling order
-# (`type_order_sql`, limited: a bounded sort), numbered within the type by the same key's
-# parts; those not yet marked are claimed and marked.
-# Parameters: :branch, :now, :services (text[]). The branch's notify_ahead and requeue_after
-# are read from its row, which the caller's transaction holds locked.
-NEAR_SQL = text(
-    f"""
-    WITH near_branch AS MATERIALIZED (
+NEAR_BRANCH_CTE = """
+    near_branch AS MATERIALIZED (
         SELECT notify_ahead, requeue_after FROM branches WHERE code = :branch
-    ),
-    {TYPE_CUTOFFS_CTE},
+    )"""
+_REQUEUE_AFTER = "(SELECT requeue_after FROM near_branch)"
+
+
+def near_front_cte(
+    services: str = "CAST(:services AS text[])",
+    requeue_after: str = _REQUEUE_AFTER,
+    leaving: str | None = None,
+) -> str:
+    """The CTE `front`: the first `notify_ahead + 1` waiting tickets of each type in
+    `services` (SQL for a text[]), in calling order (`type_order_sql`, limited: a bounded sort),
+    numbered within the type by the same key's parts (`ahead`). `requeue_after` is SQL for the
+    grace of held re-queued tickets, `leaving` SQL for the id of a ticket that no longer
+    waits (the one the statement itself calls). Needs the CTEs `near_branch` and
+    `type_cutoffs`; parameters :branch and :now."""
+    not_leaving = f"AND t.id IS DISTINCT FROM {leaving}" if leaving else ""
+    return f"""
     front AS MATERIALIZED (
-        SELECT top.id, top.near_notified_at, top.lane, top.overdue,
+        SELECT top.id, top.number, top.service, top.priority, top.near_notified_at, top.lane,
+               top.overdue,
                row_number() OVER (
                    PARTITION BY top.service
                    ORDER BY top.lane, top.overdue, top.prio, top.queued_at, top.issued_at,
                             top.seq, top.id
                ) - 1 AS ahead
-        FROM unnest(CAST(:services AS text[])) AS svc(code)
+        FROM unnest({services}) AS svc(code)
         CROSS JOIN LATERAL (
-            SELECT t.id, t.service, t.near_notified_at, t.queued_at, t.issued_at, t.seq,
-                   {effective_lane_sql(_REQUEUE_AFTER)} AS lane,
+            SELECT t.id, t.number, t.service, t.priority, t.near_notified_at, t.queued_at,
+                   t.issued_at, t.seq,
+                   {effective_lane_sql(requeue_after)} AS lane,
                    {OVERDUE_SQL} AS overdue,
                    {PRIORITY_SQL} AS prio
             FROM tickets t
             {TYPE_CUTOFFS_JOIN}
             WHERE t.branch = :branch AND t.service = svc.code AND t.status = 'waiting'
-            ORDER BY {type_order_sql(_REQUEUE_AFTER)}
+                  {not_leaving}
+            ORDER BY {type_order_sql(requeue_after)}
             LIMIT coalesce((SELECT notify_ahead + 1 FROM near_branch), 0)
         ) AS top
-    ),
+    )"""  # noqa: S608 - constant fragments
+
+
+# Mark the tickets of the CTE `claimed` (ids, locked) as told, returning their ids.
+MARK_CLAIMED_CTE = """
+    marked AS (
+        UPDATE tickets SET near_notified_at = CAST(:now AS timestamptz)
+        FROM claimed
+        WHERE tickets.id = claimed.id
+        RETURNING tickets.id
+    )"""
+
+# The tickets of `front` not told yet, as JSON: [id, number, service, priority, ahead, lane,
+# overdue] each, by type and place (`near_candidates` reads them).
+UNTOLD_JSON = """(
+    SELECT json_agg(json_build_array(f.id, f.number, f.service, f.priority, f.ahead, f.lane,
+                                     f.overdue = 0)
+                    ORDER BY f.service, f.ahead)
+    FROM front f WHERE f.near_notified_at IS NULL)"""
+
+# After a change to the types in `:services`: their front's tickets not yet marked are claimed
+# and marked. Parameters: :branch, :now, :services (text[]). The branch's notify_ahead and
+# requeue_after are read from its row, which the caller's transaction holds locked.
+NEAR_SQL = text(
+    f"""
+    WITH {NEAR_BRANCH_CTE},
+    {TYPE_CUTOFFS_CTE},
+    {near_front_cte()},
     claimed AS (
         -- By primary key, a handful of rows. No status test here: `front` read waiting tickets,
         -- and while this transaction holds the branch row nobody commits a change of status
@@ -88,20 +131,59 @@ NEAR_SQL = text(
         WHERE front.near_notified_at IS NULL AND t.near_notified_at IS NULL
         FOR UPDATE OF t SKIP LOCKED
     ),
-    marked AS (
-        UPDATE tickets SET near_notified_at = CAST(:now AS timestamptz)
-        FROM claimed
-        WHERE tickets.id = claimed.id
-        RETURNING tickets.id, tickets.number, tickets.service, tickets.priority
-    )
-    SELECT marked.id, marked.number, marked.service, marked.priority,
+    {MARK_CLAIMED_CTE}
+    SELECT front.id, front.number, front.service, front.priority,
            front.ahead, front.lane, front.overdue = 0 AS overdue
     FROM marked JOIN front ON front.id = marked.id
-    ORDER BY marked.service, front.ahead
+    ORDER BY front.service, front.ahead
     """  # noqa: S608 - constant fragments; every value is a bound parameter
 )
 
 LOCK_BRANCH_SQL = text("SELECT 1 FROM branches WHERE code = :branch FOR NO KEY UPDATE")
+
+
+@dataclass(frozen=True)
+class NearTicket:
+    """A waiting ticket now near and not told yet: who it is and its place in its type."""
+
+    ref: TicketRef
+    place: Place
+
+    def event(self, hall: Hall) -> NewEvent:
+        """Its `ticket.near`, the estimate from `hall` (as the ticket's API view gives it)."""
+        data = TicketNear(
+            ticket=self.ref,
+            waiting_ahead=self.place.ahead,
+            estimated_wait_s=estimate_wait_s(hall, self.place),
+        )
+        return NewEvent(data, ticket_id=self.ref.id)
+
+
+def near_ticket(
+    ticket_id: uuid.UUID | str,
+    number: str,
+    service: str,
+    priority: str,
+    ahead: int,
+    lane: int,
+    overdue: bool,
+) -> NearTicket:
+    """A `NearTicket` from a row of `NEAR_SQL` or an item of `UNTOLD_JSON`."""
+    ref = TicketRef(
+        id=uuid.UUID(str(ticket_id)), number=number, service=service, priority=Priority(priority)
+    )
+    place = Place(
+        service=service, ahead=int(ahead), priority=priority, lane=int(lane), overdue=bool(overdue)
+    )
+    return NearTicket(ref, place)
+
+
+def untold(value: Any) -> list[NearTicket]:
+    """The tickets of an `UNTOLD_JSON` column (NULL: none)."""
+    if value is None:
+        return []
+    items = json.loads(value) if isinstance(value, str) else value
+    return [near_ticket(*item) for item in items]
 
 
 async def lock_branch(session: AsyncSession, branch: str) -> None:
@@ -128,27 +210,6 @@ async def record_near(
     ).all()
     if not rows:
         return []
-    loaded = await load_hall(session, branch, now, settings)
-    events = []
-    for row in rows:
-        place = Place(
-            service=row.service,
-            ahead=int(row.ahead),
-            priority=row.priority,
-            lane=int(row.lane),
-            overdue=bool(row.overdue),
-        )
-        ref = TicketRef(
-            id=row.id, number=row.number, service=row.service, priority=Priority(row.priority)
-        )
-        events.append(
-            NewEvent(
-                TicketNear(
-                    ticket=ref,
-                    waiting_ahead=place.ahead,
-                    estimated_wait_s=estimate_wait_s(loaded.hall, place),
-                ),
-                ticket_id=row.id,
-            )
-        )
+    hall = (await load_hall(session, branch, now, settings)).hall
+    events = [near_ticket(*row).event(hall) for row in rows]
     return await record_events(session, branch, now, events)

@@ -224,40 +224,55 @@ CALLING_ORDER_SQL = (
 
 # Choose and claim in one statement. The row lock is taken while walking the calling order, so
 # the claim cannot race another counter's; rows locked by others are skipped, never waited for.
-# The service desk's call of a chosen ticket sets the same columns (counters/calls.py). A first
-# call's wait is kept beside the ticket's quote by the same statement (app/accuracy/service.py).
-PICK_NEXT_SQL = text(
-    f"""
-    WITH {TYPE_CUTOFFS_CTE},
+# `next` runs the same two fragments inside its own statement (app/counters/next_call.py); the
+# service desk's call of a chosen ticket sets the same columns (counters/calls.py).
+
+
+def pick_next_cte(when: str = "TRUE") -> str:
+    """The CTE `picked`: the ticket counter :counter (profile :profile) calls next, locked, with
+    its effective lane and whether it is overdue as the calling order saw them; none unless
+    `when` (SQL) holds. Parameters: :branch, :counter, :profile, :now, :requeue_after, and
+    the CTE `type_cutoffs`."""
+    return f"""
     picked AS (
-        SELECT t.id
+        SELECT t.id, {EFFECTIVE_LANE_SQL} AS lane, {OVERDUE_SQL} = 0 AS overdue
         FROM tickets t
         {TYPE_CUTOFFS_JOIN}
         WHERE t.branch = :branch
           AND t.status = 'waiting'
           AND t.service = ANY(CAST(:profile AS text[]))
           AND (t.target_counter IS NULL OR t.target_counter = :counter)
+          AND {when}
         ORDER BY {CALLING_ORDER_SQL}
         LIMIT 1
         FOR UPDATE OF t SKIP LOCKED
-    ),
-    called AS (
-        UPDATE tickets SET
-            status = 'called',
-            counter = :counter,
-            staff = :staff,
-            called_at = coalesce(tickets.called_at, CAST(:now AS timestamptz)),
-            last_called_at = :now,
-            lane = {LANE_NORMAL},
-            target_counter = NULL,
-            requeue_base = NULL
-        FROM picked
-        WHERE tickets.id = picked.id
-        RETURNING tickets.*
-    ),
-    kept AS ({keep_first_call_sql("called")})
-    SELECT called.* FROM called
-    """
+    )"""
+
+
+def claim_picked_sql(staff: str = ":staff") -> str:
+    """The UPDATE that makes the `picked` ticket called at :counter by `staff` (SQL), without
+    its RETURNING clause."""
+    return f"""
+    UPDATE tickets SET
+        status = 'called',
+        counter = :counter,
+        staff = {staff},
+        called_at = coalesce(tickets.called_at, CAST(:now AS timestamptz)),
+        last_called_at = :now,
+        lane = {LANE_NORMAL},
+        target_counter = NULL,
+        requeue_base = NULL
+    FROM picked
+    WHERE tickets.id = picked.id"""
+
+
+# A first call's wait is kept beside the ticket's quote by the same statement
+# (app/accuracy/service.py).
+PICK_NEXT_SQL = text(
+    f"WITH {TYPE_CUTOFFS_CTE}, {pick_next_cte()},"
+    f" called AS ({claim_picked_sql()} RETURNING tickets.*),"
+    f" kept AS ({keep_first_call_sql('called')})"
+    " SELECT called.* FROM called"
 )
 
 # Every waiting ticket of a type, in calling order, with its 1-based position.

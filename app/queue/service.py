@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,10 +23,13 @@ from app.queue.estimate import (
     estimate_wait,
 )
 from app.queue.ordering import (
+    LANE_FRONT,
+    LANE_HELD,
     OVERDUE_SQL,
     POSITION_OF_SQL,
     TYPE_CUTOFFS_CTE,
     TYPE_CUTOFFS_JOIN,
+    Rank,
     class_rank,
     effective_lane_sql,
 )
@@ -156,6 +159,52 @@ def hall_from_row(row: Any, settings: Settings) -> HallNow:
         default_service_s=float(settings.default_service_time_s),
     )
     return HallNow(hall, mine)
+
+
+@dataclass(frozen=True)
+class CallMade:
+    """A call the hall was read without (the statement that made it read the hall too): the
+    counter, the called ticket's type and rank as the calling order saw them, the ticket the
+    call completed (its type and record), and held re-queued tickets the call released to the
+    front lane (their type, overdue flag and priority)."""
+
+    counter: str
+    service: str
+    rank: Rank
+    completed: tuple[str, Done] | None = None
+    released: tuple[tuple[str, bool, str], ...] = ()
+
+
+def hall_after_call(hall: Hall, call: CallMade, history_limit: int) -> Hall:
+    """`hall` as a read after `call` would find it: the called ticket waits no more, its
+    counter has just called it, the completed ticket is the newest of its type's history, and
+    the released tickets wait in the front lane."""
+    counts = {(g.service, g.rank): g.count for g in hall.waiting}
+
+    def move(service: str, rank: Rank, by: int) -> None:
+        counts[(service, rank)] = counts.get((service, rank), 0) + by
+
+    move(call.service, call.rank, -1)
+    for service, overdue, priority in call.released:
+        move(service, class_rank(LANE_HELD, overdue, priority), -1)
+        move(service, class_rank(LANE_FRONT, overdue, priority), +1)
+    counters = tuple(
+        replace(c, current_service=call.service, elapsed_s=0.0) if c.code == call.counter else c
+        for c in hall.counters
+    )
+    history = dict(hall.history)
+    if call.completed is not None:
+        service, done = call.completed
+        earlier = history.get(service, TypeHistory()).done
+        history[service] = TypeHistory((done, *earlier)[:history_limit])
+    # A copy with its other fields as they are, and without the old means (the history moved).
+    return replace(
+        hall,
+        counters=counters,
+        waiting=tuple(WaitingGroup(s, r, n) for (s, r), n in counts.items() if n > 0),
+        history=history,
+        _means={},
+    )
 
 
 def hall_params(

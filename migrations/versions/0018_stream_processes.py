@@ -40,7 +40,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_constraint(
-        op.f("fk_stream_presence_process_id_stream_processes"), "stream_presence", type_="foreignkey"
+        op.f("fk_stream_presence_process_id_stream_processes"),
+        "stream_presence",
+        type_="foreignkey",
     )
     op.execute("DELETE FROM stream_presence")
     op.add_column(

@@ -1,0 +1,218 @@
+"""`next` as one statement (`NEXT_SQL`), run on its own and autocommitted, as issuing is: the
+counter's row and the branch row are locked only while it runs, never across a round trip to a
+busy Python process. How it is used: next_call.py; why: docs/decisions.md, "next in one round
+trip".
+
+In order:
+- `locked`, `current`: the counter, with its branch, and its current ticket, each locked (and
+  read as last committed: a row lock re-reads the row);
+- `verdict`, `go`: may this principal press `next` here, is the counter open, is what Python
+  rendered the call from (the counter's name and profile, the branch's grace and announcement
+  settings: `CallConfig`) still true, and is the current ticket visible to this statement's
+  snapshot. Unless all hold nothing is written, and the row says which did not;
+- `completed`: the current ticket, if called or serving, is done;
+- `picked`, `claimed`: the calling order's pick and claim (app/queue/ordering.py, its own SQL);
+- `moved`: the counter's current ticket and call count;
+- `happened`, `event_seqs`, `logged`: ticket.completed, ticket.called and counter.changed with
+  their data built here from what only the statement knows (app/events/service.py:
+  `append_events_sql`). The call's words come pre-rendered with the number left open
+  (app/counters/announcement.py: `CallPattern`); the audio's version is hashed here;
+- `after`: whether the statement's snapshot saw everything committed before its own commit (no
+  event seq was handed out between them); only then are the tickets its call brought near,
+  and the hall to estimate their waits, read here (app/queue/near.py: `near_front_cte`, read as
+  it will be after the call: without the called ticket, with its call counted). `near_count`
+  says how many there are to a caller that reads no JSON (the benchmark's pgbench).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from app.accuracy.service import keep_first_call_sql
+from app.core.vocabulary import CounterState, TicketStatus
+from app.counters.announcement import announcement_sql
+from app.events.catalog import EventType
+from app.events.service import append_events_sql
+from app.queue.near import NEAR_BRANCH_CTE, UNTOLD_JSON, near_front_cte
+from app.queue.ordering import (
+    LANE_FRONT,
+    LANE_HELD,
+    OVERDUE_SQL,
+    TYPE_CUTOFFS_JOIN,
+    claim_picked_sql,
+    effective_lane_sql,
+    pick_next_cte,
+)
+from app.queue.service import HALL_COLUMNS, HALL_CTE
+
+NOW = "CAST(:now AS timestamptz)"
+# Who the history names: the acting staff member, else the clerk signed in here.
+_STAFF = "(SELECT coalesce(CAST(:principal_staff AS text), staff) FROM locked)"
+_AFTER_CALL = "(SELECT requeue_after - 1 FROM near_branch)"  # the grace, with this call counted
+_CALL_MAY_COMPLETE = f"('{TicketStatus.CALLED}', '{TicketStatus.SERVING}')"
+
+
+def seconds_sql(interval: str) -> str:
+    """`round(interval.total_seconds(), 3)` as Python writes it in JSON: up to three decimals,
+    and one for whole seconds ("12.0"). (Python rounds the float, PostgreSQL the exact value:
+    they can differ by 0.001 s for a time on a half millisecond.)"""
+    rounded = f"round(extract(epoch FROM {interval}), 3)"
+    whole = f"round({rounded}, 1)"
+    return f"CASE WHEN {rounded} = trunc({rounded}) THEN {whole} ELSE trim_scale({rounded}) END"
+
+
+def ticket_ref_sql(t: str) -> str:
+    """`TicketRef` of the ticket row `t` as jsonb."""
+    return (
+        f"jsonb_build_object('id', {t}.id, 'number', {t}.number, 'service', {t}.service,"
+        f" 'priority', {t}.priority)"
+    )
+
+
+def counter_view_sql(c: str, current: str) -> str:
+    """`CounterView` of the counter row `c` as jsonb; `current` is the ticket row its current
+    ticket is read from (none: null)."""
+    fields = "'id', cur.id, 'number', cur.number, 'service', cur.service, 'priority', cur.priority"
+    current_json = f"(SELECT jsonb_build_object({fields}, 'status', cur.status) FROM {current} cur)"  # noqa: S608
+    return (
+        f"jsonb_build_object('code', {c}.code, 'name', {c}.name, 'state', {c}.state,"
+        f" 'services', to_jsonb({c}.services), 'staff', {c}.staff, 'current', {current_json})"
+    )
+
+
+_COUNTER_REF = "jsonb_build_object('code', CAST(:counter AS text), 'name', locked.name)"
+_HAPPENED = f"""
+    happened AS (
+        SELECT 1 AS k, '{EventType.TICKET_COMPLETED}' AS type, completed.id AS ticket_id,
+               jsonb_build_object(
+                   'ticket', {ticket_ref_sql("completed")}, 'counter', {_COUNTER_REF},
+                   'service_s', {seconds_sql(f"{NOW} - completed.served_at")}) AS data
+        FROM completed, locked
+        UNION ALL
+        SELECT 2, '{EventType.TICKET_CALLED}', claimed.id,
+               jsonb_build_object(
+                   'ticket', {ticket_ref_sql("claimed")}, 'counter', {_COUNTER_REF},
+                   'announcement', {announcement_sql("claimed.number")},
+                   'wait_s', {seconds_sql(f"{NOW} - claimed.issued_at")}, 'picked', false)
+        FROM claimed, locked
+        UNION ALL
+        SELECT 3, '{EventType.COUNTER_CHANGED}', NULL,
+               jsonb_build_object('counter', {counter_view_sql("moved", "claimed")})
+        FROM moved
+    )"""  # noqa: S608 - constant fragments
+_LOG = append_events_sql(
+    branch=":branch",
+    count="(SELECT count(*) FROM happened)",
+    when="EXISTS (SELECT FROM go)",
+    rows=f"""
+        SELECT row_number() OVER (ORDER BY k), type, {NOW}, ticket_id, CAST(:counter AS text),
+               {_STAFF}, data
+        FROM happened""",  # noqa: S608 - a constant fragment
+)
+
+# Held re-queued tickets of the counter's types that this call releases to the front lane
+# (`effective_lane_sql` with and without the call counted): the hall read before the call
+# still shows them held.
+_RELEASED_JSON = f"""(
+    SELECT json_agg(json_build_array(t.service, {OVERDUE_SQL} = 0, t.priority))
+    FROM tickets t
+    {TYPE_CUTOFFS_JOIN}
+    WHERE t.branch = :branch AND t.status = 'waiting' AND t.lane = {LANE_HELD}
+      AND t.service = ANY(CAST(:profile AS text[]))
+      AND t.id IS DISTINCT FROM (SELECT id FROM claimed)
+      AND {effective_lane_sql(_AFTER_CALL)} = {LANE_FRONT}
+      AND {effective_lane_sql("(SELECT requeue_after FROM near_branch)")} = {LANE_HELD})"""  # noqa: S608
+
+NEXT_SQL = text(
+    f"""
+    WITH {NEAR_BRANCH_CTE},
+    {HALL_CTE},
+    seen AS MATERIALIZED (SELECT event_seq FROM branches WHERE code = :branch),
+    locked AS MATERIALIZED (
+        SELECT c.name, c.state, c.services, c.staff, c.current_ticket_id, b.requeue_after,
+               b.announcement_zh, b.announcement_en, b.announcement_mode, b.announcement_rate
+        FROM counters c JOIN branches b ON b.code = c.branch
+        WHERE c.branch = :branch AND c.code = :counter
+        FOR UPDATE OF c
+    ),
+    current AS MATERIALIZED (
+        SELECT t.id, t.status FROM tickets t
+        WHERE t.id = (SELECT current_ticket_id FROM locked)
+        FOR UPDATE OF t
+    ),
+    verdict AS MATERIALIZED (
+        SELECT l.name = :counter_name AND l.services = CAST(:profile AS text[])
+               AND l.requeue_after = :requeue_after
+               AND l.announcement_zh IS NOT DISTINCT FROM CAST(:zh_template AS text)
+               AND l.announcement_en IS NOT DISTINCT FROM CAST(:en_template AS text)
+               AND l.announcement_mode = :mode AND l.announcement_rate = :rate AS config_ok,
+               coalesce(:any_counter OR (l.staff = CAST(:clerk AS text)
+                                         AND l.state <> '{CounterState.CLOSED}'), false)
+                 AS operator_ok,
+               l.state = '{CounterState.OPEN}' AS state_ok,
+               l.current_ticket_id IS NULL OR EXISTS (SELECT FROM current) AS current_seen
+        FROM locked l
+    ),
+    go AS MATERIALIZED (
+        SELECT FROM verdict WHERE config_ok AND operator_ok AND state_ok AND current_seen
+    ),
+    completed AS (
+        UPDATE tickets SET
+            status = '{TicketStatus.DONE}',
+            served_at = coalesce(tickets.served_at, tickets.last_called_at, {NOW}),
+            finished_at = {NOW}
+        FROM current, go
+        WHERE tickets.id = current.id AND current.status IN {_CALL_MAY_COMPLETE}
+        RETURNING tickets.id, tickets.number, tickets.service, tickets.priority,
+                  tickets.served_at, tickets.last_called_at
+    ),
+    {pick_next_cte(when="EXISTS (SELECT FROM go)")},
+    claimed AS ({claim_picked_sql(staff=_STAFF)} RETURNING tickets.*),
+    -- A first call's wait, kept beside the ticket's quote (app/accuracy/service.py).
+    kept AS ({keep_first_call_sql("claimed")}),
+    moved AS (
+        UPDATE counters SET
+            current_ticket_id = (SELECT id FROM claimed),
+            calls = counters.calls + (SELECT count(*) FROM claimed),
+            updated_at = {NOW}
+        FROM go
+        WHERE counters.branch = :branch AND counters.code = :counter
+        RETURNING counters.code, counters.name, counters.state, counters.services,
+                  counters.staff
+    ),
+    {_HAPPENED},
+    {_LOG},
+    {near_front_cte("CAST(:profile AS text[])", _AFTER_CALL, "(SELECT id FROM claimed)")},
+    after AS MATERIALIZED (
+        SELECT fresh,
+               CASE WHEN fresh AND EXISTS (SELECT FROM claimed) THEN {UNTOLD_JSON} END AS untold
+        FROM (SELECT (SELECT event_seq FROM seen) = (SELECT before FROM event_seqs) AS fresh)
+             AS f
+    )
+    SELECT claimed.*,
+           locked.name IS NOT NULL AS counter_found, locked.name AS counter_name,
+           locked.state AS counter_state, locked.services AS counter_services,
+           locked.staff AS counter_staff, locked.requeue_after AS branch_requeue_after,
+           locked.announcement_zh AS branch_zh, locked.announcement_en AS branch_en,
+           locked.announcement_mode AS branch_mode, locked.announcement_rate AS branch_rate,
+           verdict.config_ok, verdict.operator_ok, verdict.state_ok, verdict.current_seen,
+           (SELECT array_agg(seq ORDER BY seq) FROM logged) AS logged_seqs,
+           (SELECT array_agg(envelope ORDER BY seq) FROM logged) AS logged_envelopes,
+           (SELECT lane FROM picked) AS picked_lane,
+           (SELECT overdue FROM picked) AS picked_overdue,
+           (SELECT json_build_array(
+                       service, priority,
+                       extract(epoch FROM {NOW} - coalesce(last_called_at, served_at)))
+            FROM completed) AS completed_done,
+           after.fresh, after.untold,
+           coalesce(json_array_length(after.untold), 0) AS near_count, hall.*
+    FROM (SELECT) AS one
+    LEFT JOIN locked ON TRUE
+    LEFT JOIN verdict ON TRUE
+    LEFT JOIN claimed ON TRUE
+    CROSS JOIN after
+    LEFT JOIN LATERAL (
+        SELECT {HALL_COLUMNS}, {_RELEASED_JSON} AS released WHERE after.untold IS NOT NULL
+    ) AS hall ON TRUE
+    """  # noqa: S608 - constant fragments; every value is a bound parameter
+)
