@@ -440,20 +440,25 @@ async def read_hall(app, clock) -> Hall:
         return (await load_hall(session, "hz01", clock.now(), Settings())).hall
 
 
-async def test_the_hall_read_gives_history_counters_and_arrivals(app, client, clock):
+async def serve_three_and_call_a_fourth(client, clock) -> None:
+    """Counter 1 (a, then b) serves three a customers in 100, 200 and 300 s (call -> done); the
+    fourth has been at the counter for 150 s."""
     await setup_branch(client)
-    await act(client, "1", "open")  # counter 1: a, then b
-    # Three a customers take 100, 200 and 300 s at the counter (call -> done).
+    await act(client, "1", "open")
     for seconds in (100, 200, 300):
         await issue(client)
         await act(client, "1", "next")
         await act(client, "1", "start")
         clock.advance(seconds)
         await act(client, "1", "complete")
-    # The next customer has been at the counter for 150 s; a vip and a b customer wait.
     await issue(client)
     await act(client, "1", "next")
     clock.advance(150)
+
+
+async def test_the_hall_read_gives_history_counters_and_arrivals(app, client, clock):
+    await serve_three_and_call_a_fourth(client, clock)
+    # A vip and a b customer wait.
     await issue(client, priority="vip")
     await issue(client, service="b")
     h = await read_hall(app, clock)
@@ -477,17 +482,7 @@ async def test_the_hall_read_gives_history_counters_and_arrivals(app, client, cl
 
 
 async def test_issue_and_ticket_read_quote_the_hall_they_read(app, client, clock):
-    await setup_branch(client)
-    await act(client, "1", "open")
-    for seconds in (100, 200, 300):
-        await issue(client)
-        await act(client, "1", "next")
-        await act(client, "1", "start")
-        clock.advance(seconds)
-        await act(client, "1", "complete")
-    await issue(client)
-    await act(client, "1", "next")
-    clock.advance(150)
+    await serve_three_and_call_a_fourth(client, clock)
     before = await read_hall(app, clock)
     first = await issue(client)
     assert first["position"] == 1

@@ -59,7 +59,8 @@ PATH_ERROR = 0.25
 CV_WITHOUT_HISTORY = 1.0  # as if exponential
 # An opening known to the second is not known better than this (keeps the odds continuous).
 MIN_SPREAD_S = 1.0
-# Openings this many (normal) spreads away count as sure or impossible (erfc(3) < 2.3e-5).
+# An opening whose erfc argument (t - moment) / (spread x sqrt 2) is beyond this (4.2 spreads)
+# counts as sure or impossible: its chance is within 0.5 x erfc(3) = 1.1e-5 of that.
 NEGLIGIBLE_Z = 3.0
 
 
