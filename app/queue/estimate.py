@@ -1,19 +1,25 @@
-"""Estimated wait of a waiting ticket: a replay of the hall's calling order, on average values.
+"""Estimated wait of a waiting ticket: a replay of the hall's calling order, then the odds of the
+moments a counter may call it.
 
-Each counter frees up when its current customer is expected to leave, then calls what the real
-rule would call (app.queue.ordering) and is taken for that type's mean time per ticket;
-customers still to come arrive at their recent rates. Following the real rule is the point: a
-counter helps another type only once its own queue is empty, and a `special` ticket of a
-fallback type still goes before the counter's own `normal` ones. The model in full, what it
-does not foresee and its measured error: docs/estimate.md.
+The replay (`replay`) runs the real calling rule (app.queue.ordering) on average values: each
+counter frees up when its current customer is expected to leave, calls what the rule would call
+and is taken for that type's time per ticket; customers still to come arrive at their recent
+rates. Following the real rule is the point: a counter helps another type only once its own
+queue is empty, and a `special` ticket of a fallback type still goes before the counter's own
+`normal` ones. On the way it notes every *opening*: a moment a counter that can call the ticket
+calls a ticket of its type. Those moments are uncertain, and the quote (`quote`) is the median
+of when the ticket's own opening comes. The model in full, what it does not foresee and its
+measured error: docs/estimate.md.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from app.core.vocabulary import Priority
@@ -28,15 +34,21 @@ HORIZON_S = 12 * 3600.0
 MAX_CALLS = 20_000
 # No type takes a counter for less than this, whatever its history says.
 MIN_HANDLING_S = 1.0
-# The median wait (what minimises the absolute error) lies below the average path: by
-# MEDIAN_FACTOR for a long queue, and further within the first round of service, when the first
-# of several busy counters frees up much sooner than the soonest of their expected times:
-# median = path x (MEDIAN_FACTOR - FIRST_ROUND_DISCOUNT x exp(-ROUND_DECAY x rounds)), where
-# rounds = (calls before ours + 1) / counters that can call it. Fitted on the simulated hall
-# (docs/estimate.md), like the range below.
-MEDIAN_FACTOR = 0.85
-FIRST_ROUND_DISCOUNT = 0.7
-ROUND_DECAY = 3.0
+# Arrival rates: tickets issued in this window (or, for a busy type, over its last
+# HALLQ_ESTIMATE_HISTORY tickets if they came in less time).
+RATE_WINDOW_S = 1800.0
+# The customers still to be served take this share of the recent mean time per ticket. The
+# recent tickets are the ones that made today's queue: when it is long, they were slow, and
+# the next ones are, on average, less so (regression to the mean; docs/estimate.md).
+TIME_PER_TICKET_FACTOR = 0.9
+# After the ticket's own opening, the openings each other counter would give it next (a counter
+# that is faster than expected calls the ticket before the one the replay chose).
+OPENINGS_AFTER = 3
+# The median wait is when the expected number of openings reaches (openings ahead) + offset:
+# 0.5 at one counter (a sum of service times, nearly symmetric), ln 2 when many counters take
+# turns (openings then come about as a Poisson stream, whose first event has median ln 2 / rate).
+MEDIAN_OFFSET_ONE = 0.5
+MEDIAN_OFFSET_MANY = math.log(2)
 # The range: the 10th and 90th percentile of a Gamma with that median. Its relative variance
 # 1 / shape is that of the calls before ours, cv^2 / (calls + 1) (Whitt 1999: the spread falls
 # like 1/sqrt(n + 1)), plus PATH_ERROR^2 for what the path itself gets wrong (service times and
@@ -45,65 +57,103 @@ ROUND_DECAY = 3.0
 RANGE_Z = 1.2816  # the standard normal's 90th percentile
 PATH_ERROR = 0.25
 CV_WITHOUT_HISTORY = 1.0  # as if exponential
+# An opening known to the second is not known better than this (keeps the odds continuous).
+MIN_SPREAD_S = 1.0
+# An opening whose erfc argument (t - moment) / (spread x sqrt 2) is beyond this (4.2 spreads)
+# counts as sure or impossible: its chance is within 0.5 x erfc(3) = 1.1e-5 of that.
+NEGLIGIBLE_Z = 3.0
 
 
 @dataclass(frozen=True)
-class Done:
-    """A recently finished ticket of a business type."""
+class Issued:
+    """Tickets of one business type issued lately: how many of each priority class within the
+    rate window. `capped`: the read stopped at its limit (HALLQ_ESTIMATE_HISTORY tickets) at
+    `reach_s` ago, inside the window: a busy type, whose rate is that of its last tickets."""
 
-    handling_s: float  # counter time: from its (last) call to done
-    priority: str
-    age_s: float  # how long ago it finished
+    by_priority: Mapping[str, int] = field(default_factory=dict)
+    reach_s: float = 0.0
+    capped: bool = False
+
+    def rates_per_s(self, window_s: float = RATE_WINDOW_S) -> dict[str, float]:
+        """Arrivals per second by class over the window (early in a hall's first day: fewer
+        than there will be), or over the time a busy type's last tickets span."""
+        span = window_s
+        if self.capped and self.reach_s < window_s:
+            span = max(self.reach_s, 1.0)
+        return {p: n / span for p, n in sorted(self.by_priority.items()) if n > 0}
 
 
 @dataclass(frozen=True)
 class TypeHistory:
-    """Recent finished tickets of one business type, newest first."""
+    """What recent tickets of a business type tell: the counter time (call to done) of the last
+    finished ones, newest first, and how many were issued lately."""
 
-    done: tuple[Done, ...] = ()
+    handling_s: tuple[float, ...] = ()
+    issued: Issued = field(default_factory=Issued)
+
+    @cached_property
+    def _sorted(self) -> list[float]:
+        return sorted(self.handling_s)
 
     def mean_handling_s(self, default_s: float) -> float:
-        if not self.done:
+        if not self.handling_s:
             return default_s
-        return sum(d.handling_s for d in self.done) / len(self.done)
+        return sum(self.handling_s) / len(self.handling_s)
 
     def cv(self) -> float:
         """The coefficient of variation of the recent tickets' counter time."""
-        if len(self.done) < 2:
+        return self._cv
+
+    @cached_property
+    def _cv(self) -> float:
+        times = self.handling_s
+        if len(times) < 2:
             return CV_WITHOUT_HISTORY
-        times = [d.handling_s for d in self.done]
         mean = sum(times) / len(times)
         if mean <= 0:
             return CV_WITHOUT_HISTORY
         return math.sqrt(sum((t - mean) ** 2 for t in times) / len(times)) / mean
 
-    def remaining_s(self, elapsed_s: float, default_s: float) -> float:
-        """Expected time left for a customer at the counter since `elapsed_s`: the mean residual
-        of the recent tickets that took longer than that."""
-        mean = self.mean_handling_s(default_s)
-        longer = [d.handling_s - elapsed_s for d in self.done if d.handling_s > elapsed_s]
-        if longer:
-            return sum(longer) / len(longer)
-        if not self.done:
-            return max(mean - elapsed_s, OVERRUN_FRACTION * mean)
-        return OVERRUN_FRACTION * mean
+    @cached_property
+    def _tail_sums(self) -> tuple[list[float], list[float]]:
+        """Sums of the sorted times and of their squares from each one to the longest."""
+        sums, squares = [0.0], [0.0]
+        for t in reversed(self._sorted):
+            sums.append(sums[-1] + t)
+            squares.append(squares[-1] + t * t)
+        return sums[::-1], squares[::-1]
 
-    def rates_per_s(self, window_s: float) -> dict[str, float]:
-        """Tickets served per second lately, by priority class: in a steady hall, the rate at
-        which they arrive. Counted over `window_s`, or over the span of the history when all of
-        it is more recent than that."""
-        recent = [d for d in self.done if d.age_s <= window_s]
-        if not recent:
-            return {}
-        span = window_s
-        if len(recent) == len(self.done):
-            oldest = max(d.age_s for d in recent)
-            span = min(window_s, oldest * (len(recent) + 1) / len(recent))
-        span = max(span, 1.0)
-        rates: dict[str, float] = {}
-        for d in recent:
-            rates[d.priority] = rates.get(d.priority, 0.0) + 1 / span
-        return rates
+    def remaining(self, elapsed_s: float, default_s: float) -> Residual:
+        """What is left for a customer at the counter since `elapsed_s`: the recent tickets
+        that lasted longer than that, minus `elapsed_s`."""
+        times = self._sorted
+        start = bisect.bisect_right(times, elapsed_s)
+        longer = len(times) - start
+        if longer:
+            sums, squares = self._tail_sums
+            mean = sums[start] / longer
+            spread = math.sqrt(max(squares[start] / longer - mean * mean, 0.0))
+            return Residual(mean - elapsed_s, spread, times, start, elapsed_s)
+        full = self.mean_handling_s(default_s)
+        mean = OVERRUN_FRACTION * full if times else max(full - elapsed_s, OVERRUN_FRACTION * full)
+        return Residual(mean, mean * min(self.cv(), 1.0))
+
+    def remaining_s(self, elapsed_s: float, default_s: float) -> float:
+        """Expected time left for a customer at the counter since `elapsed_s`."""
+        return self.remaining(elapsed_s, default_s).mean_s
+
+
+@dataclass(frozen=True)
+class Residual:
+    """Time left for a customer at the counter: its mean and spread, and the recent tickets of
+    the type that lasted longer than it has so far (`times[start:]`): the share of them over by
+    t from now is the chance it is over by then."""
+
+    mean_s: float
+    spread_s: float
+    times: Sequence[float] = ()  # recent counter times of the type, sorted
+    start: int = 0  # the first of them longer than `elapsed_s`
+    elapsed_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -131,11 +181,12 @@ class Hall:
     waiting: tuple[WaitingGroup, ...]
     history: Mapping[str, TypeHistory] = field(default_factory=dict)
     default_service_s: float = 300.0
-    rate_window_s: float = 1800.0
+    rate_window_s: float = RATE_WINDOW_S
     # Means already worked out: the replay asks for them at every simulated call.
     _means: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def mean_handling_s(self, service: str) -> float:
+        """The recent mean counter time per ticket of the type (or the default)."""
         mean = self._means.get(service)
         if mean is None:
             history = self.history.get(service, TypeHistory())
@@ -143,12 +194,24 @@ class Hall:
             self._means[service] = mean
         return mean
 
+    def time_per_ticket_s(self, service: str) -> float:
+        """How long a customer still to be called keeps a counter (TIME_PER_TICKET_FACTOR)."""
+        return max(TIME_PER_TICKET_FACTOR * self.mean_handling_s(service), MIN_HANDLING_S)
+
     def cv(self, service: str) -> float:
-        return self.history.get(service, TypeHistory()).cv()
+        history = self.history.get(service)
+        return history.cv() if history is not None else CV_WITHOUT_HISTORY
+
+    def remaining(self, service: str, elapsed_s: float) -> Residual:
+        history = self.history.get(service, TypeHistory())
+        return history.remaining(elapsed_s, self.default_service_s)
 
     def remaining_s(self, service: str, elapsed_s: float) -> float:
-        history = self.history.get(service, TypeHistory())
-        return history.remaining_s(elapsed_s, self.default_service_s)
+        return self.remaining(service, elapsed_s).mean_s
+
+    def arrival_rates(self) -> dict[str, dict[str, float]]:
+        """Arrivals per second by type and class."""
+        return {s: h.issued.rates_per_s(self.rate_window_s) for s, h in self.history.items()}
 
 
 @dataclass(frozen=True)
@@ -180,6 +243,34 @@ class WaitEstimate:
         return (self.low_s, self.high_s)
 
 
+@dataclass(frozen=True)
+class Opening:
+    """A moment a counter that can call the ticket calls one of its type: when, on the average
+    path, and how uncertain that is (the spread of the time until then; for a counter's first
+    call, what is left of its current customer's time)."""
+
+    at_s: float
+    spread_s: float
+    residual: Residual | None = None  # its first call: the chance comes from recent tickets
+
+    def chance_by(self, t: float) -> float:
+        """The chance that this opening has come by `t`."""
+        return expected_openings((self,))(t)
+
+
+@dataclass(frozen=True)
+class Path:
+    """Where the average-path replay calls the ticket, and what the quote needs to know."""
+
+    path_s: float  # when it is called
+    calls_before: int  # calls before it by the counters that can call it
+    serving: int  # counters that can call it
+    cv: float  # its type's service-time coefficient of variation, from history
+    openings: tuple[Opening, ...] = ()  # every opening noted, its own among them
+    turn: int = 0  # how many of them come before its own on the average path
+    counters_opening: int = 1  # how many counters give it openings
+
+
 def gamma_quantile_ratio(shape: float, z: float) -> float:
     """A quantile of Gamma(shape) over its mean, by Wilson and Hilferty's cube-root normal
     approximation (within a few percent of the exact value from shape 1 up)."""
@@ -187,22 +278,77 @@ def gamma_quantile_ratio(shape: float, z: float) -> float:
     return max(0.0, 1.0 - third + z * math.sqrt(third)) ** 3
 
 
-def wait_estimate(
-    path_s: float, calls_before: int, serving: int = 1, cv: float = CV_WITHOUT_HISTORY
+def median_offset(counters: int) -> float:
+    """MEDIAN_OFFSET_ONE with one counter giving openings, towards MEDIAN_OFFSET_MANY."""
+    share = 1 - 1 / max(counters, 1)
+    return MEDIAN_OFFSET_ONE + (MEDIAN_OFFSET_MANY - MEDIAN_OFFSET_ONE) * share
+
+
+def expected_openings(openings: Sequence[Opening]) -> Callable[[float], float]:
+    """How many of the openings are expected to have come by t: each one's chance, from the
+    recent tickets for a counter's first call (when there are two or more), else a normal
+    distribution around its moment on the average path."""
+    normal: list[tuple[float, float]] = []  # (moment, 1 / (spread x sqrt 2))
+    empirical: list[tuple[Sequence[float], int, int, float]] = []  # times, start, count, elapsed
+    for opening in openings:
+        left = opening.residual
+        if left is not None and len(left.times) - left.start >= 2:
+            empirical.append((left.times, left.start, len(left.times) - left.start, left.elapsed_s))
+        else:
+            normal.append((opening.at_s, 1 / (max(opening.spread_s, MIN_SPREAD_S) * math.sqrt(2))))
+
+    def by(t: float) -> float:
+        total = 0.0
+        for at_s, scale in normal:
+            x = (at_s - t) * scale
+            if x < NEGLIGIBLE_Z:  # else the chance is below 1e-5
+                total += 1.0 if x < -NEGLIGIBLE_Z else 0.5 * math.erfc(x)
+        for times, start, count, elapsed_s in empirical:
+            total += (bisect.bisect_right(times, elapsed_s + t) - start) / count
+        return total
+
+    return by
+
+
+def median_wait_s(path: Path) -> float:
+    """When the expected number of openings reaches the ticket's turn plus the median offset:
+    the median of the moment its own opening comes."""
+    if path.path_s <= 0 or not path.openings:
+        return 0.0
+    target = path.turn + median_offset(path.counters_opening)
+    expected = expected_openings(path.openings)
+    if expected(0.0) >= target:
+        return 0.0
+    low, high = 0.0, path.path_s * 1.25 + 10.0
+    while expected(high) < target and high < HORIZON_S:
+        low, high = high, high * 2
+    while high - low > max(1.0, 0.005 * high):
+        middle = (low + high) / 2
+        if expected(middle) >= target:
+            high = middle
+        else:
+            low = middle
+    return (low + high) / 2
+
+
+def wait_range(
+    median_s: float, calls_before: int, serving: int = 1, cv: float = CV_WITHOUT_HISTORY
 ) -> WaitEstimate:
-    """The quote for a ticket the average-path replay calls at `path_s`, after `calls_before`
-    calls by the `serving` counters that can call it; `cv` is that of its type's service time.
-    The median below the path, the range a Gamma around the median (see the constants)."""
+    """The quote with `median_s`: the range a Gamma around it (see the constants), for a ticket
+    called after `calls_before` calls by the `serving` counters that can call it; `cv` is that
+    of its type's service time."""
     serving = max(serving, 1)
-    rounds = (calls_before + 1) / serving
-    factor = MEDIAN_FACTOR - FIRST_ROUND_DISCOUNT * math.exp(-ROUND_DECAY * rounds)
-    median = path_s * factor
     between_calls = 1 - (1 - min(cv, 1.0) ** 2) / serving  # cv^2 of the time between calls
     shape = 1 / (between_calls / (calls_before + 1) + PATH_ERROR**2)
-    to_median = median / gamma_quantile_ratio(shape, 0.0)
-    low = min(median, to_median * gamma_quantile_ratio(shape, -RANGE_Z))
-    high = max(median, to_median * gamma_quantile_ratio(shape, RANGE_Z))
-    return WaitEstimate(median_s=round(median), low_s=round(low), high_s=round(high))
+    to_median = median_s / gamma_quantile_ratio(shape, 0.0)
+    low = min(median_s, to_median * gamma_quantile_ratio(shape, -RANGE_Z))
+    high = max(median_s, to_median * gamma_quantile_ratio(shape, RANGE_Z))
+    return WaitEstimate(median_s=round(median_s), low_s=round(low), high_s=round(high))
+
+
+def quote(path: Path) -> WaitEstimate:
+    """The quote for the ticket the replay placed on `path`."""
+    return wait_range(median_wait_s(path), path.calls_before, path.serving, path.cv)
 
 
 def new_ticket_place(hall: Hall, service: str, priority: str = Priority.NORMAL) -> Place:
@@ -211,6 +357,22 @@ def new_ticket_place(hall: Hall, service: str, priority: str = Priority.NORMAL) 
     rank = Place(service=service, ahead=0, priority=priority).rank
     ahead = sum(g.count for g in hall.waiting if g.service == service and g.rank <= rank)
     return Place(service=service, ahead=ahead, priority=priority)
+
+
+def estimate_wait_s(hall: Hall, place: Place) -> int:
+    """Seconds until a counter calls the ticket at `place` (its median)."""
+    return estimate_wait(hall, place).median_s
+
+
+def estimate_wait(hall: Hall, place: Place) -> WaitEstimate:
+    """The wait of the ticket at `place`, replaying the calling order from now on."""
+    path = replay(hall, place)
+    if path is None:
+        return WaitEstimate(round(HORIZON_S), round(HORIZON_S), round(HORIZON_S))
+    return quote(path)
+
+
+# -- the replay ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -222,6 +384,27 @@ class _Arrivals:
     rank: Rank
     every_s: float
     next_s: float
+
+
+@dataclass
+class _Counter:
+    """A counter during the replay: when it is free next, the variance of that moment, and
+    (until its first call) what is left of its current customer."""
+
+    profile: tuple[str, ...]
+    free_at: float = 0.0
+    variance: float = 0.0
+    first: Residual | None = None
+
+    def opening(self) -> Opening:
+        return Opening(self.free_at, math.sqrt(self.variance), self.first)
+
+    def take(self, hall: Hall, service: str) -> None:
+        """It calls a customer of `service`, who keeps it for the type's time per ticket."""
+        time = hall.time_per_ticket_s(service)
+        self.free_at += time
+        self.variance += (min(hall.cv(service), 1.0) * time) ** 2
+        self.first = None
 
 
 def _queue_before(hall: Hall, place: Place) -> dict[Group, int]:
@@ -244,8 +427,8 @@ def _queue_before(hall: Hall, place: Place) -> dict[Group, int]:
 def _arrivals(hall: Hall, place: Place) -> list[_Arrivals]:
     """Customers still to come, by type and class; of our own type only those who pass us."""
     streams = []
-    for service, history in sorted(hall.history.items()):
-        for priority, rate in sorted(history.rates_per_s(hall.rate_window_s).items()):
+    for service, rates in sorted(hall.arrival_rates().items()):
+        for priority, rate in rates.items():
             rank = class_rank(LANE_NORMAL, False, priority)
             if rate <= 0 or (service == place.service and rank >= place.rank):
                 continue  # of our type and not of a better class: behind us everywhere
@@ -253,79 +436,100 @@ def _arrivals(hall: Hall, place: Place) -> list[_Arrivals]:
     return streams
 
 
-def estimate_wait_s(hall: Hall, place: Place) -> int:
-    """Seconds until a counter calls the ticket at `place` (its median)."""
-    return estimate_wait(hall, place).median_s
-
-
-@dataclass(frozen=True)
-class Path:
-    """Where the average-path replay calls the ticket, and what the quote needs to know."""
-
-    path_s: float  # when it is called
-    calls_before: int  # calls before it by the counters that can call it
-    serving: int  # counters that can call it
-    cv: float  # its type's service-time coefficient of variation, from history
-
-
-def estimate_wait(hall: Hall, place: Place) -> WaitEstimate:
-    """The wait of the ticket at `place`, replaying the calling order from now on."""
-    path = replay(hall, place)
-    if path is None:
-        return WaitEstimate(round(HORIZON_S), round(HORIZON_S), round(HORIZON_S))
-    return wait_estimate(path.path_s, path.calls_before, path.serving, path.cv)
+def _counters_now(hall: Hall, place: Place) -> list[_Counter]:
+    """Every counter that will call again, free now or when its customer is expected to leave.
+    Nobody serves the type (before opening, all signed out): as if one counter for it opened,
+    halfway through a customer, so that the estimate still grows with the queue."""
+    counters = []
+    for counter in hall.counters:
+        state = _Counter(counter.profile)
+        if counter.current_service is not None:
+            left = hall.remaining(counter.current_service, counter.elapsed_s)
+            state.free_at, state.variance, state.first = left.mean_s, left.spread_s**2, left
+        counters.append(state)
+    if not any(place.service in c.profile for c in counters):
+        mean = hall.mean_handling_s(place.service)
+        counters.append(_Counter((place.service,), mean / 2, mean**2 / 12))
+    return counters
 
 
 def replay(hall: Hall, place: Place) -> Path | None:
-    """Replay the calling order on average values until a counter calls the ticket at `place`;
-    None if none does within the horizon."""
+    """Replay the calling order on average values until a counter calls the ticket at `place`,
+    noting the openings on the way; None if no counter calls it within the horizon."""
     queue = _queue_before(hall, place)
     streams = _arrivals(hall, place)
     ours = (place.service, place.rank)
-
-    # (free at, tie-break, profile) of every counter that will call again.
-    counters: list[tuple[float, int, tuple[str, ...]]] = []
-    for i, counter in enumerate(hall.counters):
-        free_at = 0.0
-        if counter.current_service is not None:
-            free_at = hall.remaining_s(counter.current_service, counter.elapsed_s)
-        counters.append((free_at, i, counter.profile))
-    if not any(place.service in profile for _, _, profile in counters):
-        # Nobody serves the type now: as if one counter for it opened, halfway through a
-        # customer.
-        counters.append((hall.mean_handling_s(place.service) / 2, len(counters), (place.service,)))
-    heapq.heapify(counters)
-    serving = sum(1 for _, _, profile in counters if place.service in profile)
-
-    def admit(until_s: float) -> None:
-        for stream in streams:
-            while stream.next_s <= until_s:
-                key = (stream.service, stream.rank)
-                queue[key] = queue.get(key, 0) + 1
-                stream.next_s += stream.every_s
-
+    counters = _counters_now(hall, place)
+    heap = [(c.free_at, i) for i, c in enumerate(counters)]
+    heapq.heapify(heap)
+    serving = sum(1 for c in counters if place.service in c.profile)
+    openings: list[Opening] = []
     calls = 0  # of other tickets, before ours, by counters that can call ours
     for _ in range(MAX_CALLS):
-        if not counters:
+        if not heap:
             break
-        now, i, profile = heapq.heappop(counters)
+        now, i = heapq.heappop(heap)
         if now > HORIZON_S:
             break
-        admit(now)
-        called = _call(queue, profile, ours)
-        if isinstance(called, str):  # OURS: a counter calls our ticket
-            return Path(now, calls, serving, hall.cv(place.service))
+        counter = counters[i]
+        _admit(streams, queue, now)
+        called = _call(queue, counter.profile, ours)
         if called is None:
             # Idle until a customer it serves arrives.
-            upcoming = [s.next_s for s in streams if s.service in profile]
+            upcoming = [s.next_s for s in streams if s.service in counter.profile]
             if upcoming:
-                heapq.heappush(counters, (min(upcoming), i, profile))
+                counter.free_at, counter.variance, counter.first = min(upcoming), 0.0, None
+                heapq.heappush(heap, (counter.free_at, i))
             continue
+        if called == OURS or called[0] == place.service:
+            openings.append(counter.opening())
+        if called == OURS:
+            counter.take(hall, place.service)
+            turn = len(openings) - 1
+            after = _openings_after(hall, queue, ours, counters)
+            return Path(
+                path_s=now,
+                calls_before=calls,
+                serving=serving,
+                cv=hall.cv(place.service),
+                openings=(*openings, *(o for _, o in after)),
+                turn=turn,
+                counters_opening=len({i for i, _ in after} | {i}),
+            )
         queue[called] -= 1
-        if place.service in profile:
+        if place.service in counter.profile:
             calls += 1
-        heapq.heappush(counters, (now + hall.mean_handling_s(called[0]), i, profile))
+        counter.take(hall, called[0])
+        heapq.heappush(heap, (counter.free_at, i))
     return None
+
+
+def _admit(streams: list[_Arrivals], queue: dict[Group, int], until_s: float) -> None:
+    for stream in streams:
+        while stream.next_s <= until_s:
+            key = (stream.service, stream.rank)
+            queue[key] = queue.get(key, 0) + 1
+            stream.next_s += stream.every_s
+
+
+def _openings_after(
+    hall: Hall, queue: Mapping[Group, int], ours: Group, counters: Sequence[_Counter]
+) -> list[tuple[int, Opening]]:
+    """The next OPENINGS_AFTER openings of every counter that would call a ticket like ours
+    next, once the replay has called it, by counter."""
+    service = ours[0]
+    after = []
+    for i, counter in enumerate(counters):
+        if service not in counter.profile:
+            continue
+        called = _call(queue, counter.profile, ours)
+        if called is None or (called != OURS and called[0] != service):
+            continue  # it has its own queue to serve first
+        state = _Counter(counter.profile, counter.free_at, counter.variance, counter.first)
+        for _ in range(OPENINGS_AFTER):
+            after.append((i, state.opening()))
+            state.take(hall, service)
+    return after
 
 
 OURS: Literal["ours"] = "ours"  # what _call returns when it calls our ticket

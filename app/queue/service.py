@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.settings import Settings
 from app.queue.estimate import (
+    RATE_WINDOW_S,
     CounterNow,
-    Done,
     Hall,
+    Issued,
     Place,
     TypeHistory,
     WaitEstimate,
@@ -70,14 +71,16 @@ async def position_of(
 # -- the wait estimate (app/queue/estimate.py) ---------------------------------------------------
 # Everything the estimate needs, in one round trip: counters that will call again with the time
 # their customer has been there, the waiting tickets grouped by their place in the calling order
-# (`mine` marks the group of the ticket being estimated), and the last `:n` finished tickets of
-# every type (newest first, through ix_tickets_done_recent). The effective lane is the calling
-# order's own SQL, with the branch's `requeue_after` read from the branch row (`HALL_CTE`).
-# The branch row and the business types with their overdue cutoffs (`type_cutoffs`, the calling
-# order's own, also for the history) are read once, materialised, not once per waiting ticket.
-# `HALL_COLUMNS` is a select list, so that issuing a ticket reads the hall in its own statement.
-# Parameters: :branch, :now, :ticket_id, :n. Composed from constant fragments only; every value
-# is a bound parameter.
+# (`mine` marks the group of the ticket being estimated), the last `:n` finished tickets of
+# every type (newest first, through ix_tickets_done_recent), and of its last `:n` issued tickets
+# (newest first, through the unique index on the daily number) how many of each class came in
+# the last `:rate_window_s`, how many were read and how far back they go. The effective lane is
+# the calling order's own SQL, with the branch's `requeue_after` read from the branch row
+# (`HALL_CTE`). The branch row and the business types with their overdue cutoffs (`type_cutoffs`,
+# the calling order's own, also for the history) are read once, materialised, not once per
+# waiting ticket. `HALL_COLUMNS` is a select list, so that issuing a ticket reads the hall in its
+# own statement. Parameters: :branch, :now, :ticket_id, :n, :rate_window_s. Composed from
+# constant fragments only; every value is a bound parameter.
 HALL_CTE = f"""
     hall_branch AS MATERIALIZED (SELECT requeue_after FROM branches WHERE code = :branch),
     {TYPE_CUTOFFS_CTE}"""  # noqa: S608 - constant fragments
@@ -103,19 +106,32 @@ HALL_COLUMNS = f"""
          WHERE t.branch = :branch AND t.status = 'waiting'
          GROUP BY 1, 2, 3, 4
        ) AS g) AS hall_waiting,
-      (SELECT coalesce(json_agg(json_build_array(tc.code, r.handling_s, r.priority, r.age_s)),
-                       '[]')
+      (SELECT coalesce(json_agg(json_build_array(tc.code, r.handling_s)), '[]')
        FROM type_cutoffs tc
        CROSS JOIN LATERAL (
          SELECT extract(epoch FROM t.finished_at - coalesce(t.last_called_at, t.served_at))
-                  AS handling_s,
-                t.priority,
-                extract(epoch FROM CAST(:now AS timestamptz) - t.finished_at) AS age_s
+                  AS handling_s
          FROM tickets t
          WHERE t.branch = :branch AND t.service = tc.code AND t.status = 'done'
          ORDER BY t.finished_at DESC
          LIMIT :n
-       ) AS r) AS hall_history
+       ) AS r) AS hall_history,
+      (SELECT coalesce(json_agg(json_build_array(tc.code, i.priority, i.n, i.read, i.reach_s)),
+                       '[]')
+       FROM type_cutoffs tc
+       CROSS JOIN LATERAL (
+         SELECT r.priority, count(*) FILTER (WHERE r.age_s <= :rate_window_s) AS n,
+                count(*) AS read, max(r.age_s) AS reach_s
+         FROM (
+           SELECT t.priority,
+                  extract(epoch FROM CAST(:now AS timestamptz) - t.issued_at) AS age_s
+           FROM tickets t
+           WHERE t.branch = :branch AND t.issued_service = tc.code
+           ORDER BY t.business_date DESC, t.seq DESC
+           LIMIT :n
+         ) AS r
+         GROUP BY r.priority
+       ) AS i) AS hall_issued
 """  # noqa: S608
 _HALL_SQL = text(f"WITH {HALL_CTE} SELECT {HALL_COLUMNS}")
 
@@ -147,15 +163,30 @@ def hall_from_row(row: Any, settings: Settings) -> HallNow:
         waiting.append(WaitingGroup(service, class_rank(lane, overdue, priority), count))
         if is_mine:
             mine = (lane, overdue)
-    done: dict[str, list[Done]] = {}
-    for service, handling_s, priority, age_s in _as_list(row.hall_history):
-        done.setdefault(service, []).append(
-            Done(max(0.0, float(handling_s)), priority, max(0.0, float(age_s)))
-        )
+    handling: dict[str, list[float]] = {}
+    for service, handling_s in _as_list(row.hall_history):
+        handling.setdefault(service, []).append(max(0.0, float(handling_s)))
+    issued: dict[str, dict[str, int]] = {}
+    read: dict[str, int] = {}
+    reach: dict[str, float] = {}
+    for service, priority, count, read_count, reach_s in _as_list(row.hall_issued):
+        issued.setdefault(service, {})[priority] = int(count)
+        read[service] = read.get(service, 0) + int(read_count)
+        reach[service] = max(reach.get(service, 0.0), float(reach_s))
     hall = Hall(
         counters=counters,
         waiting=tuple(waiting),
-        history={service: TypeHistory(tuple(items)) for service, items in done.items()},
+        history={
+            service: TypeHistory(
+                tuple(handling.get(service, ())),
+                Issued(
+                    issued.get(service, {}),
+                    reach.get(service, 0.0),
+                    capped=read.get(service, 0) >= settings.estimate_history,
+                ),
+            )
+            for service in handling.keys() | issued.keys()
+        },
         default_service_s=float(settings.default_service_time_s),
     )
     return HallNow(hall, mine)
@@ -210,7 +241,13 @@ def hall_after_call(hall: Hall, call: CallMade, history_limit: int) -> Hall:
 def hall_params(
     branch: str, now: datetime, settings: Settings, ticket_id: uuid.UUID | None = None
 ) -> dict[str, Any]:
-    return {"branch": branch, "now": now, "ticket_id": ticket_id, "n": settings.estimate_history}
+    return {
+        "branch": branch,
+        "now": now,
+        "ticket_id": ticket_id,
+        "n": settings.estimate_history,
+        "rate_window_s": RATE_WINDOW_S,
+    }
 
 
 async def load_hall(
