@@ -29,7 +29,6 @@ from app.counters.models import Counter
 from app.counters.next_statement import NEXT_SQL
 from app.counters.service import counter_out
 from app.events.notifier import notify_after_commit
-from app.queue.estimate import Done
 from app.queue.near import untold
 from app.queue.near_after_commit import check_near, tell_near
 from app.queue.ordering import class_rank
@@ -234,8 +233,8 @@ class _Press:
             return
         completed = None
         if row.completed_done is not None:
-            service, priority, handling_s = _json(row.completed_done)
-            completed = (service, Done(max(0.0, float(handling_s)), priority, 0.0))
+            service, _priority, handling_s = _json(row.completed_done)
+            completed = (service, max(0.0, float(handling_s)))
         call = CallMade(
             counter=self.code,
             service=row.service,

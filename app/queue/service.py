@@ -196,13 +196,13 @@ def hall_from_row(row: Any, settings: Settings) -> HallNow:
 class CallMade:
     """A call the hall was read without (the statement that made it read the hall too): the
     counter, the called ticket's type and rank as the calling order saw them, the ticket the
-    call completed (its type and record), and held re-queued tickets the call released to the
+    call completed (its type and counter time), and held re-queued tickets the call released to the
     front lane (their type, overdue flag and priority)."""
 
     counter: str
     service: str
     rank: Rank
-    completed: tuple[str, Done] | None = None
+    completed: tuple[str, float] | None = None
     released: tuple[tuple[str, bool, str], ...] = ()
 
 
@@ -225,9 +225,10 @@ def hall_after_call(hall: Hall, call: CallMade, history_limit: int) -> Hall:
     )
     history = dict(hall.history)
     if call.completed is not None:
-        service, done = call.completed
-        earlier = history.get(service, TypeHistory()).done
-        history[service] = TypeHistory((done, *earlier)[:history_limit])
+        service, handling_s = call.completed
+        before = history.get(service, TypeHistory())
+        newest = (handling_s, *before.handling_s)[:history_limit]
+        history[service] = replace(before, handling_s=newest)
     # A copy with its other fields as they are, and without the old means (the history moved).
     return replace(
         hall,
