@@ -12,6 +12,7 @@ from app.queue.estimate import (
     HORIZON_S,
     MEDIAN_OFFSET_MANY,
     MEDIAN_OFFSET_ONE,
+    MIN_RATE_SPAN_S,
     OVERRUN_FRACTION,
     PATH_ERROR,
     RANGE_Z,
@@ -549,3 +550,13 @@ async def test_queue_view_estimates_the_wait_of_a_normal_ticket_taken_now(client
     assert by_service["b"]["estimated_wait_s"] == estimate_wait_s(h, Place("b", 0))
     # Nobody serves v: one imaginary counter halfway through a customer.
     assert by_service["v"]["estimated_wait_s"] == estimate_wait_s(h, Place("v", 0))
+
+
+def test_a_burst_of_issues_is_not_taken_for_a_rate() -> None:
+    """Fifty tickets issued within 3 s (a flood, or a test) count as if they had come over
+    MIN_RATE_SPAN_S: a rate of 16 a second would have the replay admit thousands of
+    customers ahead of the ticket."""
+    burst = Issued({"normal": 50}, reach_s=3.0, capped=True)
+    assert burst.rates_per_s() == {"normal": pytest.approx(50 / MIN_RATE_SPAN_S)}
+    steady = Issued({"normal": 50}, reach_s=900.0, capped=True)
+    assert steady.rates_per_s() == {"normal": pytest.approx(50 / 900)}

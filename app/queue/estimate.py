@@ -37,6 +37,7 @@ MIN_HANDLING_S = 1.0
 # Arrival rates: tickets issued in this window (or, for a busy type, over its last
 # HALLQ_ESTIMATE_HISTORY tickets if they came in less time).
 RATE_WINDOW_S = 1800.0
+MIN_RATE_SPAN_S = 300.0
 # The customers still to be served take this share of the recent mean time per ticket. The
 # recent tickets are the ones that made today's queue: when it is long, they were slow, and
 # the next ones are, on average, less so (regression to the mean; docs/estimate.md).
@@ -79,7 +80,8 @@ class Issued:
         than there will be), or over the time a busy type's last tickets span."""
         span = window_s
         if self.capped and self.reach_s < window_s:
-            span = max(self.reach_s, 1.0)
+            # Not less than MIN_RATE_SPAN_S: a burst of a few seconds is not a rate.
+            span = max(self.reach_s, MIN_RATE_SPAN_S)
         return {p: n / span for p, n in sorted(self.by_priority.items()) if n > 0}
 
 
@@ -505,11 +507,14 @@ def replay(hall: Hall, place: Place) -> Path | None:
 
 
 def _admit(streams: list[_Arrivals], queue: dict[Group, int], until_s: float) -> None:
+    """Every arrival due by `until_s`, counted at once: a burst of issues makes a high rate, and
+    adding its arrivals one by one would cost the request a loop per customer."""
     for stream in streams:
-        while stream.next_s <= until_s:
+        if stream.next_s <= until_s:
+            due = math.floor((until_s - stream.next_s) / stream.every_s) + 1
             key = (stream.service, stream.rank)
-            queue[key] = queue.get(key, 0) + 1
-            stream.next_s += stream.every_s
+            queue[key] = queue.get(key, 0) + due
+            stream.next_s += due * stream.every_s
 
 
 def _openings_after(
