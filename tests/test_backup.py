@@ -30,12 +30,19 @@ TODAY = PAST[-1] + timedelta(days=1)
 
 @contextlib.asynccontextmanager
 async def _hallq(database_url: str, clock: ManualClock) -> Any:
-    settings = Settings(database_url=database_url, admin_token=ADMIN_TOKEN, alerts_interval_s=0)
+    """A client on hallq, and the app. Its quote writer writes only when flushed (and when the
+    app stops), so that the reports compared read the same quotes (app/accuracy/writer.py)."""
+    settings = Settings(
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        alerts_interval_s=0,
+        estimate_quote_flush_s=0,
+    )
     app = create_app(settings, clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hallq.test") as c:
-            yield c
+            yield c, app
 
 
 async def _issue(client: httpx.AsyncClient) -> str:
@@ -95,9 +102,10 @@ async def test_dump_of_a_live_hall_restores_and_carries_on(database_url: str) ->
     clock = ManualClock(datetime.combine(PAST[0], time(0, 0), UTC))
     dump = Path(tempfile.mkdtemp(prefix="hallq-backup-")) / "hall.dump"
     source_dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    async with _hallq(database_url, clock) as client:
+    async with _hallq(database_url, clock) as (client, app):
         await setup_branch(client)
         await _past_days(client, clock)
+        await app.state.quotes.flush()
         reports = await _reports(client)
         clock.set(datetime.combine(TODAY, time(1, 0), UTC))
 
@@ -138,7 +146,7 @@ async def test_dump_of_a_live_hall_restores_and_carries_on(database_url: str) ->
         assert numbers_before == [f"A{n:03d}" for n in range(1, len(numbers_before) + 1)]
         assert set(numbers_before) <= set(issued_live)
 
-        async with _hallq(fresh.url("hall"), clock) as restored:
+        async with _hallq(fresh.url("hall"), clock) as (restored, _):
             assert (await restored.get("/readyz")).status_code == 200
             assert await _reports(restored) == reports
             more = [await _issue(restored) for _ in range(3)]
