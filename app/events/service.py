@@ -101,3 +101,11 @@ async def record_events(
             await session.execute(_ADD_NOTE, {"note": event.note, "branch": branch, "seq": seq})
     notify_after_commit(session, branch, rows)
     return seqs
+
+
+_CURRENT_SEQ = text("SELECT event_seq FROM branches WHERE code = :branch")
+
+
+async def current_seq(session: AsyncSession, branch: str) -> int | None:
+    """The seq of the branch's latest committed event (None: no such branch)."""
+    return (await session.execute(_CURRENT_SEQ, {"branch": branch})).scalar_one_or_none()
