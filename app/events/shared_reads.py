@@ -60,13 +60,16 @@ class SharedReads:
         what: Hashable,
         now: datetime,
         load: Callable[[], Awaitable[T]],
+        seq: int | None = None,
     ) -> T:
-        """`load()`'s result, or that of a read of the same `what` that still fits."""
+        """`load()`'s result, or that of a read of the same `what` that still fits. `seq`: the
+        branch's committed seq if the caller has just read it."""
         if not self.active:
             self.reads += 1
             return await load()
         generation = self._config_cache.generation
-        seq = await current_seq(session, branch) or 0
+        if seq is None:
+            seq = await current_seq(session, branch) or 0
         key = (branch, what)
         entry = self._entries.get(key)
         if entry is not None and entry.fits(seq, generation, now, self._reuse):

@@ -44,8 +44,14 @@ async def read_seq_view(
 
 
 async def shared_seq_view(
-    reads: SharedReads, session: AsyncSession, branch: str, now: datetime, settings: Settings
+    reads: SharedReads,
+    session: AsyncSession,
+    branch: str,
+    now: datetime,
+    settings: Settings,
+    seq: int | None = None,
 ) -> SeqView:
+    """The view as a read now would find it; `seq`: the branch's committed seq, just read."""
     return await reads.read(
-        session, branch, "queue", now, lambda: read_seq_view(session, branch, now, settings)
+        session, branch, "queue", now, lambda: read_seq_view(session, branch, now, settings), seq
     )

@@ -3,10 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app.auth.dependencies import QueueReader
-from app.branches.service import get_branch
 from app.core.codes import BranchCode
 from app.core.database import SessionDep
-from app.core.errors import API_PROBLEMS, problem_responses
+from app.core.errors import API_PROBLEMS, not_found, problem_responses
+from app.events.service import current_seq_alone
 from app.hall.schemas import QueueView
 from app.hall.shared_view import shared_seq_view
 
@@ -20,10 +20,13 @@ async def get_queue(
     branch: BranchCode, request: Request, session: SessionDep, _: QueueReader
 ) -> Response:
     """Waiting per business type, counters with their current ticket, recent calls, alerts."""
-    await get_branch(session, branch)
     state = request.app.state
-    # Read once for all of the branch's screens (app/events/shared_reads.py), sent serialised.
+    # The branch's seq, in one round trip, says whether it exists and whether the view read for
+    # its other screens still holds (app/events/shared_reads.py); the view is sent serialised.
+    seq = await current_seq_alone(session, branch, state.settings)
+    if seq is None:
+        raise not_found(f"branch {branch}")
     shared = await shared_seq_view(
-        state.shared_reads, session, branch, state.clock.now(), state.settings
+        state.shared_reads, session, branch, state.clock.now(), state.settings, seq
     )
     return Response(shared.json(), media_type="application/json")
