@@ -114,3 +114,15 @@ async def test_dashboard_reports_compute_today_once(app, client):
     assert shared.reads == before + 2
     assert [p["total"]["issued"] for p in periods] == [3, 3, 3]
     assert sum(row["issued"] for row in daily["services"]) == 3
+
+
+async def test_reads_too_old_to_fit_are_dropped(app, client, clock, monkeypatch):
+    await setup_branch(client)
+    display = await make_token(client, "display", "hz01")
+    shared = app.state.shared_reads
+    monkeypatch.setattr(type(shared), "PRUNE_EVERY", 1)
+    await views(client, display, 1)
+    assert len(shared) == 1
+    clock.advance(seconds=5)
+    await ok(await client.get(f"{B}/reports/daily", headers=ADMIN))
+    assert len(shared) == 1, "the queue view read 5 s ago can never be shared again"

@@ -42,12 +42,19 @@ class _Entry:
 
 
 class SharedReads:
+    # Every this many reads, entries too old to fit again are dropped: memory follows the
+    # branches read in the last moment, not every branch ever read.
+    PRUNE_EVERY = 1000
+
     def __init__(self, config_cache: ConfigCache, reuse_s: float, max_entries: int = 20_000):
         self._config_cache = config_cache
         self._reuse = timedelta(seconds=reuse_s)
         self._max_entries = max_entries
         self._entries: dict[tuple[str, Hashable], _Entry] = {}
         self.reads = 0  # reads made (not shared): the tests count them
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     @property
     def active(self) -> bool:
@@ -83,8 +90,8 @@ class SharedReads:
     async def _load_shared(
         self, key: tuple[str, Hashable], entry: _Entry, load: Callable[[], Awaitable[T]]
     ) -> T:
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
+        if self.reads % self.PRUNE_EVERY == 0 or len(self._entries) >= self._max_entries:
+            self._prune(entry.at)
         self._entries[key] = entry
         self.reads += 1
         try:
@@ -98,6 +105,13 @@ class SharedReads:
             self._forget(key, entry)  # a change was announced during the read
         entry.result.set_result(result)
         return result
+
+    def _prune(self, now: datetime) -> None:
+        old = now - self._reuse
+        for key in [k for k, e in self._entries.items() if e.at <= old and e.result.done()]:
+            del self._entries[key]
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()  # all fresh: a burst of distinct reads; start over
 
     def _forget(self, key: tuple[str, Hashable], entry: _Entry) -> None:
         if self._entries.get(key) is entry:
