@@ -257,6 +257,8 @@ def _full_next_statement() -> str:
         f" || {counter} || '/' || chr({ord(VERSION_MARK)}) || '.wav'",
         "audio_material": f'\'["{AUDIO_FORMAT}", "\' || {_ZH} || \'", "\' || {_EN}'
         ' || \'", "1.00"]\'',
+        "number_mark": _MARK,
+        "version_mark": f"chr({ord(VERSION_MARK)})",
     }
     return _with_values(NEXT_SQL.text, values)
 

@@ -8,14 +8,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.core.migrations import alembic_config
 from app.counters.announcement import announcement, announcement_sql, call_pattern, with_audio
 from app.counters.models import Counter
 from app.counters.next_statement import NEXT_SQL, counter_view_sql, seconds_sql
@@ -163,13 +167,13 @@ async def test_the_words_are_filled_in_sql_as_python_renders_them(app, client):
         ('"quoted" \\ back', "{number}：{{}}到{place}", "{place}!{number}", 1.0),
         ("窗口\n二", "请{number}号", "{counter} {number} {counter}", 0.5),
         ("\u2028\x01", "{place}{number}{place}", "x{number}", 2.0),
+        ("\ue000\ue001", "\ue002{number}\ue003", "{number}\ue000", 1.0),
     ]
     for name, zh, en, rate in cases:
         pattern = call_pattern(
             branch="hz01", counter="c1", counter_name=name, zh_template=zh, en_template=en,
             audio=True, rate=rate,
         )  # fmt: skip
-        assert pattern is not None
         rows = await db(
             app,
             f"SELECT CAST({announcement_sql(':number')} AS text)",
@@ -178,23 +182,99 @@ async def test_the_words_are_filled_in_sql_as_python_renders_them(app, client):
             en_words=pattern.en,
             audio_path=pattern.audio_path,
             audio_material=pattern.audio_material,
+            number_mark=pattern.number_mark,
+            version_mark=pattern.version_mark,
         )
+        assert pattern.number_mark not in name + zh + en
         words = announcement("B1234", name, zh_template=zh, en_template=en)
         expected = with_audio(words, branch="hz01", number="B1234", counter="c1", rate=rate)
         assert CallAnnouncement.model_validate_json(rows[0][0]) == expected
 
 
-async def test_a_number_the_template_formats_is_called_step_by_step(app, client):
-    """`{number:>6}` cannot be filled in by the statement: such a branch calls the old way."""
-    zh = "请{number}号（{number:*>6}）到{place}"
-    await setup_branch(client, branch={"announcement": {"zh": zh}})
+# -- templates and names the statement must fill in: one path for every branch ----------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["请{number}号（{number:*>6}）到{place}", "{number} {number[0]} {place}", "{number} {place!r}"],
+)
+async def test_a_template_that_formats_the_number_is_refused(client, template):
+    """`next` fills in a plain {number} in SQL; a format spec, index or conversion is a 422
+    that says which placeholders are allowed."""
+    body = {"name": "x", "timezone": "UTC", "announcement": {"zh": template}}
+    problem = assert_problem(await client.put(B, json=body, headers=ADMIN), 422)
+    (error,) = [e for e in problem["errors"] if e["loc"][:3] == ["body", "announcement", "zh"]]
+    assert "only {number}, {counter} and {place}" in error["msg"], error
+    assert "no format spec" in error["msg"], error
+
+
+async def test_marks_in_the_name_or_template_are_filled_in_one_statement(app, client):
+    """The private-use characters that mark the open number are chosen among those the words
+    do not hold: a counter or template holding the first choices is still one statement."""
+    zh = "\ue000请{number}号到{place}\ue001"
+    await setup_branch(client, branch={"announcement": {"zh": zh, "mode": "server"}})
+    name = "窗\ue000\ue001\ue002"
+    body = {"name": name, "services": ["a", "b"]}
+    await ok(await client.put(f"{B}/counters/1", json=body, headers=ADMIN))
     await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
     await issue(client)
     with statements(app) as sent:
         await next_at(client)
-    assert "next" not in named(app, sent)
+    names = named(app, sent)  # the configuration's read, a cache miss, and `next`
+    assert names.count("next") == 1 and all(n.startswith("SELECT") for n in names[:-1]), names
     called = [e for e in await stream_events(app) if e["type"] == "ticket.called"][-1]
-    assert called["data"]["announcement"]["zh"] == "请A001号（**A001）到1号窗口"
+    words = announcement("A001", name, zh_template=zh)
+    expected = with_audio(words, branch="hz01", number="A001", counter="1", rate=1.0)
+    assert CallAnnouncement.model_validate(called["data"]["announcement"]) == expected
+
+
+def test_the_migration_writes_stored_templates_plainly(pg):
+    """Migration 0020: templates stored before the refusal lose their format specs."""
+    name = "hallq_plain_templates"
+    url = pg.create_database(name)
+    try:
+        config = alembic_config(url)
+        before = ScriptDirectory.from_config(config).get_revision("0020").down_revision
+        command.upgrade(config, str(before))
+        stored = [
+            ("b1", "请{number}号（{number:*>6}）到{place}", "{{No.}} {number[0]} {place!r}"),
+            ("b2", "请{number}号到{place}", None),
+        ]
+        stored_templates(url, stored)
+        command.upgrade(config, "0020")
+        rows = stored_templates(url, [])
+        assert rows == [
+            ("b1", "请{number}号（{number}）到{place}", "{{No.}} {number} {place}"),
+            ("b2", "请{number}号到{place}", None),
+        ]
+    finally:
+        pg.drop_database(name)
+
+
+def stored_templates(url: str, branches: Sequence[tuple[str, str | None, str | None]]) -> list[Any]:
+    """Insert `branches` (code, zh, en) with what a branch row needs; every branch's templates."""
+
+    async def run() -> list[Any]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                for code, zh, en in branches:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO branches (code, name, timezone, announcement_zh,"
+                            " announcement_en, created_at, updated_at)"
+                            " VALUES (:code, :code, 'UTC', :zh, :en, now(), now())"
+                        ),
+                        {"code": code, "zh": zh, "en": en},
+                    )
+                result = await conn.execute(
+                    text("SELECT code, announcement_zh, announcement_en FROM branches ORDER BY 1")
+                )
+                return [tuple(row) for row in result]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 async def test_seconds_are_written_as_python_writes_them(app, client):

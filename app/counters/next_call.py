@@ -22,9 +22,8 @@ from app.core.database import execute_alone
 from app.core.errors import Problem, not_found
 from app.core.settings import Settings
 from app.core.vocabulary import AnnouncementMode
-from app.counters.action import ActionResult, begin_action, check_operator, state_conflict
+from app.counters.action import ActionResult, check_operator, state_conflict
 from app.counters.announcement import CallPattern, call_pattern
-from app.counters.calls import call_next_in_steps
 from app.counters.models import Counter
 from app.counters.next_statement import NEXT_SQL
 from app.counters.service import counter_out
@@ -54,7 +53,7 @@ class CallConfig:
     mode: str
     rate: float
 
-    def pattern(self, branch: str, counter: str) -> CallPattern | None:
+    def pattern(self, branch: str, counter: str) -> CallPattern:
         return call_pattern(
             branch=branch,
             counter=counter,
@@ -135,6 +134,8 @@ def _params(
         "en_words": pattern.en,
         "audio_path": pattern.audio_path,
         "audio_material": pattern.audio_material,
+        "number_mark": pattern.number_mark,
+        "version_mark": pattern.version_mark,
     }
 
 
@@ -169,12 +170,6 @@ class _Press:
         cache = session_cache(session)
         for _attempt in range(ATTEMPTS):
             pattern = config.pattern(branch, code)
-            if pattern is None:  # an announcement rendered only once the number is known
-                return await call_next_in_steps(
-                    await begin_action(
-                        session, branch, code, self.principal, self.now, settings=self.settings
-                    )
-                )
             generation = cache.generation if cache is not None else 0
             params = _params(branch, code, self.principal, self.now, config, pattern, self.settings)
             row = (await execute_alone(session, NEXT_SQL, params, self.settings))[0]
