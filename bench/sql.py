@@ -29,11 +29,13 @@ from app.counters.announcement import AUDIO_FORMAT, NUMBER_MARK, VERSION_MARK
 from app.counters.next_statement import NEXT_SQL
 from app.events.notifier import CHANNEL, notify_sql
 from app.events.service import append_events_sql
+from app.queue.estimate import RATE_WINDOW_S
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
 from app.queue.ordering import PICK_NEXT_SQL
 from app.tickets.issuing import ISSUE_SQL
 
 SERVICES = ("a", "b", "v")  # prefixes A, B, V
+_RATE_WINDOW_S = str(RATE_WINDOW_S)  # the hall read's window for arrival rates
 
 
 def number_sql(service: str, seq: str) -> str:
@@ -114,6 +116,7 @@ def _full_issue_statement(branch: str) -> str:
         "window_start": "date_trunc('minute', now())",
         "per_minute": "60",
         "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
+        "rate_window_s": _RATE_WINDOW_S,
         # The event data as hallq encodes it before the number is known.
         "event_data": "jsonb_build_object('ticket', jsonb_build_object('id', 'x', 'number',"
         f" NULL, 'service', {service}, 'priority', {priority}, 'channel', 'kiosk',"
@@ -240,6 +243,7 @@ def _full_next_statement() -> str:
         "counter": counter,
         "now": "now()",
         "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
+        "rate_window_s": _RATE_WINDOW_S,
         "ticket_id": "NULL",
         "counter_name": f"SELECT name {row}",
         "profile": f"SELECT services {row}",
@@ -269,6 +273,7 @@ def _near_read() -> str:
         "branch": ":branch",
         "now": "now()",
         "n": "50",
+        "rate_window_s": _RATE_WINDOW_S,
         "ticket_id": "NULL",
         "services": "SELECT services FROM counters WHERE branch = :branch"
         " AND code = CAST(:counter AS text)",
