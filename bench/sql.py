@@ -47,8 +47,9 @@ def number_sql(service: str, seq: str) -> str:
 
 
 def one_line(sql: str) -> str:
-    """pgbench reads a meta-command's SQL (here `\\gset`) from one line."""
-    return " ".join(sql.split())
+    """pgbench reads a meta-command's SQL (here `\\gset`) from one line: the SQL without its
+    `--` comments (they would comment out the rest of the line), on one line."""
+    return " ".join(re.sub(r"--[^\n]*", "", sql).split())
 
 
 def notify_lines(payloads: str) -> list[str]:
