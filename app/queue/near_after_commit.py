@@ -51,7 +51,10 @@ NEAR_READ_SQL = text(
     SELECT untold.tickets AS untold, coalesce(json_array_length(untold.tickets), 0) AS near_count,
            hall.*
     FROM (SELECT {UNTOLD_JSON} AS tickets) AS untold
-    LEFT JOIN LATERAL (SELECT {HALL_COLUMNS} WHERE untold.tickets IS NOT NULL) AS hall ON TRUE
+    LEFT JOIN LATERAL (
+        SELECT {HALL_COLUMNS} WHERE untold.tickets IS NOT NULL
+        OFFSET 0  -- not pulled up into the join: the hall is read only where the filter holds
+    ) AS hall ON TRUE
     """  # noqa: S608 - constant fragments; every value is a bound parameter
 )
 
