@@ -32,6 +32,7 @@ from app.events.service import append_events_sql
 from app.queue.estimate import RATE_WINDOW_S
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
 from app.queue.ordering import PICK_NEXT_SQL
+from app.queue.service import HALL_SQL
 from app.tickets.issuing import ISSUE_SQL
 
 SERVICES = ("a", "b", "v")  # prefixes A, B, V
@@ -176,10 +177,11 @@ def next_script(*, full: bool) -> str:
     counter, complete its current ticket, pick-and-claim, update the counter, record the three
     events (ticket.completed, ticket.called, counter.changed), in a transaction.
     `full`: hallq's own statements, autocommitted as hallq runs them (app/counters/next_call.py):
-    `NEXT_SQL`, then, as hallq decides from its answer, `NEAR_TELL_SQL` when its call brought
-    tickets near, or `NEAR_READ_SQL` (and `NEAR_TELL_SQL` if it finds any) when a change
-    committed while it ran. Verbatim but for their parameters; the near events carry a fixed
-    estimate where hallq computes one in Python."""
+    `NEXT_SQL`, then, as hallq decides from its answer, the hall read (`HALL_SQL`) and
+    `NEAR_TELL_SQL` when its call brought tickets near, or `NEAR_READ_SQL` (and
+    `NEAR_TELL_SQL` if it finds any) when a change committed while it ran. Verbatim but for
+    their parameters; the near events carry a fixed estimate where hallq computes one in
+    Python."""
     if full:
         # Each way ends with one notification of the events it wrote (hallq's notifier may send
         # a call's and its near events in one batch or two).
@@ -188,7 +190,8 @@ def next_script(*, full: bool) -> str:
             "CAST(:logged_envelopes AS text[]) || CAST(NULLIF(:t_logged_envelopes, '') AS text[])"
         )
         lines = ["\\set counter :client_id + 1", _full_next_statement() + " \\gset"]
-        lines += ["\\if :fresh", "\\if :near_count > 0", _tell(":untold"), *both, "\\else"]
+        lines += ["\\if :fresh", "\\if :near_count > 0", _hall_read(), _tell(":untold"), *both]
+        lines += ["\\else"]
         lines += [*call, "\\endif", "\\else", _near_read() + " \\gset r_"]
         lines += ["\\if :r_near_count > 0", _tell(":r_untold"), *both, "\\else", *call]
         lines += ["\\endif", "\\endif"]
@@ -243,9 +246,6 @@ def _full_next_statement() -> str:
         "branch": ":branch",
         "counter": counter,
         "now": "now()",
-        "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
-        "rate_window_s": _RATE_WINDOW_S,
-        "ticket_id": "NULL",
         "counter_name": f"SELECT name {row}",
         "profile": f"SELECT services {row}",
         "requeue_after": ":requeue_after",
@@ -266,6 +266,18 @@ def _full_next_statement() -> str:
         "version_mark": f"chr({ord(VERSION_MARK)})",
     }
     return _with_values(NEXT_SQL.text, values)
+
+
+def _hall_read() -> str:
+    """`HALL_SQL`, the hall read for the near estimates (its answer is not used here)."""
+    values = {
+        "branch": ":branch",
+        "now": "now()",
+        "n": "50",
+        "rate_window_s": _RATE_WINDOW_S,
+        "ticket_id": "NULL",
+    }
+    return _with_values(HALL_SQL.text, values) + ";"
 
 
 def _near_read() -> str:

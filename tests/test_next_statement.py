@@ -1,7 +1,8 @@
 """`next` in one statement (app/counters/next_statement.py): the events it builds in SQL are
 the ones the Python models build, it refuses as the step-by-step action did and writes nothing
-then, it notices a stale configuration, and it tells near tickets in a second statement only
-when its call brought any near (counted with a listener on the engine)."""
+then, it notices a stale configuration, and it reads the hall and tells near tickets in two
+more statements only when its call brought any near (counted with a listener on the
+engine)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.auth.permissions import Principal, Role
+from app.core.database import execute_alone
 from app.core.migrations import alembic_config
 from app.counters.announcement import announcement, announcement_sql, call_pattern, with_audio
 from app.counters.models import Counter
+from app.counters.next_call import _call_config, _params
 from app.counters.next_statement import NEXT_SQL, counter_view_sql, seconds_sql
 from app.counters.service import counter_out
 from app.events.catalog import (
@@ -34,10 +38,21 @@ from app.events.catalog import (
     encode_data,
     parse_data,
 )
+from app.queue.near import untold
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
+from app.queue.service import HALL_SQL, hall_params
 from app.tickets.models import Ticket
 from app.tickets.service import ticket_ref
-from tests.helpers import ADMIN, assert_problem, issue, make_token, ok, setup_branch, stream_events
+from tests.helpers import (
+    ADMIN,
+    SERVICES,
+    assert_problem,
+    issue,
+    make_token,
+    ok,
+    setup_branch,
+    stream_events,
+)
 
 B = "/api/v1/branches/hz01"
 STAFF = {"s1": {"name": "王芳", "role": "clerk"}, "s2": {"name": "李强", "role": "clerk"}}
@@ -59,7 +74,7 @@ def statements(app: Any) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-NAMES = {NEXT_SQL: "next", NEAR_READ_SQL: "near-read", NEAR_TELL_SQL: "tell"}
+NAMES = {NEXT_SQL: "next", HALL_SQL: "hall", NEAR_READ_SQL: "near-read", NEAR_TELL_SQL: "tell"}
 
 
 def named(app: Any, sent: list[str]) -> list[str]:
@@ -410,7 +425,7 @@ async def test_a_changed_profile_is_noticed(app, client):
     assert answer["counter"]["services"] == ["v"]
 
 
-# -- near: one statement when the call brings nobody near, two when it does ----------------------
+# -- near: one statement when the call brings nobody near, three when it does --------------------
 
 
 async def near_told(app: Any) -> list[dict[str, Any]]:
@@ -435,7 +450,7 @@ async def test_one_statement_when_the_call_brings_nobody_near(app, client):
     assert named(app, sent) == ["next"]
 
 
-async def test_two_statements_when_the_call_brings_a_ticket_near(app, client, clock):
+async def test_three_statements_when_the_call_brings_a_ticket_near(app, client, clock):
     """Counter 1 serves a, then b; counter 2 b, then a. B002 is re-queued and held back until
     one more call: counter 1's call of A001 releases it to the front lane, and the estimate
     told to A005 (near by that call) counts it there (a b customer takes 1,000 s), as the
@@ -459,7 +474,7 @@ async def test_two_statements_when_the_call_brings_a_ticket_near(app, client, cl
     clock.advance(45)
     with statements(app) as sent:
         assert (await next_at(client, "1"))["ticket"]["number"] == "A001"
-    assert named(app, sent) == ["next", "tell"]
+    assert named(app, sent) == ["next", "hall", "tell"]
     await assert_told_as_viewed(app, client, "A005")
     clock.advance(80)
     with statements(app) as sent:
@@ -468,7 +483,7 @@ async def test_two_statements_when_the_call_brings_a_ticket_near(app, client, cl
     clock.advance(75)
     with statements(app) as sent:
         assert (await next_at(client, "1"))["ticket"]["number"] == "A002"  # B002 completed
-    assert named(app, sent) == ["next", "tell"]
+    assert named(app, sent) == ["next", "hall", "tell"]
     await assert_told_as_viewed(app, client, "A006")
     told = [e["data"]["ticket"]["number"] for e in await near_told(app)]
     assert told == ["B001", "B002", "A001", "A002", "A003", "A004", "A005", "A006"]
@@ -496,7 +511,7 @@ async def test_the_estimate_counts_the_call_and_the_completed_ticket(app, client
             with statements(app) as sent:
                 await next_at(client, counter)
             told = (await near_told(app))[-1]
-            if named(app, sent) == ["next", "tell"]:
+            if named(app, sent) == ["next", "hall", "tell"]:
                 view = await ok(
                     await client.get(
                         f"/api/v1/tickets/{told['data']['ticket']['id']}", headers=ADMIN
@@ -542,3 +557,71 @@ async def test_a_change_committed_during_the_call_is_read_again(app, client, pg,
     assert named(app, sent) == ["next", "near-read", "tell"]
     told = [e["data"]["ticket"]["number"] for e in await near_told(app)]
     assert told == ["A001", "A002", "A003", "A004", "A005", "A006", "A007"]
+
+
+# -- the front the statement reads is the front a read after the call finds ----------------------
+
+MANAGER_PRINCIPAL = Principal(Role.ADMIN, "test-admin")
+
+
+async def next_by_statement(app: Any, settings: Any, clock: Any, counter: str) -> str | None:
+    """`next` at `counter` by `NEXT_SQL` itself, every ticket untold first so that it reads the
+    front of its types: the untold front it read over the tables as its call leaves them must
+    be the one `NEAR_READ_SQL` reads after its commit. The called number."""
+    await db(app, "UPDATE tickets SET near_notified_at = NULL")
+    now = clock.now()
+    async with app.state.sessionmaker() as session:
+        config = await _call_config(session, "hz01", counter)
+        pattern = config.pattern("hz01", counter)
+        params = _params("hz01", counter, MANAGER_PRINCIPAL, now, config, pattern)
+        row = (await execute_alone(session, NEXT_SQL, params, settings))[0]
+        read = {**hall_params("hz01", now, settings), "services": sorted(config.profile)}
+        after = (await execute_alone(session, NEAR_READ_SQL, read, settings))[0]
+        await session.commit()
+    assert row.fresh, "nothing else ran"
+    if row.number is not None:
+        assert row.untold is not None, "every waiting ticket of its types is untold"
+        assert untold(row.untold) == untold(after.untold)
+    return str(row.number) if row.number is not None else None
+
+
+async def test_the_front_read_in_the_statement_is_the_front_after_the_call(
+    app, client, clock, settings
+):
+    """Transfers (to the front, to a counter), held and released re-queued tickets, overdue
+    tickets, priorities, paused and closed counters: at every call the front of the queue read
+    over the tables as the call leaves them (places, lanes, overdue flags) equals a read after
+    its commit."""
+    services = {**SERVICES, "a": {**SERVICES["a"], "max_wait_s": 300}}
+    await setup_branch(client, branch={"requeue_after": 1, "notify_ahead": 100}, services=services)
+    for service, priority in [("a", "normal"), ("b", "normal"), ("a", "vip"), ("b", "normal"),
+                              ("a", "normal"), ("v", "vip"), ("b", "vip"), ("a", "normal"),
+                              ("a", "special"), ("b", "normal"), ("a", "normal")]:  # fmt: skip
+        await issue(client, service=service, priority=priority)
+    for code in ("1", "2", "9"):
+        await ok(await client.post(f"{B}/counters/{code}/open", headers=ADMIN))
+    called = [await next_by_statement(app, settings, clock, "1")]  # first call: no history
+    clock.advance(40)
+    await ok(await client.post(f"{B}/counters/2/next", headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/2/start", headers=ADMIN))
+    clock.advance(90)
+    await ok(await client.post(f"{B}/counters/2/next", headers=ADMIN))  # completes one b
+    await ok(await client.post(f"{B}/counters/2/no-show", headers=ADMIN))
+    no_show = (await db(app, "SELECT id FROM tickets WHERE status = 'no_show'"))[0][0]
+    await ok(await client.post(f"/api/v1/tickets/{no_show}/requeue", headers=ADMIN))
+    clock.advance(30)
+    called.append(await next_by_statement(app, settings, clock, "1"))  # releases the held one
+    await ok(await client.post(f"{B}/counters/9/next", headers=ADMIN))
+    transfer = {"service": "a", "position": "front"}
+    await ok(await client.post(f"{B}/counters/9/transfer", json=transfer, headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/2/next", headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/2/transfer", json={"counter": "1"}, headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/9/pause", headers=ADMIN))
+    clock.advance(400)  # past type a's guard: its oldest tickets are overdue
+    await ok(await client.post(f"{B}/counters/1/start", headers=ADMIN))
+    for _ in range(4):
+        clock.advance(55)
+        called.append(await next_by_statement(app, settings, clock, "1"))  # completes its own
+    await ok(await client.post(f"{B}/counters/2/close", headers=ADMIN))
+    called.append(await next_by_statement(app, settings, clock, "1"))
+    assert None not in called, called
