@@ -268,26 +268,25 @@ def _full_next_statement() -> str:
     return _with_values(NEXT_SQL.text, values)
 
 
+# The hall read's parameters (app/queue/service.py: `hall_params`).
+_HALL_VALUES = {
+    "branch": ":branch",
+    "now": "now()",
+    "n": "50",
+    "rate_window_s": _RATE_WINDOW_S,
+    "ticket_id": "NULL",
+}
+
+
 def _hall_read() -> str:
     """`HALL_SQL`, the hall read for the near estimates (its answer is not used here)."""
-    values = {
-        "branch": ":branch",
-        "now": "now()",
-        "n": "50",
-        "rate_window_s": _RATE_WINDOW_S,
-        "ticket_id": "NULL",
-    }
-    return _with_values(HALL_SQL.text, values) + ";"
+    return _with_values(HALL_SQL.text, _HALL_VALUES) + ";"
 
 
 def _near_read() -> str:
     """`NEAR_READ_SQL` for the counter's types."""
     values = {
-        "branch": ":branch",
-        "now": "now()",
-        "n": "50",
-        "rate_window_s": _RATE_WINDOW_S,
-        "ticket_id": "NULL",
+        **_HALL_VALUES,
         "services": "SELECT services FROM counters WHERE branch = :branch"
         " AND code = CAST(:counter AS text)",
     }
