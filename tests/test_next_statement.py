@@ -32,7 +32,7 @@ from app.events.catalog import (
 )
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
 from app.tickets.models import Ticket
-from app.tickets.service import ticket_ref
+from app.tickets.service import get_ticket, ticket_ref
 from tests.helpers import ADMIN, assert_problem, issue, make_token, ok, setup_branch, stream_events
 
 B = "/api/v1/branches/hz01"
@@ -228,7 +228,7 @@ async def test_the_counter_view_in_sql_is_counter_out_in_every_state(app, client
             for code, view in rows:
                 counter = await session.get(Counter, ("hz01", code))
                 current = (
-                    await session.get(Ticket, counter.current_ticket_id)
+                    await get_ticket(session, counter.current_ticket_id)
                     if counter.current_ticket_id
                     else None
                 )

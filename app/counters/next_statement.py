@@ -136,7 +136,8 @@ NEXT_SQL = text(
         FOR UPDATE OF c
     ),
     current AS MATERIALIZED (
-        SELECT t.id, t.status FROM tickets t
+        -- Of any date (a counter left open keeps its ticket over days): every partition's key.
+        SELECT t.id, t.business_date, t.status FROM tickets t
         WHERE t.id = (SELECT current_ticket_id FROM locked)
         FOR UPDATE OF t
     ),
@@ -162,7 +163,8 @@ NEXT_SQL = text(
             served_at = coalesce(tickets.served_at, tickets.last_called_at, {NOW}),
             finished_at = {NOW}
         FROM current, go
-        WHERE tickets.id = current.id AND current.status IN {_CALL_MAY_COMPLETE}
+        WHERE tickets.id = current.id AND tickets.business_date = current.business_date
+          AND current.status IN {_CALL_MAY_COMPLETE}
         RETURNING tickets.id, tickets.number, tickets.service, tickets.priority,
                   tickets.served_at, tickets.last_called_at
     ),

@@ -146,7 +146,7 @@ async def get_counter(session: AsyncSession, branch: str, code: str) -> CounterO
         raise not_found(f"counter {code} in branch {branch}")
     current = None
     if counter.current_ticket_id is not None:
-        current = await session.get(Ticket, counter.current_ticket_id)
+        current = await session.scalar(select(Ticket).where(Ticket.id == counter.current_ticket_id))
     return counter_out(counter, current)
 
 

@@ -132,6 +132,8 @@ ISSUE_SQL = text(
     replayed AS (
         SELECT id FROM tickets
         WHERE branch = :branch AND idempotency_key = CAST(:idempotency_key AS text)
+          -- today's partition, and yesterday's for a retry across midnight (docs/partitioning.md)
+          AND business_date >= CAST(:business_date AS date) - 1
     ),
     counted AS (
         INSERT INTO issue_rate (token_id, window_start, issued)
