@@ -84,6 +84,20 @@ class PartitionedTable:
     def bound(self, day: date) -> str:
         return f"'{day.isoformat()} 00:00+00'" if self.key_is_timestamp else f"'{day.isoformat()}'"
 
+    @property
+    def week_sql(self) -> str:
+        """SQL: the Monday of the row's week (UTC for a timestamp)."""
+        day = f"timezone('UTC', {self.key})" if self.key_is_timestamp else self.key
+        return f"CAST(date_trunc('week', {day}) AS date)"
+
+    def partition_of_sql(self, start: date) -> str:
+        """CREATE the week's partition unless it exists: for a bulk load into an idle database
+        (bench/b5_history.py); a live one makes its weeks with `make_partition`."""
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.partition(start)} PARTITION OF {self.name}"
+            f" FOR VALUES FROM ({self.bound(start)}) TO ({self.bound(start + WEEK)})"
+        )
+
     def in_week(self, start: date) -> str:
         """SQL: the row's key is in the week starting `start`."""
         return f"{self.key} >= {self.bound(start)} AND {self.key} < {self.bound(start + WEEK)}"
@@ -123,10 +137,14 @@ async def make_partition(session: AsyncSession, table: PartitionedTable, start: 
 
 
 async def make_partitions_ahead(session: AsyncSession, now: datetime) -> list[str]:
-    """Make the partitions `weeks_to_have` that are missing, each in a transaction of its own;
-    the names made. One process at a time: the others skip what it made."""
+    """Make the partitions `weeks_to_have` that are missing, and those of the weeks the default
+    partitions hold rows of (which keeps them empty), each in a transaction of its own; the
+    names made. One process at a time: the others skip what it made."""
     weeks = weeks_to_have(now.astimezone(UTC).date())
     wanted = {table.partition(week): (table, week) for table in PARTITIONED for week in weeks}
+    for table in PARTITIONED:
+        held = await session.scalars(text(f"SELECT DISTINCT {table.week_sql} FROM {table.default}"))  # noqa: S608
+        wanted.update({table.partition(week): (table, week) for week in held})
     missing = list(await session.scalars(_MISSING, {"names": list(wanted)}))
     await session.commit()
     made = []
