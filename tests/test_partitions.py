@@ -25,6 +25,7 @@ from app.core.partitions import (
 from app.queue.ordering import PICK_NEXT_SQL
 from app.queue.service import _HALL_SQL
 from app.retention import service as retention
+from app.tickets.rate_limit import forget_old_counts_and_claims
 from tests.helpers import ADMIN, ok, setup_branch
 
 B = "/api/v1/branches/hz01"
@@ -156,3 +157,27 @@ async def test_the_calling_order_and_the_hall_read_only_recent_weeks(app):
             # The live dates' week (and for the hall's history, four weeks before them).
             oldest = week_start(MONDAY - timedelta(days=2)) - (reach - 1) * WEEK
             assert read and min(read) == TICKETS.partition(oldest), (statement, read)
+
+
+async def test_an_idempotency_key_is_unique_per_business_date(app, client, clock):
+    clock.set(datetime.combine(MONDAY, time(1), UTC))
+    await setup_branch(client)
+    keyed = {**ADMIN, "Idempotency-Key": "kiosk-7-0001"}
+
+    async def issue(replayed: bool) -> Any:
+        response = await client.post(f"{B}/tickets", json={"service": "a"}, headers=keyed)
+        assert ("idempotent-replayed" in response.headers) == replayed
+        return await ok(response, 201)
+
+    first = await issue(replayed=False)
+    # A retry the next morning, across midnight: the original ticket, nothing new.
+    clock.advance(hours=24)
+    assert (await issue(replayed=True))["id"] == first["id"]
+    # Two days on, the claim forgotten: the key gets a new ticket, and a retry of that one
+    # gets it (two tickets now share the key, on different dates).
+    clock.advance(hours=24)
+    async with app.state.sessionmaker() as session:
+        await forget_old_counts_and_claims(session, clock.now())
+    second = await issue(replayed=False)
+    assert second["id"] != first["id"] and second["number"] == "A001"
+    assert (await issue(replayed=True))["id"] == second["id"]
