@@ -29,6 +29,7 @@ from app.counters.announcement import AUDIO_FORMAT, NUMBER_MARK, VERSION_MARK
 from app.counters.next_statement import NEXT_SQL
 from app.events.notifier import CHANNEL, notify_sql
 from app.events.service import append_events_sql
+from app.queue.estimate import RATE_WINDOW_S
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
 from app.queue.ordering import PICK_NEXT_SQL
 from app.tickets.issuing import ISSUE_SQL
@@ -114,6 +115,7 @@ def _full_issue_statement(branch: str) -> str:
         "window_start": "date_trunc('minute', now())",
         "per_minute": "60",
         "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
+        "rate_window_s": str(RATE_WINDOW_S),  # the estimate's arrival window
         # The event data as hallq encodes it before the number is known.
         "event_data": "jsonb_build_object('ticket', jsonb_build_object('id', 'x', 'number',"
         f" NULL, 'service', {service}, 'priority', {priority}, 'channel', 'kiosk',"
@@ -240,6 +242,7 @@ def _full_next_statement() -> str:
         "counter": counter,
         "now": "now()",
         "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
+        "rate_window_s": str(RATE_WINDOW_S),  # the estimate's arrival window
         "ticket_id": "NULL",
         "counter_name": f"SELECT name {row}",
         "profile": f"SELECT services {row}",
@@ -267,6 +270,7 @@ def _near_read() -> str:
         "branch": ":branch",
         "now": "now()",
         "n": "50",
+        "rate_window_s": str(RATE_WINDOW_S),
         "ticket_id": "NULL",
         "services": "SELECT services FROM counters WHERE branch = :branch"
         " AND code = CAST(:counter AS text)",
