@@ -135,7 +135,11 @@ def _partition(table: str) -> None:
     op.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
     op.execute(f"INSERT INTO {table} SELECT * FROM {old}")  # noqa: S608
     op.execute(f"DROP TABLE {old}")
-    op.execute(f"ANALYZE {table}")
+    # No ANALYZE: an empty partition analyzed says "no rows" to the planner, and hallq's
+    # statements are planned once per connection (generic plans), so a sort of the whole day
+    # would stay chosen over an index until autovacuum's analyze invalidated it (a B1 run
+    # measured twice the PostgreSQL CPU per issue). Never analyzed, PostgreSQL assumes a few
+    # pages; autovacuum analyzes the partitions holding copied rows soon enough.
 
 
 def _unpartition(table: str) -> None:
