@@ -181,3 +181,20 @@ async def test_an_idempotency_key_is_unique_per_business_date(app, client, clock
     second = await issue(replayed=False)
     assert second["id"] != first["id"] and second["number"] == "A001"
     assert (await issue(replayed=True))["id"] == second["id"]
+
+
+async def test_a_counters_ticket_of_an_older_week_is_still_found(app, client, clock):
+    clock.set(datetime.combine(MONDAY, time(1), UTC))
+    await setup_branch(client)
+    async with app.state.sessionmaker() as session:
+        await make_partitions_ahead(session, clock.now())
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=ADMIN), 201)
+    called = await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+    # Left open for ten days, no close-out: the ticket is older than the live dates now.
+    clock.advance(days=10)
+    counters = await ok(await client.get(f"{B}/counters", headers=ADMIN))
+    assert counters[0]["current"]["id"] == called["ticket"]["id"]
+    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN), 204)  # none waiting
+    done = await ok(await client.get(f"/api/v1/tickets/{called['ticket']['id']}", headers=ADMIN))
+    assert done["status"] == "done"

@@ -46,15 +46,33 @@ def live_from_sql(now: str = ":now") -> str:
     return f"(CAST(timezone('UTC', CAST({now} AS timestamptz)) AS date) - {LIVE_DAYS_BEFORE_UTC})"
 
 
-def live_dates_sql(alias: str = "t") -> str:
+def live_dates_sql(alias: str = "t", now: str = ":now") -> str:
     """`alias` (a tickets row) is of a date a live ticket can have: prunes old partitions."""
-    return f"{alias}.business_date >= {live_from_sql()}"
+    return f"{alias}.business_date >= {live_from_sql(now)}"
 
 
 def recent_dates_sql(alias: str = "t", days: int = 28) -> str:
     """`alias` (a tickets row) is of the last `days` days before the live dates: for readers of
     recent history (the wait estimate's service times and arrivals), a few partitions."""
     return f"{alias}.business_date >= {live_from_sql()} - {days}"
+
+
+def older_dates_sql(alias: str = "t", now: str = ":now") -> str:
+    """`alias` (a tickets row) is older than any live ticket: the second place to look for a
+    ticket by id, after the live weeks (`ticket_by_id_sql`)."""
+    return f"{alias}.business_date < {live_from_sql(now)}"
+
+
+def ticket_by_id_sql(id_sql: str, columns: str, alias: str = "t", now: str = ":now") -> str:
+    """A subquery for LATERAL: the ticket `id_sql` (SQL), from the live weeks first and only
+    when it is not there from the older ones (a counter left open keeps its ticket for days),
+    so that a live ticket costs a probe of the live weeks, not one of every partition. Either
+    way it is found: `now` only decides where it is looked for first."""
+    by_id = f"SELECT {columns} FROM tickets {alias} WHERE {alias}.id = {id_sql}"  # noqa: S608
+    return (
+        f"(({by_id} AND {live_dates_sql(alias, now)})"
+        f" UNION ALL ({by_id} AND {older_dates_sql(alias, now)}) LIMIT 1)"
+    )
 
 
 def week_start(day: date) -> date:

@@ -29,6 +29,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from app.accuracy.service import keep_first_call_sql
+from app.core.partitions import live_dates_sql, older_dates_sql
 from app.core.vocabulary import CounterState, TicketStatus
 from app.counters.announcement import announcement_sql
 from app.events.catalog import EventType
@@ -135,12 +136,20 @@ NEXT_SQL = text(
         WHERE c.branch = :branch AND c.code = :counter
         FOR UPDATE OF c
     ),
-    current AS MATERIALIZED (
-        -- Of any date (a counter left open keeps its ticket over days): every partition's key.
+    -- The current ticket: in the live weeks, else (a counter left open keeps its ticket over
+    -- days) in the older ones, which are not read when it was found (docs/partitioning.md).
+    current_live AS MATERIALIZED (
         SELECT t.id, t.business_date, t.status FROM tickets t
-        WHERE t.id = (SELECT current_ticket_id FROM locked)
+        WHERE t.id = (SELECT current_ticket_id FROM locked) AND {live_dates_sql("t")}
         FOR UPDATE OF t
     ),
+    current_older AS MATERIALIZED (
+        SELECT t.id, t.business_date, t.status FROM tickets t
+        WHERE t.id = (SELECT current_ticket_id FROM locked) AND {older_dates_sql("t")}
+          AND NOT EXISTS (SELECT FROM current_live)
+        FOR UPDATE OF t
+    ),
+    current AS MATERIALIZED (SELECT * FROM current_live UNION ALL SELECT * FROM current_older),
     verdict AS MATERIALIZED (
         SELECT l.name = :counter_name AND l.services = CAST(:profile AS text[])
                AND l.requeue_after = :requeue_after
