@@ -28,9 +28,10 @@ from app.core.settings import Settings, get_settings
 from app.counters.views import router as counters_router
 from app.desk.views import router as desk_router
 from app.events.notifier import EventNotifier, notifying_session_class
+from app.events.shared_reads import SharedReads
 from app.events.views import router as events_router
 from app.hall.views import router as queue_router
-from app.housekeeping import start_housekeeping, stop_task
+from app.housekeeping.service import start_housekeeping, stop_task
 from app.metrics.collector import MetricsCollector
 from app.metrics.http import record_http_request, start_process_metrics
 from app.metrics.views import router as metrics_router
@@ -161,6 +162,7 @@ def _start_stream(app: FastAPI, settings: Settings, started: AsyncExitStack) -> 
     started.push_async_callback(hub.close)
     app.state.hub = hub
     app.state.stream_limits = ClientLimits()
+    app.state.shared_reads = SharedReads(app.state.config_cache, settings.shared_read_s)
 
 
 def _start_background_tasks(app: FastAPI, settings: Settings, started: AsyncExitStack) -> None:

@@ -8,6 +8,7 @@ from app.business_day.models import DayCloseout
 from app.core.database import Base
 from app.counters.models import Counter
 from app.events.models import BranchEvent
+from app.housekeeping.models import HousekeepingTurn
 from app.notices.models import Notice
 from app.public.models import OnlineJoin, PublicRate
 from app.reports.models import ReportRollup, ReportRollupDay
@@ -25,6 +26,7 @@ __all__ = [
     "DayCloseout",
     "EstimateLateError",
     "EstimateQuote",
+    "HousekeepingTurn",
     "IssueKey",
     "IssueRate",
     "Notice",

@@ -161,6 +161,9 @@ class Bench:
             count=self.plan.servers,
             workers=self.plan.workers,
             log_dir=self.run_dir,
+            # A fleet's setting (docs/metrics.md): histograms summed over branches. B7 measures
+            # the scrape of 2,000 branches with it; the other figures do not read histograms.
+            env={"HALLQ_METRICS_HISTOGRAMS": "all"} if self.plan.wants("B7") else None,
         )
         self.say(f"servers on {', '.join(self.urls)}")
 

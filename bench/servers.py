@@ -45,13 +45,21 @@ class Server(ServerProcess):
 
 
 def start_servers(
-    database_url: str, admin_token: str, *, count: int, workers: int, log_dir: Path
+    database_url: str,
+    admin_token: str,
+    *,
+    count: int,
+    workers: int,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
 ) -> list[Server]:
     servers = []
     for _ in range(count):
         port = free_port()
         log = (log_dir / f"server-{port}.log").open("wb")
-        process = spawn_server(database_url, admin_token, port=port, log=log, workers=workers)
+        process = spawn_server(
+            database_url, admin_token, port=port, log=log, workers=workers, env=env
+        )
         servers.append(Server(port, process, log))
     for server in servers:
         wait_ready(server, timeout=60)

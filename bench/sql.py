@@ -32,9 +32,11 @@ from app.events.service import append_events_sql
 from app.queue.estimate import RATE_WINDOW_S
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
 from app.queue.ordering import PICK_NEXT_SQL
+from app.queue.service import HALL_SQL
 from app.tickets.issuing import ISSUE_SQL
 
 SERVICES = ("a", "b", "v")  # prefixes A, B, V
+_RATE_WINDOW_S = str(RATE_WINDOW_S)  # the hall read's window for arrival rates
 
 
 def number_sql(service: str, seq: str) -> str:
@@ -46,8 +48,8 @@ def number_sql(service: str, seq: str) -> str:
 
 
 def one_line(sql: str) -> str:
-    """pgbench reads a meta-command's SQL (here `\\gset`) from one line: without the
-    statements' `--` comments, which would swallow the rest of it."""
+    """pgbench reads a meta-command's SQL (here `\\gset`) from one line: the SQL without its
+    `--` comments (they would comment out the rest of the line), on one line."""
     return " ".join(re.sub(r"--[^\n]*", "", sql).split())
 
 
@@ -116,7 +118,7 @@ def _full_issue_statement(branch: str) -> str:
         "window_start": "date_trunc('minute', now())",
         "per_minute": "60",
         "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
-        "rate_window_s": str(RATE_WINDOW_S),  # the estimate's arrival window
+        "rate_window_s": _RATE_WINDOW_S,
         # The event data as hallq encodes it before the number is known.
         "event_data": "jsonb_build_object('ticket', jsonb_build_object('id', 'x', 'number',"
         f" NULL, 'service', {service}, 'priority', {priority}, 'channel', 'kiosk',"
@@ -177,10 +179,11 @@ def next_script(*, full: bool) -> str:
     counter, complete its current ticket, pick-and-claim, update the counter, record the three
     events (ticket.completed, ticket.called, counter.changed), in a transaction.
     `full`: hallq's own statements, autocommitted as hallq runs them (app/counters/next_call.py):
-    `NEXT_SQL`, then, as hallq decides from its answer, `NEAR_TELL_SQL` when its call brought
-    tickets near, or `NEAR_READ_SQL` (and `NEAR_TELL_SQL` if it finds any) when a change
-    committed while it ran. Verbatim but for their parameters; the near events carry a fixed
-    estimate where hallq computes one in Python."""
+    `NEXT_SQL`, then, as hallq decides from its answer, the hall read (`HALL_SQL`) and
+    `NEAR_TELL_SQL` when its call brought tickets near, or `NEAR_READ_SQL` (and
+    `NEAR_TELL_SQL` if it finds any) when a change committed while it ran. Verbatim but for
+    their parameters; the near events carry a fixed estimate where hallq computes one in
+    Python."""
     if full:
         # Each way ends with one notification of the events it wrote (hallq's notifier may send
         # a call's and its near events in one batch or two).
@@ -189,7 +192,8 @@ def next_script(*, full: bool) -> str:
             "CAST(:logged_envelopes AS text[]) || CAST(NULLIF(:t_logged_envelopes, '') AS text[])"
         )
         lines = ["\\set counter :client_id + 1", _full_next_statement() + " \\gset"]
-        lines += ["\\if :fresh", "\\if :near_count > 0", _tell(":untold"), *both, "\\else"]
+        lines += ["\\if :fresh", "\\if :near_count > 0", _hall_read(), _tell(":untold"), *both]
+        lines += ["\\else"]
         lines += [*call, "\\endif", "\\else", _near_read() + " \\gset r_"]
         lines += ["\\if :r_near_count > 0", _tell(":r_untold"), *both, "\\else", *call]
         lines += ["\\endif", "\\endif"]
@@ -244,9 +248,6 @@ def _full_next_statement() -> str:
         "branch": ":branch",
         "counter": counter,
         "now": "now()",
-        "n": "50",  # the estimate's history (HALLQ_ESTIMATE_HISTORY)
-        "rate_window_s": str(RATE_WINDOW_S),  # the estimate's arrival window
-        "ticket_id": "NULL",
         "counter_name": f"SELECT name {row}",
         "profile": f"SELECT services {row}",
         "requeue_after": ":requeue_after",
@@ -263,18 +264,31 @@ def _full_next_statement() -> str:
         f" || {counter} || '/' || chr({ord(VERSION_MARK)}) || '.wav'",
         "audio_material": f'\'["{AUDIO_FORMAT}", "\' || {_ZH} || \'", "\' || {_EN}'
         ' || \'", "1.00"]\'',
+        "number_mark": _MARK,
+        "version_mark": f"chr({ord(VERSION_MARK)})",
     }
     return _with_values(NEXT_SQL.text, values)
+
+
+# The hall read's parameters (app/queue/service.py: `hall_params`).
+_HALL_VALUES = {
+    "branch": ":branch",
+    "now": "now()",
+    "n": "50",
+    "rate_window_s": _RATE_WINDOW_S,
+    "ticket_id": "NULL",
+}
+
+
+def _hall_read() -> str:
+    """`HALL_SQL`, the hall read for the near estimates (its answer is not used here)."""
+    return _with_values(HALL_SQL.text, _HALL_VALUES) + ";"
 
 
 def _near_read() -> str:
     """`NEAR_READ_SQL` for the counter's types."""
     values = {
-        "branch": ":branch",
-        "now": "now()",
-        "n": "50",
-        "rate_window_s": str(RATE_WINDOW_S),
-        "ticket_id": "NULL",
+        **_HALL_VALUES,
         "services": "SELECT services FROM counters WHERE branch = :branch"
         " AND code = CAST(:counter AS text)",
     }

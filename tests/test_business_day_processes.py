@@ -51,7 +51,8 @@ async def _events(conn: asyncpg.Connection, type_: str) -> list[asyncpg.Record]:
 
 
 async def test_the_automatic_close_out_runs_once_over_two_processes(database_url, pg):
-    env = {"HALLQ_ALERTS_INTERVAL_S": "0.2"}  # housekeeping rounds, racing each other
+    # Rounds every 0.2 s, each claimed by one of the two processes (whichever finds it due).
+    env = {"HALLQ_ALERTS_INTERVAL_S": "0.2"}
     with running_servers(database_url, 2, env=env) as servers:
         urls = [s.url for s in servers]
         async with httpx.AsyncClient(timeout=30) as http:

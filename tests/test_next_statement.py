@@ -1,23 +1,31 @@
 """`next` in one statement (app/counters/next_statement.py): the events it builds in SQL are
 the ones the Python models build, it refuses as the step-by-step action did and writes nothing
-then, it notices a stale configuration, and it tells near tickets in a second statement only
-when its call brought any near (counted with a listener on the engine)."""
+then, it notices a stale configuration, and it reads the hall and tells near tickets in two
+more statements only when its call brought any near (counted with a listener on the
+engine)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.auth.permissions import Principal, Role
+from app.core.database import execute_alone
+from app.core.migrations import alembic_config
 from app.counters.announcement import announcement, announcement_sql, call_pattern, with_audio
 from app.counters.models import Counter
+from app.counters.next_call import _call_config, _params
 from app.counters.next_statement import NEXT_SQL, counter_view_sql, seconds_sql
 from app.counters.service import counter_out
 from app.events.catalog import (
@@ -30,10 +38,21 @@ from app.events.catalog import (
     encode_data,
     parse_data,
 )
+from app.queue.near import untold
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
+from app.queue.service import HALL_SQL, hall_params
 from app.tickets.models import Ticket
 from app.tickets.service import get_ticket, ticket_ref
-from tests.helpers import ADMIN, assert_problem, issue, make_token, ok, setup_branch, stream_events
+from tests.helpers import (
+    ADMIN,
+    SERVICES,
+    assert_problem,
+    issue,
+    make_token,
+    ok,
+    setup_branch,
+    stream_events,
+)
 
 B = "/api/v1/branches/hz01"
 STAFF = {"s1": {"name": "王芳", "role": "clerk"}, "s2": {"name": "李强", "role": "clerk"}}
@@ -55,7 +74,7 @@ def statements(app: Any) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-NAMES = {NEXT_SQL: "next", NEAR_READ_SQL: "near-read", NEAR_TELL_SQL: "tell"}
+NAMES = {NEXT_SQL: "next", HALL_SQL: "hall", NEAR_READ_SQL: "near-read", NEAR_TELL_SQL: "tell"}
 
 
 def named(app: Any, sent: list[str]) -> list[str]:
@@ -163,13 +182,13 @@ async def test_the_words_are_filled_in_sql_as_python_renders_them(app, client):
         ('"quoted" \\ back', "{number}：{{}}到{place}", "{place}!{number}", 1.0),
         ("窗口\n二", "请{number}号", "{counter} {number} {counter}", 0.5),
         ("\u2028\x01", "{place}{number}{place}", "x{number}", 2.0),
+        ("\ue000\ue001", "\ue002{number}\ue003", "{number}\ue000", 1.0),
     ]
     for name, zh, en, rate in cases:
         pattern = call_pattern(
             branch="hz01", counter="c1", counter_name=name, zh_template=zh, en_template=en,
             audio=True, rate=rate,
         )  # fmt: skip
-        assert pattern is not None
         rows = await db(
             app,
             f"SELECT CAST({announcement_sql(':number')} AS text)",
@@ -178,23 +197,99 @@ async def test_the_words_are_filled_in_sql_as_python_renders_them(app, client):
             en_words=pattern.en,
             audio_path=pattern.audio_path,
             audio_material=pattern.audio_material,
+            number_mark=pattern.number_mark,
+            version_mark=pattern.version_mark,
         )
+        assert pattern.number_mark not in name + zh + en
         words = announcement("B1234", name, zh_template=zh, en_template=en)
         expected = with_audio(words, branch="hz01", number="B1234", counter="c1", rate=rate)
         assert CallAnnouncement.model_validate_json(rows[0][0]) == expected
 
 
-async def test_a_number_the_template_formats_is_called_step_by_step(app, client):
-    """`{number:>6}` cannot be filled in by the statement: such a branch calls the old way."""
-    zh = "请{number}号（{number:*>6}）到{place}"
-    await setup_branch(client, branch={"announcement": {"zh": zh}})
+# -- templates and names the statement must fill in: one path for every branch ----------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["请{number}号（{number:*>6}）到{place}", "{number} {number[0]} {place}", "{number} {place!r}"],
+)
+async def test_a_template_that_formats_the_number_is_refused(client, template):
+    """`next` fills in a plain {number} in SQL; a format spec, index or conversion is a 422
+    that says which placeholders are allowed."""
+    body = {"name": "x", "timezone": "UTC", "announcement": {"zh": template}}
+    problem = assert_problem(await client.put(B, json=body, headers=ADMIN), 422)
+    (error,) = [e for e in problem["errors"] if e["loc"][:3] == ["body", "announcement", "zh"]]
+    assert "only {number}, {counter} and {place}" in error["msg"], error
+    assert "no format spec" in error["msg"], error
+
+
+async def test_marks_in_the_name_or_template_are_filled_in_one_statement(app, client):
+    """The private-use characters that mark the open number are chosen among those the words
+    do not hold: a counter or template holding the first choices is still one statement."""
+    zh = "\ue000请{number}号到{place}\ue001"
+    await setup_branch(client, branch={"announcement": {"zh": zh, "mode": "server"}})
+    name = "窗\ue000\ue001\ue002"
+    body = {"name": name, "services": ["a", "b"]}
+    await ok(await client.put(f"{B}/counters/1", json=body, headers=ADMIN))
     await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
     await issue(client)
     with statements(app) as sent:
         await next_at(client)
-    assert "next" not in named(app, sent)
+    names = named(app, sent)  # the configuration's read, a cache miss, and `next`
+    assert names.count("next") == 1 and all(n.startswith("SELECT") for n in names[:-1]), names
     called = [e for e in await stream_events(app) if e["type"] == "ticket.called"][-1]
-    assert called["data"]["announcement"]["zh"] == "请A001号（**A001）到1号窗口"
+    words = announcement("A001", name, zh_template=zh)
+    expected = with_audio(words, branch="hz01", number="A001", counter="1", rate=1.0)
+    assert CallAnnouncement.model_validate(called["data"]["announcement"]) == expected
+
+
+def test_the_migration_writes_stored_templates_plainly(pg):
+    """Migration 0020: templates stored before the refusal lose their format specs."""
+    name = "hallq_plain_templates"
+    url = pg.create_database(name)
+    try:
+        config = alembic_config(url)
+        before = ScriptDirectory.from_config(config).get_revision("0020").down_revision
+        command.upgrade(config, str(before))
+        stored = [
+            ("b1", "请{number}号（{number:*>6}）到{place}", "{{No.}} {number[0]} {place!r}"),
+            ("b2", "请{number}号到{place}", None),
+        ]
+        stored_templates(url, stored)
+        command.upgrade(config, "0020")
+        rows = stored_templates(url, [])
+        assert rows == [
+            ("b1", "请{number}号（{number}）到{place}", "{{No.}} {number} {place}"),
+            ("b2", "请{number}号到{place}", None),
+        ]
+    finally:
+        pg.drop_database(name)
+
+
+def stored_templates(url: str, branches: Sequence[tuple[str, str | None, str | None]]) -> list[Any]:
+    """Insert `branches` (code, zh, en) with what a branch row needs; every branch's templates."""
+
+    async def run() -> list[Any]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                for code, zh, en in branches:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO branches (code, name, timezone, announcement_zh,"
+                            " announcement_en, created_at, updated_at)"
+                            " VALUES (:code, :code, 'UTC', :zh, :en, now(), now())"
+                        ),
+                        {"code": code, "zh": zh, "en": en},
+                    )
+                result = await conn.execute(
+                    text("SELECT code, announcement_zh, announcement_en FROM branches ORDER BY 1")
+                )
+                return [tuple(row) for row in result]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 async def test_seconds_are_written_as_python_writes_them(app, client):
@@ -330,7 +425,7 @@ async def test_a_changed_profile_is_noticed(app, client):
     assert answer["counter"]["services"] == ["v"]
 
 
-# -- near: one statement when the call brings nobody near, two when it does ----------------------
+# -- near: one statement when the call brings nobody near, three when it does --------------------
 
 
 async def near_told(app: Any) -> list[dict[str, Any]]:
@@ -355,7 +450,7 @@ async def test_one_statement_when_the_call_brings_nobody_near(app, client):
     assert named(app, sent) == ["next"]
 
 
-async def test_two_statements_when_the_call_brings_a_ticket_near(app, client, clock):
+async def test_three_statements_when_the_call_brings_a_ticket_near(app, client, clock):
     """Counter 1 serves a, then b; counter 2 b, then a. B002 is re-queued and held back until
     one more call: counter 1's call of A001 releases it to the front lane, and the estimate
     told to A005 (near by that call) counts it there (a b customer takes 1,000 s), as the
@@ -379,7 +474,7 @@ async def test_two_statements_when_the_call_brings_a_ticket_near(app, client, cl
     clock.advance(45)
     with statements(app) as sent:
         assert (await next_at(client, "1"))["ticket"]["number"] == "A001"
-    assert named(app, sent) == ["next", "tell"]
+    assert named(app, sent) == ["next", "hall", "tell"]
     await assert_told_as_viewed(app, client, "A005")
     clock.advance(80)
     with statements(app) as sent:
@@ -388,7 +483,7 @@ async def test_two_statements_when_the_call_brings_a_ticket_near(app, client, cl
     clock.advance(75)
     with statements(app) as sent:
         assert (await next_at(client, "1"))["ticket"]["number"] == "A002"  # B002 completed
-    assert named(app, sent) == ["next", "tell"]
+    assert named(app, sent) == ["next", "hall", "tell"]
     await assert_told_as_viewed(app, client, "A006")
     told = [e["data"]["ticket"]["number"] for e in await near_told(app)]
     assert told == ["B001", "B002", "A001", "A002", "A003", "A004", "A005", "A006"]
@@ -416,7 +511,7 @@ async def test_the_estimate_counts_the_call_and_the_completed_ticket(app, client
             with statements(app) as sent:
                 await next_at(client, counter)
             told = (await near_told(app))[-1]
-            if named(app, sent) == ["next", "tell"]:
+            if named(app, sent) == ["next", "hall", "tell"]:
                 view = await ok(
                     await client.get(
                         f"/api/v1/tickets/{told['data']['ticket']['id']}", headers=ADMIN
@@ -462,3 +557,71 @@ async def test_a_change_committed_during_the_call_is_read_again(app, client, pg,
     assert named(app, sent) == ["next", "near-read", "tell"]
     told = [e["data"]["ticket"]["number"] for e in await near_told(app)]
     assert told == ["A001", "A002", "A003", "A004", "A005", "A006", "A007"]
+
+
+# -- the front the statement reads is the front a read after the call finds ----------------------
+
+MANAGER_PRINCIPAL = Principal(Role.ADMIN, "test-admin")
+
+
+async def next_by_statement(app: Any, settings: Any, clock: Any, counter: str) -> str | None:
+    """`next` at `counter` by `NEXT_SQL` itself, every ticket untold first so that it reads the
+    front of its types: the untold front it read over the tables as its call leaves them must
+    be the one `NEAR_READ_SQL` reads after its commit. The called number."""
+    await db(app, "UPDATE tickets SET near_notified_at = NULL")
+    now = clock.now()
+    async with app.state.sessionmaker() as session:
+        config = await _call_config(session, "hz01", counter)
+        pattern = config.pattern("hz01", counter)
+        params = _params("hz01", counter, MANAGER_PRINCIPAL, now, config, pattern)
+        row = (await execute_alone(session, NEXT_SQL, params, settings))[0]
+        read = {**hall_params("hz01", now, settings), "services": sorted(config.profile)}
+        after = (await execute_alone(session, NEAR_READ_SQL, read, settings))[0]
+        await session.commit()
+    assert row.fresh, "nothing else ran"
+    if row.number is not None:
+        assert row.untold is not None, "every waiting ticket of its types is untold"
+        assert untold(row.untold) == untold(after.untold)
+    return str(row.number) if row.number is not None else None
+
+
+async def test_the_front_read_in_the_statement_is_the_front_after_the_call(
+    app, client, clock, settings
+):
+    """Transfers (to the front, to a counter), held and released re-queued tickets, overdue
+    tickets, priorities, paused and closed counters: at every call the front of the queue read
+    over the tables as the call leaves them (places, lanes, overdue flags) equals a read after
+    its commit."""
+    services = {**SERVICES, "a": {**SERVICES["a"], "max_wait_s": 300}}
+    await setup_branch(client, branch={"requeue_after": 1, "notify_ahead": 100}, services=services)
+    for service, priority in [("a", "normal"), ("b", "normal"), ("a", "vip"), ("b", "normal"),
+                              ("a", "normal"), ("v", "vip"), ("b", "vip"), ("a", "normal"),
+                              ("a", "special"), ("b", "normal"), ("a", "normal")]:  # fmt: skip
+        await issue(client, service=service, priority=priority)
+    for code in ("1", "2", "9"):
+        await ok(await client.post(f"{B}/counters/{code}/open", headers=ADMIN))
+    called = [await next_by_statement(app, settings, clock, "1")]  # first call: no history
+    clock.advance(40)
+    await ok(await client.post(f"{B}/counters/2/next", headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/2/start", headers=ADMIN))
+    clock.advance(90)
+    await ok(await client.post(f"{B}/counters/2/next", headers=ADMIN))  # completes one b
+    await ok(await client.post(f"{B}/counters/2/no-show", headers=ADMIN))
+    no_show = (await db(app, "SELECT id FROM tickets WHERE status = 'no_show'"))[0][0]
+    await ok(await client.post(f"/api/v1/tickets/{no_show}/requeue", headers=ADMIN))
+    clock.advance(30)
+    called.append(await next_by_statement(app, settings, clock, "1"))  # releases the held one
+    await ok(await client.post(f"{B}/counters/9/next", headers=ADMIN))
+    transfer = {"service": "a", "position": "front"}
+    await ok(await client.post(f"{B}/counters/9/transfer", json=transfer, headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/2/next", headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/2/transfer", json={"counter": "1"}, headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/9/pause", headers=ADMIN))
+    clock.advance(400)  # past type a's guard: its oldest tickets are overdue
+    await ok(await client.post(f"{B}/counters/1/start", headers=ADMIN))
+    for _ in range(4):
+        clock.advance(55)
+        called.append(await next_by_statement(app, settings, clock, "1"))  # completes its own
+    await ok(await client.post(f"{B}/counters/2/close", headers=ADMIN))
+    called.append(await next_by_statement(app, settings, clock, "1"))
+    assert None not in called, called

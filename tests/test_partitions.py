@@ -23,7 +23,7 @@ from app.core.partitions import (
     weeks_to_have,
 )
 from app.queue.ordering import PICK_NEXT_SQL
-from app.queue.service import _HALL_SQL
+from app.queue.service import HALL_SQL
 from app.retention import service as retention
 from app.tickets.rate_limit import forget_old_counts_and_claims
 from tests.helpers import ADMIN, ok, setup_branch
@@ -149,7 +149,7 @@ async def test_the_calling_order_and_the_hall_read_only_recent_weeks(app):
             "branch": "hz01", "now": now, "counter": "1", "profile": ["a"], "requeue_after": 3,
             "staff": None, "ticket_id": None, "n": 20, "rate_window_s": 600,
         }  # fmt: skip
-        for statement, reach in ((PICK_NEXT_SQL, 1), (_HALL_SQL, 5)):
+        for statement, reach in ((PICK_NEXT_SQL, 1), (HALL_SQL, 5)):
             plan = "\n".join(
                 (await session.execute(text(f"EXPLAIN {statement}"), params)).scalars()
             )

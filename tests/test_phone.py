@@ -352,7 +352,9 @@ async def test_a_flood_of_joins_and_reads_holds_its_limits_and_slows_nothing_els
     reads = [client.get(f"{P}/tickets/{code}", headers=origin("198.51.100.9")) for _ in range(200)]
     flood = asyncio.gather(*one, *many, *reads)
     during = []
-    while not flood.done():
+    # At most 40 rounds: with the 15 before, the kiosk stays under its 60 tickets a minute
+    # however long a loaded machine takes over the flood.
+    while not flood.done() and len(during) < 40:
         during.append(await staff_round())
         await asyncio.sleep(0)
     responses = await flood

@@ -120,6 +120,6 @@ async def test_two_processes_removing_at_once(app, client, clock, monkeypatch):
 
 @pytest.mark.parametrize("days", [0])
 async def test_history_days_zero_keeps_everything(days):
-    from app.housekeeping import RetentionPace
+    from app.housekeeping.service import RetentionPace
 
     assert not RetentionPace(days).due()

@@ -12,8 +12,9 @@ import contextlib
 import json
 from typing import Any, cast
 
+from app.events.service import current_seq
 from app.stream.hub import CatchUp, EventHub, Subscription
-from app.stream.service import StreamEvent, current_seq, encode_message
+from app.stream.service import StreamEvent, encode_message
 from app.stream.views import _forward_events
 from tests.helpers import issue, setup_branch
 

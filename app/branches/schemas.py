@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from string import Formatter
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -98,15 +99,31 @@ class Announcement(BaseModel):
     @classmethod
     def _placeholders(cls, value: str | None) -> str | None:
         if value is not None:
-            if "{number}" not in value or ("{counter}" not in value and "{place}" not in value):
+            names = announcement_placeholders(value)
+            if "number" not in names or not names & {"counter", "place"}:
                 raise ValueError("a template must contain {number} and {counter} or {place}")
-            try:
-                value.format(number="A001", counter="3", place="3号窗口")
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(
-                    "only {number}, {counter} and {place} may appear in braces"
-                ) from exc
         return value
+
+
+ANNOUNCEMENT_PLACEHOLDERS = ("number", "counter", "place")
+_PLAIN_ONLY = (
+    "only {number}, {counter} and {place} may appear in braces, each as written here: no "
+    "format spec, conversion or index such as {number:>6} or {number[0]} (write {{ and }} for "
+    "a brace)"
+)
+
+
+def announcement_placeholders(template: str) -> set[str]:
+    """The placeholders of an announcement template; ValueError for anything in braces but a
+    plain {number}, {counter} or {place}. `next` fills the number in SQL, where only a plain
+    {number} can be (app/counters/announcement.py: `call_pattern`)."""
+    try:
+        fields = [(f, s, c) for _, f, s, c in Formatter().parse(template) if f is not None]
+    except ValueError as exc:  # an unmatched brace
+        raise ValueError(_PLAIN_ONLY) from exc
+    if any(field not in ANNOUNCEMENT_PLACEHOLDERS or spec or conv for field, spec, conv in fields):
+        raise ValueError(_PLAIN_ONLY)
+    return {field for field, _spec, _conv in fields}
 
 
 class SpecialHoursRange(BaseModel):

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     stream_replay_limit: int = Field(default=20_000, ge=0)
     stream_keepalive_s: float = Field(default=15.0, gt=0)
     stream_send_timeout_s: float = Field(default=30.0, gt=0)
+    # A branch's queue view, and today's report figures, are read once for the requests of this
+    # many seconds while no event or configuration change happened (app/events/shared_reads.py);
+    # 0: every request reads.
+    shared_read_s: float = Field(default=1.0, ge=0, le=60)
     stream_max_clients_per_token: int = Field(default=500, ge=1)
     # How often this process reports its stream clients for hallq_stream_clients.
     stream_presence_interval_s: float = Field(default=5.0, gt=0)

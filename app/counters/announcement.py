@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from string import Formatter
 
 from app.core.vocabulary import places
 from app.events.catalog import CallAnnouncement
@@ -70,38 +69,36 @@ def with_audio(
 # -- A call rendered before its number is known ---------------------------------------------
 # `next` chooses its ticket inside its statement (app/counters/next_statement.py), so the words
 # are rendered here with the number left open, and the statement puts it in (`announcement_sql`).
-# Private-use characters mark the open places; a ticket number (capital letters and digits)
-# needs no escaping in JSON, so the version material stays exactly what `audio_version` hashes.
+# A private-use character marks the open place: the first one that neither the templates nor
+# the counter's name holds, so that `replace()` finds only the number's places. A ticket number
+# (capital letters and digits) needs no escaping in JSON, so the version material stays exactly
+# what `audio_version` hashes. The templates name the number only as a plain `{number}` (the
+# branch settings refuse a format spec: app/branches/schemas.py), so the mark stands for it.
+
+# The first choices; `call_pattern` takes the next free ones where a text holds them.
 NUMBER_MARK = "\ue000"
 VERSION_MARK = "\ue001"
+_PRIVATE_USE = range(ord(NUMBER_MARK), 0xF900)
 
 
 @dataclass(frozen=True)
 class CallPattern:
-    """A call's words, audio path and version material, with NUMBER_MARK for the number (and
-    VERSION_MARK for the version in the path); no audio in browser mode."""
+    """A call's words, audio path and version material, with `number_mark` for the number (and
+    `version_mark` for the version in the path); no audio in browser mode."""
 
     zh: str
     en: str
     audio_path: str | None
     audio_material: str | None
+    number_mark: str = NUMBER_MARK
+    version_mark: str = VERSION_MARK
 
 
-def _leaves_number_open(template: str) -> bool:
-    """The number appears only as a plain `{number}` (no format spec, conversion, index)."""
-    for _literal, field, spec, conversion in Formatter().parse(template):
-        if (
-            field is not None
-            and field.startswith("number")
-            and (field, spec, conversion)
-            != (
-                "number",
-                "",
-                None,
-            )
-        ):
-            return False
-    return NUMBER_MARK not in template and VERSION_MARK not in template
+def _free_marks(*texts: str) -> tuple[str, str]:
+    """Two private-use characters that none of `texts` holds (they are short: 6,400 choices)."""
+    used = set("".join(texts))
+    free = (chr(code) for code in _PRIVATE_USE if chr(code) not in used)
+    return next(free), next(free)
 
 
 def call_pattern(
@@ -113,33 +110,29 @@ def call_pattern(
     en_template: str | None,
     audio: bool,
     rate: float,
-) -> CallPattern | None:
-    """The call at `counter` (its code) with the number left open, or None where a template
-    formats the number itself (`{number:>6}`) or a name holds a mark: such a call is rendered
-    once the number is known."""
-    templates = (zh_template or DEFAULT_ZH, en_template or DEFAULT_EN)
-    marks = NUMBER_MARK in counter_name or VERSION_MARK in counter_name
-    if marks or not all(_leaves_number_open(t) for t in templates):
-        return None
-    words = announcement(
-        NUMBER_MARK, counter_name, zh_template=zh_template, en_template=en_template
-    )
+) -> CallPattern:
+    """The call at `counter` (its code) with the number left open."""
+    zh, en = zh_template or DEFAULT_ZH, en_template or DEFAULT_EN
+    number_mark, version_mark = _free_marks(zh, en, counter_name, *places(counter_name))
+    words = announcement(number_mark, counter_name, zh_template=zh, en_template=en)
     if not audio:
-        return CallPattern(words.zh, words.en, None, None)
-    path = audio_path(branch, NUMBER_MARK, counter, VERSION_MARK)
-    return CallPattern(words.zh, words.en, path, version_material(words, rate))
+        return CallPattern(words.zh, words.en, None, None, number_mark, version_mark)
+    path = audio_path(branch, number_mark, counter, version_mark)
+    material = version_material(words, rate)
+    return CallPattern(words.zh, words.en, path, material, number_mark, version_mark)
 
 
 def announcement_sql(number: str) -> str:
     """SQL for the `CallAnnouncement` of a call as jsonb, from a `CallPattern` in the
-    parameters :zh_words, :en_words, :audio_path, :audio_material and the number (SQL)."""
+    parameters :zh_words, :en_words, :audio_path, :audio_material, :number_mark,
+    :version_mark and the number (SQL)."""
 
     def filled(param: str) -> str:
-        return f"replace(CAST({param} AS text), chr({ord(NUMBER_MARK)}), {number})"
+        return f"replace(CAST({param} AS text), CAST(:number_mark AS text), {number})"
 
     digest = f"sha256(convert_to({filled(':audio_material')}, 'UTF8'))"
     version = f"left(encode({digest}, 'hex'), {VERSION_LENGTH})"
-    audio = f"replace({filled(':audio_path')}, chr({ord(VERSION_MARK)}), {version})"
+    audio = f"replace({filled(':audio_path')}, CAST(:version_mark AS text), {version})"
     return (
         f"jsonb_build_object('zh', {filled(':zh_words')}, 'en', {filled(':en_words')},"
         f" 'audio', {audio})"

@@ -1,6 +1,5 @@
 """The clerk's buttons: recall, start, complete, no-show, transfer; and the service desk's call
-of a chosen ticket, which works as next does. `next` itself is one statement (next_call.py),
-but for the rare announcement it cannot render (`call_next_in_steps`)."""
+of a chosen ticket, which works as next does. `next` itself is one statement (next_call.py)."""
 
 from __future__ import annotations
 
@@ -39,42 +38,9 @@ from app.events.catalog import (
     TransferredFrom,
     TransferredTo,
 )
-from app.queue.ordering import LANE_FRONT, LANE_NORMAL, PICK_NEXT_SQL
+from app.queue.ordering import LANE_FRONT, LANE_NORMAL
 from app.tickets.models import Ticket
 from app.tickets.service import refuse_earlier_day, ticket_ref
-
-
-async def call_next_in_steps(action: CounterAction) -> ActionResult:
-    """`next` statement by statement, in the transaction `action` began: for a branch whose
-    announcement formats the ticket number itself (`{number:>6}`), which `next`'s one statement
-    cannot render (app/counters/next_call.py). The result's ticket is None when nobody waits."""
-    session, branch, code, now = action.session, action.branch.code, action.counter.code, action.now
-    if action.counter.state != CounterState.OPEN:
-        raise state_conflict(action.counter, "call the next ticket")
-    if action.current is not None and action.current.status in AT_COUNTER:
-        await complete_current(action)
-    action.current = None
-    picked = (
-        await session.scalars(
-            select(Ticket).from_statement(PICK_NEXT_SQL).execution_options(populate_existing=True),
-            {
-                "branch": branch,
-                "counter": code,
-                "staff": action.staff,
-                "profile": list(action.counter.services),
-                "now": now,
-                "requeue_after": action.branch.requeue_after,
-            },
-        )
-    ).one_or_none()
-    if picked is None:
-        await action.set_counter(current_ticket_id=None)
-    else:
-        await _at_counter(action, picked, picked_by_hand=False)
-        # Its type moved up; so may re-queued tickets of every type this counter serves (the
-        # call counts towards their grace, app/queue/ordering.py).
-        action.queues_changed.update(action.counter.services)
-    return await action.finish()
 
 
 async def _at_counter(action: CounterAction, ticket: Ticket, *, picked_by_hand: bool) -> None:

@@ -5,7 +5,6 @@ Why, and what it changed: docs/decisions.md, "next in one round trip"."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,17 +21,14 @@ from app.core.database import execute_alone
 from app.core.errors import Problem, not_found
 from app.core.settings import Settings
 from app.core.vocabulary import AnnouncementMode
-from app.counters.action import ActionResult, begin_action, check_operator, state_conflict
+from app.counters.action import ActionResult, check_operator, state_conflict
 from app.counters.announcement import CallPattern, call_pattern
-from app.counters.calls import call_next_in_steps
 from app.counters.models import Counter
 from app.counters.next_statement import NEXT_SQL
 from app.counters.service import counter_out
 from app.events.notifier import notify_after_commit
 from app.queue.near import untold
-from app.queue.near_after_commit import check_near, tell_near
-from app.queue.ordering import class_rank
-from app.queue.service import CallMade, hall_after_call, hall_from_row, hall_params
+from app.queue.near_after_commit import check_near, hall_after_commit, tell_near
 from app.tickets.models import Ticket
 
 # A stale configuration or a current ticket the statement's snapshot could not see (called
@@ -54,7 +50,7 @@ class CallConfig:
     mode: str
     rate: float
 
-    def pattern(self, branch: str, counter: str) -> CallPattern | None:
+    def pattern(self, branch: str, counter: str) -> CallPattern:
         return call_pattern(
             branch=branch,
             counter=counter,
@@ -116,10 +112,10 @@ def _params(
     now: datetime,
     config: CallConfig,
     pattern: CallPattern,
-    settings: Settings,
 ) -> dict[str, object]:
     return {
-        **hall_params(branch, now, settings),
+        "branch": branch,
+        "now": now,
         "counter": code,
         "counter_name": config.counter_name,
         "profile": list(config.profile),
@@ -135,6 +131,8 @@ def _params(
         "en_words": pattern.en,
         "audio_path": pattern.audio_path,
         "audio_material": pattern.audio_material,
+        "number_mark": pattern.number_mark,
+        "version_mark": pattern.version_mark,
     }
 
 
@@ -169,14 +167,8 @@ class _Press:
         cache = session_cache(session)
         for _attempt in range(ATTEMPTS):
             pattern = config.pattern(branch, code)
-            if pattern is None:  # an announcement rendered only once the number is known
-                return await call_next_in_steps(
-                    await begin_action(
-                        session, branch, code, self.principal, self.now, settings=self.settings
-                    )
-                )
             generation = cache.generation if cache is not None else 0
-            params = _params(branch, code, self.principal, self.now, config, pattern, self.settings)
+            params = _params(branch, code, self.principal, self.now, config, pattern)
             row = (await execute_alone(session, NEXT_SQL, params, self.settings))[0]
             await self._refuse(row)
             if not row.config_ok:
@@ -223,32 +215,14 @@ class _Press:
 
     async def _tell_near(self, config: CallConfig, row: Row[Any]) -> None:
         """The near check of a call: from the statement's own read when it saw everything
-        committed before it (then only when its call brought a ticket near), else by a read of
-        its own (a concurrent change committed in between)."""
+        committed before it (then only when its call brought a ticket near, with the hall read
+        now, after the commit, for their estimates), else by a read of its own (a concurrent
+        change committed in between)."""
+        session, branch, now, settings = self.session, self.branch, self.now, self.settings
         if not row.fresh:
-            await check_near(self.session, self.branch, config.profile, self.now, self.settings)
+            await check_near(session, branch, config.profile, now, settings)
             return
         near = untold(row.untold)
-        if not near:
-            return
-        completed = None
-        if row.completed_done is not None:
-            service, _priority, handling_s = _json(row.completed_done)
-            completed = (service, max(0.0, float(handling_s)))
-        call = CallMade(
-            counter=self.code,
-            service=row.service,
-            rank=class_rank(row.picked_lane, row.picked_overdue, row.priority),
-            completed=completed,
-            released=tuple(
-                (str(service), bool(overdue), str(priority))
-                for service, overdue, priority in _json(row.released or "[]")
-            ),
-        )
-        estimate_history = self.settings.estimate_history
-        hall = hall_after_call(hall_from_row(row, self.settings).hall, call, estimate_history)
-        await tell_near(self.session, self.branch, self.now, near, hall, self.settings)
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+        if near:
+            hall = await hall_after_commit(session, branch, now, settings)
+            await tell_near(session, branch, now, near, hall, settings)

@@ -17,11 +17,15 @@ In order:
   their data built here from what only the statement knows (app/events/service.py:
   `append_events_sql`). The call's words come pre-rendered with the number left open
   (app/counters/announcement.py: `CallPattern`); the audio's version is hashed here;
+- `tickets_after`, `counters_after`: the two tables as the call leaves them (its own writes
+  in place of the rows they changed, which the snapshot still shows as they were);
 - `after`: whether the statement's snapshot saw everything committed before its own commit (no
-  event seq was handed out between them); only then are the tickets its call brought near,
-  and the hall to estimate their waits, read here (app/queue/near.py: `near_front_cte`, read as
-  it will be after the call: without the called ticket, with its call counted). `near_count`
-  says how many there are to a caller that reads no JSON (the benchmark's pgbench).
+  event seq was handed out between them); only then are the tickets its call brought near
+  read here, by the near check's own SQL over `tickets_after` and `counters_after`
+  (app/queue/near.py: `near_front_cte`): what a read after the commit would find. The hall
+  for their estimates is read after the commit, only when there are any (next_call.py).
+  `near_count` says how many there are to a caller that reads no JSON (the benchmark's
+  pgbench).
 """
 
 from __future__ import annotations
@@ -35,21 +39,11 @@ from app.counters.announcement import announcement_sql
 from app.events.catalog import EventType
 from app.events.service import append_events_sql
 from app.queue.near import NEAR_BRANCH_CTE, UNTOLD_JSON, near_front_cte
-from app.queue.ordering import (
-    LANE_FRONT,
-    LANE_HELD,
-    OVERDUE_SQL,
-    TYPE_CUTOFFS_JOIN,
-    claim_picked_sql,
-    effective_lane_sql,
-    pick_next_cte,
-)
-from app.queue.service import HALL_COLUMNS, HALL_CTE
+from app.queue.ordering import TYPE_CUTOFFS_CTE, claim_picked_sql, pick_next_cte
 
 NOW = "CAST(:now AS timestamptz)"
 # Who the history names: the acting staff member, else the clerk signed in here.
 _STAFF = "(SELECT coalesce(CAST(:principal_staff AS text), staff) FROM locked)"
-_AFTER_CALL = "(SELECT requeue_after - 1 FROM near_branch)"  # the grace, with this call counted
 _CALL_MAY_COMPLETE = f"('{TicketStatus.CALLED}', '{TicketStatus.SERVING}')"
 
 
@@ -111,23 +105,30 @@ _LOG = append_events_sql(
         FROM happened""",  # noqa: S608 - a constant fragment
 )
 
-# Held re-queued tickets of the counter's types that this call releases to the front lane
-# (`effective_lane_sql` with and without the call counted): the hall read before the call
-# still shows them held.
-_RELEASED_JSON = f"""(
-    SELECT json_agg(json_build_array(t.service, {OVERDUE_SQL} = 0, t.priority))
-    FROM tickets t
-    {TYPE_CUTOFFS_JOIN}
-    WHERE t.branch = :branch AND t.status = 'waiting' AND t.lane = {LANE_HELD}
-      AND t.service = ANY(CAST(:profile AS text[]))
-      AND t.id IS DISTINCT FROM (SELECT id FROM claimed)
-      AND {effective_lane_sql(_AFTER_CALL)} = {LANE_FRONT}
-      AND {effective_lane_sql("(SELECT requeue_after FROM near_branch)")} = {LANE_HELD})"""  # noqa: S608
+# The tickets and counters as the call leaves them, for the near check's read of the front of
+# the queue after it: the statement's snapshot does not show its own writes, so each row it
+# changed is read from its RETURNING (`completed`, `claimed`, `moved`: at most one row each)
+# in place of the table's. These are the statement's only writes to the two tables; a new one
+# must join them here (tests/test_next_statement.py compares the front with a read after).
+# Not materialised: the front's read is planned into the waiting tickets' index.
+_AFTER = """
+    tickets_after AS NOT MATERIALIZED (
+        SELECT * FROM tickets
+        WHERE id IS DISTINCT FROM (SELECT id FROM claimed)
+          AND id IS DISTINCT FROM (SELECT id FROM completed)
+        UNION ALL SELECT * FROM claimed
+        UNION ALL SELECT * FROM completed
+    ),
+    counters_after AS NOT MATERIALIZED (
+        SELECT * FROM counters
+        WHERE NOT (branch = :branch AND code = :counter AND EXISTS (SELECT FROM moved))
+        UNION ALL SELECT * FROM moved
+    )"""
 
 NEXT_SQL = text(
     f"""
     WITH {NEAR_BRANCH_CTE},
-    {HALL_CTE},
+    {TYPE_CUTOFFS_CTE},
     seen AS MATERIALIZED (SELECT event_seq FROM branches WHERE code = :branch),
     locked AS MATERIALIZED (
         SELECT c.name, c.state, c.services, c.staff, c.current_ticket_id, b.requeue_after,
@@ -174,8 +175,7 @@ NEXT_SQL = text(
         FROM current, go
         WHERE tickets.id = current.id AND tickets.business_date = current.business_date
           AND current.status IN {_CALL_MAY_COMPLETE}
-        RETURNING tickets.id, tickets.number, tickets.service, tickets.priority,
-                  tickets.served_at, tickets.last_called_at
+        RETURNING tickets.*
     ),
     {pick_next_cte(when="EXISTS (SELECT FROM go)")},
     claimed AS ({claim_picked_sql(staff=_STAFF)} RETURNING tickets.*),
@@ -188,12 +188,12 @@ NEXT_SQL = text(
             updated_at = {NOW}
         FROM go
         WHERE counters.branch = :branch AND counters.code = :counter
-        RETURNING counters.code, counters.name, counters.state, counters.services,
-                  counters.staff
+        RETURNING counters.*
     ),
     {_HAPPENED},
     {_LOG},
-    {near_front_cte("CAST(:profile AS text[])", _AFTER_CALL, "(SELECT id FROM claimed)")},
+    {_AFTER},
+    {near_front_cte("CAST(:profile AS text[])", "tickets_after", "counters_after")},
     after AS MATERIALIZED (
         SELECT fresh,
                CASE WHEN fresh AND EXISTS (SELECT FROM claimed) THEN {UNTOLD_JSON} END AS untold
@@ -209,21 +209,12 @@ NEXT_SQL = text(
            verdict.config_ok, verdict.operator_ok, verdict.state_ok, verdict.current_seen,
            (SELECT array_agg(seq ORDER BY seq) FROM logged) AS logged_seqs,
            (SELECT array_agg(envelope ORDER BY seq) FROM logged) AS logged_envelopes,
-           (SELECT lane FROM picked) AS picked_lane,
-           (SELECT overdue FROM picked) AS picked_overdue,
-           (SELECT json_build_array(
-                       service, priority,
-                       extract(epoch FROM {NOW} - coalesce(last_called_at, served_at)))
-            FROM completed) AS completed_done,
            after.fresh, after.untold,
-           coalesce(json_array_length(after.untold), 0) AS near_count, hall.*
+           coalesce(json_array_length(after.untold), 0) AS near_count
     FROM (SELECT) AS one
     LEFT JOIN locked ON TRUE
     LEFT JOIN verdict ON TRUE
     LEFT JOIN claimed ON TRUE
     CROSS JOIN after
-    LEFT JOIN LATERAL (
-        SELECT {HALL_COLUMNS}, {_RELEASED_JSON} AS released WHERE after.untold IS NOT NULL
-    ) AS hall ON TRUE
     """  # noqa: S608 - constant fragments; every value is a bound parameter
 )

@@ -18,6 +18,8 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.database import execute_alone
+from app.core.settings import Settings
 from app.events.catalog import EventData, EventType, encode_data
 from app.events.notifier import notify_after_commit
 from app.events.wire import ENVELOPE_SQL
@@ -106,3 +108,17 @@ async def record_events(
             )
     notify_after_commit(session, branch, rows)
     return seqs
+
+
+_CURRENT_SEQ = text("SELECT event_seq FROM branches WHERE code = :branch")
+
+
+async def current_seq(session: AsyncSession, branch: str) -> int | None:
+    """The seq of the branch's latest committed event (None: no such branch)."""
+    return (await session.execute(_CURRENT_SEQ, {"branch": branch})).scalar_one_or_none()
+
+
+async def current_seq_alone(session: AsyncSession, branch: str, settings: Settings) -> int | None:
+    """`current_seq` in one round trip, outside any transaction (no BEGIN, no COMMIT)."""
+    rows = await execute_alone(session, _CURRENT_SEQ, {"branch": branch}, settings)
+    return rows[0][0] if rows else None

@@ -62,16 +62,15 @@ _REQUEUE_AFTER = "(SELECT requeue_after FROM near_branch)"
 
 def near_front_cte(
     services: str = "CAST(:services AS text[])",
-    requeue_after: str = _REQUEUE_AFTER,
-    leaving: str | None = None,
+    tickets: str = "tickets",
+    counters: str = "counters",
 ) -> str:
     """The CTE `front`: the first `notify_ahead + 1` waiting tickets of each type in
     `services` (SQL for a text[]), in calling order (`type_order_sql`, limited: a bounded sort),
-    numbered within the type by the same key's parts (`ahead`). `requeue_after` is SQL for the
-    grace of held re-queued tickets, `leaving` SQL for the id of a ticket that no longer
-    waits (the one the statement itself calls). Needs the CTEs `near_branch` and
-    `type_cutoffs`; parameters :branch and :now."""
-    not_leaving = f"AND t.id IS DISTINCT FROM {leaving}" if leaving else ""
+    numbered within the type by the same key's parts (`ahead`), read from the relations
+    `tickets` and `counters` (the tables by default; `next` passes them as its call leaves
+    them: app/counters/next_statement.py). Needs the CTEs `near_branch` and `type_cutoffs`;
+    parameters :branch and :now."""
     return f"""
     front AS MATERIALIZED (
         SELECT top.id, top.number, top.service, top.priority, top.near_notified_at, top.lane,
@@ -85,14 +84,13 @@ def near_front_cte(
         CROSS JOIN LATERAL (
             SELECT t.id, t.number, t.service, t.priority, t.near_notified_at, t.queued_at,
                    t.issued_at, t.seq,
-                   {effective_lane_sql(requeue_after)} AS lane,
+                   {effective_lane_sql(_REQUEUE_AFTER, counters)} AS lane,
                    {OVERDUE_SQL} AS overdue,
                    {PRIORITY_SQL} AS prio
-            FROM tickets t
+            FROM {tickets} t
             {TYPE_CUTOFFS_JOIN}
             WHERE t.branch = :branch AND t.service = svc.code AND t.status = 'waiting'
-                  {not_leaving}
-            ORDER BY {type_order_sql(requeue_after)}
+            ORDER BY {type_order_sql(_REQUEUE_AFTER, counters)}
             LIMIT coalesce((SELECT notify_ahead + 1 FROM near_branch), 0)
         ) AS top
     )"""  # noqa: S608 - constant fragments

@@ -1,6 +1,6 @@
 """Turn is near, checked after the change committed: for `next`, which makes its call in one
 autocommitted statement (app/counters/next_call.py), and tells the tickets its call brought near
-in a second one, only when there are any.
+in two more, only when there are any: the hall read for their estimates, and the telling.
 
 `record_near` (near.py) runs inside the changing transaction, after its `record_events`: holding
 the branch row, its read sees everything committed before it. Here the change is committed
@@ -8,7 +8,8 @@ already, so what the check needs is a read whose snapshot comes after that commi
 changing statement's own read, when it knows that nothing else committed between its snapshot and
 its commit (its caller's business: `next` compares the branch's event seq), or `NEAR_READ_SQL`,
 run after it. Then `NEAR_TELL_SQL` marks those still waiting and untold and records their
-`ticket.near` with the estimates computed here from the hall that read gave.
+`ticket.near` with the estimates computed here from the hall read after the commit
+(`NEAR_READ_SQL`'s own, or `hall_after_commit`'s): never a hall patched to look as it will.
 
 A crash between the change and the telling leaves those tickets untold until the next change of
 their type, as for a ticket that time alone brings near (docs/decisions.md, "next in one round
@@ -25,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import execute_alone
+from app.core.partitions import live_dates_sql
 from app.core.settings import Settings
 from app.events.catalog import EventType, encode_data
 from app.events.notifier import notify_after_commit
@@ -38,7 +40,7 @@ from app.queue.near import (
     near_front_cte,
     untold,
 )
-from app.queue.service import HALL_COLUMNS, HALL_CTE, hall_from_row, hall_params
+from app.queue.service import HALL_COLUMNS, HALL_CTE, HALL_SQL, hall_from_row, hall_params
 
 # The untold front of the types in :services (`untold`, and how many: `near_count`) and, only
 # if there are any, the hall for their estimates (`HALL_COLUMNS`, NULL otherwise). Reads only.
@@ -51,7 +53,10 @@ NEAR_READ_SQL = text(
     SELECT untold.tickets AS untold, coalesce(json_array_length(untold.tickets), 0) AS near_count,
            hall.*
     FROM (SELECT {UNTOLD_JSON} AS tickets) AS untold
-    LEFT JOIN LATERAL (SELECT {HALL_COLUMNS} WHERE untold.tickets IS NOT NULL) AS hall ON TRUE
+    LEFT JOIN LATERAL (
+        SELECT {HALL_COLUMNS} WHERE untold.tickets IS NOT NULL
+        OFFSET 0  -- not pulled up into the join: the hall is read only where the filter holds
+    ) AS hall ON TRUE
     """  # noqa: S608 - constant fragments; every value is a bound parameter
 )
 
@@ -77,7 +82,7 @@ NEAR_TELL_SQL = text(
              AS g(id, data, ord)
     ),
     claimed AS (
-        SELECT t.id FROM told JOIN tickets t ON t.id = told.id
+        SELECT t.id FROM told JOIN tickets t ON t.id = told.id AND {live_dates_sql("t")}
         WHERE t.branch = :branch AND t.status = 'waiting' AND t.near_notified_at IS NULL
         FOR UPDATE OF t SKIP LOCKED
     ),
@@ -118,6 +123,16 @@ async def tell_near(
     logged = zip(row.logged_seqs or [], row.logged_envelopes or [], strict=True)
     notify_after_commit(session, branch, list(logged))
     await session.commit()
+
+
+async def hall_after_commit(
+    session: AsyncSession, branch: str, now: datetime, settings: Settings
+) -> Hall:
+    """The hall for the estimates of tickets a committed change brought near: `HALL_SQL`, in
+    a statement of its own (one round trip)."""
+    row = (await execute_alone(session, HALL_SQL, hall_params(branch, now, settings), settings))[0]
+    await session.commit()
+    return hall_from_row(row, settings).hall
 
 
 async def check_near(

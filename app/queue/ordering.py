@@ -149,19 +149,24 @@ def choose_next(
 # `t` is a waiting ticket, `s` its business type. Parameters: :branch, :now, :requeue_after, and
 # :profile (text[]) where the counter matters.
 
-# Calls made by the counters that serve t's type; compared with the count when t was re-queued.
-_CALLS_BY_SERVING_COUNTERS = (
-    "(SELECT coalesce(sum(c.calls), 0) FROM counters c"
-    " WHERE c.branch = t.branch AND t.service = ANY(c.services))"
-)
+
+def _calls_by_serving_counters(counters: str) -> str:
+    """Calls made by the counters that serve t's type; compared with the count when t was
+    re-queued."""
+    return (
+        f"(SELECT coalesce(sum(c.calls), 0) FROM {counters} c"
+        " WHERE c.branch = t.branch AND t.service = ANY(c.services))"
+    )
 
 
-def effective_lane_sql(requeue_after: str = ":requeue_after") -> str:
+def effective_lane_sql(requeue_after: str = ":requeue_after", counters: str = "counters") -> str:
     """`effective_lane` in SQL; `requeue_after` is the SQL that gives the branch's grace
-    (a bound parameter by default, or e.g. a column of a joined branches row)."""
+    (a bound parameter by default, or e.g. a column of a joined branches row), `counters` the
+    relation the calls are counted in (the table, or `next`'s counters as its call leaves them:
+    app/counters/next_statement.py)."""
     return (
         f"CASE WHEN t.lane = {LANE_HELD}"
-        f" AND {_CALLS_BY_SERVING_COUNTERS} - t.requeue_base >= {requeue_after}"
+        f" AND {_calls_by_serving_counters(counters)} - t.requeue_base >= {requeue_after}"
         f" THEN {LANE_FRONT} ELSE t.lane END"
     )
 
@@ -210,11 +215,11 @@ PRIORITY_SQL = (
 )
 
 
-def type_order_sql(requeue_after: str = ":requeue_after") -> str:
+def type_order_sql(requeue_after: str = ":requeue_after", counters: str = "counters") -> str:
     """The key without the profile position: the order within one business type.
-    `requeue_after` as for `effective_lane_sql`."""
+    `requeue_after` and `counters` as for `effective_lane_sql`."""
     return (
-        f"{effective_lane_sql(requeue_after)}, {OVERDUE_SQL}, {PRIORITY_SQL},"
+        f"{effective_lane_sql(requeue_after, counters)}, {OVERDUE_SQL}, {PRIORITY_SQL},"
         " t.queued_at, t.issued_at, t.seq, t.id"
     )
 
@@ -232,13 +237,12 @@ CALLING_ORDER_SQL = (
 
 
 def pick_next_cte(when: str = "TRUE") -> str:
-    """The CTE `picked`: the ticket counter :counter (profile :profile) calls next, locked, with
-    its effective lane and whether it is overdue as the calling order saw them; none unless
-    `when` (SQL) holds. Parameters: :branch, :counter, :profile, :now, :requeue_after, and
-    the CTE `type_cutoffs`."""
+    """The CTE `picked`: the id of the ticket counter :counter (profile :profile) calls next,
+    locked; none unless `when` (SQL) holds. Parameters: :branch, :counter, :profile, :now,
+    :requeue_after, and the CTE `type_cutoffs`."""
     return f"""
     picked AS (
-        SELECT t.id, t.business_date, {EFFECTIVE_LANE_SQL} AS lane, {OVERDUE_SQL} = 0 AS overdue
+        SELECT t.id, t.business_date
         FROM tickets t
         {TYPE_CUTOFFS_JOIN}
         WHERE t.branch = :branch

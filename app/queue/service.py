@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -25,13 +25,10 @@ from app.queue.estimate import (
     estimate_wait,
 )
 from app.queue.ordering import (
-    LANE_FRONT,
-    LANE_HELD,
     OVERDUE_SQL,
     POSITION_OF_SQL,
     TYPE_CUTOFFS_CTE,
     TYPE_CUTOFFS_JOIN,
-    Rank,
     class_rank,
     effective_lane_sql,
 )
@@ -80,8 +77,9 @@ async def position_of(
 # (`HALL_CTE`). The branch row and the business types with their overdue cutoffs (`type_cutoffs`,
 # the calling order's own, also for the history) are read once, materialised, not once per
 # waiting ticket. `HALL_COLUMNS` is a select list, so that issuing a ticket reads the hall in its
-# own statement. Parameters: :branch, :now, :ticket_id, :n, :rate_window_s. Composed from
-# constant fragments only; every value is a bound parameter.
+# own statement (`next` reads it with `load_hall`, after its commit: app/counters/next_call.py).
+# Parameters: :branch, :now, :ticket_id, :n, :rate_window_s. Composed from constant fragments
+# only; every value is a bound parameter.
 HALL_CTE = f"""
     hall_branch AS MATERIALIZED (SELECT requeue_after FROM branches WHERE code = :branch),
     {TYPE_CUTOFFS_CTE}"""  # noqa: S608 - constant fragments
@@ -136,7 +134,7 @@ HALL_COLUMNS = f"""
          GROUP BY r.priority
        ) AS i) AS hall_issued
 """  # noqa: S608
-_HALL_SQL = text(f"WITH {HALL_CTE} SELECT {HALL_COLUMNS}")
+HALL_SQL = text(f"WITH {HALL_CTE} SELECT {HALL_COLUMNS}")
 
 
 @dataclass(frozen=True)
@@ -195,53 +193,6 @@ def hall_from_row(row: Any, settings: Settings) -> HallNow:
     return HallNow(hall, mine)
 
 
-@dataclass(frozen=True)
-class CallMade:
-    """A call the hall was read without (the statement that made it read the hall too): the
-    counter, the called ticket's type and rank as the calling order saw them, the ticket the
-    call completed (its type and counter time), and held re-queued tickets the call released to the
-    front lane (their type, overdue flag and priority)."""
-
-    counter: str
-    service: str
-    rank: Rank
-    completed: tuple[str, float] | None = None
-    released: tuple[tuple[str, bool, str], ...] = ()
-
-
-def hall_after_call(hall: Hall, call: CallMade, history_limit: int) -> Hall:
-    """`hall` as a read after `call` would find it: the called ticket waits no more, its
-    counter has just called it, the completed ticket is the newest of its type's history, and
-    the released tickets wait in the front lane."""
-    counts = {(g.service, g.rank): g.count for g in hall.waiting}
-
-    def move(service: str, rank: Rank, by: int) -> None:
-        counts[(service, rank)] = counts.get((service, rank), 0) + by
-
-    move(call.service, call.rank, -1)
-    for service, overdue, priority in call.released:
-        move(service, class_rank(LANE_HELD, overdue, priority), -1)
-        move(service, class_rank(LANE_FRONT, overdue, priority), +1)
-    counters = tuple(
-        replace(c, current_service=call.service, elapsed_s=0.0) if c.code == call.counter else c
-        for c in hall.counters
-    )
-    history = dict(hall.history)
-    if call.completed is not None:
-        service, handling_s = call.completed
-        before = history.get(service, TypeHistory())
-        newest = (handling_s, *before.handling_s)[:history_limit]
-        history[service] = replace(before, handling_s=newest)
-    # A copy with its other fields as they are, and without the old means (the history moved).
-    return replace(
-        hall,
-        counters=counters,
-        waiting=tuple(WaitingGroup(s, r, n) for (s, r), n in counts.items() if n > 0),
-        history=history,
-        _means={},
-    )
-
-
 def hall_params(
     branch: str, now: datetime, settings: Settings, ticket_id: uuid.UUID | None = None
 ) -> dict[str, Any]:
@@ -261,7 +212,7 @@ async def load_hall(
     settings: Settings,
     ticket_id: uuid.UUID | None = None,
 ) -> HallNow:
-    row = (await session.execute(_HALL_SQL, hall_params(branch, now, settings, ticket_id))).one()
+    row = (await session.execute(HALL_SQL, hall_params(branch, now, settings, ticket_id))).one()
     return hall_from_row(row, settings)
 
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.branches.hours import Schedule
 from app.branches.models import Branch
 from app.branches.service import get_branch, schedule_of
 from app.core.errors import unprocessable
-from app.reports import rollups
-from app.reports.figures import Window, day_parts
+from app.events.shared_reads import SharedReads
+from app.reports.parts import days_parts
 from app.reports.schemas import (
     BranchesReport,
     BranchRow,
@@ -63,30 +61,6 @@ def parse_period(first: str, last: str, today: date) -> Period:
     return period
 
 
-async def period_parts(
-    session: AsyncSession, branch: str, period: Period, schedule: Schedule, now: datetime
-) -> list[Any]:
-    """The parts of every day of the period: rolled up where the day is final (rolling up
-    the final days not rolled up yet), from the history after the last final day."""
-    through = min(await rollups.final_through(session, branch, now), period.last)
-    parts: list[Any] = []
-    if through >= period.first:
-        built = await rollups.rolled_up_days(session, branch, period.first, through)
-        missing = [
-            period.first + timedelta(days=n)
-            for n in range((through - period.first).days + 1)
-            if period.first + timedelta(days=n) not in built
-        ]
-        if missing:
-            await rollups.build_rollups(session, branch, missing, schedule, now)
-        parts += await rollups.rolled_up_parts(session, branch, period.first, through)
-    live_from = max(period.first, through + timedelta(days=1))
-    if live_from <= period.last:
-        window = Window.of(live_from, period.last, schedule, now)
-        parts += [p for p in await day_parts(session, branch, window) if p.scope != "hour"]
-    return parts
-
-
 def totals(tally: Tally) -> Totals:
     return Totals(
         issued=tally.issued,
@@ -120,13 +94,18 @@ def day_rows(tallies: Tallies, period: Period) -> list[DayRow]:
 
 
 async def period_report(
-    session: AsyncSession, branch_code: str, first: str, last: str, now: datetime
+    session: AsyncSession,
+    branch_code: str,
+    first: str,
+    last: str,
+    now: datetime,
+    reads: SharedReads | None = None,
 ) -> PeriodReport:
     branch = await get_branch(session, branch_code)
     timezone, schedule = branch.timezone, schedule_of(branch)
     period = parse_period(first, last, schedule.business_date(now))
     config = await branch_config(session, branch_code)
-    parts = await period_parts(session, branch_code, period, schedule, now)
+    parts = await days_parts(session, branch_code, period.first, period.last, schedule, now, reads)
     await session.rollback()  # nothing more to write
     tallies = Tallies.of(parts, config.targets)
     rows = report_rows(tallies, config)
@@ -161,7 +140,7 @@ async def branches_report(
     rows = []
     for code, name, timezone, schedule in branches:
         config = await branch_config(session, code)
-        parts = await period_parts(session, code, period, schedule, now)
+        parts = await days_parts(session, code, period.first, period.last, schedule, now)
         tallies = Tallies.of(parts, config.targets)
         rows.append(
             BranchRow(

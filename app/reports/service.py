@@ -28,7 +28,10 @@ from app.core.errors import unprocessable
 from app.core.vocabulary import sql_list
 from app.counters.models import Counter
 from app.events.catalog import TICKET_SERVICE, EventType
+from app.events.shared_reads import SharedReads
+from app.reports import rollups
 from app.reports.figures import Window, day_parts
+from app.reports.parts import live_parts
 from app.reports.schemas import (
     CounterRow,
     DailyReport,
@@ -150,15 +153,32 @@ def hour_rows(tallies: Tallies) -> list[HourRow]:
     return hours
 
 
+def _figures(day: date, tallies: Tallies, config: Config) -> DayFigures:
+    rows = report_rows(tallies, config)
+    return DayFigures(date=day, services=rows.services, counters=rows.counters, staff=rows.staff)
+
+
 async def _day(
     session: AsyncSession, branch: str, day: date, schedule: Schedule, now: datetime,
-    config: Config,
+    config: Config, reads: SharedReads | None,
 ) -> tuple[DayFigures, Tallies]:  # fmt: skip
+    """The day's figures and tallies (hours included), from the history."""
     window = Window.of(day, day, schedule, now)
-    tallies = Tallies.of(await day_parts(session, branch, window), config.targets)
-    rows = report_rows(tallies, config)
-    figures = DayFigures(date=day, services=rows.services, counters=rows.counters, staff=rows.staff)
-    return figures, tallies
+    tallies = Tallies.of(await live_parts(reads, session, branch, window, now), config.targets)
+    return _figures(day, tallies, config), tallies
+
+
+async def _final_day(
+    session: AsyncSession, branch: str, day: date, schedule: Schedule, now: datetime,
+    config: Config,
+) -> DayFigures:  # fmt: skip
+    """The day's figures without its hours: from its rollup if a period report has rolled it up
+    (a daily report does not build rollups: its week-old day may be older than the history)."""
+    if day in await rollups.rolled_up_days(session, branch, day, day):
+        parts = await rollups.rolled_up_parts(session, branch, day, day)
+    else:
+        parts = await day_parts(session, branch, Window.of(day, day, schedule, now))
+    return _figures(day, Tallies.of(parts, config.targets), config)
 
 
 def parse_report_date(value: str | None, today: date) -> date:
@@ -176,14 +196,18 @@ def parse_report_date(value: str | None, today: date) -> date:
 
 
 async def daily_report(
-    session: AsyncSession, branch_code: str, day: str | None, now: datetime
+    session: AsyncSession,
+    branch_code: str,
+    day: str | None,
+    now: datetime,
+    reads: SharedReads | None = None,
 ) -> DailyReport:
     branch = await get_branch(session, branch_code)
     timezone, schedule = branch.timezone, schedule_of(branch)
     report_day = parse_report_date(day, schedule.business_date(now))
     config = await branch_config(session, branch_code)
-    figures, tallies = await _day(session, branch_code, report_day, schedule, now, config)
-    last_week, _ = await _day(
+    figures, tallies = await _day(session, branch_code, report_day, schedule, now, config, reads)
+    last_week = await _final_day(
         session, branch_code, report_day - timedelta(days=7), schedule, now, config
     )
     window = Window.of(report_day, report_day, schedule, now)
@@ -204,14 +228,19 @@ async def daily_report(
 
 
 async def staff_tally(
-    session: AsyncSession, branch_code: str, staff: str, day: str | None, now: datetime
+    session: AsyncSession,
+    branch_code: str,
+    staff: str,
+    day: str | None,
+    now: datetime,
+    reads: SharedReads | None = None,
 ) -> StaffTally:
     """One clerk's row of the daily report (zeros if they did nothing that day)."""
     branch = await get_branch(session, branch_code)
     schedule = schedule_of(branch)
     report_day = parse_report_date(day, schedule.business_date(now))
     config = await branch_config(session, branch_code)
-    figures, _ = await _day(session, branch_code, report_day, schedule, now, config)
+    figures, _ = await _day(session, branch_code, report_day, schedule, now, config, reads)
     await session.rollback()
     row = next((r for r in figures.staff if r.staff == staff), None)
     if row is None:

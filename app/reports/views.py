@@ -87,7 +87,8 @@ async def daily_report(
     expiries, waits, service times, share within target, ratings and satisfaction; counters'
     utilisation, clerks' time signed in; the same day last week; waits hour by hour.
     Definitions: docs/reports.md."""
-    report = await service.daily_report(session, branch, day, request.app.state.clock.now())
+    state = request.app.state
+    report = await service.daily_report(session, branch, day, state.clock.now(), state.shared_reads)
     if format == "json":
         return report
     name = f"hallq-{branch}-{report.date.isoformat()}"
@@ -110,7 +111,9 @@ async def period_report(
     counts, the 90th percentile over every wait), the days one by one, and the total.
     Definitions: docs/reports.md."""
     now = request.app.state.clock.now()
-    report = await period.period_report(session, branch, first, last, now)
+    report = await period.period_report(
+        session, branch, first, last, now, request.app.state.shared_reads
+    )
     if format == "json":
         return report
     name = f"hallq-{branch}-{report.from_.isoformat()}-{report.to.isoformat()}"
@@ -157,4 +160,6 @@ async def staff_tally(
     if principal.role is Role.CLERK and principal.staff != staff:
         raise forbidden("a clerk token may read its own clerk's figures only")
     now = request.app.state.clock.now()
-    return await service.staff_tally(session, branch, staff, day, now)
+    return await service.staff_tally(
+        session, branch, staff, day, now, request.app.state.shared_reads
+    )

@@ -25,8 +25,9 @@ from app.core.config_cache import CHANNEL as CONFIG_CHANNEL
 from app.core.config_cache import ConfigCache
 from app.core.dedicated import DedicatedConnector, keep_connected
 from app.events.notifier import CHANNEL
+from app.events.service import current_seq
 from app.events.wire import Notified, parse_notification
-from app.stream.service import StreamEvent, current_seq, event_from_notification, events_after
+from app.stream.service import StreamEvent, event_from_notification, events_after
 
 log = logging.getLogger("hallq.stream")
 

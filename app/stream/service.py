@@ -1,8 +1,8 @@
 """What the stream sends: snapshots and events, read from the database and encoded once.
 
-A snapshot and the seq it is valid at are read in one REPEATABLE READ transaction, so the
-snapshot includes exactly the events up to that seq: `event_seq` is bumped in the same
-transaction as every change it numbers.
+A snapshot and the seq it is valid at are read in one REPEATABLE READ transaction
+(app/hall/shared_view.py), so the snapshot includes exactly the events up to that seq:
+`event_seq` is bumped in the same transaction as every change it numbers.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.settings import Settings
+from app.events.service import current_seq
+from app.events.shared_reads import SharedReads
 from app.events.wire import ENVELOPE_SQL, Notified
-from app.hall.service import queue_view
+from app.hall.shared_view import shared_seq_view
 
 
 @dataclass(frozen=True)
@@ -59,23 +61,14 @@ async def events_after(
     return [StreamEvent(branch, seq, envelope) for seq, envelope in rows]
 
 
-_CURRENT_SEQ = text("SELECT event_seq FROM branches WHERE code = :branch")
-
-
-async def current_seq(session: AsyncSession, branch: str) -> int | None:
-    return (await session.execute(_CURRENT_SEQ, {"branch": branch})).scalar_one_or_none()
-
-
 async def snapshot_message(
-    session: AsyncSession, branch: str, now: datetime, settings: Settings
+    session: AsyncSession, branch: str, now: datetime, settings: Settings, reads: SharedReads
 ) -> tuple[int, str]:
-    """The snapshot message and its seq. `session` must not have begun a transaction."""
-    async with session.begin():
-        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        seq = await current_seq(session, branch) or 0
-        view = await queue_view(session, branch, now, settings)
-    message = encode_message({"type": "snapshot", "seq": seq, "data": view.model_dump(mode="json")})
-    return seq, message
+    """The snapshot message and its seq: the queue view exactly as of that seq, shared with the
+    branch's other clients (app/hall/shared_view.py)."""
+    shared = await shared_seq_view(reads, session, branch, now, settings)
+    data = shared.json().decode()
+    return shared.seq, f'{{"type":"snapshot","seq":{shared.seq},"data":{data}}}'
 
 
 async def replay_after(

@@ -113,8 +113,9 @@ async def _send(websocket: WebSocket, message: str, settings: Settings) -> None:
 
 async def _send_snapshot(websocket: WebSocket, branch: str, settings: Settings) -> int:
     async with websocket.app.state.sessionmaker() as session:
+        state = websocket.app.state
         seq, message = await snapshot_message(
-            session, branch, websocket.app.state.clock.now(), settings
+            session, branch, state.clock.now(), settings, state.shared_reads
         )
     await _send(websocket, message, settings)
     return seq

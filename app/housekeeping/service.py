@@ -4,9 +4,11 @@ business days, forgets old issue-rate counts and Idempotency-Key claims, makes t
 tables' weekly partitions ahead (app/core/partitions.py), and removes history older than
 `HALLQ_HISTORY_DAYS` (app/retention).
 
-Every step is safe to run from several processes at once (a close-out claims its day's row,
-alerts take a per-branch advisory lock, app/alerts/service.py), so a process that dies simply
-stops taking part.
+Each interval, one process runs the round: the first that finds it due claims it
+(`claim_turn`), so the surveys over every branch are made once per interval for the whole
+deployment, not once per process. Every step is safe to run from several processes at once
+anyway (a close-out claims its day's row, alerts take a per-branch advisory lock,
+app/alerts/service.py), and a process that dies simply stops claiming.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import time
 from datetime import UTC, date, datetime
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.service import evaluate_all_branches
@@ -32,6 +35,29 @@ from app.tickets.rate_limit import forget_old_counts_and_claims
 log = logging.getLogger("hallq.housekeeping")
 
 RETENTION_EVERY_S = 600.0
+
+# The round is due once `interval` has (nearly) passed since any process started one. The
+# database's clock, not the injected one: this paces processes in real time. A process whose
+# timer fires a little early still finds its own round due (0.8).
+_CLAIM_TURN = text(
+    """
+    INSERT INTO housekeeping_turns AS h (name, started_at)
+    VALUES (:name, statement_timestamp())
+    ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at
+    WHERE h.started_at <= statement_timestamp() - make_interval(secs => :gap_s)
+       OR h.started_at > statement_timestamp()
+    RETURNING 1
+    """
+)
+
+
+async def claim_turn(
+    sessionmaker: async_sessionmaker[AsyncSession], name: str, interval_s: float
+) -> bool:
+    """True if this process is to run round `name` now: none started one for a while."""
+    async with sessionmaker() as session, session.begin():
+        claimed = await session.execute(_CLAIM_TURN, {"name": name, "gap_s": 0.8 * interval_s})
+        return claimed.first() is not None
 
 
 class RetentionPace:
@@ -105,7 +131,8 @@ async def run_housekeeping(
     retention, partitions = RetentionPace(history_days), PartitionPace()
     while True:
         try:
-            await housekeeping_round(sessionmaker, clock, retention, partitions)
+            if await claim_turn(sessionmaker, "round", interval_s):
+                await housekeeping_round(sessionmaker, clock, retention, partitions)
             if failures:
                 log.info("housekeeping recovered after %d failed round(s)", failures)
             failures = 0
