@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
+from app.core.partitions import PARTITIONED, week_start
 from app.queue.ordering import PICK_NEXT_SQL
 from bench import pg as pgmod
 from bench import sql
@@ -107,6 +108,12 @@ def explain(bench: Bench, branch: str) -> None:
 def load_history(bench: Bench, branch: str, count: int, last_day: date) -> None:
     base = int(bench.fetch("SELECT event_seq FROM branches WHERE code = $1", branch)[0][0])
     per_day = 1000
+    # The weeks it spans, as housekeeping would have made them over the years: the history
+    # lies in weekly partitions, not in the default one.
+    first_week = week_start(last_day - timedelta(days=-(-count // per_day) + 1))
+    weeks = range(0, (week_start(last_day) - first_week).days + 1, 7)
+    bench.sql(*(table.partition_of_sql(first_week + timedelta(days=d))
+                for table in PARTITIONED for d in weeks))  # fmt: skip
     chunk = 250_000
     for first in range(0, count, chunk):
         n = min(chunk, count - first)

@@ -138,12 +138,14 @@ def _core_issue_writes(branch: str) -> list[str]:
         " ON CONFLICT (branch, service, business_date)"
         " DO UPDATE SET last_value = seqs.last_value + 1"
         " RETURNING last_value AS seq \\gset",
-        # the ticket insert (ON CONFLICT on the idempotency key, RETURNING the row)
+        # the ticket insert (ON CONFLICT on the idempotency key, unique per business date:
+        # docs/partitioning.md; RETURNING the row)
         "INSERT INTO tickets (id, branch, service, issued_service, business_date, seq, number,"
         " priority, channel, status, issued_at, lane, queued_at)"
         f" VALUES (gen_random_uuid(), {branch}, {service}, {service}, CAST(:day AS date), :seq,"
         f" {number_sql(service, ':seq')}, {priority}, 'kiosk', 'waiting', now(), 1, now())"
-        " ON CONFLICT (branch, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+        " ON CONFLICT (branch, idempotency_key, business_date) WHERE idempotency_key IS NOT NULL"
+        " DO NOTHING"
         " RETURNING id AS tid, number AS num, priority AS prio, service AS svc \\gset",
         # record_events(): the branch row's event_seq and the event row, in one statement
         one_line(

@@ -42,7 +42,7 @@ from app.queue.near import untold
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
 from app.queue.service import HALL_SQL, hall_params
 from app.tickets.models import Ticket
-from app.tickets.service import ticket_ref
+from app.tickets.service import get_ticket, ticket_ref
 from tests.helpers import (
     ADMIN,
     SERVICES,
@@ -323,7 +323,7 @@ async def test_the_counter_view_in_sql_is_counter_out_in_every_state(app, client
             for code, view in rows:
                 counter = await session.get(Counter, ("hz01", code))
                 current = (
-                    await session.get(Ticket, counter.current_ticket_id)
+                    await get_ticket(session, counter.current_ticket_id)
                     if counter.current_ticket_id
                     else None
                 )

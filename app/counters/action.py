@@ -44,7 +44,11 @@ class ActionResult:
 
 async def update_ticket(session: AsyncSession, ticket: Ticket, **values: object) -> None:
     """UPDATE one ticket row; the ORM applies the same values to `ticket` in memory."""
-    await session.execute(update(Ticket).where(Ticket.id == ticket.id).values(**values))
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.business_date == ticket.business_date)
+        .values(**values)
+    )
 
 
 @dataclass

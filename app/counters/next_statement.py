@@ -33,6 +33,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from app.accuracy.service import keep_first_call_sql
+from app.core.partitions import live_dates_sql, older_dates_sql
 from app.core.vocabulary import CounterState, TicketStatus
 from app.counters.announcement import announcement_sql
 from app.events.catalog import EventType
@@ -136,11 +137,20 @@ NEXT_SQL = text(
         WHERE c.branch = :branch AND c.code = :counter
         FOR UPDATE OF c
     ),
-    current AS MATERIALIZED (
-        SELECT t.id, t.status FROM tickets t
-        WHERE t.id = (SELECT current_ticket_id FROM locked)
+    -- The current ticket: in the live weeks, else (a counter left open keeps its ticket over
+    -- days) in the older ones, which are not read when it was found (docs/partitioning.md).
+    current_live AS MATERIALIZED (
+        SELECT t.id, t.business_date, t.status FROM tickets t
+        WHERE t.id = (SELECT current_ticket_id FROM locked) AND {live_dates_sql("t")}
         FOR UPDATE OF t
     ),
+    current_older AS MATERIALIZED (
+        SELECT t.id, t.business_date, t.status FROM tickets t
+        WHERE t.id = (SELECT current_ticket_id FROM locked) AND {older_dates_sql("t")}
+          AND NOT EXISTS (SELECT FROM current_live)
+        FOR UPDATE OF t
+    ),
+    current AS MATERIALIZED (SELECT * FROM current_live UNION ALL SELECT * FROM current_older),
     verdict AS MATERIALIZED (
         SELECT l.name = :counter_name AND l.services = CAST(:profile AS text[])
                AND l.requeue_after = :requeue_after
@@ -163,7 +173,8 @@ NEXT_SQL = text(
             served_at = coalesce(tickets.served_at, tickets.last_called_at, {NOW}),
             finished_at = {NOW}
         FROM current, go
-        WHERE tickets.id = current.id AND current.status IN {_CALL_MAY_COMPLETE}
+        WHERE tickets.id = current.id AND tickets.business_date = current.business_date
+          AND current.status IN {_CALL_MAY_COMPLETE}
         RETURNING tickets.*
     ),
     {pick_next_cte(when="EXISTS (SELECT FROM go)")},

@@ -18,6 +18,8 @@ from app.core.database import Base
 
 
 class BranchEvent(Base):
+    """An event; the table is partitioned by week of `at` in UTC (docs/partitioning.md)."""
+
     __tablename__ = "branch_events"
     __table_args__ = (
         Index(
@@ -26,6 +28,7 @@ class BranchEvent(Base):
             postgresql_where=text("ticket_id IS NOT NULL"),
         ),
         Index("ix_branch_events_branch_type_at", "branch", "type", "at"),
+        {"postgresql_partition_by": "RANGE (at)"},
     )
 
     branch: Mapped[str] = mapped_column(
@@ -33,7 +36,8 @@ class BranchEvent(Base):
     )
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     type: Mapped[str] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The partition key, so part of the primary key (seq alone is unique per branch).
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     ticket_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     counter: Mapped[str | None] = mapped_column(Text)
     staff: Mapped[str | None] = mapped_column(Text)

@@ -72,7 +72,10 @@ _LOG_EVENTS = append_events_sql(
              WITH ORDINALITY AS r(type, ticket_id, counter, staff, data, ord)""",
 )
 _RECORD = text(f"WITH {_LOG_EVENTS} SELECT seq, envelope FROM logged")  # noqa: S608
-_ADD_NOTE = text("UPDATE branch_events SET note = :note WHERE branch = :branch AND seq = :seq")
+# `at` is the partition key: one partition's row.
+_ADD_NOTE = text(
+    "UPDATE branch_events SET note = :note WHERE branch = :branch AND seq = :seq AND at = :at"
+)
 
 
 async def record_events(
@@ -100,7 +103,9 @@ async def record_events(
     seqs = [seq for seq, _envelope in rows]
     for seq, event in zip(seqs, events, strict=True):
         if event.note is not None:  # rare (the service desk): kept out of the shared INSERT
-            await session.execute(_ADD_NOTE, {"note": event.note, "branch": branch, "seq": seq})
+            await session.execute(
+                _ADD_NOTE, {"note": event.note, "branch": branch, "seq": seq, "at": at}
+            )
     notify_after_commit(session, branch, rows)
     return seqs
 

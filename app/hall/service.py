@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.service import active_alerts, alert_out
 from app.branches.hours import Schedule
+from app.core.partitions import live_dates_sql
 from app.core.settings import Settings
 from app.core.vocabulary import TicketStatus
 from app.counters.service import list_counters
@@ -50,6 +51,7 @@ _DAY_BEGAN = (
 _CALLS_OF_TYPE = f"""
     SELECT e.seq, e.at, e.type, e.data, e.ticket_id FROM branch_events e
     WHERE e.branch = :branch AND e.type = {{type}} AND e.at >= {_DAY_BEGAN}
+      AND e.at >= CAST(:now AS timestamptz) - interval '3 days' -- the weeks read (a constant)
     ORDER BY e.at DESC LIMIT :scan"""  # noqa: S608 - constant fragments
 _RECENT_CALLS = text(
     f"""
@@ -59,6 +61,7 @@ _RECENT_CALLS = text(
     JOIN tickets t ON t.id = c.ticket_id
     WHERE t.status <> '{TicketStatus.EXPIRED}'
       AND t.business_date >= (SELECT {_TODAY} FROM branches b WHERE b.code = :branch)
+      AND {live_dates_sql("t")}
     ORDER BY c.seq DESC
     LIMIT :n
     """  # noqa: S608 - constant fragments

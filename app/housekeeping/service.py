@@ -1,7 +1,8 @@
 """Housekeeping, the background task every server process runs: it closes out the business
 days that ended (app/business_day), keeps alerts current, erases the phone numbers of past
-business days, forgets old issue-rate counts and Idempotency-Key claims, and removes history
-older than `HALLQ_HISTORY_DAYS` (app/retention).
+business days, forgets old issue-rate counts and Idempotency-Key claims, makes the history
+tables' weekly partitions ahead (app/core/partitions.py), and removes history older than
+`HALLQ_HISTORY_DAYS` (app/retention).
 
 Each interval, one process runs the round: the first that finds it due claims it
 (`claim_turn`), so the surveys over every branch are made once per interval for the whole
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import UTC, date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.alerts.service import evaluate_all_branches
 from app.business_day.service import close_out_all_branches
 from app.core.clock import Clock
+from app.core.partitions import make_partitions_ahead
 from app.public.limits import forget_old_counts
 from app.public.service import forget_old_joins
 from app.reports.service import erase_expired_phones
@@ -72,11 +75,27 @@ class RetentionPace:
         self._next = time.monotonic() + (0.0 if removed.full_batch else RETENTION_EVERY_S)
 
 
+class PartitionPace:
+    """Partitions are made once a UTC day per process (and at its first round): they are made
+    two weeks ahead, so a missed day costs nothing."""
+
+    def __init__(self) -> None:
+        self.made_on: date | None = None
+
+    def due(self, now: datetime) -> bool:
+        return self.made_on != now.astimezone(UTC).date()
+
+    def made(self, now: datetime) -> None:
+        self.made_on = now.astimezone(UTC).date()
+
+
 async def housekeeping_round(
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: Clock,
     retention: RetentionPace | None = None,
+    partitions: PartitionPace | None = None,
 ) -> None:
+    """One round; without `partitions`, partitions are checked every round."""
     # First the close-out, so that alerts and erasure see the new day's hall.
     await close_out_all_branches(sessionmaker, clock)
     await evaluate_all_branches(sessionmaker, clock)
@@ -90,6 +109,13 @@ async def housekeeping_round(
         await forget_old_counts(session, clock.now())
     async with sessionmaker() as session:
         await forget_old_joins(session, clock.now())
+    if partitions is None or partitions.due(clock.now()):
+        async with sessionmaker() as session:
+            made = await make_partitions_ahead(session, clock.now())
+        if made:
+            log.info("housekeeping: made partitions %s", ", ".join(made))
+        if partitions is not None:
+            partitions.made(clock.now())
     if retention is not None and retention.due():
         retention.ran(await remove_old_history(sessionmaker, clock.now(), retention.history_days))
 
@@ -102,11 +128,11 @@ async def run_housekeeping(
 ) -> None:
     """A round every `interval_s` until cancelled; database outages are logged and outlived."""
     failures = 0
-    retention = RetentionPace(history_days)
+    retention, partitions = RetentionPace(history_days), PartitionPace()
     while True:
         try:
             if await claim_turn(sessionmaker, "round", interval_s):
-                await housekeeping_round(sessionmaker, clock, retention)
+                await housekeeping_round(sessionmaker, clock, retention, partitions)
             if failures:
                 log.info("housekeeping recovered after %d failed round(s)", failures)
             failures = 0

@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.partitions import live_dates_sql
 from app.core.settings import Settings
 from app.core.vocabulary import Priority
 from app.events.catalog import TicketNear, TicketRef
@@ -96,13 +97,13 @@ def near_front_cte(
 
 
 # Mark the tickets of the CTE `claimed` (ids, locked) as told, returning their ids.
-MARK_CLAIMED_CTE = """
+MARK_CLAIMED_CTE = f"""
     marked AS (
         UPDATE tickets SET near_notified_at = CAST(:now AS timestamptz)
         FROM claimed
-        WHERE tickets.id = claimed.id
+        WHERE tickets.id = claimed.id AND {live_dates_sql("tickets")}
         RETURNING tickets.id
-    )"""
+    )"""  # noqa: S608 - a constant fragment
 
 # The tickets of `front` not told yet, as JSON: [id, number, service, priority, ahead, lane,
 # overdue] each, by type and place (`near_candidates` reads them).
@@ -125,7 +126,7 @@ NEAR_SQL = text(
         -- and while this transaction holds the branch row nobody commits a change of status
         -- (every such change records its event under that lock first); a row someone is
         -- changing now is locked, and skipped.
-        SELECT t.id FROM front JOIN tickets t ON t.id = front.id
+        SELECT t.id FROM front JOIN tickets t ON t.id = front.id AND {live_dates_sql("t")}
         WHERE front.near_notified_at IS NULL AND t.near_notified_at IS NULL
         FOR UPDATE OF t SKIP LOCKED
     ),

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import execute_alone
+from app.core.partitions import live_dates_sql
 from app.core.settings import Settings
 from app.events.catalog import EventType, encode_data
 from app.events.notifier import notify_after_commit
@@ -81,7 +82,7 @@ NEAR_TELL_SQL = text(
              AS g(id, data, ord)
     ),
     claimed AS (
-        SELECT t.id FROM told JOIN tickets t ON t.id = told.id
+        SELECT t.id FROM told JOIN tickets t ON t.id = told.id AND {live_dates_sql("t")}
         WHERE t.branch = :branch AND t.status = 'waiting' AND t.near_notified_at IS NULL
         FOR UPDATE OF t SKIP LOCKED
     ),

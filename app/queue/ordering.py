@@ -37,6 +37,7 @@ from sqlalchemy import text
 
 from app.accuracy.service import keep_first_call_sql
 from app.branches.hours import Schedule
+from app.core.partitions import live_dates_sql
 from app.core.vocabulary import Priority
 
 # Priority classes, first called first.
@@ -197,9 +198,11 @@ def type_cutoffs_cte(branches: str = "s.branch = :branch") -> str:
 
 TYPE_CUTOFFS_CTE = type_cutoffs_cte()
 # `t` waits for type `tc`: the one definition of a waiting ticket, business day included.
+# The constant lower bound on the date lets PostgreSQL read only the live partitions
+# (app/core/partitions.py); the type's own business date is never earlier.
 WAITING_FOR_TYPE = (
     "t.branch = tc.branch AND t.service = tc.code AND t.status = 'waiting'"
-    " AND t.business_date >= tc.business_date"
+    f" AND t.business_date >= tc.business_date AND {live_dates_sql('t')}"
 )
 TYPE_CUTOFFS_JOIN = f"JOIN type_cutoffs tc ON {WAITING_FOR_TYPE}"
 # 0 for an overdue ticket, else 1.
@@ -239,7 +242,7 @@ def pick_next_cte(when: str = "TRUE") -> str:
     :requeue_after, and the CTE `type_cutoffs`."""
     return f"""
     picked AS (
-        SELECT t.id
+        SELECT t.id, t.business_date
         FROM tickets t
         {TYPE_CUTOFFS_JOIN}
         WHERE t.branch = :branch
@@ -267,7 +270,8 @@ def claim_picked_sql(staff: str = ":staff") -> str:
         target_counter = NULL,
         requeue_base = NULL
     FROM picked
-    WHERE tickets.id = picked.id"""
+    WHERE tickets.id = picked.id AND tickets.business_date = picked.business_date
+      AND {live_dates_sql("tickets")}"""
 
 
 # A first call's wait is kept beside the ticket's quote by the same statement
@@ -324,7 +328,7 @@ WAITING_PAGE_SQL = text(
     SELECT t.*, page.position, page.lane AS effective_lane, page.overdue, total.total
     FROM (SELECT count(*) AS total FROM ranked) AS total
     LEFT JOIN page ON TRUE
-    LEFT JOIN tickets t ON t.id = page.id
+    LEFT JOIN tickets t ON t.id = page.id AND {live_dates_sql("t")}
     ORDER BY page.ord
     """
 )

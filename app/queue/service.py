@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.partitions import live_dates_sql, recent_dates_sql
 from app.core.settings import Settings
 from app.queue.estimate import (
     RATE_WINDOW_S,
@@ -88,7 +89,8 @@ HALL_COLUMNS = f"""
                   extract(epoch FROM CAST(:now AS timestamptz)
                                      - coalesce(t.last_called_at, t.called_at)))
               ORDER BY c.code), '[]')
-       FROM counters c LEFT JOIN tickets t ON t.id = c.current_ticket_id
+       FROM counters c
+       LEFT JOIN tickets t ON t.id = c.current_ticket_id AND {live_dates_sql("t")}
        WHERE c.branch = :branch AND c.state IN ('open', 'paused')) AS hall_counters,
       (SELECT coalesce(json_agg(json_build_array(g.service, g.lane, g.overdue, g.priority,
                                                  g.n, g.mine)), '[]')
@@ -111,6 +113,7 @@ HALL_COLUMNS = f"""
                   AS handling_s
          FROM tickets t
          WHERE t.branch = :branch AND t.service = tc.code AND t.status = 'done'
+           AND {recent_dates_sql("t")}
          ORDER BY t.finished_at DESC
          LIMIT :n
        ) AS r) AS hall_history,
@@ -124,7 +127,7 @@ HALL_COLUMNS = f"""
            SELECT t.priority,
                   extract(epoch FROM CAST(:now AS timestamptz) - t.issued_at) AS age_s
            FROM tickets t
-           WHERE t.branch = :branch AND t.issued_service = tc.code
+           WHERE t.branch = :branch AND t.issued_service = tc.code AND {recent_dates_sql("t")}
            ORDER BY t.business_date DESC, t.seq DESC
            LIMIT :n
          ) AS r

@@ -89,8 +89,12 @@ async def _issue_config(session: AsyncSession, branch: str, service: str) -> Iss
 
 
 async def _by_idempotency_key(session: AsyncSession, branch: str, key: str) -> Ticket | None:
+    # The newest: the key is unique per business date only (docs/partitioning.md).
     return await session.scalar(
-        select(Ticket).where(Ticket.branch == branch, Ticket.idempotency_key == key)
+        select(Ticket)
+        .where(Ticket.branch == branch, Ticket.idempotency_key == key)
+        .order_by(Ticket.business_date.desc())
+        .limit(1)
     )
 
 
@@ -132,6 +136,10 @@ ISSUE_SQL = text(
     replayed AS (
         SELECT id FROM tickets
         WHERE branch = :branch AND idempotency_key = CAST(:idempotency_key AS text)
+          -- today's partition, and yesterday's for a retry across midnight (docs/partitioning.md)
+          AND business_date >= CAST(:business_date AS date) - 1
+        -- the key is unique per date only: a key reused days later may have two tickets
+        ORDER BY business_date DESC LIMIT 1
     ),
     counted AS (
         INSERT INTO issue_rate (token_id, window_start, issued)

@@ -45,6 +45,11 @@ class TicketSequence(Base):
 
 
 class Ticket(Base):
+    """A ticket. The table is partitioned by week of `business_date` (app/core/partitions.py,
+    docs/partitioning.md): every unique key includes the date, so `id` and `code` are unique
+    per week by their randomness (122 and 76 bits), and a lookup that knows the date reads one
+    partition."""
+
     __tablename__ = "tickets"
     __table_args__ = (
         ForeignKeyConstraint(
@@ -67,10 +72,12 @@ class Ticket(Base):
             "queued_at",
             postgresql_where=text("status = 'waiting'"),
         ),
+        # Per business date: a retry across midnight is caught by its claim (IssueKey).
         Index(
             "uq_tickets_branch_idempotency_key",
             "branch",
             "idempotency_key",
+            "business_date",
             unique=True,
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
@@ -92,13 +99,14 @@ class Ticket(Base):
             postgresql_where=text("status = 'done'"),
         ),
         # The public key of a ticket (SPEC §9): /t/{code}, the public API.
-        Index("uq_tickets_code", "code", unique=True),
+        Index("uq_tickets_code", "code", "business_date", unique=True),
         Index(
             "ix_tickets_phone_to_erase",
             "branch",
             "business_date",
             postgresql_where=text("phone IS NOT NULL"),
         ),
+        {"postgresql_partition_by": "RANGE (business_date)"},
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -107,7 +115,8 @@ class Ticket(Base):
     service: Mapped[str] = mapped_column(Text)
     # ... and the one it was issued for, whose prefix and sequence gave its number.
     issued_service: Mapped[str] = mapped_column(Text)
-    business_date: Mapped[date] = mapped_column(Date)
+    # The partition key, so part of the primary key.
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     number: Mapped[str] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(Text)

@@ -46,7 +46,7 @@ async def rate_ticket(
     counter, staff = await _served_by(session, ticket)
     await session.execute(
         update(Ticket)
-        .where(Ticket.id == ticket.id)
+        .where(Ticket.id == ticket.id, Ticket.business_date == ticket.business_date)
         .values(rating=body.score, rating_comment=body.comment, rated_at=now)
     )
     await record_events(

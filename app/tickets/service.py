@@ -45,7 +45,9 @@ def ticket_ref(ticket: Ticket) -> TicketRef:
 
 
 async def get_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> Ticket:
-    ticket = await session.get(Ticket, ticket_id)
+    """The ticket `ticket_id`, of whatever business date (every partition's key is read:
+    docs/partitioning.md)."""
+    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id))
     if ticket is None:
         raise not_found(f"ticket {ticket_id}")
     return ticket
@@ -146,7 +148,11 @@ async def cancel_ticket(
     cancelled = (
         await session.execute(
             update(Ticket)
-            .where(Ticket.id == ticket.id, Ticket.status == TicketStatus.WAITING)
+            .where(
+                Ticket.id == ticket.id,
+                Ticket.business_date == ticket.business_date,
+                Ticket.status == TicketStatus.WAITING,
+            )
             .values(status=TicketStatus.CANCELLED, finished_at=now)
             .returning(Ticket)
         )
@@ -222,7 +228,7 @@ async def requeue_ticket(
     lane = LANE_HELD if branch.requeue_after > 0 else LANE_FRONT
     await session.execute(
         update(Ticket)
-        .where(Ticket.id == ticket.id)
+        .where(Ticket.id == ticket.id, Ticket.business_date == ticket.business_date)
         .values(
             status=TicketStatus.WAITING,
             lane=lane,

@@ -7,7 +7,7 @@ have one to the plain placeholder (`{number:*>6}` -> `{number}`: the number as i
 without the padding). Literal braces (`{{`, `}}`) stay. docs/announcements.md.
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-04
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0018"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,200 @@
+"""The history tables' weekly partitions (docs/partitioning.md): housekeeping makes the weeks
+ahead and moves what the default partition caught into them, retention drops whole weeks,
+migration 0019 partitions a database that has history and its downgrade keeps it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from alembic import command
+from sqlalchemy import text
+
+from app.core.migrations import alembic_config
+from app.core.partitions import (
+    TICKETS,
+    WEEK,
+    live_from_sql,
+    make_partition,
+    make_partitions_ahead,
+    week_start,
+    weeks_to_have,
+)
+from app.queue.ordering import PICK_NEXT_SQL
+from app.queue.service import HALL_SQL
+from app.retention import service as retention
+from app.tickets.rate_limit import forget_old_counts_and_claims
+from tests.helpers import ADMIN, ok, setup_branch
+
+B = "/api/v1/branches/hz01"
+MONDAY = date(2026, 1, 5)
+
+
+async def _sql(app: Any, sql: str, **params: Any) -> Any:
+    async with app.state.sessionmaker() as session:
+        return (await session.execute(text(sql), params)).all()
+
+
+async def _where(app: Any, table: str) -> dict[str, int]:
+    """Rows of `table` per partition."""
+    rows = await _sql(app, f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1")
+    return dict(rows)
+
+
+async def _serve_one(client: Any, clock: Any, day: date) -> dict[str, Any]:
+    """A ticket issued and served on `day` (09:00 in Shanghai)."""
+    clock.set(datetime.combine(day, time(1, 0), UTC))
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    ticket = await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=ADMIN), 201)
+    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/1/complete", headers=ADMIN))
+    return dict(ticket)
+
+
+def test_the_weeks_to_have_cover_live_dates_and_two_weeks_ahead():
+    # A Tuesday: the live dates reach back into Sunday, the previous week.
+    assert weeks_to_have(date(2026, 1, 6)) == [
+        date(2025, 12, 29), date(2026, 1, 5), date(2026, 1, 12), date(2026, 1, 19)
+    ]  # fmt: skip
+    assert weeks_to_have(date(2026, 1, 8))[0] == MONDAY
+
+
+async def test_housekeeping_moves_the_default_partitions_rows_into_the_week(app, client, clock):
+    clock.set(datetime.combine(MONDAY, time(0), UTC))
+    await setup_branch(client)
+    ticket = await _serve_one(client, clock, MONDAY)
+    # The migration made the weeks around the real today: this test's January is not one.
+    assert await _where(app, "tickets") == {"tickets_default": 1}
+    async with app.state.sessionmaker() as session:
+        made = await make_partitions_ahead(session, clock.now())
+        assert await make_partitions_ahead(session, clock.now()) == []
+    assert "tickets_p20260105" in made and "branch_events_p20260105" in made
+    assert await _where(app, "tickets") == {"tickets_p20260105": 1}
+    assert set(await _where(app, "branch_events")) == {"branch_events_p20260105"}
+    # The moved ticket reads and acts as before.
+    got = await ok(await client.get(f"/api/v1/tickets/{ticket['id']}", headers=ADMIN))
+    assert got["status"] == "done"
+    await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=ADMIN), 201)
+    called = await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+    assert called["ticket"]["number"] == "A002"
+
+
+async def test_the_live_bound_never_passes_over_a_waiting_ticket(app):
+    # Shanghai's business date at 00:30 UTC is already the next UTC date; UTC-12's the one
+    # before; the bound is two days before the UTC date.
+    rows = await _sql(app, f"SELECT {live_from_sql()}", now=datetime(2026, 1, 5, 0, 30, tzinfo=UTC))
+    assert rows == [(date(2026, 1, 3),)]
+
+
+async def test_retention_drops_whole_weeks_and_deletes_the_rest(app, client, clock):
+    clock.set(datetime.combine(MONDAY, time(0), UTC))
+    await setup_branch(client)
+    async with app.state.sessionmaker() as session:
+        await make_partitions_ahead(session, clock.now())
+    old = await _serve_one(client, clock, MONDAY)
+    await _serve_one(client, clock, MONDAY + timedelta(days=8))  # Tuesday of the next week
+    kept = await _serve_one(client, clock, MONDAY + timedelta(days=16))  # the third week
+    quoted = await _sql(app, "SELECT ticket_id FROM estimate_quotes")
+    assert old["id"] in {str(q.ticket_id) for q in quoted}  # its first call's wait
+    # Three days kept before the 22nd: the 19th on. Events go before the 17th.
+    now = datetime.combine(MONDAY + timedelta(days=17), time(2), UTC)
+    removed = await retention.remove_old_history(app.state.sessionmaker, now, 3)
+    assert {"tickets_p20260105", "tickets_p20260112"} <= set(removed.partitions)
+    assert "branch_events_p20260105" in removed.partitions
+    assert "branch_events_p20260112" not in removed.partitions  # ends after the 17th
+    tickets = await _sql(app, "SELECT id FROM tickets")
+    assert [str(t.id) for t in tickets] == [kept["id"]]
+    quoted = await _sql(app, "SELECT ticket_id FROM estimate_quotes")
+    assert {str(q.ticket_id) for q in quoted} <= {kept["id"]}
+    # The second week's events went by the batched DELETE, as an unbroken prefix of the log.
+    days = await _sql(app, "SELECT DISTINCT CAST(at AS date) FROM branch_events")
+    assert days == [(MONDAY + timedelta(days=16),)]
+
+
+async def test_migration_partitions_a_database_with_history_and_back(
+    app, client, clock, database_url
+):
+    clock.set(datetime.combine(MONDAY, time(0), UTC))
+    await setup_branch(client)
+    for day in (MONDAY, MONDAY + timedelta(days=8)):
+        await _serve_one(client, clock, day)
+    before = await _sql(app, "SELECT id, business_date, status FROM tickets ORDER BY id")
+    events = await _sql(app, "SELECT branch, seq, at, type FROM branch_events ORDER BY seq")
+    await app.state.engine.dispose()
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0018")
+    assert await _sql(app, "SELECT id, business_date, status FROM tickets ORDER BY id") == before
+    relkind = await _sql(
+        app, "SELECT CAST(relkind AS text) FROM pg_class WHERE relname = 'tickets'"
+    )
+    assert relkind == [("r",)]
+    await app.state.engine.dispose()
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await _sql(app, "SELECT id, business_date, status FROM tickets ORDER BY id") == before
+    assert await _sql(app, "SELECT branch, seq, at, type FROM branch_events ORDER BY seq") == events
+    # A week made for each week that held rows.
+    assert set(await _where(app, "tickets")) == {"tickets_p20260105", "tickets_p20260112"}
+    await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=ADMIN), 201)
+
+
+async def test_the_calling_order_and_the_hall_read_only_recent_weeks(app):
+    now = datetime.combine(MONDAY, time(2), UTC)
+    async with app.state.sessionmaker() as session:
+        for weeks_back in range(1, 12):  # a quarter of history
+            await make_partition(session, TICKETS, MONDAY - weeks_back * WEEK)
+        await session.commit()
+        params = {
+            "branch": "hz01", "now": now, "counter": "1", "profile": ["a"], "requeue_after": 3,
+            "staff": None, "ticket_id": None, "n": 20, "rate_window_s": 600,
+        }  # fmt: skip
+        for statement, reach in ((PICK_NEXT_SQL, 1), (HALL_SQL, 5)):
+            plan = "\n".join(
+                (await session.execute(text(f"EXPLAIN {statement}"), params)).scalars()
+            )
+            read = {name for name in re.findall(r"on (tickets_p\d+)", plan)}
+            # The live dates' week (and for the hall's history, four weeks before them).
+            oldest = week_start(MONDAY - timedelta(days=2)) - (reach - 1) * WEEK
+            assert read and min(read) == TICKETS.partition(oldest), (statement, read)
+
+
+async def test_an_idempotency_key_is_unique_per_business_date(app, client, clock):
+    clock.set(datetime.combine(MONDAY, time(1), UTC))
+    await setup_branch(client)
+    keyed = {**ADMIN, "Idempotency-Key": "kiosk-7-0001"}
+
+    async def issue(replayed: bool) -> Any:
+        response = await client.post(f"{B}/tickets", json={"service": "a"}, headers=keyed)
+        assert ("idempotent-replayed" in response.headers) == replayed
+        return await ok(response, 201)
+
+    first = await issue(replayed=False)
+    # A retry the next morning, across midnight: the original ticket, nothing new.
+    clock.advance(hours=24)
+    assert (await issue(replayed=True))["id"] == first["id"]
+    # Two days on, the claim forgotten: the key gets a new ticket, and a retry of that one
+    # gets it (two tickets now share the key, on different dates).
+    clock.advance(hours=24)
+    async with app.state.sessionmaker() as session:
+        await forget_old_counts_and_claims(session, clock.now())
+    second = await issue(replayed=False)
+    assert second["id"] != first["id"] and second["number"] == "A001"
+    assert (await issue(replayed=True))["id"] == second["id"]
+
+
+async def test_a_counters_ticket_of_an_older_week_is_still_found(app, client, clock):
+    clock.set(datetime.combine(MONDAY, time(1), UTC))
+    await setup_branch(client)
+    async with app.state.sessionmaker() as session:
+        await make_partitions_ahead(session, clock.now())
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=ADMIN), 201)
+    called = await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+    # Left open for ten days, no close-out: the ticket is older than the live dates now.
+    clock.advance(days=10)
+    counters = await ok(await client.get(f"{B}/counters", headers=ADMIN))
+    assert counters[0]["current"]["id"] == called["ticket"]["id"]
+    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN), 204)  # none waiting
+    done = await ok(await client.get(f"/api/v1/tickets/{called['ticket']['id']}", headers=ADMIN))
+    assert done["status"] == "done"
