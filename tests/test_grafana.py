@@ -80,7 +80,9 @@ def prometheus(servers: list[ServerProcess]) -> Iterator[str]:
             stderr=subprocess.PIPE,
         )
         try:
-            yield f"http://127.0.0.1:{port}"
+            base = f"http://127.0.0.1:{port}"
+            _wait_ready(base, process)
+            yield base
         finally:
             process.terminate()
             try:
@@ -89,6 +91,18 @@ def prometheus(servers: list[ServerProcess]) -> Iterator[str]:
                 process.kill()
             if process.stderr is not None:
                 process.stderr.close()
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Until Prometheus answers queries: it says 503 while its storage starts (slow on a busy
+    machine)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"Prometheus at {base} never became ready")
 
 
 async def _query(http: httpx.AsyncClient, base: str, expr: str) -> list[dict[str, Any]]:
