@@ -38,14 +38,16 @@ RETENTION_EVERY_S = 600.0
 
 # The round is due once `interval` has (nearly) passed since any process started one. The
 # database's clock, not the injected one: this paces processes in real time. A process whose
-# timer fires a little early still finds its own round due (0.8).
+# timer fires a little early still finds its own round due (0.8). clock_timestamp(), read once
+# the row lock is ours: a claimer that waited for another's insert must see that claim as past,
+# not as "in the future" (a start far ahead only means a clock set back).
 _CLAIM_TURN = text(
     """
     INSERT INTO housekeeping_turns AS h (name, started_at)
-    VALUES (:name, statement_timestamp())
-    ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at
-    WHERE h.started_at <= statement_timestamp() - make_interval(secs => :gap_s)
-       OR h.started_at > statement_timestamp()
+    VALUES (:name, clock_timestamp())
+    ON CONFLICT (name) DO UPDATE SET started_at = clock_timestamp()
+    WHERE h.started_at <= clock_timestamp() - make_interval(secs => :gap_s)
+       OR h.started_at > clock_timestamp() + make_interval(secs => :gap_s)
     RETURNING 1
     """
 )
