@@ -53,6 +53,27 @@ class Size:
         return served > 0 and not self.errors
 
     @property
+    def screen_p99(self) -> float:
+        return percentile(self.screen_ms, 99)
+
+    @property
+    def alert_max(self) -> float:
+        return max(self.alert_rounds_s, default=float("nan"))
+
+    @property
+    def scrape_max(self) -> float:
+        return max((t for t, _ in self.scrapes), default=float("nan"))
+
+    @property
+    def holds(self) -> bool:
+        """Every B7 target met at this size."""
+        p99 = max(self.p99("issue"), self.p99("next"))
+        return (
+            self.carried and p99 <= 50 and self.screen_p99 <= 100 and self.alert_max <= 1
+            and self.scrape_max <= 1 and not self.missed
+        )  # fmt: skip
+
+    @property
     def cpu_ms_per_branch_s(self) -> float:
         """CPU (servers and PostgreSQL) per branch per second of load, in ms."""
         return sum(self.cpu_s.values()) * 1000 / (self.branches * self.seconds)
@@ -201,28 +222,32 @@ def _rows(bench: Bench, sizes: list[Size]) -> None:
     rows = []
     for s in sizes:
         p99 = max(s.p99("issue"), s.p99("next"))
-        screen = percentile(s.screen_ms, 99)
-        alert = max(s.alert_rounds_s, default=float("nan"))
-        scrape = max((t for t, _ in s.scrapes), default=float("nan"))
-        ok = p99 <= 50 and screen <= 100 and alert <= 1 and scrape <= 1 and not s.missed
         rows.append(Row(
             f"B7 fleet of {s.branches:,}",
             "p99 issue/next <= 50 ms, screen <= 100 ms, alerts <= 1 s, scrape <= 1 s",
-            f"issue {s.p99('issue'):.0f} / next {s.p99('next'):.0f} ms, screen {screen:.0f} ms, "
-            f"alerts {alert:.2f} s, scrape {scrape:.2f} s; "
+            f"issue {s.p99('issue'):.0f} / next {s.p99('next'):.0f} ms, screen "
+            f"{s.screen_p99:.0f} ms, alerts {s.alert_max:.2f} s, scrape {s.scrape_max:.2f} s; "
             f"{s.cpu_ms_per_branch_s:.2f} CPU ms per branch-second",
-            "targets", ratio(p99 / 50), verdict(ok),
+            "targets", ratio(p99 / 50), verdict(s.holds),
         ))  # fmt: skip
     if len(sizes) >= 2:
-        small, large = sizes[0], sizes[-1]
-        growth = large.cpu_ms_per_branch_s / small.cpu_ms_per_branch_s
-        # A size whose load was not carried (requests failing) used less CPU, not less per
-        # branch: its cost cannot pass.
-        carried = all(s.carried for s in (small, large))
-        rows.append(Row(
-            "B7 cost per branch", f"flat from {small.branches:,} to {large.branches:,}",
-            f"{small.cpu_ms_per_branch_s:.2f} -> {large.cpu_ms_per_branch_s:.2f} CPU ms "
-            "per branch-second" + ("" if carried else " (a size's load was not carried)"),
-            f"{small.branches:,} branches", ratio(growth), verdict(growth <= 1.2 and carried),
-        ))  # fmt: skip
+        rows.append(_cost_row("B7 cost per branch", sizes[0], sizes[-1]))
+        # The largest size the machine held to its targets: how far the cost is shown flat
+        # when the largest one asks for more cores than the machine has.
+        held = [s for s in sizes[1:] if s.holds]
+        if held and held[-1] is not sizes[-1]:
+            rows.append(_cost_row("B7 cost per branch, sizes held", sizes[0], held[-1]))
     bench.rows["B7"] = rows
+
+
+def _cost_row(what: str, small: Size, large: Size) -> Row:
+    growth = large.cpu_ms_per_branch_s / small.cpu_ms_per_branch_s
+    # A size whose load was not carried (requests failing) used less CPU, not less per branch:
+    # its cost cannot pass.
+    carried = small.carried and large.carried
+    return Row(
+        what, f"flat from {small.branches:,} to {large.branches:,}",
+        f"{small.cpu_ms_per_branch_s:.2f} -> {large.cpu_ms_per_branch_s:.2f} CPU ms "
+        "per branch-second" + ("" if carried else " (a size's load was not carried)"),
+        f"{small.branches:,} branches", ratio(growth), verdict(growth <= 1.2 and carried),
+    )  # fmt: skip

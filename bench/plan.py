@@ -1,5 +1,6 @@
 """What a run measures and how long each part takes: figures, sizes and durations, from the
-environment (BENCH_QUICK, BENCH_ONLY, BENCH_SERVERS, BENCH_WORKERS; bench/run.py)."""
+environment (BENCH_QUICK, BENCH_ONLY, BENCH_SERVERS, BENCH_WORKERS, BENCH_B7_SIZES;
+bench/run.py)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ class Plan:
             plan.b6_minutes, plan.b6_timeout_s = 120, 120
             plan.b9_seconds, plan.b9_outage_s = 6, 10
             plan.b7_sizes, plan.b7_seconds, plan.b7_warmup_s = (50, 200), 75, 35
+        sizes = os.environ.get("BENCH_B7_SIZES", "")
+        if sizes.strip():
+            plan.b7_sizes = tuple(sorted({int(n) for n in sizes.split(",") if n.strip()}))
         if plan.wants("B7"):
             # Two fleet sizes, each grown, loaded and measured (bench/b7_fleet.py).
             plan.budget_s += len(plan.b7_sizes) * (plan.b7_seconds + 90)

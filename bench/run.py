@@ -5,6 +5,7 @@ Environment:
     BENCH_ONLY=B1,B5     measure only these figures (the others say "not measured: skipped")
     BENCH_SERVERS=2      hallq server processes (at least 2)
     BENCH_WORKERS=1      uvicorn workers per server process
+    BENCH_B7_SIZES=200,600,2000  B7's fleet sizes, each grown from the last
     HALLQ_*              passed on to the servers (e.g. HALLQ_DB_POOL_SIZE)
 
 Everything runs on this machine over loopback: a PostgreSQL under .hallq/bench-pg-<pid>
