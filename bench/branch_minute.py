@@ -4,7 +4,8 @@ One branch, one server process, its own PostgreSQL. Each simulated minute sends 
 for a branch (bench/load_fleet.py): two issues and two calls, each followed 250 ms later by
 the queue view of its three stream clients at once, and the dashboard's reports (today's daily
 report, then today, this week and this month as period reports). Printed: the CPU of the server
-and of PostgreSQL per branch-minute, less what both use idle over the same time. A diagnostic
+and of PostgreSQL per branch-minute, less what both use idle over the same time, and how it
+splits between issues, calls, queue views and the dashboard's reports. A diagnostic
 beside B7 (docs/performance.md): it runs in a minute or two and, being sequential, barely
 depends on what else the machine is doing, unlike B7's latencies.
 """
@@ -17,7 +18,8 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -45,11 +47,24 @@ def _cpu(process: psutil.Process) -> float:
 
 
 class BranchMinute:
-    def __init__(self, server: Server, branch: Branch, manager: str) -> None:
+    def __init__(
+        self, server: Server, branch: Branch, manager: str, cpu: Callable[[], float]
+    ) -> None:
         self.base = f"{server.url}/api/v1/branches/{branch.code}"
         self.branch = branch
         self.manager = manager
         self.client = httpx.AsyncClient(timeout=30)
+        self.cpu = cpu  # server and PostgreSQL, in s
+        self.idle_cpu = 0.0  # what both use idle, in s per s
+        self.parts: dict[str, float] = {}  # CPU s above idle, by kind of request
+
+    @asynccontextmanager
+    async def part(self, kind: str) -> AsyncIterator[None]:
+        """Counts the CPU used while the requests of `kind` run (they run one kind at a time)."""
+        cpu, started = self.cpu(), time.monotonic()
+        yield
+        used = self.cpu() - cpu - self.idle_cpu * (time.monotonic() - started)
+        self.parts[kind] = self.parts.get(kind, 0.0) + used
 
     async def _ok(
         self, method: str, path: str, token: str, status: int = 200, body: object = None
@@ -62,42 +77,51 @@ class BranchMinute:
 
     async def views(self) -> None:
         await asyncio.sleep(0.25)  # live.js fetches 250 ms after the events
-        await asyncio.gather(
-            *(self._ok("GET", "/queue", t) for t in (*self.branch.displays, self.manager))
-        )
+        async with self.part("queue views"):
+            await asyncio.gather(
+                *(self._ok("GET", "/queue", t) for t in (*self.branch.displays, self.manager))
+            )
 
     async def dashboard(self) -> None:
         today = SystemClock().now().astimezone(ZoneInfo("Asia/Shanghai")).date()
-        await self._ok("GET", f"/reports/daily?date={today}", self.manager)
+        async with self.part("daily report"):
+            await self._ok("GET", f"/reports/daily?date={today}", self.manager)
         starts: tuple[date, ...] = (
             today,
             today - timedelta(days=today.weekday()),
             today.replace(day=1),
         )
-        await asyncio.gather(
-            *(self._ok("GET", f"/reports/period?from={f}&to={today}", self.manager) for f in starts)
-        )
+        async with self.part("period reports"):
+            await asyncio.gather(
+                *(
+                    self._ok("GET", f"/reports/period?from={f}&to={today}", self.manager)
+                    for f in starts
+                )
+            )
 
     async def minute(self, n: int) -> None:
         counters = list(self.branch.clerks)
         for k in range(2):
-            await self._ok("POST", "/tickets", self.branch.kiosk, 201, {"service": "a"})
+            async with self.part("issues"):
+                await self._ok("POST", "/tickets", self.branch.kiosk, 201, {"service": "a"})
             await self.views()
             counter = counters[(2 * n + k) % len(counters)]
-            await self._ok("POST", f"/counters/{counter}/next", self.branch.clerks[counter])
+            async with self.part("calls"):
+                await self._ok("POST", f"/counters/{counter}/next", self.branch.clerks[counter])
             await self.views()
         await self.dashboard()
 
 
 async def _measure(minutes: int, server: Server, branch: Branch, manager: str, pg_pid: int) -> str:
-    load = BranchMinute(server, branch, manager)
     server_process, postgres = psutil.Process(server.process.pid), psutil.Process(pg_pid)
     both: Callable[[], tuple[float, float]] = lambda: (_cpu(server_process), _cpu(postgres))  # noqa: E731
+    load = BranchMinute(server, branch, manager, lambda: sum(both()))
     for n in range(5):  # a history, warm caches and rollups
         await load.minute(n)
     idle_from = both()
     await asyncio.sleep(IDLE_S)
     idle = [(b - a) / IDLE_S for a, b in zip(idle_from, both(), strict=True)]
+    load.idle_cpu, load.parts = sum(idle), {}
     started, cpu_from = time.monotonic(), both()
     for n in range(minutes):
         await load.minute(n)
@@ -105,11 +129,12 @@ async def _measure(minutes: int, server: Server, branch: Branch, manager: str, p
     used = [b - a - i * elapsed for a, b, i in zip(cpu_from, both(), idle, strict=True)]
     await load.client.aclose()
     per = [1000 * u / minutes for u in used]
+    split = ", ".join(f"{kind} {1000 * s / minutes:.1f}" for kind, s in load.parts.items())
     return (
         f"{minutes} branch-minutes in {elapsed:.0f} s: server {per[0]:.1f} ms + PostgreSQL "
         f"{per[1]:.1f} ms = {sum(per):.1f} ms of CPU per branch-minute "
-        f"({sum(per) / 60:.2f} ms per branch-second); idle: server {1000 * idle[0]:.1f} ms/s, "
-        f"PostgreSQL {1000 * idle[1]:.1f} ms/s"
+        f"({sum(per) / 60:.2f} ms per branch-second); by kind, ms per branch-minute: {split}; "
+        f"idle: server {1000 * idle[0]:.1f} ms/s, PostgreSQL {1000 * idle[1]:.1f} ms/s"
     )
 
 
