@@ -17,14 +17,22 @@ from app.reports.figures import Window, day_parts
 
 
 async def live_parts(
-    reads: SharedReads | None, session: AsyncSession, branch: str, window: Window, now: datetime
+    reads: SharedReads | None,
+    session: AsyncSession,
+    branch: str,
+    window: Window,
+    now: datetime,
+    seq: int | None = None,
 ) -> list[Any]:
     """The parts of `window`'s days (hours included) from the history, as a read now would find
-    them, or as one of the last `reads.reuse` seconds did with no event since."""
+    them, or as one of the last `reads.reuse` seconds did with no event since. `seq`: the
+    branch's committed seq if the caller has just read it."""
     if reads is None:
         return await day_parts(session, branch, window)
     what = ("day_parts", window.first, window.last)
-    return await reads.read(session, branch, what, now, lambda: day_parts(session, branch, window))
+    return await reads.read(
+        session, branch, what, now, lambda: day_parts(session, branch, window), seq
+    )
 
 
 async def days_parts(
@@ -35,10 +43,19 @@ async def days_parts(
     schedule: Schedule,
     now: datetime,
     reads: SharedReads | None = None,
+    seq: int | None = None,
 ) -> list[Any]:
     """The parts (hours left out) of every day from `first` to `last`: rolled up where the day
-    is final (rolling up the final days not rolled up yet), from the history after that."""
-    through = min(await rollups.final_through(session, branch, now), last)
+    is final (rolling up the final days not rolled up yet), from the history after that.
+    `seq`: the branch's committed seq if the caller has just read it."""
+
+    async def final() -> date:
+        return await rollups.final_through(session, branch, now)
+
+    if reads is None:
+        through = min(await final(), last)
+    else:
+        through = min(await reads.read(session, branch, "final through", now, final, seq), last)
     parts: list[Any] = []
     if through >= first:
         built = await rollups.rolled_up_days(session, branch, first, through)
@@ -54,6 +71,8 @@ async def days_parts(
     if live_from <= last:
         window = Window.of(live_from, last, schedule, now)
         parts += [
-            p for p in await live_parts(reads, session, branch, window, now) if p.scope != "hour"
+            p
+            for p in await live_parts(reads, session, branch, window, now, seq)
+            if p.scope != "hour"
         ]
     return parts

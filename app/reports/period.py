@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.branches.models import Branch
-from app.branches.service import get_branch, schedule_of
+from app.branches.service import schedule_of
 from app.core.errors import unprocessable
 from app.events.shared_reads import SharedReads
 from app.reports.parts import days_parts
@@ -27,7 +27,7 @@ from app.reports.schemas import (
     PeriodReport,
     Totals,
 )
-from app.reports.service import branch_config, parse_report_date, report_rows
+from app.reports.service import branch_config, parse_report_date, report_basis, report_rows
 from app.reports.tally import Tallies, Tally
 
 MAX_PERIOD_DAYS = 366
@@ -101,17 +101,17 @@ async def period_report(
     now: datetime,
     reads: SharedReads | None = None,
 ) -> PeriodReport:
-    branch = await get_branch(session, branch_code)
-    timezone, schedule = branch.timezone, schedule_of(branch)
-    period = parse_period(first, last, schedule.business_date(now))
-    config = await branch_config(session, branch_code)
-    parts = await days_parts(session, branch_code, period.first, period.last, schedule, now, reads)
+    basis = await report_basis(session, branch_code, now, reads)
+    period = parse_period(first, last, basis.schedule.business_date(now))
+    parts = await days_parts(
+        session, branch_code, period.first, period.last, basis.schedule, now, reads, basis.seq
+    )
     await session.rollback()  # nothing more to write
-    tallies = Tallies.of(parts, config.targets)
-    rows = report_rows(tallies, config)
+    tallies = Tallies.of(parts, basis.config.targets)
+    rows = report_rows(tallies, basis.config)
     return PeriodReport(
         branch=branch_code,
-        timezone=timezone,
+        timezone=basis.timezone,
         from_=period.first,
         to=period.last,
         generated_at=now,

@@ -28,6 +28,7 @@ from app.core.errors import unprocessable
 from app.core.vocabulary import sql_list
 from app.counters.models import Counter
 from app.events.catalog import TICKET_SERVICE, EventType
+from app.events.service import current_seq
 from app.events.shared_reads import SharedReads
 from app.reports import rollups
 from app.reports.figures import Window, day_parts
@@ -89,6 +90,37 @@ async def branch_config(session: AsyncSession, branch: str) -> Config:
         },
         targets={row.code: row.target_wait_s for row in services},
     )
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What a report reads of its branch before the history: the timezone and business day
+    schedule, the names and targets, and the event seq they were read at (None when reads are
+    not shared: no seq was read)."""
+
+    timezone: str
+    schedule: Schedule
+    config: Config
+    seq: int | None
+
+
+async def report_basis(
+    session: AsyncSession, branch_code: str, now: datetime, reads: SharedReads | None
+) -> Basis:
+    """The branch's `Basis`, read once for the reports a dashboard asks for together: the seq is
+    read first and passed on, so that the history reads after it share by it too."""
+
+    async def load() -> tuple[str, Schedule, Config]:
+        branch = await get_branch(session, branch_code)
+        return branch.timezone, schedule_of(branch), await branch_config(session, branch_code)
+
+    if reads is None or not reads.active:
+        return Basis(*await load(), seq=None)
+    seq = await current_seq(session, branch_code) or 0
+    timezone, schedule, config = await reads.read(
+        session, branch_code, "report basis", now, load, seq
+    )
+    return Basis(timezone, schedule, config, seq)
 
 
 def _codes(configured: Iterable[str], seen: Iterable[str]) -> list[str]:
@@ -159,13 +191,14 @@ def _figures(day: date, tallies: Tallies, config: Config) -> DayFigures:
 
 
 async def _day(
-    session: AsyncSession, branch: str, day: date, schedule: Schedule, now: datetime,
-    config: Config, reads: SharedReads | None,
+    session: AsyncSession, branch: str, day: date, basis: Basis, now: datetime,
+    reads: SharedReads | None,
 ) -> tuple[DayFigures, Tallies]:  # fmt: skip
     """The day's figures and tallies (hours included), from the history."""
-    window = Window.of(day, day, schedule, now)
-    tallies = Tallies.of(await live_parts(reads, session, branch, window, now), config.targets)
-    return _figures(day, tallies, config), tallies
+    window = Window.of(day, day, basis.schedule, now)
+    parts = await live_parts(reads, session, branch, window, now, basis.seq)
+    tallies = Tallies.of(parts, basis.config.targets)
+    return _figures(day, tallies, basis.config), tallies
 
 
 async def _final_day(
@@ -202,11 +235,10 @@ async def daily_report(
     now: datetime,
     reads: SharedReads | None = None,
 ) -> DailyReport:
-    branch = await get_branch(session, branch_code)
-    timezone, schedule = branch.timezone, schedule_of(branch)
+    basis = await report_basis(session, branch_code, now, reads)
+    schedule, config = basis.schedule, basis.config
     report_day = parse_report_date(day, schedule.business_date(now))
-    config = await branch_config(session, branch_code)
-    figures, tallies = await _day(session, branch_code, report_day, schedule, now, config, reads)
+    figures, tallies = await _day(session, branch_code, report_day, basis, now, reads)
     last_week = await _final_day(
         session, branch_code, report_day - timedelta(days=7), schedule, now, config
     )
@@ -218,7 +250,7 @@ async def daily_report(
     await session.rollback()  # read-only: end the transaction
     return DailyReport(
         branch=branch_code,
-        timezone=timezone,
+        timezone=basis.timezone,
         generated_at=now,
         last_week=last_week,
         hours=hour_rows(tallies),
@@ -236,17 +268,15 @@ async def staff_tally(
     reads: SharedReads | None = None,
 ) -> StaffTally:
     """One clerk's row of the daily report (zeros if they did nothing that day)."""
-    branch = await get_branch(session, branch_code)
-    schedule = schedule_of(branch)
-    report_day = parse_report_date(day, schedule.business_date(now))
-    config = await branch_config(session, branch_code)
-    figures, _ = await _day(session, branch_code, report_day, schedule, now, config, reads)
+    basis = await report_basis(session, branch_code, now, reads)
+    report_day = parse_report_date(day, basis.schedule.business_date(now))
+    figures, _ = await _day(session, branch_code, report_day, basis, now, reads)
     await session.rollback()
     row = next((r for r in figures.staff if r.staff == staff), None)
     if row is None:
         row = StaffRow(
             staff=staff,
-            **Tally().figures(name=config.names["staff"].get(staff), for_type=False),
+            **Tally().figures(name=basis.config.names["staff"].get(staff), for_type=False),
             **Tally().staff_time(),
         )
     return StaffTally(branch=branch_code, date=report_day, **row.model_dump())
