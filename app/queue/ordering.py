@@ -30,14 +30,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import text
 
 from app.accuracy.service import keep_first_call_sql
 from app.branches.hours import Schedule
-from app.core.partitions import live_dates_sql
+from app.core.partitions import from_week_sql, live_dates_sql
 from app.core.vocabulary import Priority
 
 # Priority classes, first called first.
@@ -236,10 +236,11 @@ CALLING_ORDER_SQL = (
 # service desk's call of a chosen ticket sets the same columns (counters/calls.py).
 
 
-def pick_next_cte(when: str = "TRUE") -> str:
+def pick_next_cte(when: str = "TRUE", week: date | None = None) -> str:
     """The CTE `picked`: the id of the ticket counter :counter (profile :profile) calls next,
-    locked; none unless `when` (SQL) holds. Parameters: :branch, :counter, :profile, :now,
-    :requeue_after, and the CTE `type_cutoffs`."""
+    locked; none unless `when` (SQL) holds. Only the partitions from `week` on are planned
+    (`from_week_sql`). Parameters: :branch, :counter, :profile, :now, :requeue_after, and the
+    CTE `type_cutoffs`."""
     return f"""
     picked AS (
         SELECT t.id, t.business_date
@@ -249,16 +250,16 @@ def pick_next_cte(when: str = "TRUE") -> str:
           AND t.status = 'waiting'
           AND t.service = ANY(CAST(:profile AS text[]))
           AND (t.target_counter IS NULL OR t.target_counter = :counter)
-          AND {when}
+          AND {when} AND {from_week_sql("t.business_date", week)}
         ORDER BY {CALLING_ORDER_SQL}
         LIMIT 1
         FOR UPDATE OF t SKIP LOCKED
     )"""
 
 
-def claim_picked_sql(staff: str = ":staff") -> str:
+def claim_picked_sql(staff: str = ":staff", week: date | None = None) -> str:
     """The UPDATE that makes the `picked` ticket called at :counter by `staff` (SQL), without
-    its RETURNING clause."""
+    its RETURNING clause; `week` as for `pick_next_cte`."""
     return f"""
     UPDATE tickets SET
         status = 'called',
@@ -271,7 +272,7 @@ def claim_picked_sql(staff: str = ":staff") -> str:
         requeue_base = NULL
     FROM picked
     WHERE tickets.id = picked.id AND tickets.business_date = picked.business_date
-      AND {live_dates_sql("tickets")}"""
+      AND {live_dates_sql("tickets")} AND {from_week_sql("tickets.business_date", week)}"""
 
 
 # A first call's wait is kept beside the ticket's quote by the same statement
