@@ -282,3 +282,22 @@ async def test_the_counters_current_date_follows_its_ticket(app, client, clock):
     await check(**{"1": None, "2": day2})
     await ok(await client.post(f"{B}/day/close", headers=ADMIN))
     await check(**{"1": None, "2": None})
+
+
+async def test_migration_0022_gives_a_counters_current_ticket_its_date(
+    app, client, clock, database_url
+):
+    clock.set(datetime.combine(MONDAY, time(1), UTC))
+    await setup_branch(client)
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    await issue(client)
+    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+    await app.state.engine.dispose()
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0021")
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await _counters_dates(app) == {
+        "1": (MONDAY, MONDAY),
+        "2": (None, None),
+        "9": (None, None),
+    }
