@@ -17,12 +17,13 @@ In order:
   their data built here from what only the statement knows (app/events/service.py:
   `append_events_sql`). The call's words come pre-rendered with the number left open
   (app/counters/announcement.py: `CallPattern`); the audio's version is hashed here;
-- `tickets_after`, `counters_after`: the two tables as the call leaves them (its own writes
-  in place of the rows they changed, which the snapshot still shows as they were);
+- `counters_after`: the counters as the call leaves them (its own write in place of the row it
+  changed, which the snapshot still shows as it was);
 - `after`: whether the statement's snapshot saw everything committed before its own commit (no
   event seq was handed out between them); only then are the tickets its call brought near
-  read here, by the near check's own SQL over `tickets_after` and `counters_after`
-  (app/queue/near.py: `near_front_cte`): what a read after the commit would find. The hall
+  read here, by the near check's own SQL over the waiting tickets but the one it called, and
+  `counters_after` (app/queue/near.py: `near_front_cte`): what a read after the commit would
+  find. The hall
   for their estimates is read after the commit, only when there are any (next_call.py).
   `near_count` says how many there are to a caller that reads no JSON (the benchmark's
   pgbench).
@@ -109,29 +110,20 @@ _LOG = append_events_sql(
 )
 
 
-# The tickets and counters as the call leaves them, for the near check's read of the front of
-# the queue after it: the statement's snapshot does not show its own writes, so each row it
-# changed is read from its RETURNING (`completed`, `claimed`, `moved`: at most one row each)
-# in place of the table's. These are the statement's only writes to the two tables; a new one
-# must join them here (tests/test_next_statement.py compares the front with a read after).
-# Not materialised: the front's read is planned into the waiting tickets' index.
-def _after(week: date | None) -> str:
-    """`tickets_after` (its weeks from `week` on: the near front reads waiting tickets only)
-    and `counters_after`."""
-    return f"""
-    tickets_after AS NOT MATERIALIZED (
-        SELECT * FROM tickets
-        WHERE id IS DISTINCT FROM (SELECT id FROM claimed)
-          AND id IS DISTINCT FROM (SELECT id FROM completed)
-          AND {from_week_sql("tickets.business_date", week)}
-        UNION ALL SELECT * FROM claimed
-        UNION ALL SELECT * FROM completed
-    ),
+# The queue as the call leaves it, for the near check's read of the front after it: the
+# statement's snapshot does not show its own writes. Of the tickets it changed only the one it
+# claimed was waiting (`_TAKEN`: the front passes over it); the counter it moved is read from
+# its RETURNING in place of the table's row (`counters_after`). These are the statement's only
+# writes to the two tables; a new one must be accounted for here (tests/test_next_statement.py
+# compares the front with a read after).
+_PROFILE = "CAST(:profile AS text[])"
+_TAKEN = "t.id IN (SELECT id FROM claimed UNION ALL SELECT id FROM completed)"
+_COUNTERS_AFTER = """
     counters_after AS NOT MATERIALIZED (
         SELECT * FROM counters
         WHERE NOT (branch = :branch AND code = :counter AND EXISTS (SELECT FROM moved))
         UNION ALL SELECT * FROM moved
-    )"""  # noqa: S608 - constant fragments
+    )"""
 
 
 @lru_cache(maxsize=4)
@@ -211,8 +203,8 @@ def _next_sql_text(week: date | None) -> str:
     ),
     {_HAPPENED},
     {_LOG},
-    {_after(week)},
-    {near_front_cte("CAST(:profile AS text[])", "tickets_after", "counters_after")},
+    {_COUNTERS_AFTER},
+    {near_front_cte(_PROFILE, taken=_TAKEN, counters="counters_after", week=week)},
     after AS MATERIALIZED (
         SELECT fresh,
                CASE WHEN fresh AND EXISTS (SELECT FROM claimed) THEN {UNTOLD_JSON} END AS untold
