@@ -117,7 +117,8 @@ async def _insert(bench: Bench, codes: list[str], fleet: list[FleetBranch]) -> N
                 )
             # Each copy's counters are open with their clerk, serving nobody yet.
             await conn.execute(
-                "UPDATE counters SET current_ticket_id = NULL WHERE branch = ANY($1::text[])",
+                "UPDATE counters SET current_ticket_id = NULL, current_business_date = NULL"
+                " WHERE branch = ANY($1::text[])",
                 codes,
             )
             await conn.executemany(

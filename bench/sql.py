@@ -9,7 +9,7 @@ in app/tickets/issuing.py and app/events/service.py. Two variants of each:
 - `core`: only the writes that make the operation (what a hand-written service would send);
   the ratio to it is printed beside each figure.
 - `full`: every statement hallq sends for one request, verbatim but for its parameters: for
-  issuing `ISSUE_SQL`, for `next` `NEXT_SQL` and, as hallq decides from its answer, the near
+  issuing `ISSUE_SQL`, for `next` `next_sql` and, as hallq decides from its answer, the near
   statements of app/queue/near_after_commit.py; hallq's token and configuration reads come
   from its cache. The gap between `full` and hallq is hallq's own CPU (Python, HTTP, JSON), the
   gap between `core` and `full` is the cost of hallq's statements over the bare writes.
@@ -24,9 +24,11 @@ does a little more than hallq there.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
+from app.core.partitions import live_week
 from app.counters.announcement import AUDIO_FORMAT, NUMBER_MARK, VERSION_MARK
-from app.counters.next_statement import NEXT_SQL
+from app.counters.next_statement import next_sql
 from app.events.notifier import CHANNEL, notify_sql
 from app.events.service import append_events_sql
 from app.queue.estimate import RATE_WINDOW_S
@@ -179,7 +181,7 @@ def next_script(*, full: bool) -> str:
     counter, complete its current ticket, pick-and-claim, update the counter, record the three
     events (ticket.completed, ticket.called, counter.changed), in a transaction.
     `full`: hallq's own statements, autocommitted as hallq runs them (app/counters/next_call.py):
-    `NEXT_SQL`, then, as hallq decides from its answer, the hall read (`HALL_SQL`) and
+    `next_sql`, then, as hallq decides from its answer, the hall read (`HALL_SQL`) and
     `NEAR_TELL_SQL` when its call brought tickets near, or `NEAR_READ_SQL` (and
     `NEAR_TELL_SQL` if it finds any) when a change committed while it ran. Verbatim but for
     their parameters; the near events carry a fixed estimate where hallq computes one in
@@ -201,19 +203,23 @@ def next_script(*, full: bool) -> str:
     lines = ["\\set counter :client_id + 1", "BEGIN;"]
     lines.append(
         "SELECT services AS profile, staff, coalesce(CAST(current_ticket_id AS text), '') AS cur,"
+        " coalesce(CAST(current_business_date AS text), '') AS cur_date,"
         " calls FROM counters WHERE branch = :branch AND code = CAST(:counter AS text)"
         " FOR UPDATE \\gset"
     )
     lines += [
         "UPDATE tickets SET status = 'done', served_at = coalesce(served_at, last_called_at),"
-        " finished_at = now() WHERE id = CAST(NULLIF(:cur, '') AS uuid);",
+        " finished_at = now() WHERE id = CAST(NULLIF(:cur, '') AS uuid)"
+        " AND business_date = CAST(NULLIF(:cur_date, '') AS date);",
         _pick_next_sql().replace(
             "SELECT called.* FROM called",
-            "SELECT called.id AS picked, called.number AS num, called.service AS svc,"
+            "SELECT called.id AS picked, called.business_date AS picked_date,"
+            " called.number AS num, called.service AS svc,"
             " called.priority AS prio FROM called",
         )
         + " \\gset",
-        "UPDATE counters SET current_ticket_id = CAST(:picked AS uuid), calls = :calls + 1,"
+        "UPDATE counters SET current_ticket_id = CAST(:picked AS uuid),"
+        " current_business_date = CAST(:picked_date AS date), calls = :calls + 1,"
         " updated_at = now() WHERE branch = :branch AND code = CAST(:counter AS text);",
         one_line(
             "WITH "
@@ -240,8 +246,8 @@ _EN = f"'Ticket ' || {_MARK} || ', please go to counter ' || CAST(:counter AS te
 
 
 def _full_next_statement() -> str:
-    """`NEXT_SQL` with pgbench expressions for its parameters. hallq passes the counter's name
-    and profile from its cache; here they are read from the row."""
+    """`next_sql` of this week with pgbench expressions for its parameters. hallq passes the
+    counter's name and profile from its cache; here they are read from the row."""
     counter = "CAST(:counter AS text)"
     row = f"FROM counters WHERE branch = :branch AND code = {counter}"
     values = {
@@ -267,7 +273,7 @@ def _full_next_statement() -> str:
         "number_mark": _MARK,
         "version_mark": f"chr({ord(VERSION_MARK)})",
     }
-    return _with_values(NEXT_SQL.text, values)
+    return _with_values(next_sql(live_week(datetime.now(UTC))).text, values)
 
 
 # The hall read's parameters (app/queue/service.py: `hall_params`).

@@ -87,7 +87,8 @@ async def test_the_automatic_close_out_runs_once_over_two_processes(database_url
                     )
                     await conn.execute(
                         "UPDATE counters SET state_since = state_since - interval '1 day',"
-                        " updated_at = updated_at - interval '1 day'"
+                        " updated_at = updated_at - interval '1 day',"
+                        " current_business_date = current_business_date - 1"
                     )
                 for _ in range(300):
                     left = await conn.fetchval(

@@ -13,7 +13,12 @@ from collections import Counter
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
 
+from app.queue.near import untold
+from app.queue.near_after_commit import NEAR_READ_SQL
+from app.queue.ordering import TYPE_CUTOFFS_CTE, TYPE_POSITIONS_SQL
+from app.queue.service import hall_params
 from tests.helpers import ADMIN, issue, ok, setup_branch, stream_events
 from tests.servers import running_servers
 
@@ -226,3 +231,39 @@ async def _check_near(http: httpx.AsyncClient, url: str, conn: asyncpg.Connectio
         "SELECT id FROM tickets WHERE branch = 'cc' AND near_notified_at IS NOT NULL"
     )
     assert {str(r["id"]) for r in marked} == set(told)
+
+
+async def test_the_front_read_from_each_class_head_is_the_calling_orders(
+    app, client, clock, settings
+):
+    """The near check sorts only each priority class's first plain tickets and every ticket
+    moved in the queue (app/queue/ordering.py: `type_front_candidates_sql`), not the whole
+    queue: its front must be the full calling order's first tickets."""
+    await setup_branch(client, branch={"notify_ahead": 5, "requeue_after": 3})
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    normal = []
+    for _ in range(8):
+        normal.append(await issue(client))
+        clock.advance(30)
+    # A re-queued no-show (held back), and a ticket transferred back to its type's front.
+    await next_at(client, "1")
+    await ok(await client.post(f"{B}/counters/1/no-show", headers=ADMIN))
+    await ok(await client.post(f"/api/v1/tickets/{normal[0]['id']}/requeue", headers=ADMIN))
+    await issue(client, priority="vip")
+    await issue(client, priority="special")
+    chosen = {"ticket": normal[6]["id"]}
+    await ok(await client.post(f"{B}/counters/1/call", json=chosen, headers=ADMIN))
+    await ok(await client.post(f"{B}/counters/1/transfer", json={"service": "a"}, headers=ADMIN))
+    now = clock.now()
+    async with app.state.sessionmaker() as session:
+        await session.execute(text("UPDATE tickets SET near_notified_at = NULL"))
+        read = {**hall_params("hz01", now, settings), "services": ["a"]}
+        front = untold((await session.execute(NEAR_READ_SQL, read)).one().untold)
+        positions = text(f"WITH {TYPE_CUTOFFS_CTE} {TYPE_POSITIONS_SQL} ORDER BY position")
+        params = {"branch": "hz01", "service": "a", "now": now, "requeue_after": 3}
+        ordered = (await session.scalars(positions, params)).all()
+        await session.rollback()
+    assert [near.ref.id for near in front] == ordered[:6]
+    numbers = [near.ref.number for near in front]
+    # The front lane, special, vip, then the normal class's first (the no-show is held back).
+    assert numbers == ["A007", "A010", "A009", "A002", "A003", "A004"], numbers

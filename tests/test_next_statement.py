@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.auth.permissions import Principal, Role
 from app.core.database import execute_alone
 from app.core.migrations import alembic_config
+from app.core.partitions import live_week
 from app.counters.announcement import announcement, announcement_sql, call_pattern, with_audio
 from app.counters.models import Counter
 from app.counters.next_call import _call_config, _params
-from app.counters.next_statement import NEXT_SQL, counter_view_sql, seconds_sql
+from app.counters.next_statement import counter_view_sql, next_sql, seconds_sql
 from app.counters.service import counter_out
 from app.events.catalog import (
     CallAnnouncement,
@@ -43,6 +44,7 @@ from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
 from app.queue.service import HALL_SQL, hall_params
 from app.tickets.models import Ticket
 from app.tickets.service import get_ticket, ticket_ref
+from tests.conftest import T0
 from tests.helpers import (
     ADMIN,
     SERVICES,
@@ -74,7 +76,13 @@ def statements(app: Any) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-NAMES = {NEXT_SQL: "next", HALL_SQL: "hall", NEAR_READ_SQL: "near-read", NEAR_TELL_SQL: "tell"}
+NAMES = {
+    next_sql(live_week(T0)): "next",
+    next_sql(None): "next-all-weeks",
+    HALL_SQL: "hall",
+    NEAR_READ_SQL: "near-read",
+    NEAR_TELL_SQL: "tell",
+}
 
 
 def named(app: Any, sent: list[str]) -> list[str]:
@@ -565,7 +573,7 @@ MANAGER_PRINCIPAL = Principal(Role.ADMIN, "test-admin")
 
 
 async def next_by_statement(app: Any, settings: Any, clock: Any, counter: str) -> str | None:
-    """`next` at `counter` by `NEXT_SQL` itself, every ticket untold first so that it reads the
+    """`next` at `counter` by `next_sql` itself, every ticket untold first so that it reads the
     front of its types: the untold front it read over the tables as its call leaves them must
     be the one `NEAR_READ_SQL` reads after its commit. The called number."""
     await db(app, "UPDATE tickets SET near_notified_at = NULL")
@@ -574,7 +582,8 @@ async def next_by_statement(app: Any, settings: Any, clock: Any, counter: str) -
         config = await _call_config(session, "hz01", counter)
         pattern = config.pattern("hz01", counter)
         params = _params("hz01", counter, MANAGER_PRINCIPAL, now, config, pattern)
-        row = (await execute_alone(session, NEXT_SQL, params, settings))[0]
+        statement = next_sql(live_week(now))
+        row = (await execute_alone(session, statement, params, settings))[0]
         read = {**hall_params("hz01", now, settings), "services": sorted(config.profile)}
         after = (await execute_alone(session, NEAR_READ_SQL, read, settings))[0]
         await session.commit()

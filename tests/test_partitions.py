@@ -12,21 +12,25 @@ from typing import Any
 from alembic import command
 from sqlalchemy import text
 
+from app.auth.permissions import Principal, Role
 from app.core.migrations import alembic_config
 from app.core.partitions import (
     TICKETS,
     WEEK,
     live_from_sql,
+    live_week,
     make_partition,
     make_partitions_ahead,
     week_start,
     weeks_to_have,
 )
+from app.counters.next_call import _call_config, _params
+from app.counters.next_statement import next_sql
 from app.queue.ordering import PICK_NEXT_SQL
 from app.queue.service import HALL_SQL
 from app.retention import service as retention
 from app.tickets.rate_limit import forget_old_counts_and_claims
-from tests.helpers import ADMIN, ok, setup_branch
+from tests.helpers import ADMIN, issue, ok, setup_branch
 
 B = "/api/v1/branches/hz01"
 MONDAY = date(2026, 1, 5)
@@ -198,3 +202,102 @@ async def test_a_counters_ticket_of_an_older_week_is_still_found(app, client, cl
     await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN), 204)  # none waiting
     done = await ok(await client.get(f"/api/v1/tickets/{called['ticket']['id']}", headers=ADMIN))
     assert done["status"] == "done"
+
+
+async def test_next_plans_and_locks_only_the_live_weeks(app, client, clock):
+    """hallq's plans are generic: PostgreSQL locks every partition a plan holds on every run,
+    whatever it prunes at run time. `next` names the live week as a constant, so its plan holds
+    only the weeks from there on, with a quarter of history behind them."""
+    clock.set(datetime.combine(MONDAY, time(1), UTC))
+    await setup_branch(client)
+    async with app.state.sessionmaker() as session:
+        for weeks_back in range(12):
+            await make_partition(session, TICKETS, MONDAY - weeks_back * WEEK)
+        await session.commit()
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    for _ in range(2):
+        await issue(client)
+    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))  # one to complete
+    now = clock.now()
+    async with app.state.sessionmaker() as session:
+        config = await _call_config(session, "hz01", "1")
+        params = _params(
+            "hz01", "1", Principal(Role.ADMIN, "t"), now, config, config.pattern("hz01", "1")
+        )
+        row = (await session.execute(next_sql(live_week(now)), params)).one()
+        locks = await session.scalars(
+            text("SELECT relation::regclass::text FROM pg_locks WHERE pid = pg_backend_pid()")
+        )
+        await session.rollback()
+    assert row.number == "A002" and row.current_planned
+    locked = {name for name in locks if re.fullmatch(r"tickets_p\d{8}", name or "")}
+    assert locked and min(locked) == TICKETS.partition(live_week(now)), sorted(locked)
+
+
+async def _counters_dates(app: Any) -> dict[str, tuple[Any, Any]]:
+    """Each counter's current ticket's date as the counter keeps it, and as the ticket has it
+    (both None without a current ticket)."""
+    rows = await _sql(
+        app,
+        "SELECT c.code, c.current_business_date, t.business_date FROM counters c"
+        " LEFT JOIN tickets t ON t.id = c.current_ticket_id WHERE c.branch = 'hz01'",
+    )
+    return {code: (kept, actual) for code, kept, actual in rows}
+
+
+async def test_the_counters_current_date_follows_its_ticket(app, client, clock):
+    clock.set(datetime.combine(MONDAY, time(1), UTC))
+    await setup_branch(client)
+
+    async def check(**expected: date | None) -> None:
+        dates = await _counters_dates(app)
+        for code, day in expected.items():
+            assert dates[code] == (day, day), (code, dates[code])
+
+    async def act(counter: str, verb: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"{B}/counters/{counter}/{verb}"
+        return await ok(await client.post(url, json=body, headers=ADMIN))
+
+    day1, day2 = MONDAY, MONDAY + timedelta(days=1)
+    for counter in ("1", "2"):
+        await act(counter, "open")
+    await issue(client)
+    await act("1", "next")
+    await check(**{"1": day1, "2": None})
+    await act("1", "recall")
+    await check(**{"1": day1})
+    # Left open overnight: the next day's `next` completes yesterday's ticket and calls today's.
+    clock.advance(days=1)
+    await issue(client)
+    await act("1", "next")
+    await check(**{"1": day2})
+    await act("1", "transfer", {"counter": "2"})
+    await check(**{"1": None})
+    await act("2", "next")  # the transferred ticket
+    await check(**{"2": day2})
+    chosen = await issue(client)
+    await act("1", "call", {"ticket": chosen["id"]})  # the service desk's call
+    await check(**{"1": day2})
+    await act("1", "complete")
+    await check(**{"1": None, "2": day2})
+    await ok(await client.post(f"{B}/day/close", headers=ADMIN))
+    await check(**{"1": None, "2": None})
+
+
+async def test_migration_0022_gives_a_counters_current_ticket_its_date(
+    app, client, clock, database_url
+):
+    clock.set(datetime.combine(MONDAY, time(1), UTC))
+    await setup_branch(client)
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    await issue(client)
+    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+    await app.state.engine.dispose()
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0021")
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await _counters_dates(app) == {
+        "1": (MONDAY, MONDAY),
+        "2": (None, None),
+        "9": (None, None),
+    }

@@ -115,7 +115,11 @@ class _CloseOut:
             self.expired += 1
         action.current = None
         await action.set_counter(
-            state=CounterState.CLOSED, staff=None, current_ticket_id=None, pause_reason=None
+            state=CounterState.CLOSED,
+            staff=None,
+            current_ticket_id=None,
+            current_business_date=None,
+            pause_reason=None,
         )
         self.events.extend(action.events)
         self.events.append(
@@ -163,7 +167,8 @@ def _expired_event(row: Any) -> NewEvent:
 _COUNTERS_TO_CLOSE = text(
     f"""
     SELECT c.code, c.state FROM counters c
-    LEFT JOIN tickets t ON t.id = c.current_ticket_id
+    LEFT JOIN tickets t
+      ON t.id = c.current_ticket_id AND t.business_date = c.current_business_date
     WHERE c.branch = :branch
       AND (CAST(:before AS timestamptz) IS NULL
            OR (c.state <> '{CounterState.CLOSED}' AND {LAST_TOUCHED_SQL} < :before))
@@ -276,7 +281,8 @@ _DUE = text(
               AND t.business_date < d.today)
        OR EXISTS (
             SELECT 1 FROM counters c
-            LEFT JOIN tickets t ON t.id = c.current_ticket_id
+            LEFT JOIN tickets t
+      ON t.id = c.current_ticket_id AND t.business_date = c.current_business_date
             WHERE c.branch = d.code AND c.state <> '{CounterState.CLOSED}'
               AND {LAST_TOUCHED_SQL} < d.today_began)
     ORDER BY d.code

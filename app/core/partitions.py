@@ -57,22 +57,18 @@ def recent_dates_sql(alias: str = "t", days: int = 28) -> str:
     return f"{alias}.business_date >= {live_from_sql()} - {days}"
 
 
-def older_dates_sql(alias: str = "t", now: str = ":now") -> str:
-    """`alias` (a tickets row) is older than any live ticket: the second place to look for a
-    ticket by id, after the live weeks (`ticket_by_id_sql`)."""
-    return f"{alias}.business_date < {live_from_sql(now)}"
+def live_week(now: datetime) -> date:
+    """The Monday of the week of the oldest live date at `now`: the first partition a live
+    ticket can be in."""
+    return week_start(now.astimezone(UTC).date() - timedelta(days=LIVE_DAYS_BEFORE_UTC))
 
 
-def ticket_by_id_sql(id_sql: str, columns: str, alias: str = "t", now: str = ":now") -> str:
-    """A subquery for LATERAL: the ticket `id_sql` (SQL), from the live weeks first and only
-    when it is not there from the older ones (a counter left open keeps its ticket for days),
-    so that a live ticket costs a probe of the live weeks, not one of every partition. Either
-    way it is found: `now` only decides where it is looked for first."""
-    by_id = f"SELECT {columns} FROM tickets {alias} WHERE {alias}.id = {id_sql}"  # noqa: S608
-    return (
-        f"(({by_id} AND {live_dates_sql(alias, now)})"
-        f" UNION ALL ({by_id} AND {older_dates_sql(alias, now)}) LIMIT 1)"
-    )
+def from_week_sql(business_date: str, week: date | None) -> str:
+    """`business_date` (SQL: a tickets row's) is of `week` or later, as a constant: PostgreSQL
+    prunes the older partitions when it plans, so that even a generic plan holds (and locks)
+    only the weeks from `week` on. None: every week (TRUE). A statement with it changes text
+    once a week."""
+    return "TRUE" if week is None else f"{business_date} >= DATE '{week.isoformat()}'"
 
 
 def week_start(day: date) -> date:

@@ -177,7 +177,9 @@ async def begin_action(
     check_operator(principal, counter, signing_in=signing_in)
     current = None
     if counter.current_ticket_id is not None:
-        current = await lock_ticket(session, counter.current_ticket_id)
+        current = await lock_ticket(
+            session, counter.current_ticket_id, counter.current_business_date
+        )
     return CounterAction(
         session, branch_row, counter, principal, now, current=current, settings=settings
     )
@@ -240,7 +242,7 @@ def _ticket_conflict(action: CounterAction, wanted: str, allowed: Sequence[str])
 async def release_current(action: CounterAction) -> None:
     """The counter has no current ticket any more; a closing counter closes now."""
     action.current = None
-    values: dict[str, object] = {"current_ticket_id": None}
+    values: dict[str, object] = {"current_ticket_id": None, "current_business_date": None}
     if action.counter.state == CounterState.CLOSING:
         values.update(state=CounterState.CLOSED, staff=None, pause_reason=None)
     await action.set_counter(**values)

@@ -47,7 +47,11 @@ async def _at_counter(action: CounterAction, ticket: Ticket, *, picked_by_hand: 
     """The called ticket (already marked called) becomes the counter's current one: the call
     is counted (for re-queue grace) and announced."""
     action.current = ticket
-    await action.set_counter(current_ticket_id=ticket.id, calls=action.counter.calls + 1)
+    await action.set_counter(
+        current_ticket_id=ticket.id,
+        current_business_date=ticket.business_date,
+        calls=action.counter.calls + 1,
+    )
     action.ticket_event(
         ticket,
         TicketCalled(

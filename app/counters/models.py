@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Text
+from sqlalchemy import CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, Text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +17,11 @@ class Counter(Base):
     __tablename__ = "counters"
     __table_args__ = (
         CheckConstraint(f"state IN {sql_list(CounterState)}", name="state"),
+        # The current ticket's partition key travels with its id (set and cleared together).
+        CheckConstraint(
+            "(current_ticket_id IS NULL) = (current_business_date IS NULL)",
+            name="current_with_date",
+        ),
         # A clerk is signed in at one counter at a time.
         Index(
             "uq_counters_branch_staff_signed_in",
@@ -37,6 +42,8 @@ class Counter(Base):
     state: Mapped[str] = mapped_column(Text, server_default=CounterState.CLOSED)
     staff: Mapped[str | None] = mapped_column(Text)
     current_ticket_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # Its business date: the tickets partition it is in (docs/partitioning.md).
+    current_business_date: Mapped[date | None] = mapped_column(Date)
     state_since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     pause_reason: Mapped[str | None] = mapped_column(Text)
     # Calls made by this counter, ever: keeps `next` honest about which call is which.

@@ -1,4 +1,4 @@
-"""The clerk's `next` in one round trip: `NEXT_SQL` (next_statement.py) completes the current
+"""The clerk's `next` in one round trip: `next_sql` (next_statement.py) completes the current
 ticket, calls the best waiting one and writes the history, autocommitted; a second statement
 tells the tickets the call brought near, only when there are any (app/queue/near_after_commit.py).
 Why, and what it changed: docs/decisions.md, "next in one round trip"."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Row, inspect, select
@@ -19,12 +19,13 @@ from app.branches.service import get_branch
 from app.core.config_cache import read_through, session_cache
 from app.core.database import execute_alone
 from app.core.errors import Problem, not_found
+from app.core.partitions import live_week
 from app.core.settings import Settings
 from app.core.vocabulary import AnnouncementMode
 from app.counters.action import ActionResult, check_operator, state_conflict
 from app.counters.announcement import CallPattern, call_pattern
 from app.counters.models import Counter
-from app.counters.next_statement import NEXT_SQL
+from app.counters.next_statement import next_sql
 from app.counters.service import counter_out
 from app.events.notifier import notify_after_commit
 from app.queue.near import untold
@@ -165,18 +166,22 @@ class _Press:
     async def run(self, config: CallConfig) -> ActionResult:
         session, branch, code = self.session, self.branch, self.code
         cache = session_cache(session)
+        # The live weeks only, unless the counter holds a ticket of an older one.
+        week: date | None = live_week(self.now)
         for _attempt in range(ATTEMPTS):
             pattern = config.pattern(branch, code)
             generation = cache.generation if cache is not None else 0
             params = _params(branch, code, self.principal, self.now, config, pattern)
-            row = (await execute_alone(session, NEXT_SQL, params, self.settings))[0]
+            row = (await execute_alone(session, next_sql(week), params, self.settings))[0]
             await self._refuse(row)
+            if not row.current_planned:
+                week = None
             if not row.config_ok:
                 config = _config_seen(row)
                 if cache is not None:
                     cache.put(_cache_key(branch, code), config, generation)
                 continue
-            if row.current_seen:
+            if row.current_seen and row.current_planned:
                 return await self._called(config, row)
         await session.commit()
         raise Problem(409, "counter-busy", f"counter {code} kept changing; press next again")

@@ -1,4 +1,4 @@
-"""`next` as one statement (`NEXT_SQL`), run on its own and autocommitted, as issuing is: the
+"""`next` as one statement (`next_sql`), run on its own and autocommitted, as issuing is: the
 counter's row and the branch row are locked only while it runs, never across a round trip to a
 busy Python process. How it is used: next_call.py; why: docs/decisions.md, "next in one round
 trip".
@@ -17,12 +17,13 @@ In order:
   their data built here from what only the statement knows (app/events/service.py:
   `append_events_sql`). The call's words come pre-rendered with the number left open
   (app/counters/announcement.py: `CallPattern`); the audio's version is hashed here;
-- `tickets_after`, `counters_after`: the two tables as the call leaves them (its own writes
-  in place of the rows they changed, which the snapshot still shows as they were);
+- `counters_after`: the counters as the call leaves them (its own write in place of the row it
+  changed, which the snapshot still shows as it was);
 - `after`: whether the statement's snapshot saw everything committed before its own commit (no
   event seq was handed out between them); only then are the tickets its call brought near
-  read here, by the near check's own SQL over `tickets_after` and `counters_after`
-  (app/queue/near.py: `near_front_cte`): what a read after the commit would find. The hall
+  read here, by the near check's own SQL over the waiting tickets but the one it called, and
+  `counters_after` (app/queue/near.py: `near_front_cte`): what a read after the commit would
+  find. The hall
   for their estimates is read after the commit, only when there are any (next_call.py).
   `near_count` says how many there are to a caller that reads no JSON (the benchmark's
   pgbench).
@@ -30,10 +31,13 @@ In order:
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from datetime import date
+from functools import lru_cache
+
+from sqlalchemy import TextClause, text
 
 from app.accuracy.service import keep_first_call_sql
-from app.core.partitions import live_dates_sql, older_dates_sql
+from app.core.partitions import from_week_sql
 from app.core.vocabulary import CounterState, TicketStatus
 from app.counters.announcement import announcement_sql
 from app.events.catalog import EventType
@@ -105,52 +109,53 @@ _LOG = append_events_sql(
         FROM happened""",  # noqa: S608 - a constant fragment
 )
 
-# The tickets and counters as the call leaves them, for the near check's read of the front of
-# the queue after it: the statement's snapshot does not show its own writes, so each row it
-# changed is read from its RETURNING (`completed`, `claimed`, `moved`: at most one row each)
-# in place of the table's. These are the statement's only writes to the two tables; a new one
-# must join them here (tests/test_next_statement.py compares the front with a read after).
-# Not materialised: the front's read is planned into the waiting tickets' index.
-_AFTER = """
-    tickets_after AS NOT MATERIALIZED (
-        SELECT * FROM tickets
-        WHERE id IS DISTINCT FROM (SELECT id FROM claimed)
-          AND id IS DISTINCT FROM (SELECT id FROM completed)
-        UNION ALL SELECT * FROM claimed
-        UNION ALL SELECT * FROM completed
-    ),
+
+# The queue as the call leaves it, for the near check's read of the front after it: the
+# statement's snapshot does not show its own writes. Of the tickets it changed only the one it
+# claimed was waiting (`_TAKEN`: the front passes over it); the counter it moved is read from
+# its RETURNING in place of the table's row (`counters_after`). These are the statement's only
+# writes to the two tables; a new one must be accounted for here (tests/test_next_statement.py
+# compares the front with a read after).
+_PROFILE = "CAST(:profile AS text[])"
+_TAKEN = "t.id IN (SELECT id FROM claimed UNION ALL SELECT id FROM completed)"
+_COUNTERS_AFTER = """
     counters_after AS NOT MATERIALIZED (
         SELECT * FROM counters
         WHERE NOT (branch = :branch AND code = :counter AND EXISTS (SELECT FROM moved))
         UNION ALL SELECT * FROM moved
     )"""
 
-NEXT_SQL = text(
-    f"""
+
+@lru_cache(maxsize=4)
+def next_sql(week: date | None) -> TextClause:
+    """`next` planned over the tickets partitions from `week` on (`live_week` of the call's
+    time), or over every week (None). A counter whose current ticket is older than `week`
+    makes the statement write nothing (`current_planned` false); next_call.py then runs it
+    over every week. Cached: one text per week, prepared once per connection."""
+    return text(_next_sql_text(week))
+
+
+def _next_sql_text(week: date | None) -> str:
+    return f"""
     WITH {NEAR_BRANCH_CTE},
     {TYPE_CUTOFFS_CTE},
     seen AS MATERIALIZED (SELECT event_seq FROM branches WHERE code = :branch),
     locked AS MATERIALIZED (
-        SELECT c.name, c.state, c.services, c.staff, c.current_ticket_id, b.requeue_after,
+        SELECT c.name, c.state, c.services, c.staff, c.current_ticket_id,
+               c.current_business_date, b.requeue_after,
                b.announcement_zh, b.announcement_en, b.announcement_mode, b.announcement_rate
         FROM counters c JOIN branches b ON b.code = c.branch
         WHERE c.branch = :branch AND c.code = :counter
         FOR UPDATE OF c
     ),
-    -- The current ticket: in the live weeks, else (a counter left open keeps its ticket over
-    -- days) in the older ones, which are not read when it was found (docs/partitioning.md).
-    current_live AS MATERIALIZED (
+    -- The current ticket, by its primary key: the one partition its date names.
+    current AS MATERIALIZED (
         SELECT t.id, t.business_date, t.status FROM tickets t
-        WHERE t.id = (SELECT current_ticket_id FROM locked) AND {live_dates_sql("t")}
+        WHERE t.id = (SELECT current_ticket_id FROM locked)
+          AND t.business_date = (SELECT current_business_date FROM locked)
+          AND {from_week_sql("t.business_date", week)}
         FOR UPDATE OF t
     ),
-    current_older AS MATERIALIZED (
-        SELECT t.id, t.business_date, t.status FROM tickets t
-        WHERE t.id = (SELECT current_ticket_id FROM locked) AND {older_dates_sql("t")}
-          AND NOT EXISTS (SELECT FROM current_live)
-        FOR UPDATE OF t
-    ),
-    current AS MATERIALIZED (SELECT * FROM current_live UNION ALL SELECT * FROM current_older),
     verdict AS MATERIALIZED (
         SELECT l.name = :counter_name AND l.services = CAST(:profile AS text[])
                AND l.requeue_after = :requeue_after
@@ -161,29 +166,35 @@ NEXT_SQL = text(
                                          AND l.state <> '{CounterState.CLOSED}'), false)
                  AS operator_ok,
                l.state = '{CounterState.OPEN}' AS state_ok,
-               l.current_ticket_id IS NULL OR EXISTS (SELECT FROM current) AS current_seen
+               l.current_ticket_id IS NULL OR EXISTS (SELECT FROM current) AS current_seen,
+               l.current_business_date IS NULL
+                 OR {from_week_sql("l.current_business_date", week)} AS current_planned
         FROM locked l
     ),
     go AS MATERIALIZED (
-        SELECT FROM verdict WHERE config_ok AND operator_ok AND state_ok AND current_seen
+        SELECT FROM verdict
+        WHERE config_ok AND operator_ok AND state_ok AND current_seen AND current_planned
     ),
+    -- By the key's values (not a join), so that only the current ticket's partition is read.
     completed AS (
         UPDATE tickets SET
             status = '{TicketStatus.DONE}',
             served_at = coalesce(tickets.served_at, tickets.last_called_at, {NOW}),
             finished_at = {NOW}
-        FROM current, go
-        WHERE tickets.id = current.id AND tickets.business_date = current.business_date
-          AND current.status IN {_CALL_MAY_COMPLETE}
+        WHERE tickets.id = (SELECT id FROM current WHERE status IN {_CALL_MAY_COMPLETE})
+          AND tickets.business_date = (SELECT business_date FROM current)
+          AND {from_week_sql("tickets.business_date", week)}
+          AND EXISTS (SELECT FROM go)
         RETURNING tickets.*
     ),
-    {pick_next_cte(when="EXISTS (SELECT FROM go)")},
-    claimed AS ({claim_picked_sql(staff=_STAFF)} RETURNING tickets.*),
+    {pick_next_cte(when="EXISTS (SELECT FROM go)", week=week)},
+    claimed AS ({claim_picked_sql(staff=_STAFF, week=week)} RETURNING tickets.*),
     -- A first call's wait, kept beside the ticket's quote (app/accuracy/service.py).
     kept AS ({keep_first_call_sql("claimed")}),
     moved AS (
         UPDATE counters SET
             current_ticket_id = (SELECT id FROM claimed),
+            current_business_date = (SELECT business_date FROM claimed),
             calls = counters.calls + (SELECT count(*) FROM claimed),
             updated_at = {NOW}
         FROM go
@@ -192,8 +203,8 @@ NEXT_SQL = text(
     ),
     {_HAPPENED},
     {_LOG},
-    {_AFTER},
-    {near_front_cte("CAST(:profile AS text[])", "tickets_after", "counters_after")},
+    {_COUNTERS_AFTER},
+    {near_front_cte(_PROFILE, taken=_TAKEN, counters="counters_after", week=week)},
     after AS MATERIALIZED (
         SELECT fresh,
                CASE WHEN fresh AND EXISTS (SELECT FROM claimed) THEN {UNTOLD_JSON} END AS untold
@@ -207,6 +218,7 @@ NEXT_SQL = text(
            locked.announcement_zh AS branch_zh, locked.announcement_en AS branch_en,
            locked.announcement_mode AS branch_mode, locked.announcement_rate AS branch_rate,
            verdict.config_ok, verdict.operator_ok, verdict.state_ok, verdict.current_seen,
+           verdict.current_planned,
            (SELECT array_agg(seq ORDER BY seq) FROM logged) AS logged_seqs,
            (SELECT array_agg(envelope ORDER BY seq) FROM logged) AS logged_envelopes,
            after.fresh, after.untold,
@@ -217,4 +229,3 @@ NEXT_SQL = text(
     LEFT JOIN claimed ON TRUE
     CROSS JOIN after
     """  # noqa: S608 - constant fragments; every value is a bound parameter
-)

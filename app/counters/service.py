@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.branches.models import Service
 from app.branches.service import get_branch
 from app.core.errors import not_found, unprocessable
-from app.core.partitions import ticket_by_id_sql
 from app.core.vocabulary import CounterState
 from app.counters.models import Counter
 from app.counters.schemas import CounterIn, CounterOut
@@ -82,16 +81,16 @@ async def put_counter(
 # -- views --------------------------------------------------------------------------------------
 
 
-_CURRENT_COLUMNS = "t.id, t.number, t.service, t.priority, t.status"
 _COUNTERS_WITH_CURRENT = text(
-    f"""
+    """
     SELECT c.code, c.name, c.state, c.services, c.staff,
            t.id AS ticket_id, t.number, t.service, t.priority, t.status
     FROM counters c
-    LEFT JOIN LATERAL {ticket_by_id_sql("c.current_ticket_id", _CURRENT_COLUMNS, now="now()")}
-      AS t ON TRUE
+    -- By the current ticket's primary key: one partition's index per counter.
+    LEFT JOIN tickets t
+      ON t.id = c.current_ticket_id AND t.business_date = c.current_business_date
     WHERE c.branch = :branch
-    """  # noqa: S608 - constant fragments
+    """
 )
 
 
@@ -149,7 +148,12 @@ async def get_counter(session: AsyncSession, branch: str, code: str) -> CounterO
         raise not_found(f"counter {code} in branch {branch}")
     current = None
     if counter.current_ticket_id is not None:
-        current = await session.scalar(select(Ticket).where(Ticket.id == counter.current_ticket_id))
+        current = await session.scalar(
+            select(Ticket).where(
+                Ticket.id == counter.current_ticket_id,
+                Ticket.business_date == counter.current_business_date,
+            )
+        )
     return counter_out(counter, current)
 
 

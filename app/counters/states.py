@@ -97,6 +97,10 @@ async def close_counter(
         await action.set_counter(state=CounterState.CLOSING, pause_reason=None)
     else:
         await action.set_counter(
-            state=CounterState.CLOSED, staff=None, pause_reason=None, current_ticket_id=None
+            state=CounterState.CLOSED,
+            staff=None,
+            pause_reason=None,
+            current_ticket_id=None,
+            current_business_date=None,
         )
     return await action.finish()

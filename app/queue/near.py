@@ -31,7 +31,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -49,6 +49,7 @@ from app.queue.ordering import (
     TYPE_CUTOFFS_CTE,
     TYPE_CUTOFFS_JOIN,
     effective_lane_sql,
+    type_front_candidates_sql,
     type_order_sql,
 )
 from app.queue.service import load_hall
@@ -58,19 +59,26 @@ NEAR_BRANCH_CTE = """
         SELECT notify_ahead, requeue_after FROM branches WHERE code = :branch
     )"""
 _REQUEUE_AFTER = "(SELECT requeue_after FROM near_branch)"
+_FRONT = "coalesce((SELECT notify_ahead + 1 FROM near_branch), 0)"  # tickets near, per type
 
 
 def near_front_cte(
     services: str = "CAST(:services AS text[])",
-    tickets: str = "tickets",
+    *,
+    taken: str = "FALSE",
     counters: str = "counters",
+    week: date | None = None,
 ) -> str:
     """The CTE `front`: the first `notify_ahead + 1` waiting tickets of each type in
     `services` (SQL for a text[]), in calling order (`type_order_sql`, limited: a bounded sort),
-    numbered within the type by the same key's parts (`ahead`), read from the relations
-    `tickets` and `counters` (the tables by default; `next` passes them as its call leaves
-    them: app/counters/next_statement.py). Needs the CTEs `near_branch` and `type_cutoffs`;
-    parameters :branch and :now."""
+    numbered within the type by the same key's parts (`ahead`). Only the tickets that can be in
+    a type's front are sorted (`type_front_candidates_sql`). `next` passes the queue as its
+    call leaves it (app/counters/next_statement.py): `taken`, SQL true of a ticket its
+    statement took out of the queue (which its snapshot still shows waiting: one more of each
+    class is read for it), and `counters`, the counters' relation with its own change. Needs
+    the CTEs `near_branch` and `type_cutoffs`; parameters :branch and :now; `week` as for
+    `pick_next_cte`."""
+    candidates = type_front_candidates_sql("svc.code", f"{_FRONT} + 1", week)
     return f"""
     front AS MATERIALIZED (
         SELECT top.id, top.number, top.service, top.priority, top.near_notified_at, top.lane,
@@ -87,11 +95,12 @@ def near_front_cte(
                    {effective_lane_sql(_REQUEUE_AFTER, counters)} AS lane,
                    {OVERDUE_SQL} AS overdue,
                    {PRIORITY_SQL} AS prio
-            FROM {tickets} t
+            FROM ({candidates}) AS t
             {TYPE_CUTOFFS_JOIN}
             WHERE t.branch = :branch AND t.service = svc.code AND t.status = 'waiting'
+              AND NOT ({taken})
             ORDER BY {type_order_sql(_REQUEUE_AFTER, counters)}
-            LIMIT coalesce((SELECT notify_ahead + 1 FROM near_branch), 0)
+            LIMIT {_FRONT}
         ) AS top
     )"""  # noqa: S608 - constant fragments
 

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import text
 
 from app.accuracy.service import keep_first_call_sql
 from app.branches.hours import Schedule
-from app.core.partitions import live_dates_sql
+from app.core.partitions import from_week_sql, live_dates_sql
 from app.core.vocabulary import Priority
 
 # Priority classes, first called first.
@@ -205,6 +205,12 @@ WAITING_FOR_TYPE = (
     f" AND t.business_date >= tc.business_date AND {live_dates_sql('t')}"
 )
 TYPE_CUTOFFS_JOIN = f"JOIN type_cutoffs tc ON {WAITING_FOR_TYPE}"
+# A "plain" waiting ticket: in the normal lane and queued when it was issued (never transferred
+# or re-queued). Among the plain tickets of one type and priority class the calling order is
+# (issued_at, seq, id): overdue means issued at or before a cutoff, so it only puts the earlier
+# issued first. The index ix_tickets_waiting_plain holds them in that order.
+PLAIN_SQL = f"t.lane = {LANE_NORMAL} AND t.queued_at = t.issued_at"
+NOT_PLAIN_SQL = f"(t.lane <> {LANE_NORMAL} OR t.queued_at <> t.issued_at)"
 # 0 for an overdue ticket, else 1.
 OVERDUE_SQL = "CASE WHEN t.issued_at <= tc.overdue_before THEN 0 ELSE 1 END"
 # PRIORITY_RANK in SQL: CASE t.priority WHEN 'special' THEN 0 WHEN 'vip' THEN 1 ELSE 2 END
@@ -213,6 +219,31 @@ PRIORITY_SQL = (
     + "".join(f" WHEN '{p}' THEN {PRIORITY_RANK[p]}" for p in PRIORITY_ORDER[:-1])
     + f" ELSE {PRIORITY_RANK[PRIORITY_ORDER[-1]]} END"
 )
+
+
+def type_front_candidates_sql(service: str, first: str, week: date | None = None) -> str:
+    """The waiting tickets (rows of `tickets`) of type `service` (SQL) that can be among its
+    first `first` (SQL) in calling order, whatever the counters: every one that is not plain,
+    and the first `first` plain ones of each priority class (by the index, not a sort of the
+    whole queue). Weeks from `week` on (`pick_next_cte`). Needs the CTE `type_cutoffs`;
+    parameters :branch, :now."""
+    classes = ", ".join(f"'{p}'" for p in PRIORITY_ORDER)
+    return f"""
+        SELECT p.*
+        FROM type_cutoffs tc
+        CROSS JOIN unnest(ARRAY[{classes}]) AS pc(priority)
+        CROSS JOIN LATERAL (
+            SELECT t.* FROM tickets t
+            WHERE {WAITING_FOR_TYPE} AND t.priority = pc.priority AND {PLAIN_SQL}
+              AND {from_week_sql("t.business_date", week)}
+            ORDER BY t.issued_at, t.seq, t.id
+            LIMIT {first}
+        ) AS p
+        WHERE tc.branch = :branch AND tc.code = {service}
+        UNION ALL
+        SELECT t.* FROM tickets t {TYPE_CUTOFFS_JOIN}
+        WHERE tc.branch = :branch AND tc.code = {service} AND {NOT_PLAIN_SQL}
+          AND {from_week_sql("t.business_date", week)}"""
 
 
 def type_order_sql(requeue_after: str = ":requeue_after", counters: str = "counters") -> str:
@@ -236,10 +267,11 @@ CALLING_ORDER_SQL = (
 # service desk's call of a chosen ticket sets the same columns (counters/calls.py).
 
 
-def pick_next_cte(when: str = "TRUE") -> str:
+def pick_next_cte(when: str = "TRUE", week: date | None = None) -> str:
     """The CTE `picked`: the id of the ticket counter :counter (profile :profile) calls next,
-    locked; none unless `when` (SQL) holds. Parameters: :branch, :counter, :profile, :now,
-    :requeue_after, and the CTE `type_cutoffs`."""
+    locked; none unless `when` (SQL) holds. Only the partitions from `week` on are planned
+    (`from_week_sql`). Parameters: :branch, :counter, :profile, :now, :requeue_after, and the
+    CTE `type_cutoffs`."""
     return f"""
     picked AS (
         SELECT t.id, t.business_date
@@ -249,16 +281,16 @@ def pick_next_cte(when: str = "TRUE") -> str:
           AND t.status = 'waiting'
           AND t.service = ANY(CAST(:profile AS text[]))
           AND (t.target_counter IS NULL OR t.target_counter = :counter)
-          AND {when}
+          AND {when} AND {from_week_sql("t.business_date", week)}
         ORDER BY {CALLING_ORDER_SQL}
         LIMIT 1
         FOR UPDATE OF t SKIP LOCKED
     )"""
 
 
-def claim_picked_sql(staff: str = ":staff") -> str:
+def claim_picked_sql(staff: str = ":staff", week: date | None = None) -> str:
     """The UPDATE that makes the `picked` ticket called at :counter by `staff` (SQL), without
-    its RETURNING clause."""
+    its RETURNING clause; `week` as for `pick_next_cte`."""
     return f"""
     UPDATE tickets SET
         status = 'called',
@@ -271,7 +303,7 @@ def claim_picked_sql(staff: str = ":staff") -> str:
         requeue_base = NULL
     FROM picked
     WHERE tickets.id = picked.id AND tickets.business_date = picked.business_date
-      AND {live_dates_sql("tickets")}"""
+      AND {live_dates_sql("tickets")} AND {from_week_sql("tickets.business_date", week)}"""
 
 
 # A first call's wait is kept beside the ticket's quote by the same statement

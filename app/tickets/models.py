@@ -72,6 +72,25 @@ class Ticket(Base):
             "queued_at",
             postgresql_where=text("status = 'waiting'"),
         ),
+        # The near front's first tickets of each type and class (app/queue/ordering.py:
+        # `type_front_candidates_sql`): plain ones in calling order, and the few others.
+        Index(
+            "ix_tickets_waiting_plain",
+            "branch",
+            "service",
+            "priority",
+            "issued_at",
+            "seq",
+            "id",
+            postgresql_where=text("status = 'waiting' AND lane = 1 AND queued_at = issued_at"),
+        ),
+        Index(
+            "ix_tickets_waiting_moved",
+            "branch",
+            "service",
+            "business_date",
+            postgresql_where=text("status = 'waiting' AND (lane <> 1 OR queued_at <> issued_at)"),
+        ),
         # Per business date: a retry across midnight is caught by its claim (IssueKey).
         Index(
             "uq_tickets_branch_idempotency_key",

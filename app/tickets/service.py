@@ -4,7 +4,7 @@ Issuing is in issuing.py, ratings in ratings.py."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,14 +53,17 @@ async def get_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> Ticket:
     return ticket
 
 
-async def lock_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> Ticket:
+async def lock_ticket(
+    session: AsyncSession, ticket_id: uuid.UUID, business_date: date | None = None
+) -> Ticket:
     """The ticket, locked for this transaction and re-read (another transaction may just have
-    changed it); 404 if there is none."""
+    changed it); 404 if there is none. With its `business_date` (the partition key), one
+    partition is read instead of every week's."""
+    by_key = [Ticket.id == ticket_id]
+    if business_date is not None:
+        by_key.append(Ticket.business_date == business_date)
     ticket = await session.scalar(
-        select(Ticket)
-        .where(Ticket.id == ticket_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        select(Ticket).where(*by_key).with_for_update().execution_options(populate_existing=True)
     )
     if ticket is None:
         raise not_found(f"ticket {ticket_id}")
