@@ -51,7 +51,7 @@ _EXPIRE_LEFT_OVER = text(
     f"""
     UPDATE tickets t SET status = '{TicketStatus.EXPIRED}', finished_at = :now
     FROM (
-        SELECT id, status FROM tickets
+        SELECT id, business_date, status FROM tickets
         WHERE branch = :branch AND status IN {sql_list(EXPIRING)}
           AND (CAST(:before AS date) IS NULL OR business_date < :before)
           AND NOT EXISTS (
@@ -60,7 +60,7 @@ _EXPIRE_LEFT_OVER = text(
         ORDER BY id
         FOR UPDATE
     ) AS old
-    WHERE t.id = old.id
+    WHERE t.id = old.id AND t.business_date = old.business_date
     RETURNING t.id, t.number, t.service, t.priority, old.status AS previous_status,
               t.counter, t.staff
     """  # noqa: S608 - constant fragments

@@ -36,7 +36,8 @@ _FINAL_THROUGH = text(
         (SELECT min(t.business_date) FROM tickets t
          WHERE t.branch = b.code AND t.status IN {sql_list(UNFINISHED)}),
         (SELECT min({Schedule.business_date_sql("b", LAST_TOUCHED_SQL)})
-         FROM counters c LEFT JOIN tickets t ON t.id = c.current_ticket_id
+         FROM counters c LEFT JOIN tickets t
+           ON t.id = c.current_ticket_id AND t.business_date = c.current_business_date
          WHERE c.branch = b.code AND c.state <> '{CounterState.CLOSED}')
     ) - 1 AS final_through
     FROM branches b WHERE b.code = :branch
