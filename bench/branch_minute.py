@@ -6,7 +6,8 @@ the queue view of its three stream clients at once, and the dashboard's reports 
 report, then today, this week and this month as period reports). Printed: the CPU of the server
 and of PostgreSQL per branch-minute, less what both use idle over the same time. A diagnostic
 beside B7 (docs/performance.md): it runs in a minute or two and, being sequential, barely
-depends on what else the machine is doing, unlike B7's latencies.
+depends on what else the machine is doing, unlike B7's latencies. `--no-views`: the same
+without the queue views (the difference is their part).
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ def _cpu(process: psutil.Process) -> float:
 
 
 class BranchMinute:
-    def __init__(self, server: Server, branch: Branch, manager: str) -> None:
+    def __init__(self, server: Server, branch: Branch, manager: str, views: bool = True) -> None:
         self.base = f"{server.url}/api/v1/branches/{branch.code}"
         self.branch = branch
         self.manager = manager
+        self.with_views = views
         self.client = httpx.AsyncClient(timeout=30)
 
     async def _ok(
@@ -62,6 +64,8 @@ class BranchMinute:
 
     async def views(self) -> None:
         await asyncio.sleep(0.25)  # live.js fetches 250 ms after the events
+        if not self.with_views:
+            return
         await asyncio.gather(
             *(self._ok("GET", "/queue", t) for t in (*self.branch.displays, self.manager))
         )
@@ -89,8 +93,10 @@ class BranchMinute:
         await self.dashboard()
 
 
-async def _measure(minutes: int, server: Server, branch: Branch, manager: str, pg_pid: int) -> str:
-    load = BranchMinute(server, branch, manager)
+async def _measure(
+    minutes: int, server: Server, branch: Branch, manager: str, pg_pid: int, views: bool
+) -> str:
+    load = BranchMinute(server, branch, manager, views)
     server_process, postgres = psutil.Process(server.process.pid), psutil.Process(pg_pid)
     both: Callable[[], tuple[float, float]] = lambda: (_cpu(server_process), _cpu(postgres))  # noqa: E731
     for n in range(5):  # a history, warm caches and rollups
@@ -113,7 +119,7 @@ async def _measure(minutes: int, server: Server, branch: Branch, manager: str, p
     )
 
 
-def main(minutes: int) -> str:
+def main(minutes: int, views: bool = True) -> str:
     os.environ.setdefault("HALLQ_ISSUE_RATE_PER_MINUTE", "0")
     with tempfile.TemporaryDirectory(prefix="hallq-branch-minute-") as scratch:
         pg = pgmod.start_server(Path(scratch) / "pg")
@@ -130,7 +136,7 @@ def main(minutes: int) -> str:
                 setup.close()
                 pid = pg.postmaster_pid()
                 assert pid is not None
-                return asyncio.run(_measure(minutes, server, branch, manager, pid))
+                return asyncio.run(_measure(minutes, server, branch, manager, pid, views))
             finally:
                 server.stop()
         finally:
@@ -138,4 +144,5 @@ def main(minutes: int) -> str:
 
 
 if __name__ == "__main__":
-    print(main(int(sys.argv[1]) if len(sys.argv) > 1 else 15))
+    args = [a for a in sys.argv[1:] if a != "--no-views"]
+    print(main(int(args[0]) if args else 15, views="--no-views" not in sys.argv))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.service import ACTIVE_ALERTS_COLUMN, alerts_in_column
 from app.branches.hours import Schedule
+from app.branches.service import SERVICES_COLUMN
 from app.core.database import execute_alone
 from app.core.partitions import live_dates_sql
 from app.core.settings import Settings
@@ -24,22 +25,10 @@ from app.events.catalog import EventType
 from app.events.service import CURRENT_SEQ_COLUMN
 from app.hall.schemas import QueueView, RecentCall, ServiceQueue
 from app.notices.service import NOTICES_COLUMN, current_in_column
-from app.queue.estimate import Hall, estimate_wait, new_ticket_place
-from app.queue.ordering import WAITING_FOR_TYPE
-from app.queue.service import HALL_COLUMNS, HALL_CTE, hall_from_row, hall_params
+from app.queue.estimate import estimate_wait, new_ticket_place
+from app.queue.service import HALL_COLUMNS, HALL_CTE, HallNow, hall_from_row, hall_params
 
 log = logging.getLogger("hallq.hall")
-
-# Each business type with its waiting tickets' count and the oldest one's issue time.
-_WAITING_BY_SERVICE = f"""
-    (SELECT array_agg(ROW(w.code, w.name, w.prefix, w.waiting, w.oldest)
-                      ORDER BY w.prefix, w.code)
-     FROM (SELECT s.code, s.name, s.prefix, count(t.id) AS waiting, min(t.issued_at) AS oldest
-           FROM services s
-           JOIN type_cutoffs tc ON tc.branch = s.branch AND tc.code = s.code
-           LEFT JOIN tickets t ON {WAITING_FOR_TYPE}
-           WHERE s.branch = :branch
-           GROUP BY s.code, s.name, s.prefix) AS w)"""  # noqa: S608 - constant fragments
 
 # The calls of today's business day whose tickets did not expire: a screen never shows a
 # number of an earlier day, nor one the close-out expired (SPEC §5). Each type's latest calls
@@ -74,7 +63,7 @@ _QUEUE_VIEW = text(
     f"""
     WITH {HALL_CTE}
     SELECT {CURRENT_SEQ_COLUMN} AS seq,
-           {_WAITING_BY_SERVICE} AS waiting,
+           {SERVICES_COLUMN} AS services,
            {HALL_COLUMNS},
            {COUNTERS_COLUMN} AS counters,
            {NOTICES_COLUMN} AS notices,
@@ -96,19 +85,19 @@ def _recent_calls(rows: Iterable[Sequence[Any]] | None, branch: str) -> list[Rec
 
 
 def _services(
-    rows: Iterable[Sequence[Any]] | None, hall: Hall, now: datetime
+    rows: Iterable[Sequence[Any]] | None, hall: HallNow, now: datetime
 ) -> list[ServiceQueue]:
     services = []
-    for code, name, prefix, waiting, oldest in rows or ():
+    for code, name, prefix in rows or ():
         # The wait of a normal ticket taken now.
-        estimate = estimate_wait(hall, new_ticket_place(hall, code))
+        estimate = estimate_wait(hall.hall, new_ticket_place(hall.hall, code))
         services.append(
             ServiceQueue(
                 service=code,
                 name=name,
                 prefix=prefix,
-                waiting=waiting,
-                longest_wait_s=max(0, int((now - oldest).total_seconds())) if oldest else 0,
+                waiting=sum(g.count for g in hall.hall.waiting if g.service == code),
+                longest_wait_s=max(0, int(hall.longest_wait_s.get(code, 0))),
                 estimated_wait_s=estimate.median_s,
                 estimated_wait_range_s=estimate.range_s,
             )
@@ -132,7 +121,7 @@ async def queue_view(
     notices = current_in_column(row.notices, now)
     view = QueueView(
         branch=branch,
-        services=_services(row.waiting, hall_from_row(row, settings).hall, now),
+        services=_services(row.services, hall_from_row(row, settings), now),
         counters=counters_from_rows(row.counters),
         recent_calls=_recent_calls(row.recent_calls, branch),
         alerts=alerts_in_column(row.alerts),
