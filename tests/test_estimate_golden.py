@@ -25,7 +25,7 @@ from app.queue.ordering import LANE_FRONT, LANE_HELD, LANE_NORMAL, class_rank
 GOLDEN = Path(__file__).parent / "data" / "estimate_golden.json"
 HALLS = 300
 SERVICES = ("a", "b", "c", "v")
-PRIORITIES = (Priority.NORMAL, Priority.VIP, Priority.SPECIAL)
+PRIORITIES: tuple[str, ...] = (Priority.NORMAL, Priority.VIP, Priority.SPECIAL)
 
 
 def random_hall(rng: random.Random) -> Hall:
