@@ -18,7 +18,8 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -30,11 +31,13 @@ from app.core.clock import SystemClock
 from app.core.migrations import upgrade
 from bench import pg as pgmod
 from bench.servers import Branch, Server, Setup, profiles, start_servers
+from devtools.embedded_postgres import EmbeddedPostgres
 
 IDLE_S = 10.0
 
 
-def _cpu(process: psutil.Process) -> float:
+def cpu_s(process: psutil.Process) -> float:
+    """CPU seconds used so far by `process` and its children."""
     total = 0.0
     for p in (process, *process.children(recursive=True)):
         try:
@@ -98,7 +101,7 @@ async def _measure(
 ) -> str:
     load = BranchMinute(server, branch, manager, views)
     server_process, postgres = psutil.Process(server.process.pid), psutil.Process(pg_pid)
-    both: Callable[[], tuple[float, float]] = lambda: (_cpu(server_process), _cpu(postgres))  # noqa: E731
+    both: Callable[[], tuple[float, float]] = lambda: (cpu_s(server_process), cpu_s(postgres))  # noqa: E731
     for n in range(5):  # a history, warm caches and rollups
         await load.minute(n)
     idle_from = both()
@@ -119,9 +122,12 @@ async def _measure(
     )
 
 
-def main(minutes: int, views: bool = True) -> str:
+@contextmanager
+def bench_server(prefix: str) -> Iterator[tuple[EmbeddedPostgres, str, str, Server]]:
+    """A PostgreSQL of its own, migrated, and one server process on it: (PostgreSQL, its
+    database URL, the admin token, the server)."""
     os.environ.setdefault("HALLQ_ISSUE_RATE_PER_MINUTE", "0")
-    with tempfile.TemporaryDirectory(prefix="hallq-branch-minute-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         pg = pgmod.start_server(Path(scratch) / "pg")
         try:
             asyncio.run(pgmod.create_database(pg, "hallq"))
@@ -130,17 +136,22 @@ def main(minutes: int, views: bool = True) -> str:
             admin = secrets.token_urlsafe(24)
             [server] = start_servers(url, admin, count=1, workers=1, log_dir=Path(scratch))
             try:
-                setup = Setup(server.url, admin)
-                branch = setup.branch("m1", profiles(10), open_counters=True, displays=2)
-                manager = setup.token("manager", "m1")[1]
-                setup.close()
-                pid = pg.postmaster_pid()
-                assert pid is not None
-                return asyncio.run(_measure(minutes, server, branch, manager, pid, views))
+                yield pg, url, admin, server
             finally:
                 server.stop()
         finally:
             pg.stop()
+
+
+def main(minutes: int, views: bool = True) -> str:
+    with bench_server("hallq-branch-minute-") as (pg, _, admin, server):
+        setup = Setup(server.url, admin)
+        branch = setup.branch("m1", profiles(10), open_counters=True, displays=2)
+        manager = setup.token("manager", "m1")[1]
+        setup.close()
+        pid = pg.postmaster_pid()
+        assert pid is not None
+        return asyncio.run(_measure(minutes, server, branch, manager, pid, views))
 
 
 if __name__ == "__main__":

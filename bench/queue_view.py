@@ -2,8 +2,8 @@
 
 One branch set up as `bench.branch_minute`'s (10 counters open, types a, b and v), with a
 history of finished tickets and `waiting` tickets waiting per type; then `reads` reads of the
-view as GET /queue makes them (`read_seq_view`: its own REPEATABLE READ transaction), in this
-process, one after another. Printed: the CPU per read of this process and of PostgreSQL (less
+view as GET /queue makes them when it does not share one (`read_seq_view`), in this process,
+one after another. Printed: the CPU per read of this process and of PostgreSQL (less
 what PostgreSQL uses idle), and the wall time per read. `--profile` prints cProfile's hottest
 functions of the reads instead. A diagnostic for the view's own cost (docs/performance.md).
 """
@@ -13,37 +13,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import os
 import pstats
-import secrets
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import psutil
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.core.database import create_engine
-from app.core.migrations import upgrade
 from app.core.settings import Settings
 from app.hall.shared_view import read_seq_view
-from bench import pg as pgmod
-from bench.branch_minute import IDLE_S
-from bench.servers import Branch, Setup, profiles, start_servers
+from bench.branch_minute import IDLE_S, bench_server, cpu_s
+from bench.servers import Branch, Setup, profiles
 
 HISTORY_CALLS = 60  # finished tickets before the measured state (the estimate's history)
-
-
-def _cpu(process: psutil.Process) -> float:
-    total = 0.0
-    for p in (process, *process.children(recursive=True)):
-        try:
-            times = p.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def _fill(url: str, branch: Branch, waiting: int) -> None:
@@ -77,8 +61,6 @@ def _fill(url: str, branch: Branch, waiting: int) -> None:
 async def _reads(settings: Settings, branch: str, reads: int, pg_pid: int, profile: bool) -> str:
     engine = create_engine(settings)
     postgres = psutil.Process(pg_pid)
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
     sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def read_all(count: int) -> None:
@@ -88,9 +70,9 @@ async def _reads(settings: Settings, branch: str, reads: int, pg_pid: int, profi
 
     try:
         await read_all(20)  # warm: connections, prepared statements, caches
-        idle_from = _cpu(postgres)
+        idle_from = cpu_s(postgres)
         await asyncio.sleep(IDLE_S)
-        pg_idle = (_cpu(postgres) - idle_from) / IDLE_S
+        pg_idle = (cpu_s(postgres) - idle_from) / IDLE_S
         if profile:
             profiler = cProfile.Profile()
             profiler.enable()
@@ -100,11 +82,11 @@ async def _reads(settings: Settings, branch: str, reads: int, pg_pid: int, profi
             stats.print_stats(25)
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
             return ""
-        started, cpu_from, pg_from = time.monotonic(), time.process_time(), _cpu(postgres)
+        started, cpu_from, pg_from = time.monotonic(), time.process_time(), cpu_s(postgres)
         await read_all(reads)
         elapsed = time.monotonic() - started
         python_ms = 1000 * (time.process_time() - cpu_from) / reads
-        pg_ms = 1000 * (_cpu(postgres) - pg_from - pg_idle * elapsed) / reads
+        pg_ms = 1000 * (cpu_s(postgres) - pg_from - pg_idle * elapsed) / reads
         return (
             f"{reads} queue view reads: Python {python_ms:.2f} ms + PostgreSQL {pg_ms:.2f} ms "
             f"= {python_ms + pg_ms:.2f} ms of CPU per read; wall {1000 * elapsed / reads:.2f} ms "
@@ -115,28 +97,16 @@ async def _reads(settings: Settings, branch: str, reads: int, pg_pid: int, profi
 
 
 def main(reads: int, waiting: int, profile: bool) -> str:
-    os.environ.setdefault("HALLQ_ISSUE_RATE_PER_MINUTE", "0")
-    with tempfile.TemporaryDirectory(prefix="hallq-queue-view-") as scratch:
-        pg = pgmod.start_server(Path(scratch) / "pg")
-        try:
-            asyncio.run(pgmod.create_database(pg, "hallq"))
-            url = pg.url("hallq")
-            upgrade(url)
-            admin = secrets.token_urlsafe(24)
-            [server] = start_servers(url, admin, count=1, workers=1, log_dir=Path(scratch))
-            try:
-                setup = Setup(server.url, admin)
-                branch = setup.branch("q1", profiles(10), open_counters=True)
-                setup.close()
-                _fill(server.url, branch, waiting)
-            finally:
-                server.stop()
-            pid = pg.postmaster_pid()
-            assert pid is not None
-            settings = Settings(database_url=url, admin_token=admin)
-            return asyncio.run(_reads(settings, branch.code, reads, pid, profile))
-        finally:
-            pg.stop()
+    with bench_server("hallq-queue-view-") as (pg, url, admin, server):
+        setup = Setup(server.url, admin)
+        branch = setup.branch("q1", profiles(10), open_counters=True)
+        setup.close()
+        _fill(server.url, branch, waiting)
+        server.stop()  # its background work would count as PostgreSQL's
+        pid = pg.postmaster_pid()
+        assert pid is not None
+        settings = Settings(database_url=url, admin_token=admin)
+        return asyncio.run(_reads(settings, branch.code, reads, pid, profile))
 
 
 if __name__ == "__main__":
