@@ -84,9 +84,8 @@ def _recent_calls(rows: Iterable[Sequence[Any]] | None, branch: str) -> list[Rec
     return calls
 
 
-def _services(
-    rows: Iterable[Sequence[Any]] | None, hall: HallNow, now: datetime
-) -> list[ServiceQueue]:
+def _services(rows: Iterable[Sequence[Any]] | None, hall: HallNow) -> list[ServiceQueue]:
+    """Each business type (`SERVICES_COLUMN`'s rows) with its waiting tickets from the hall."""
     services = []
     for code, name, prefix in rows or ():
         # The wait of a normal ticket taken now.
@@ -121,7 +120,7 @@ async def queue_view(
     notices = current_in_column(row.notices, now)
     view = QueueView(
         branch=branch,
-        services=_services(row.services, hall_from_row(row, settings), now),
+        services=_services(row.services, hall_from_row(row, settings)),
         counters=counters_from_rows(row.counters),
         recent_calls=_recent_calls(row.recent_calls, branch),
         alerts=alerts_in_column(row.alerts),
