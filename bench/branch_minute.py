@@ -7,7 +7,8 @@ report, then today, this week and this month as period reports). Printed: the CP
 and of PostgreSQL per branch-minute, less what both use idle over the same time, and how it
 splits between issues, calls, queue views and the dashboard's reports. A diagnostic
 beside B7 (docs/performance.md): it runs in a minute or two and, being sequential, barely
-depends on what else the machine is doing, unlike B7's latencies.
+depends on what else the machine is doing, unlike B7's latencies. `--no-views`: the same
+without the queue views (the difference is their part).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,11 +32,13 @@ from app.core.clock import SystemClock
 from app.core.migrations import upgrade
 from bench import pg as pgmod
 from bench.servers import Branch, Server, Setup, profiles, start_servers
+from devtools.embedded_postgres import EmbeddedPostgres
 
 IDLE_S = 10.0
 
 
-def _cpu(process: psutil.Process) -> float:
+def cpu_s(process: psutil.Process) -> float:
+    """CPU seconds used so far by `process` and its children."""
     total = 0.0
     for p in (process, *process.children(recursive=True)):
         try:
@@ -48,11 +51,17 @@ def _cpu(process: psutil.Process) -> float:
 
 class BranchMinute:
     def __init__(
-        self, server: Server, branch: Branch, manager: str, cpu: Callable[[], float]
+        self,
+        server: Server,
+        branch: Branch,
+        manager: str,
+        cpu: Callable[[], float],
+        views: bool = True,
     ) -> None:
         self.base = f"{server.url}/api/v1/branches/{branch.code}"
         self.branch = branch
         self.manager = manager
+        self.with_views = views
         self.client = httpx.AsyncClient(timeout=30)
         self.cpu = cpu  # server and PostgreSQL, in s
         self.idle_cpu = 0.0  # what both use idle, in s per s
@@ -77,6 +86,8 @@ class BranchMinute:
 
     async def views(self) -> None:
         await asyncio.sleep(0.25)  # live.js fetches 250 ms after the events
+        if not self.with_views:
+            return
         async with self.part("queue views"):
             await asyncio.gather(
                 *(self._ok("GET", "/queue", t) for t in (*self.branch.displays, self.manager))
@@ -112,10 +123,12 @@ class BranchMinute:
         await self.dashboard()
 
 
-async def _measure(minutes: int, server: Server, branch: Branch, manager: str, pg_pid: int) -> str:
+async def _measure(
+    minutes: int, server: Server, branch: Branch, manager: str, pg_pid: int, views: bool
+) -> str:
     server_process, postgres = psutil.Process(server.process.pid), psutil.Process(pg_pid)
-    both: Callable[[], tuple[float, float]] = lambda: (_cpu(server_process), _cpu(postgres))  # noqa: E731
-    load = BranchMinute(server, branch, manager, lambda: sum(both()))
+    both: Callable[[], tuple[float, float]] = lambda: (cpu_s(server_process), cpu_s(postgres))  # noqa: E731
+    load = BranchMinute(server, branch, manager, lambda: sum(both()), views)
     for n in range(5):  # a history, warm caches and rollups
         await load.minute(n)
     idle_from = both()
@@ -134,13 +147,17 @@ async def _measure(minutes: int, server: Server, branch: Branch, manager: str, p
         f"{minutes} branch-minutes in {elapsed:.0f} s: server {per[0]:.1f} ms + PostgreSQL "
         f"{per[1]:.1f} ms = {sum(per):.1f} ms of CPU per branch-minute "
         f"({sum(per) / 60:.2f} ms per branch-second); by kind, ms per branch-minute: {split}; "
-        f"idle: server {1000 * idle[0]:.1f} ms/s, PostgreSQL {1000 * idle[1]:.1f} ms/s"
+        f"idle: server {1000 * idle[0]:.1f} ms/s, "
+        f"PostgreSQL {1000 * idle[1]:.1f} ms/s"
     )
 
 
-def main(minutes: int) -> str:
+@contextmanager
+def bench_server(prefix: str) -> Iterator[tuple[EmbeddedPostgres, str, str, Server]]:
+    """A PostgreSQL of its own, migrated, and one server process on it: (PostgreSQL, its
+    database URL, the admin token, the server)."""
     os.environ.setdefault("HALLQ_ISSUE_RATE_PER_MINUTE", "0")
-    with tempfile.TemporaryDirectory(prefix="hallq-branch-minute-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         pg = pgmod.start_server(Path(scratch) / "pg")
         try:
             asyncio.run(pgmod.create_database(pg, "hallq"))
@@ -149,18 +166,24 @@ def main(minutes: int) -> str:
             admin = secrets.token_urlsafe(24)
             [server] = start_servers(url, admin, count=1, workers=1, log_dir=Path(scratch))
             try:
-                setup = Setup(server.url, admin)
-                branch = setup.branch("m1", profiles(10), open_counters=True, displays=2)
-                manager = setup.token("manager", "m1")[1]
-                setup.close()
-                pid = pg.postmaster_pid()
-                assert pid is not None
-                return asyncio.run(_measure(minutes, server, branch, manager, pid))
+                yield pg, url, admin, server
             finally:
                 server.stop()
         finally:
             pg.stop()
 
 
+def main(minutes: int, views: bool = True) -> str:
+    with bench_server("hallq-branch-minute-") as (pg, _, admin, server):
+        setup = Setup(server.url, admin)
+        branch = setup.branch("m1", profiles(10), open_counters=True, displays=2)
+        manager = setup.token("manager", "m1")[1]
+        setup.close()
+        pid = pg.postmaster_pid()
+        assert pid is not None
+        return asyncio.run(_measure(minutes, server, branch, manager, pid, views))
+
+
 if __name__ == "__main__":
-    print(main(int(sys.argv[1]) if len(sys.argv) > 1 else 15))
+    args = [a for a in sys.argv[1:] if a != "--no-views"]
+    print(main(int(args[0]) if args else 15, views="--no-views" not in sys.argv))

@@ -9,9 +9,10 @@ once (the partial unique index `uq_alerts_active` is the backstop).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -156,6 +157,21 @@ async def read_branch_states(
 
 def alert_out(alert: Alert) -> AlertOut:
     return AlertOut.model_validate(alert, from_attributes=True)
+
+
+# The branch's active alerts as `active_alerts` orders them, as one value: an array of records
+# of AlertOut's fields (NULL: none), for the queue view's statement. Parameter: :branch.
+ACTIVE_ALERTS_COLUMN = """(SELECT array_agg(ROW(a.kind, a.service, a.counter, a.since, a.detail)
+                                     ORDER BY a.since, a.id)
+                           FROM alerts a WHERE a.branch = :branch AND a.cleared_at IS NULL)"""
+
+
+def alerts_in_column(rows: Iterable[Sequence[Any]] | None) -> list[AlertOut]:
+    """The alerts from the value of `ACTIVE_ALERTS_COLUMN`."""
+    return [
+        AlertOut(kind=kind, service=service, counter=counter, since=since, detail=detail)
+        for kind, service, counter, since, detail in rows or ()
+    ]
 
 
 def _raised(alert: Alert) -> NewEvent:

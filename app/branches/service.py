@@ -185,6 +185,12 @@ def service_out(service: Service) -> ServiceOut:
     )
 
 
+# The branch's business types in `list_services`' order, as one value: an array of records of
+# code, name and prefix (NULL: none), for the queue view's statement. Parameter: :branch.
+SERVICES_COLUMN = """(SELECT array_agg(ROW(s.code, s.name, s.prefix) ORDER BY s.prefix, s.code)
+                      FROM services s WHERE s.branch = :branch)"""
+
+
 async def list_services(session: AsyncSession, branch: str) -> list[Service]:
     rows = await session.scalars(
         select(Service).where(Service.branch == branch).order_by(Service.prefix, Service.code)

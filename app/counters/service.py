@@ -5,6 +5,7 @@ calls.py."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -81,17 +82,21 @@ async def put_counter(
 # -- views --------------------------------------------------------------------------------------
 
 
-_COUNTERS_WITH_CURRENT = text(
-    """
-    SELECT c.code, c.name, c.state, c.services, c.staff,
-           t.id AS ticket_id, t.number, t.service, t.priority, t.status
+# Each counter with its current ticket: code, name, state, services, staff, then the ticket's
+# id, number, service, priority and status (NULL without one); `counters_from_rows` reads them.
+_COUNTER_FIELDS = (
+    "c.code, c.name, c.state, c.services, c.staff, t.id, t.number, t.service, t.priority, t.status"
+)
+# The current ticket by its primary key: one partition's index per counter.
+_COUNTERS_FROM = """
     FROM counters c
-    -- By the current ticket's primary key: one partition's index per counter.
     LEFT JOIN tickets t
       ON t.id = c.current_ticket_id AND t.business_date = c.current_business_date
-    WHERE c.branch = :branch
-    """
-)
+    WHERE c.branch = :branch"""
+_COUNTERS_WITH_CURRENT = text(f"SELECT {_COUNTER_FIELDS} {_COUNTERS_FROM}")
+# The same as one value, an array of records (NULL: no counter), for a statement that reads
+# more than the counters (the queue view, app/hall/service.py). Parameter: :branch.
+COUNTERS_COLUMN = f"(SELECT array_agg(ROW({_COUNTER_FIELDS})) {_COUNTERS_FROM})"
 
 
 def _natural(code: str) -> tuple[object, ...]:
@@ -99,28 +104,30 @@ def _natural(code: str) -> tuple[object, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", code))
 
 
-async def list_counters(session: AsyncSession, branch: str) -> list[CounterOut]:
-    rows = (await session.execute(_COUNTERS_WITH_CURRENT, {"branch": branch})).mappings().all()
+def counters_from_rows(rows: Iterable[Sequence[Any]] | None) -> list[CounterOut]:
+    """The counters, in natural order of their codes, from rows of `_COUNTER_FIELDS`."""
     counters = [
         CounterOut(
-            code=row["code"],
-            name=row["name"],
-            state=row["state"],
-            services=list(row["services"]),
-            staff=row["staff"],
+            code=code,
+            name=name,
+            state=state,
+            services=list(services),
+            staff=staff,
             current=CurrentTicket(
-                id=row["ticket_id"],
-                number=row["number"],
-                service=row["service"],
-                priority=row["priority"],
-                status=row["status"],
+                id=ticket_id, number=number, service=service, priority=priority, status=status
             )
-            if row["ticket_id"] is not None
+            if ticket_id is not None
             else None,
         )
-        for row in rows
+        for code, name, state, services, staff, ticket_id, number, service, priority, status in (
+            rows or ()
+        )
     ]
     return sorted(counters, key=lambda c: _natural(c.code))
+
+
+async def list_counters(session: AsyncSession, branch: str) -> list[CounterOut]:
+    return counters_from_rows(await session.execute(_COUNTERS_WITH_CURRENT, {"branch": branch}))
 
 
 def counter_out(counter: Counter, current: Ticket | None) -> CounterOut:

@@ -110,7 +110,10 @@ async def record_events(
     return seqs
 
 
-_CURRENT_SEQ = text("SELECT event_seq FROM branches WHERE code = :branch")
+_SEQ_OF_BRANCH = "SELECT event_seq FROM branches WHERE code = :branch"
+_CURRENT_SEQ = text(_SEQ_OF_BRANCH)
+# `current_seq` as one value (NULL: no such branch), for a statement that reads more.
+CURRENT_SEQ_COLUMN = f"({_SEQ_OF_BRANCH})"
 
 
 async def current_seq(session: AsyncSession, branch: str) -> int | None:

@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.settings import Settings
-from app.events.service import current_seq
 from app.events.shared_reads import SharedReads
 from app.hall.schemas import QueueView
 from app.hall.service import queue_view
@@ -34,12 +33,8 @@ async def read_seq_view(
     session: AsyncSession, branch: str, now: datetime, settings: Settings
 ) -> SeqView:
     """The view and the seq it includes, from one snapshot. Ends `session`'s transaction."""
-    if session.in_transaction():
-        await session.rollback()  # only reads so far (the branch, the token)
-    async with session.begin():
-        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        seq = await current_seq(session, branch) or 0
-        view = await queue_view(session, branch, now, settings)
+    seq, view = await queue_view(session, branch, now, settings)
+    await session.commit()
     return SeqView(seq, view)
 
 

@@ -8,9 +8,10 @@ seen is the truth (the branch row lock that `record_events` takes last only orde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -28,19 +29,49 @@ NOTICE_LOCK_NAMESPACE = 0x686E  # "hn"
 _LOCK = text("SELECT pg_advisory_xact_lock(:ns, hashtext(:branch))")
 
 
-def is_current(notice: Notice, now: datetime) -> bool:
+class Shown(Protocol):
+    """What the queue view shows of a notice: a `Notice`, or a row of `NOTICES_COLUMN`."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def text_zh(self) -> str: ...
+    @property
+    def text_en(self) -> str | None: ...
+    @property
+    def starts_at(self) -> datetime | None: ...
+    @property
+    def ends_at(self) -> datetime | None: ...
+
+
+class NoticeRow(NamedTuple):
+    code: str
+    text_zh: str
+    text_en: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+# Every notice of the branch in display order (`order`, then code) as one value, an array of
+# records of NoticeRow's fields (NULL: none), for the queue view's statement. Parameter: :branch.
+NOTICES_COLUMN = """(SELECT array_agg(ROW(n.code, n.text_zh, n.text_en, n.starts_at, n.ends_at)
+                                ORDER BY n.position, n.code)
+                      FROM notices n WHERE n.branch = :branch)"""
+
+
+def is_current(notice: Shown, now: datetime) -> bool:
     """`from` <= now < `to`, a missing bound open."""
     started = notice.starts_at is None or notice.starts_at <= now
     return started and (notice.ends_at is None or now < notice.ends_at)
 
 
-def next_change(notices: Sequence[Notice], now: datetime) -> datetime | None:
+def next_change(notices: Sequence[Shown], now: datetime) -> datetime | None:
     """The next instant after `now` at which a notice becomes current or ends, if any."""
     bounds = [b for n in notices for b in (n.starts_at, n.ends_at) if b is not None and b > now]
     return min(bounds, default=None)
 
 
-def notice_text(notice: Notice) -> NoticeText:
+def notice_text(notice: Shown) -> NoticeText:
     return NoticeText(zh=notice.text_zh, en=notice.text_en)
 
 
@@ -75,7 +106,16 @@ async def _all(session: AsyncSession, branch: str) -> list[Notice]:
 
 
 async def current_notices(session: AsyncSession, branch: str, now: datetime) -> CurrentNotices:
-    notices = await _all(session, branch)
+    return current_among(await _all(session, branch), now)
+
+
+def current_in_column(rows: Iterable[Sequence[Any]] | None, now: datetime) -> CurrentNotices:
+    """The current notices from the value of `NOTICES_COLUMN`."""
+    return current_among([NoticeRow(*row) for row in rows or ()], now)
+
+
+def current_among(notices: Sequence[Shown], now: datetime) -> CurrentNotices:
+    """The current ones of `notices` (in display order)."""
     return CurrentNotices(
         notices=[
             NoticeView(code=n.code, text=notice_text(n)) for n in notices if is_current(n, now)

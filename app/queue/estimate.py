@@ -186,6 +186,13 @@ class Hall:
     rate_window_s: float = RATE_WINDOW_S
     # Means already worked out: the replay asks for them at every simulated call.
     _means: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    # What a call of each type adds to a counter's free time and to its variance, and what is
+    # left of each customer at a counter: the same for every replay of the hall (the queue view
+    # quotes every type of one hall).
+    _takes: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False, repr=False)
+    _left: dict[tuple[str, float], Residual] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def mean_handling_s(self, service: str) -> float:
         """The recent mean counter time per ticket of the type (or the default)."""
@@ -200,13 +207,27 @@ class Hall:
         """How long a customer still to be called keeps a counter (TIME_PER_TICKET_FACTOR)."""
         return max(TIME_PER_TICKET_FACTOR * self.mean_handling_s(service), MIN_HANDLING_S)
 
+    def take(self, service: str) -> tuple[float, float]:
+        """A customer still to be called of the type: how long they keep a counter, and the
+        variance that adds to the moment it is free again."""
+        take = self._takes.get(service)
+        if take is None:
+            time = self.time_per_ticket_s(service)
+            take = self._takes[service] = (time, (min(self.cv(service), 1.0) * time) ** 2)
+        return take
+
     def cv(self, service: str) -> float:
         history = self.history.get(service)
         return history.cv() if history is not None else CV_WITHOUT_HISTORY
 
     def remaining(self, service: str, elapsed_s: float) -> Residual:
-        history = self.history.get(service, TypeHistory())
-        return history.remaining(elapsed_s, self.default_service_s)
+        left = self._left.get((service, elapsed_s))
+        if left is None:
+            history = self.history.get(service, TypeHistory())
+            left = self._left[service, elapsed_s] = history.remaining(
+                elapsed_s, self.default_service_s
+            )
+        return left
 
     def remaining_s(self, service: str, elapsed_s: float) -> float:
         return self.remaining(service, elapsed_s).mean_s
@@ -403,9 +424,9 @@ class _Counter:
 
     def take(self, hall: Hall, service: str) -> None:
         """It calls a customer of `service`, who keeps it for the type's time per ticket."""
-        time = hall.time_per_ticket_s(service)
+        time, variance = hall.take(service)
         self.free_at += time
-        self.variance += (min(hall.cv(service), 1.0) * time) ** 2
+        self.variance += variance
         self.first = None
 
 
@@ -546,7 +567,9 @@ def _call(
     """What a counter with `profile` calls next (app.queue.ordering.choose_group): a group of
     waiting tickets, our ticket (OURS), or nothing. Our ticket comes after the tickets of its
     own group, which are the ones ahead of it."""
-    called = choose_group([*(g for g, n in queue.items() if n > 0), ours], profile)
+    groups = [group for group, count in queue.items() if count > 0]
+    groups.append(ours)
+    called = choose_group(groups, profile)
     if called == ours and queue.get(ours, 0) <= 0:
         return OURS
     return called

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -69,7 +70,8 @@ async def position_of(
 # -- the wait estimate (app/queue/estimate.py) ---------------------------------------------------
 # Everything the estimate needs, in one round trip: counters that will call again with the time
 # their customer has been there, the waiting tickets grouped by their place in the calling order
-# (`mine` marks the group of the ticket being estimated), the last `:n` finished tickets of
+# (`mine` marks the group of the ticket being estimated; `waited_s`: since its first was issued,
+# exact to the microsecond, for the queue view's longest wait), the last `:n` finished tickets of
 # every type (newest first, through ix_tickets_done_recent), and of its last `:n` issued tickets
 # (newest first, through the unique index on the daily number) how many of each class came in
 # the last `:rate_window_s`, how many were read and how far back they go. The effective lane is
@@ -90,16 +92,19 @@ HALL_COLUMNS = f"""
                                      - coalesce(t.last_called_at, t.called_at)))
               ORDER BY c.code), '[]')
        FROM counters c
-       LEFT JOIN tickets t ON t.id = c.current_ticket_id AND {live_dates_sql("t")}
+       LEFT JOIN tickets t
+         ON t.id = c.current_ticket_id AND t.business_date = c.current_business_date
+            AND {live_dates_sql("t")}
        WHERE c.branch = :branch AND c.state IN ('open', 'paused')) AS hall_counters,
       (SELECT coalesce(json_agg(json_build_array(g.service, g.lane, g.overdue, g.priority,
-                                                 g.n, g.mine)), '[]')
+                                                 g.n, g.mine, g.waited_s)), '[]')
        FROM (
          SELECT t.service,
                 {effective_lane_sql("hall_branch.requeue_after")} AS lane,
                 {OVERDUE_SQL} = 0 AS overdue,
                 t.priority, count(*) AS n,
-                coalesce(bool_or(t.id = CAST(:ticket_id AS uuid)), false) AS mine
+                coalesce(bool_or(t.id = CAST(:ticket_id AS uuid)), false) AS mine,
+                extract(epoch FROM CAST(:now AS timestamptz) - min(t.issued_at)) AS waited_s
          FROM tickets t
          {TYPE_CUTOFFS_JOIN}
          CROSS JOIN hall_branch
@@ -141,6 +146,8 @@ HALL_SQL = text(f"WITH {HALL_CTE} SELECT {HALL_COLUMNS}")
 class HallNow:
     hall: Hall
     mine: tuple[int, bool] | None  # (lane, overdue) of the estimated ticket's group
+    # By type with tickets waiting: seconds since the first of them was issued.
+    longest_wait_s: Mapping[str, float] = field(default_factory=dict)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -160,10 +167,12 @@ def hall_from_row(row: Any, settings: Settings) -> HallNow:
     )
     waiting = []
     mine = None
-    for service, lane, overdue, priority, count, is_mine in _as_list(row.hall_waiting):
+    longest: dict[str, float] = {}
+    for service, lane, overdue, priority, count, is_mine, waited_s in _as_list(row.hall_waiting):
         waiting.append(WaitingGroup(service, class_rank(lane, overdue, priority), count))
         if is_mine:
             mine = (lane, overdue)
+        longest[service] = max(longest.get(service, 0.0), float(waited_s))
     handling: dict[str, list[float]] = {}
     for service, handling_s in _as_list(row.hall_history):
         handling.setdefault(service, []).append(max(0.0, float(handling_s)))
@@ -190,7 +199,7 @@ def hall_from_row(row: Any, settings: Settings) -> HallNow:
         },
         default_service_s=float(settings.default_service_time_s),
     )
-    return HallNow(hall, mine)
+    return HallNow(hall, mine, longest)
 
 
 def hall_params(
