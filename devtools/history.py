@@ -42,6 +42,9 @@ class Executor(Protocol):
     async def fetch(self, query: str, *args: Any) -> list[Any]: ...
 
 
+_EXISTING_SQL = "SELECT relname FROM pg_class WHERE relname = ANY (CAST($1 AS text[]))"
+
+
 async def make_weeks(conn: Executor, first: date, last: date) -> list[str]:
     """Make the weekly partitions of both history tables for business dates `first` to `last`
     (and a day either side: an event's UTC date is within a day of its business date) before a
@@ -61,11 +64,12 @@ async def make_weeks(conn: Executor, first: date, last: date) -> list[str]:
     for table in PARTITIONED:
         held_sql = f"SELECT DISTINCT {table.week_sql} FROM {table.default}"
         held = {row[0] for row in await conn.fetch(held_sql)}
-        for week in weeks:
-            exists = await conn.fetch("SELECT to_regclass($1)", table.partition(week))
-            if week not in held and exists[0][0] is None:
+        names = [table.partition(week) for week in weeks]
+        exist = {row[0] for row in await conn.fetch(_EXISTING_SQL, names)}
+        for week, name in zip(weeks, names, strict=True):
+            if week not in held and name not in exist:
                 await conn.execute(table.partition_of_sql(week))
-                made.append(table.partition(week))
+                made.append(name)
     return made
 
 
