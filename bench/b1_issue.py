@@ -208,8 +208,11 @@ def _scrapes(bench: Bench) -> str:
     def scrape(client: httpx.Client, url: str) -> str:
         started = time.monotonic()
         response = client.get(f"{url}/metrics")
-        up = "hall's metrics read" if b"hallq_database_up 1" in response.content else "NOT read"
-        return f"{time.monotonic() - started:.2f} s ({len(response.content) / 1024:,.0f} KiB, {up})"
+        up = b"\nhallq_database_up 1" in response.content  # not the HELP line's "1 when"
+        read = "hall's metrics read" if up else "hall's metrics NOT read"
+        return (
+            f"{time.monotonic() - started:.2f} s ({len(response.content) / 1024:,.0f} KiB, {read})"
+        )
 
     headers = {"Authorization": f"Bearer {bench.admin_token}"}
     with httpx.Client(headers=headers, timeout=600) as client:

@@ -36,7 +36,7 @@ class VacuumWatch:
     bench: Bench
     origin: float = 0.0
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)
-    visits: dict[tuple[str, str], Visit] = field(default_factory=dict)
+    visits: dict[tuple[str, str], list[Visit]] = field(default_factory=dict)
     marks: list[tuple[str, float]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -66,7 +66,10 @@ class VacuumWatch:
             while not self.stop.wait(INTERVAL_S):
                 at = time.monotonic() - self.origin
                 for kind, table, phase, blocks in await conn.fetch(PROGRESS_SQL):
-                    visit = self.visits.setdefault((kind, table), Visit(at, at))
+                    visits = self.visits.setdefault((kind, table), [])
+                    if not visits or at - visits[-1].last_s > 2 * INTERVAL_S:  # a new visit
+                        visits.append(Visit(at, at))
+                    visit = visits[-1]
                     visit.last_s = at
                     visit.phases.add(phase)
                     visit.blocks = max(visit.blocks, int(blocks or 0))
@@ -82,10 +85,14 @@ class VacuumWatch:
             if (vacuums, analyzes) != was:
                 visited.append(f"{table} {vacuums - was[0]}v/{analyzes - was[1]}a")
         marks = ", ".join(f"{name} at {at:.0f}s" for name, at in self.marks)
+        in_order = sorted(
+            ((v, kind, table) for (kind, table), visits in self.visits.items() for v in visits),
+            key=lambda seen: seen[0].first_s,
+        )
         seen = [
             f"{kind} {table} {v.first_s:.1f}-{v.last_s:.1f}s ({v.blocks:,} blocks; "
             f"{', '.join(sorted(v.phases))})"
-            for (kind, table), v in sorted(self.visits.items(), key=lambda kv: kv[1].first_s)
+            for v, kind, table in in_order
         ]
         return (
             f"{marks}; autovacuum visits (vacuums/analyzes): {', '.join(visited) or 'none'};"
