@@ -5,16 +5,21 @@ machine's cores beside an empty request (docs/performance.md)."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
+
+import httpx
 
 from bench import pg as pgmod
 from bench import sql
 from bench.accounting import accounting
 from bench.cpu_timeline import describe as describe_cpu
 from bench.harness import DATABASE, Bench
+from bench.history import load_year
 from bench.report import Row, against_pgbench, beside_core, errors, ratio, timeline, verdict
 from bench.servers import Branch
 from bench.stats import Summary
+from bench.vacuum_watch import VacuumWatch
 
 COUNTERS = {"1": ["a", "b"], "2": ["b", "a"], "3": ["v", "a"]}
 
@@ -23,9 +28,29 @@ def measure(bench: Bench) -> None:
     plan = bench.plan
     kiosk_branches, open_loop_branches = _branches(bench)
     assert bench.pg is not None
+    if plan.history_tickets:
+        codes = [f"{prefix}{i:02d}" for prefix in "kmpq" for i in range(1, plan.kiosk_branches + 1)]
+        history = load_year(bench, codes, plan.history_tickets, plan.history_live_days)
+        bench.detail(f"B1 history: {history}")
     tokens = bench.kiosk_tokens(
         [b.code for b in kiosk_branches + open_loop_branches], per_branch=50
     )
+    with VacuumWatch(bench) as watch:
+        _measure(bench, kiosk_branches, open_loop_branches, tokens, watch)
+    bench.detail(f"B1 autovacuum: {watch.describe()}")
+    if plan.history_tickets:
+        bench.detail(f"B1 /metrics after the year of history: {_scrapes(bench)}")
+
+
+def _measure(
+    bench: Bench,
+    kiosk_branches: list[Branch],
+    open_loop_branches: list[Branch],
+    tokens: dict[str, list[str]],
+    watch: VacuumWatch,
+) -> None:
+    plan = bench.plan
+    watch.mark("pgbench")
     core, full = _pgbench_references(bench)
     config = {
         "urls": bench.urls,
@@ -36,6 +61,7 @@ def measure(bench: Bench) -> None:
         "max_requests": 200_000,
     }
     bench.load("prime", config, timeout=120)  # bench/load.py: scenario_prime
+    watch.mark("closed loop")
     closed: dict[str, Any] = {}
     with accounting(
         bench, "B1 hallq issue", lambda: int(sum(closed.get("statuses", {}).values()))
@@ -50,7 +76,9 @@ def measure(bench: Bench) -> None:
             also=core_text,
         )
     ]  # fmt: skip
+    watch.mark("open loop")
     _open_loop(bench, config, _load_branches(open_loop_branches, tokens), 0.8 * hallq.rate)
+    watch.mark("end")
     # Last: both figures are recorded whatever happens to this side measurement.
     _budget(bench, issue_cost, full.summary.rate)
 
@@ -92,17 +120,21 @@ def _pgbench_references(bench: Bench) -> tuple[pgmod.PgbenchResult, pgmod.Pgbenc
     (`full`, the target's reference: what is left is the cost of Python over the same SQL)."""
     plan = bench.plan
     assert bench.pg is not None
+    # With a year of weekly partitions the server's `auto` keeps choosing custom plans, each
+    # planned anew (~70 ms for ISSUE_SQL): plan as hallq's connections do, once.
+    mode = "force_generic_plan" if plan.history_tickets else None
     reference = pgmod.run_pgbench(
         bench.pg, DATABASE,
         sql.issue_script(prefix="p", branches=plan.kiosk_branches, full=False),
         clients=plan.kiosks, seconds=plan.pgbench_seconds, variables=[f"day={bench.day}"],
+        plan_cache_mode=mode,
     )  # fmt: skip
     bench.detail(f"B1 pgbench core (3 statements): {reference.summary.describe()}")
     full = pgmod.run_pgbench(
         bench.pg, DATABASE,
         sql.issue_script(prefix="q", branches=plan.kiosk_branches, full=True),
         clients=plan.kiosks, seconds=plan.pgbench_seconds,
-        variables=[f"day={bench.day}", "requeue_after=2"],
+        variables=[f"day={bench.day}", "requeue_after=2"], plan_cache_mode=mode,
     )  # fmt: skip
     bench.detail(f"B1 pgbench full (every statement hallq sends): {full.summary.describe()}")
     return reference, full
@@ -167,3 +199,24 @@ def _budget(bench: Bench, issue_cost: dict[str, float], reference_rate: float) -
         f" which touches no database, {floor_cost['servers']:.2f} ms of the servers and"
         f" {floor_cost['load']:.2f} ms of the load generator"
     )
+
+
+def _scrapes(bench: Bench) -> str:
+    """Each server's first scrape (which counts the whole event log: a process starts from
+    none) and its second, timed: what the metrics cost with the history's partitions."""
+
+    def scrape(client: httpx.Client, url: str) -> str:
+        started = time.monotonic()
+        response = client.get(f"{url}/metrics")
+        up = b"\nhallq_database_up 1" in response.content  # not the HELP line's "1 when"
+        read = "hall's metrics read" if up else "hall's metrics NOT read"
+        return (
+            f"{time.monotonic() - started:.2f} s ({len(response.content) / 1024:,.0f} KiB, {read})"
+        )
+
+    headers = {"Authorization": f"Bearer {bench.admin_token}"}
+    with httpx.Client(headers=headers, timeout=600) as client:
+        return "; ".join(
+            f"{url}: first {scrape(client, url)}, second {scrape(client, url)}"
+            for url in bench.urls
+        )

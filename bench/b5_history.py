@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
-from app.core.partitions import PARTITIONED, week_start
 from app.queue.ordering import PICK_NEXT_SQL
 from bench import pg as pgmod
 from bench import sql
 from bench.harness import DATABASE, Bench
+from bench.history import load_history
 from bench.report import Row, verdict
 from bench.servers import Branch
 from bench.stats import Summary
@@ -103,44 +103,6 @@ def explain(bench: Bench, branch: str) -> None:
     bench.details.append(f"B5 EXPLAIN ANALYZE of PICK_NEXT_SQL on {branch} (150 waiting):")
     bench.details.extend(f"    {line}" for line in plan)
     bench.execute("DELETE FROM tickets WHERE branch = $1 AND status = 'waiting'", branch)
-
-
-def load_history(bench: Bench, branch: str, count: int, last_day: date) -> None:
-    base = int(bench.fetch("SELECT event_seq FROM branches WHERE code = $1", branch)[0][0])
-    per_day = 1000
-    # The weeks it spans, as housekeeping would have made them over the years: the history
-    # lies in weekly partitions, not in the default one.
-    first_week = week_start(last_day - timedelta(days=-(-count // per_day) + 1))
-    weeks = range(0, (week_start(last_day) - first_week).days + 1, 7)
-    bench.sql(*(table.partition_of_sql(first_week + timedelta(days=d))
-                for table in PARTITIONED for d in weeks))  # fmt: skip
-    chunk = 250_000
-    for first in range(0, count, chunk):
-        n = min(chunk, count - first)
-        # chunks go back in time: chunk 0 ends yesterday, each later one before it
-        end = last_day.fromordinal(last_day.toordinal() - first // per_day)
-        _history_chunk(bench, branch, f"{branch}-{first}", n, per_day, end, base + 3 * first)
-    bench.execute(sql.SEQUENCES_FROM_TICKETS_SQL, branch)
-    bench.execute("UPDATE branches SET event_seq = $1 WHERE code = $2", base + 3 * count, branch)
-
-
-def _history_chunk(
-    bench: Bench, branch: str, key: str, n: int, per_day: int, end: date, base: int
-) -> None:
-    async def run() -> None:
-        assert bench.pg is not None
-        conn = await pgmod.connect(bench.pg, DATABASE)
-        try:
-            async with conn.transaction():
-                # A bulk load: no foreign-key trigger per row (the rows
-                # are consistent by construction).
-                await conn.execute("SET LOCAL session_replication_role = replica")
-                await conn.execute(sql.history_tickets_sql(n, per_day), branch, end, key)
-                await conn.execute(sql.history_events_sql(n), branch, base, key)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 def latencies(bench: Bench, branch: Branch, kiosks: list[str]) -> dict[str, Summary]:

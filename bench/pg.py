@@ -123,9 +123,11 @@ def run_pgbench(
     transactions_per_client: int | None = None,
     variables: Sequence[str] = (),
     timeout: float = 300,
+    plan_cache_mode: str | None = None,
 ) -> PgbenchResult:
     """Run `script` (pgbench's script language) and read every transaction's latency from its
-    per-transaction log, so that p50/p99 are exact rather than pgbench's average."""
+    per-transaction log, so that p50/p99 are exact rather than pgbench's average.
+    `plan_cache_mode`: the sessions' setting (hallq's is force_generic_plan), else the server's."""
     pgbench = postgres_bin_dir() / "pgbench"
     with tempfile.TemporaryDirectory(prefix="hallq-pgbench-") as tmp:
         script_file = Path(tmp) / "script.sql"
@@ -144,6 +146,8 @@ def run_pgbench(
             argv.append(f"--define={var}")
         argv.append(database)
         env = {**os.environ, "PGPASSWORD": pg.password}
+        if plan_cache_mode is not None:
+            env["PGOPTIONS"] = f"-c plan_cache_mode={plan_cache_mode}"
         result = subprocess.run(
             argv, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout, check=False
         )

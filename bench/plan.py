@@ -1,6 +1,6 @@
 """What a run measures and how long each part takes: figures, sizes and durations, from the
-environment (BENCH_QUICK, BENCH_ONLY, BENCH_SERVERS, BENCH_WORKERS, BENCH_B7_SIZES;
-bench/run.py)."""
+environment (BENCH_QUICK, BENCH_ONLY, BENCH_SERVERS, BENCH_WORKERS, BENCH_B7_SIZES,
+BENCH_HISTORY_*; bench/run.py)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ class Plan:
     b7_seconds: float = 150
     b7_warmup_s: float = 40
     b7_generators: int = 2
+    # B1 on a database with a year of history (bench/history.py: load_year); 0: a fresh one
+    history_tickets: int = 0
+    history_live_days: int = 35
 
     @classmethod
     def from_env(cls) -> Plan:
@@ -45,6 +48,8 @@ class Plan:
         workers = max(1, int(os.environ.get("BENCH_WORKERS", "1")))
         # B9 waits out a 60 s outage and the retry backoff after it (~3 minutes of the budget).
         plan = cls(quick=quick, only=only, servers=servers, workers=workers, budget_s=920)
+        plan.history_tickets = int(os.environ.get("BENCH_HISTORY_TICKETS", "0"))
+        plan.history_live_days = int(os.environ.get("BENCH_HISTORY_LIVE_DAYS", "35"))
         if quick:
             plan.budget_s = 200
             plan.b1_seconds, plan.b1_warmup_s, plan.pgbench_seconds = 6, 1, 5

@@ -6,6 +6,8 @@ Environment:
     BENCH_SERVERS=2      hallq server processes (at least 2)
     BENCH_WORKERS=1      uvicorn workers per server process
     BENCH_B7_SIZES=200,600,2000  B7's fleet sizes, each grown from the last
+    BENCH_HISTORY_TICKETS=1000000  B1 on a year of history of its branches (bench/history.py)
+    BENCH_HISTORY_LIVE_DAYS=35     of which the last days written live, not yet vacuumed
     HALLQ_*              passed on to the servers (e.g. HALLQ_DB_POOL_SIZE)
 
 Everything runs on this machine over loopback: a PostgreSQL under .hallq/bench-pg-<pid>

@@ -27,16 +27,50 @@ had their quoted wait kept (app/accuracy): the median its wait + (g * 37) % 601 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 from app.branches.hours import Schedule
+from app.core.partitions import PARTITIONED, WEEK, week_start
 
-# What the statements need from a connection: asyncpg's `execute(query, *args)`.
+# What the statements need from a connection: asyncpg's `execute(query, *args)` and `fetch`.
 
 
 class Executor(Protocol):
     async def execute(self, query: str, *args: Any) -> Any: ...
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+
+_EXISTING_SQL = "SELECT relname FROM pg_class WHERE relname = ANY (CAST($1 AS text[]))"
+
+
+async def make_weeks(conn: Executor, first: date, last: date) -> list[str]:
+    """Make the weekly partitions of both history tables for business dates `first` to `last`
+    (and a day either side: an event's UTC date is within a day of its business date) before a
+    bulk load, as housekeeping would have made them over the years, so that the rows land in
+    their weeks and not in the default partition; the names made. A week the default partition
+    holds rows of is left to housekeeping, which moves them first (app/core/partitions.py). On
+    a schema without partitions (before migration 0019) nothing is made."""
+    kind = "SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('tickets')"
+    if not (await conn.fetch(kind))[0][0]:
+        return []
+    monday, last_monday = (
+        week_start(first - timedelta(days=1)),
+        week_start(last + timedelta(days=1)),
+    )
+    weeks = [monday + n * WEEK for n in range((last_monday - monday) // WEEK + 1)]
+    made = []
+    for table in PARTITIONED:
+        held_sql = f"SELECT DISTINCT {table.week_sql} FROM {table.default}"
+        held = {row[0] for row in await conn.fetch(held_sql)}
+        names = [table.partition(week) for week in weeks]
+        exist = {row[0] for row in await conn.fetch(_EXISTING_SQL, names)}
+        for week, name in zip(weeks, names, strict=True):
+            if week not in held and name not in exist:
+                await conn.execute(table.partition_of_sql(week))
+                made.append(name)
+    return made
 
 
 SERVICES = ("a", "b", "v")
@@ -343,7 +377,8 @@ class History:
 
     async def load(self, conn: Executor) -> None:
         """Write the history into `branch` through an asyncpg connection, in one transaction
-        if the caller opened one."""
+        if the caller opened one, into the weeks' partitions (`make_weeks`)."""
+        await make_weeks(conn, self.first, self.first + timedelta(days=self.days - 1))
         await conn.execute(TICKETS_SQL, self.branch, self.first, self.days, self.per_day,
                            self.counters)  # fmt: skip
         await conn.execute(QUOTES_SQL, self.branch, self.first, self.days, self.per_day,
