@@ -15,6 +15,7 @@ from sqlalchemy import text
 from app.auth.permissions import Principal, Role
 from app.core.migrations import alembic_config
 from app.core.partitions import (
+    BRANCH_EVENTS,
     TICKETS,
     WEEK,
     live_from_sql,
@@ -83,6 +84,38 @@ async def test_housekeeping_moves_the_default_partitions_rows_into_the_week(app,
     await ok(await client.post(f"{B}/tickets", json={"service": "a"}, headers=ADMIN), 201)
     called = await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
     assert called["ticket"]["number"] == "A002"
+
+
+async def test_making_a_week_waits_for_a_writer_instead_of_deadlocking_with_it(app, client):
+    """A writer updates its branch's row (every event does), then routes a row to the default
+    partition. Making a week meanwhile must wait for it, not take the default partition first
+    and then wait for `branches`: that cycle is a deadlock, and one of the two fails."""
+    await setup_branch(client)
+    week = MONDAY + 52 * WEEK  # no partition: its rows go to the default one
+    async with app.state.sessionmaker() as writer, app.state.sessionmaker() as maker:
+        await writer.execute(text("UPDATE branches SET event_seq = event_seq WHERE code = 'hz01'"))
+        making = asyncio.create_task(_make_week(maker, week))
+        for _ in range(100):  # until the maker waits for a lock
+            waiting = await _sql(
+                app,
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            )
+            if waiting[0][0]:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting[0][0] == 1, "the maker waits for the writer"
+        await writer.execute(text("LOCK TABLE branch_events_default IN ROW EXCLUSIVE MODE"))
+        await writer.commit()
+        await making
+    assert BRANCH_EVENTS.partition(week) in {
+        name for (name,) in await _sql(app, "SELECT relname FROM pg_class WHERE relkind = 'r'")
+    }
+
+
+async def _make_week(session: Any, week: date) -> None:
+    await make_partition(session, BRANCH_EVENTS, week)
+    await session.commit()
 
 
 async def test_the_live_bound_never_passes_over_a_waiting_ticket(app):

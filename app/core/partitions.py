@@ -83,6 +83,9 @@ class PartitionedTable:
     name: str
     key: str
     key_is_timestamp: bool
+    # The tables its foreign keys reference: attaching a partition locks them (SHARE ROW
+    # EXCLUSIVE), so `make_partition` locks them first, before the default partition.
+    references: tuple[str, ...] = ()
 
     def partition(self, start: date) -> str:
         return f"{self.name}_p{start:%Y%m%d}"
@@ -117,8 +120,8 @@ class PartitionedTable:
         return f"{self.key} >= {self.bound(start)} AND {self.key} < {self.bound(start + WEEK)}"
 
 
-TICKETS = PartitionedTable("tickets", "business_date", key_is_timestamp=False)
-BRANCH_EVENTS = PartitionedTable("branch_events", "at", key_is_timestamp=True)
+TICKETS = PartitionedTable("tickets", "business_date", False, references=("services",))
+BRANCH_EVENTS = PartitionedTable("branch_events", "at", True, references=("branches",))
 PARTITIONED = (TICKETS, BRANCH_EVENTS)
 
 _MISSING = text("SELECT n FROM unnest(CAST(:names AS text[])) AS n WHERE to_regclass(n) IS NULL")
@@ -137,6 +140,11 @@ async def make_partition(session: AsyncSession, table: PartitionedTable, start: 
     the default partition's rows of the week moved into it, attached (which builds its indexes).
     ATTACH takes a lighter lock on the parent than CREATE ... PARTITION OF."""
     name, statements = table.partition(start), []
+    # Writers lock the referenced table (every event updates its branch's row) before the
+    # partitions; taken in the other order, as ATTACH would, a writer that routes a row to the
+    # default partition deadlocks with it.
+    if table.references:
+        statements.append(f"LOCK TABLE {', '.join(table.references)} IN SHARE ROW EXCLUSIVE MODE")
     statements.append(
         f"CREATE TABLE {name} (LIKE {table.name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
     )
