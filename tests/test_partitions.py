@@ -210,20 +210,26 @@ async def test_a_counters_ticket_of_an_older_week_is_still_found(app, client, cl
     assert done["status"] == "done"
 
 
-async def test_next_plans_and_locks_only_the_live_weeks(app, client, clock):
-    """hallq's plans are generic: PostgreSQL locks every partition a plan holds on every run,
-    whatever it prunes at run time. `next` names the live week as a constant, so its plan holds
-    only the weeks from there on, with a quarter of history behind them."""
+async def _a_quarter_and_a_call(app: Any, client: Any, clock: Any) -> None:
+    """On MONDAY, a quarter of weeks of both history tables, two tickets issued and the first
+    called at counter 1."""
     clock.set(datetime.combine(MONDAY, time(1), UTC))
     await setup_branch(client)
     async with app.state.sessionmaker() as session:
-        for weeks_back in range(12):
-            await make_partition(session, TICKETS, MONDAY - weeks_back * WEEK)
+        for weeks_back, table in ((n, t) for n in range(12) for t in (TICKETS, BRANCH_EVENTS)):
+            await make_partition(session, table, MONDAY - weeks_back * WEEK)
         await session.commit()
     await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
     for _ in range(2):
         await issue(client)
-    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))  # one to complete
+    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+
+
+async def test_next_plans_and_locks_only_the_live_weeks(app, client, clock):
+    """hallq's plans are generic: PostgreSQL locks every partition a plan holds on every run,
+    whatever it prunes at run time. `next` names the live week as a constant, so its plan holds
+    only the weeks from there on, with a quarter of history behind them."""
+    await _a_quarter_and_a_call(app, client, clock)  # one to complete
     now = clock.now()
     async with app.state.sessionmaker() as session:
         config = await _call_config(session, "hz01", "1")
@@ -326,16 +332,7 @@ async def _locked_weeks(session: Any) -> dict[str, date]:
 async def test_issuing_and_the_queue_view_lock_only_the_weeks_they_read(app, client, clock):
     """As `next` (above): issuing and the queue view name their oldest weeks as constants, so
     that their generic plans hold, and lock, only those, with a quarter of history behind."""
-    clock.set(datetime.combine(MONDAY, time(1), UTC))
-    await setup_branch(client)
-    async with app.state.sessionmaker() as session:
-        for weeks_back, table in ((n, t) for n in range(12) for t in (TICKETS, BRANCH_EVENTS)):
-            await make_partition(session, table, MONDAY - weeks_back * WEEK)
-        await session.commit()
-    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
-    for _ in range(2):
-        await issue(client)
-    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))  # a recent call
+    await _a_quarter_and_a_call(app, client, clock)  # a recent call
     now, live = clock.now(), live_week(clock.now())
     in_transaction = Settings(db_statement_cache_size=0)  # run in a transaction: its locks stay
     async with app.state.sessionmaker() as session:
