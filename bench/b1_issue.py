@@ -121,7 +121,7 @@ def _pgbench_references(bench: Bench) -> tuple[pgmod.PgbenchResult, pgmod.Pgbenc
     plan = bench.plan
     assert bench.pg is not None
     # With a year of weekly partitions the server's `auto` keeps choosing custom plans, each
-    # planned anew (~70 ms for ISSUE_SQL): plan as hallq's connections do, once.
+    # planned anew (~70 ms for `issue_sql`): plan as hallq's connections do, once.
     mode = "force_generic_plan" if plan.history_tickets else None
     reference = pgmod.run_pgbench(
         bench.pg, DATABASE,

@@ -9,7 +9,7 @@ in app/tickets/issuing.py and app/events/service.py. Two variants of each:
 - `core`: only the writes that make the operation (what a hand-written service would send);
   the ratio to it is printed beside each figure.
 - `full`: every statement hallq sends for one request, verbatim but for its parameters: for
-  issuing `ISSUE_SQL`, for `next` `next_sql` and, as hallq decides from its answer, the near
+  issuing `issue_sql`, for `next` `next_sql` and, as hallq decides from its answer, the near
   statements of app/queue/near_after_commit.py; hallq's token and configuration reads come
   from its cache. The gap between `full` and hallq is hallq's own CPU (Python, HTTP, JSON), the
   gap between `core` and `full` is the cost of hallq's statements over the bare writes.
@@ -34,15 +34,15 @@ from app.events.service import append_events_sql
 from app.queue.estimate import RATE_WINDOW_S
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
 from app.queue.ordering import PICK_NEXT_SQL
-from app.queue.service import HALL_SQL
-from app.tickets.issuing import ISSUE_SQL
+from app.queue.service import hall_sql
+from app.tickets.issuing import issue_sql, issue_week
 
 SERVICES = ("a", "b", "v")  # prefixes A, B, V
 _RATE_WINDOW_S = str(RATE_WINDOW_S)  # the hall read's window for arrival rates
 
 
 def number_sql(service: str, seq: str) -> str:
-    """`A001`: the prefix and at least 3 digits, as `ISSUE_SQL` (app/tickets/issuing.py)."""
+    """`A001`: the prefix and at least 3 digits, as `issue_sql` (app/tickets/issuing.py)."""
     return (
         f"upper({service}) || CASE WHEN {seq} < 1000 THEN lpad(CAST({seq} AS text), 3, '0')"
         f" ELSE CAST({seq} AS text) END"
@@ -75,10 +75,10 @@ def issue_script(*, prefix: str, branches: int, full: bool) -> str:
     kiosk tokens. Variable: day (the business date).
 
     `core`: the sequence upsert, the ticket insert and the event insert, in a transaction.
-    `full`: hallq's own issuing statement, autocommitted as hallq runs it (`ISSUE_SQL`, verbatim
-    but for its parameters: the per-token count, the key claim, the three writes and the hall
-    read for the position and estimate); hallq's token and configuration reads come from its
-    cache, so it sends nothing else."""
+    `full`: hallq's own issuing statement, autocommitted as hallq runs it (`issue_sql` of this
+    week, verbatim but for its parameters: the per-token count, the key claim, the three writes
+    and the hall read for the position and estimate); hallq's token and configuration reads
+    come from its cache, so it sends nothing else."""
     branch = f"'{prefix}' || lpad(CAST(:b AS text), 2, '0')"
     draws = _issue_draws(branches)
     if full:
@@ -102,7 +102,8 @@ def _issue_draws(branches: int) -> list[str]:
 
 
 def _full_issue_statement(branch: str) -> str:
-    """`ISSUE_SQL` with pgbench expressions for its parameters, on one line for `\\gset`."""
+    """`issue_sql` of this week with pgbench expressions for its parameters, on one line for
+    `\\gset`."""
     service, priority = _ISSUE_SERVICE, _ISSUE_PRIORITY
     values = {
         "branch": branch,
@@ -126,7 +127,10 @@ def _full_issue_statement(branch: str) -> str:
         f" NULL, 'service', {service}, 'priority', {priority}, 'channel', 'kiosk',"
         " 'issued_at', now()))",
     }
-    statement = re.sub(r"(?<!:):([a-z_]+)\b", lambda m: f"({values[m[1]]})", ISSUE_SQL.text)
+    now = datetime.now(UTC)
+    # The UTC date: never after the bench branches' business date (Asia/Shanghai).
+    issuing = issue_sql(issue_week(now, now.date())).text
+    statement = re.sub(r"(?<!:):([a-z_]+)\b", lambda m: f"({values[m[1]]})", issuing)
     return one_line(statement) + " \\gset"
 
 
@@ -181,7 +185,7 @@ def next_script(*, full: bool) -> str:
     counter, complete its current ticket, pick-and-claim, update the counter, record the three
     events (ticket.completed, ticket.called, counter.changed), in a transaction.
     `full`: hallq's own statements, autocommitted as hallq runs them (app/counters/next_call.py):
-    `next_sql`, then, as hallq decides from its answer, the hall read (`HALL_SQL`) and
+    `next_sql`, then, as hallq decides from its answer, the hall read (`hall_sql`) and
     `NEAR_TELL_SQL` when its call brought tickets near, or `NEAR_READ_SQL` (and
     `NEAR_TELL_SQL` if it finds any) when a change committed while it ran. Verbatim but for
     their parameters; the near events carry a fixed estimate where hallq computes one in
@@ -287,8 +291,9 @@ _HALL_VALUES = {
 
 
 def _hall_read() -> str:
-    """`HALL_SQL`, the hall read for the near estimates (its answer is not used here)."""
-    return _with_values(HALL_SQL.text, _HALL_VALUES) + ";"
+    """`hall_sql` of this week, the hall read for the near estimates (its answer is not used
+    here)."""
+    return _with_values(hall_sql(live_week(datetime.now(UTC))).text, _HALL_VALUES) + ";"
 
 
 def _near_read() -> str:

@@ -41,7 +41,7 @@ from app.events.catalog import (
 )
 from app.queue.near import untold
 from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
-from app.queue.service import HALL_SQL, hall_params
+from app.queue.service import hall_params, hall_sql
 from app.tickets.models import Ticket
 from app.tickets.service import get_ticket, ticket_ref
 from tests.conftest import T0
@@ -79,7 +79,7 @@ def statements(app: Any) -> Iterator[list[str]]:
 NAMES = {
     next_sql(live_week(T0)): "next",
     next_sql(None): "next-all-weeks",
-    HALL_SQL: "hall",
+    hall_sql(live_week(T0)): "hall",
     NEAR_READ_SQL: "near-read",
     NEAR_TELL_SQL: "tell",
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -25,12 +26,16 @@ from app.core.partitions import (
     week_start,
     weeks_to_have,
 )
+from app.core.settings import Settings
 from app.counters.next_call import _call_config, _params
 from app.counters.next_statement import next_sql
+from app.hall.service import queue_view
 from app.queue.ordering import PICK_NEXT_SQL
-from app.queue.service import HALL_SQL
+from app.queue.service import hall_sql
 from app.retention import service as retention
+from app.tickets.issuing import _Issue, _issue_config, issue_sql, issue_week
 from app.tickets.rate_limit import forget_old_counts_and_claims
+from app.tickets.schemas import TicketIn
 from tests.helpers import ADMIN, issue, ok, setup_branch
 
 B = "/api/v1/branches/hz01"
@@ -186,7 +191,7 @@ async def test_the_calling_order_and_the_hall_read_only_recent_weeks(app):
             "branch": "hz01", "now": now, "counter": "1", "profile": ["a"], "requeue_after": 3,
             "staff": None, "ticket_id": None, "n": 20, "rate_window_s": 600,
         }  # fmt: skip
-        for statement, reach in ((PICK_NEXT_SQL, 1), (HALL_SQL, 5)):
+        for statement, reach in ((PICK_NEXT_SQL, 1), (hall_sql(None), 5)):
             plan = "\n".join(
                 (await session.execute(text(f"EXPLAIN {statement}"), params)).scalars()
             )
@@ -237,20 +242,26 @@ async def test_a_counters_ticket_of_an_older_week_is_still_found(app, client, cl
     assert done["status"] == "done"
 
 
-async def test_next_plans_and_locks_only_the_live_weeks(app, client, clock):
-    """hallq's plans are generic: PostgreSQL locks every partition a plan holds on every run,
-    whatever it prunes at run time. `next` names the live week as a constant, so its plan holds
-    only the weeks from there on, with a quarter of history behind them."""
+async def _a_quarter_and_a_call(app: Any, client: Any, clock: Any) -> None:
+    """On MONDAY, a quarter of weeks of both history tables, two tickets issued and the first
+    called at counter 1."""
     clock.set(datetime.combine(MONDAY, time(1), UTC))
     await setup_branch(client)
     async with app.state.sessionmaker() as session:
-        for weeks_back in range(12):
-            await make_partition(session, TICKETS, MONDAY - weeks_back * WEEK)
+        for weeks_back, table in ((n, t) for n in range(12) for t in (TICKETS, BRANCH_EVENTS)):
+            await make_partition(session, table, MONDAY - weeks_back * WEEK)
         await session.commit()
     await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
     for _ in range(2):
         await issue(client)
-    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))  # one to complete
+    await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+
+
+async def test_next_plans_and_locks_only_the_live_weeks(app, client, clock):
+    """hallq's plans are generic: PostgreSQL locks every partition a plan holds on every run,
+    whatever it prunes at run time. `next` names the live week as a constant, so its plan holds
+    only the weeks from there on, with a quarter of history behind them."""
+    await _a_quarter_and_a_call(app, client, clock)  # one to complete
     now = clock.now()
     async with app.state.sessionmaker() as session:
         config = await _call_config(session, "hz01", "1")
@@ -334,3 +345,59 @@ async def test_migration_0022_gives_a_counters_current_ticket_its_date(
         "2": (None, None),
         "9": (None, None),
     }
+
+
+async def _locked_weeks(session: Any) -> dict[str, date]:
+    """The oldest week of each history table locked by the session's transaction."""
+    sql = "SELECT relation::regclass::text FROM pg_locks WHERE pid = pg_backend_pid()"
+    names = [name for name in await session.scalars(text(sql)) if name is not None]
+    weeks: dict[str, date] = {}
+    for table in (TICKETS, BRANCH_EVENTS):
+        locked = [
+            table.week_of(name) for name in names if re.fullmatch(rf"{table.name}_p\d{{8}}", name)
+        ]
+        assert locked, (table.name, names)
+        weeks[table.name] = min(week for week in locked if week is not None)
+    return weeks
+
+
+async def test_issuing_and_the_queue_view_lock_only_the_weeks_they_read(app, client, clock):
+    """As `next` (above): issuing and the queue view name their oldest weeks as constants, so
+    that their generic plans hold, and lock, only those, with a quarter of history behind."""
+    await _a_quarter_and_a_call(app, client, clock)  # a recent call
+    now, live = clock.now(), live_week(clock.now())
+    in_transaction = Settings(db_statement_cache_size=0)  # run in a transaction: its locks stay
+    async with app.state.sessionmaker() as session:
+        config = await _issue_config(session, "hz01", "a")
+        business_date = config.schedule.business_date(now)
+        ticket = _Issue("hz01", TicketIn(service="a"), config, uuid.uuid4(), business_date, now)
+        params = {**ticket.params(Settings()), "idempotency_key": "k", "token_id": None}
+        row = (await session.execute(issue_sql(issue_week(now, business_date)), params)).one()
+        issuing = await _locked_weeks(session)
+        await session.rollback()
+        _seq, view = await queue_view(session, "hz01", now, in_transaction)
+        viewing = await _locked_weeks(session)
+        await session.rollback()
+    assert row.number == "A003" and view.counters[0].current is not None and view.recent_calls
+    # The live week, and four weeks before it for the hall's history (the wait estimate).
+    assert issuing["tickets"] == viewing["tickets"] == live - 4 * WEEK
+    assert viewing["branch_events"] == week_start(MONDAY - timedelta(days=3))
+
+
+async def test_the_queue_view_shows_a_current_ticket_older_than_the_live_weeks(app, client, clock):
+    """A counter left open over weeks keeps its ticket: the view reads it over every week."""
+    clock.set(datetime.combine(MONDAY, time(1), UTC))
+    await setup_branch(client)
+    async with app.state.sessionmaker() as session:
+        for weeks_back in range(-3, 2):
+            await make_partition(session, TICKETS, MONDAY - weeks_back * WEEK)
+        await session.commit()
+    await ok(await client.post(f"{B}/counters/1/open", headers=ADMIN))
+    await issue(client)
+    called = await ok(await client.post(f"{B}/counters/1/next", headers=ADMIN))
+    later = clock.now() + 3 * WEEK
+    async with app.state.sessionmaker() as session:
+        _seq, view = await queue_view(session, "hz01", later, Settings())
+        await session.commit()
+    current = view.counters[0].current
+    assert current is not None and current.number == called["ticket"]["number"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, select, text
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.branches.models import Service
 from app.branches.service import get_branch
 from app.core.errors import not_found, unprocessable
+from app.core.partitions import from_week_sql
 from app.core.vocabulary import CounterState
 from app.counters.models import Counter
 from app.counters.schemas import CounterIn, CounterOut
@@ -87,16 +88,34 @@ async def put_counter(
 _COUNTER_FIELDS = (
     "c.code, c.name, c.state, c.services, c.staff, t.id, t.number, t.service, t.priority, t.status"
 )
-# The current ticket by its primary key: one partition's index per counter.
-_COUNTERS_FROM = """
+
+
+def _counters_from(week: date | None) -> str:
+    """The counters of :branch, each with its current ticket by its primary key (one
+    partition's index per counter) if of a week from `week` on (None: any)."""
+    return f"""
     FROM counters c
     LEFT JOIN tickets t
       ON t.id = c.current_ticket_id AND t.business_date = c.current_business_date
+         AND {from_week_sql("t.business_date", week)}
     WHERE c.branch = :branch"""
-_COUNTERS_WITH_CURRENT = text(f"SELECT {_COUNTER_FIELDS} {_COUNTERS_FROM}")
-# The same as one value, an array of records (NULL: no counter), for a statement that reads
-# more than the counters (the queue view, app/hall/service.py). Parameter: :branch.
-COUNTERS_COLUMN = f"(SELECT array_agg(ROW({_COUNTER_FIELDS})) {_COUNTERS_FROM})"
+
+
+_COUNTERS_WITH_CURRENT = text(f"SELECT {_COUNTER_FIELDS} {_counters_from(None)}")
+
+
+def counters_column(week: date | None) -> str:
+    """The counters as one value, an array of records (NULL: no counter), for a statement that
+    reads more than the counters (the queue view, app/hall/service.py), their current tickets
+    read from the weeks from `week` on (None: every week). Parameter: :branch."""
+    return f"(SELECT array_agg(ROW({_COUNTER_FIELDS})) {_counters_from(week)})"
+
+
+def held_before_column(week: date | None) -> str:
+    """True if a counter of :branch holds a ticket of a week before `week`: `counters_column`
+    of `week` would not show it."""
+    held = "FALSE" if week is None else f"NOT {from_week_sql('c.current_business_date', week)}"
+    return f"(SELECT coalesce(bool_or({held}), FALSE) FROM counters c WHERE c.branch = :branch)"  # noqa: S608
 
 
 def _natural(code: str) -> tuple[object, ...]:

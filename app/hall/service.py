@@ -6,27 +6,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.service import ACTIVE_ALERTS_COLUMN, alerts_in_column
 from app.branches.hours import Schedule
 from app.branches.service import SERVICES_COLUMN
 from app.core.database import execute_alone
-from app.core.partitions import live_dates_sql
+from app.core.partitions import (
+    BRANCH_EVENTS,
+    from_week_sql,
+    live_dates_sql,
+    live_week,
+    week_start,
+)
 from app.core.settings import Settings
 from app.core.vocabulary import TicketStatus
-from app.counters.service import COUNTERS_COLUMN, counters_from_rows
+from app.counters.service import counters_column, counters_from_rows, held_before_column
 from app.events.catalog import EventType
 from app.events.service import CURRENT_SEQ_COLUMN
 from app.hall.schemas import QueueView, RecentCall, ServiceQueue
 from app.notices.service import NOTICES_COLUMN, current_in_column
 from app.queue.estimate import estimate_wait, new_ticket_place
-from app.queue.service import HALL_COLUMNS, HALL_CTE, HallNow, hall_from_row, hall_params
+from app.queue.service import HALL_CTE, HallNow, hall_columns, hall_from_row, hall_params
 
 log = logging.getLogger("hallq.hall")
 
@@ -40,37 +47,52 @@ _TODAY = Schedule.business_date_sql("b")
 _DAY_BEGAN = (
     f"(SELECT {Schedule.day_start_sql('b', _TODAY)} FROM branches b WHERE b.code = :branch)"  # noqa: S608
 )
-_CALLS_OF_TYPE = f"""
+_CALLS_READ = timedelta(days=3)  # the branch_events weeks read: `calls_week`
+
+
+def _calls_of_type(type_: str, calls_week: date) -> str:
+    return f"""
     SELECT e.seq, e.at, e.type, e.data, e.ticket_id FROM branch_events e
-    WHERE e.branch = :branch AND e.type = {{type}} AND e.at >= {_DAY_BEGAN}
-      AND e.at >= CAST(:now AS timestamptz) - interval '3 days' -- the weeks read (a constant)
+    WHERE e.branch = :branch AND e.type = {type_} AND e.at >= {_DAY_BEGAN}
+      AND e.at >= CAST(:now AS timestamptz) - interval '{_CALLS_READ.days} days'
+      AND e.at >= {BRANCH_EVENTS.bound(calls_week)}
     ORDER BY e.at DESC LIMIT :recent_scan"""  # noqa: S608 - constant fragments
-_RECENT_CALLS = f"""
+
+
+def _recent_calls_sql(week: date | None, calls_week: date) -> str:
+    return f"""
     (SELECT array_agg(ROW(r.seq, r.at, r.type, r.data) ORDER BY r.seq DESC)
      FROM (SELECT c.seq, c.at, c.type, c.data
-           FROM (({_CALLS_OF_TYPE.format(type=":called")})
-                 UNION ALL ({_CALLS_OF_TYPE.format(type=":recalled")})) AS c
+           FROM (({_calls_of_type(":called", calls_week)})
+                 UNION ALL ({_calls_of_type(":recalled", calls_week)})) AS c
            JOIN tickets t ON t.id = c.ticket_id
            WHERE t.status <> '{TicketStatus.EXPIRED}'
              AND t.business_date >= (SELECT {_TODAY} FROM branches b WHERE b.code = :branch)
-             AND {live_dates_sql("t")}
+             AND {live_dates_sql("t")} AND {from_week_sql("t.business_date", week)}
            ORDER BY c.seq DESC
            LIMIT :recent_calls) AS r)"""  # noqa: S608 - constant fragments
 
+
 # The whole view in one statement, so in one snapshot and one round trip: the branch's seq,
-# then each part as one value (arrays of records), its SQL kept beside its domain's.
-_QUEUE_VIEW = text(
-    f"""
+# then each part as one value (arrays of records), its SQL kept beside its domain's. The weeks
+# read are constants (`from_week_sql`): even a generic plan holds only those partitions.
+@cache
+def _queue_view_sql(week: date | None, calls_week: date) -> TextClause:
+    """The view over the tickets partitions from `week` on (None: every week, for a counter
+    that holds an older ticket: `held_before`) and the branch_events from `calls_week` on."""
+    return text(
+        f"""
     WITH {HALL_CTE}
     SELECT {CURRENT_SEQ_COLUMN} AS seq,
            {SERVICES_COLUMN} AS services,
-           {HALL_COLUMNS},
-           {COUNTERS_COLUMN} AS counters,
+           {hall_columns(week)},
+           {counters_column(week)} AS counters,
+           {held_before_column(week)} AS held_before,
            {NOTICES_COLUMN} AS notices,
-           {_RECENT_CALLS} AS recent_calls,
+           {_recent_calls_sql(week, calls_week)} AS recent_calls,
            {ACTIVE_ALERTS_COLUMN} AS alerts
     """
-)
+    )
 
 
 def _recent_calls(rows: Iterable[Sequence[Any]] | None, branch: str) -> list[RecentCall]:
@@ -116,7 +138,12 @@ async def queue_view(
         "called": EventType.TICKET_CALLED,
         "recalled": EventType.TICKET_RECALLED,
     }
-    [row] = await execute_alone(session, _QUEUE_VIEW, params, settings)
+    week: date | None = live_week(now)
+    calls_week = week_start((now - _CALLS_READ).astimezone(UTC).date())
+    [row] = await execute_alone(session, _queue_view_sql(week, calls_week), params, settings)
+    if row.held_before:  # rare: a counter left open over days
+        week = None
+        [row] = await execute_alone(session, _queue_view_sql(week, calls_week), params, settings)
     notices = current_in_column(row.notices, now)
     view = QueueView(
         branch=branch,

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import execute_alone
-from app.core.partitions import live_dates_sql
+from app.core.partitions import live_dates_sql, live_week
 from app.core.settings import Settings
 from app.events.catalog import EventType, encode_data
 from app.events.notifier import notify_after_commit
@@ -40,7 +40,7 @@ from app.queue.near import (
     near_front_cte,
     untold,
 )
-from app.queue.service import HALL_COLUMNS, HALL_CTE, HALL_SQL, hall_from_row, hall_params
+from app.queue.service import HALL_COLUMNS, HALL_CTE, hall_from_row, hall_params, hall_sql
 
 # The untold front of the types in :services (`untold`, and how many: `near_count`) and, only
 # if there are any, the hall for their estimates (`HALL_COLUMNS`, NULL otherwise). Reads only.
@@ -128,9 +128,10 @@ async def tell_near(
 async def hall_after_commit(
     session: AsyncSession, branch: str, now: datetime, settings: Settings
 ) -> Hall:
-    """The hall for the estimates of tickets a committed change brought near: `HALL_SQL`, in
-    a statement of its own (one round trip)."""
-    row = (await execute_alone(session, HALL_SQL, hall_params(branch, now, settings), settings))[0]
+    """The hall for the estimates of tickets a committed change brought near: `hall_sql`
+    of the live week, in a statement of its own (one round trip)."""
+    statement, params = hall_sql(live_week(now)), hall_params(branch, now, settings)
+    row = (await execute_alone(session, statement, params, settings))[0]
     await session.commit()
     return hall_from_row(row, settings).hall
 

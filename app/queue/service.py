@@ -6,13 +6,14 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.partitions import live_dates_sql, recent_dates_sql
+from app.core.partitions import from_week_sql, live_dates_sql, live_week, recent_dates_sql
 from app.core.settings import Settings
 from app.queue.estimate import (
     RATE_WINDOW_S,
@@ -81,11 +82,19 @@ async def position_of(
 # waiting ticket. `HALL_COLUMNS` is a select list, so that issuing a ticket reads the hall in its
 # own statement (`next` reads it with `load_hall`, after its commit: app/counters/next_call.py).
 # Parameters: :branch, :now, :ticket_id, :n, :rate_window_s. Composed from constant fragments
-# only; every value is a bound parameter.
+# only; every value is a bound parameter. `hall_columns(week)` also names the live week as a
+# constant (`from_week_sql`), so that even a generic plan holds only the weeks read.
+HISTORY_DAYS = 28  # the history read: this many days before the live dates
 HALL_CTE = f"""
     hall_branch AS MATERIALIZED (SELECT requeue_after FROM branches WHERE code = :branch),
     {TYPE_CUTOFFS_CTE}"""  # noqa: S608 - constant fragments
-HALL_COLUMNS = f"""
+
+
+def hall_columns(week: date | None) -> str:
+    """The hall's select list over the tickets partitions from `week` on (`live_week` of :now;
+    the history from `HISTORY_DAYS` before it), or over every week (None)."""
+    history = None if week is None else week - timedelta(days=HISTORY_DAYS)
+    return f"""
       (SELECT coalesce(json_agg(json_build_array(
                   c.code, c.services, t.service,
                   extract(epoch FROM CAST(:now AS timestamptz)
@@ -94,7 +103,7 @@ HALL_COLUMNS = f"""
        FROM counters c
        LEFT JOIN tickets t
          ON t.id = c.current_ticket_id AND t.business_date = c.current_business_date
-            AND {live_dates_sql("t")}
+            AND {live_dates_sql("t")} AND {from_week_sql("t.business_date", week)}
        WHERE c.branch = :branch AND c.state IN ('open', 'paused')) AS hall_counters,
       (SELECT coalesce(json_agg(json_build_array(g.service, g.lane, g.overdue, g.priority,
                                                  g.n, g.mine, g.waited_s)), '[]')
@@ -109,6 +118,7 @@ HALL_COLUMNS = f"""
          {TYPE_CUTOFFS_JOIN}
          CROSS JOIN hall_branch
          WHERE t.branch = :branch AND t.status = 'waiting'
+           AND {from_week_sql("t.business_date", week)}
          GROUP BY 1, 2, 3, 4
        ) AS g) AS hall_waiting,
       (SELECT coalesce(json_agg(json_build_array(tc.code, r.handling_s)), '[]')
@@ -118,7 +128,8 @@ HALL_COLUMNS = f"""
                   AS handling_s
          FROM tickets t
          WHERE t.branch = :branch AND t.service = tc.code AND t.status = 'done'
-           AND {recent_dates_sql("t")}
+           AND {recent_dates_sql("t", HISTORY_DAYS)}
+           AND {from_week_sql("t.business_date", history)}
          ORDER BY t.finished_at DESC
          LIMIT :n
        ) AS r) AS hall_history,
@@ -132,14 +143,26 @@ HALL_COLUMNS = f"""
            SELECT t.priority,
                   extract(epoch FROM CAST(:now AS timestamptz) - t.issued_at) AS age_s
            FROM tickets t
-           WHERE t.branch = :branch AND t.issued_service = tc.code AND {recent_dates_sql("t")}
+           WHERE t.branch = :branch AND t.issued_service = tc.code
+             AND {recent_dates_sql("t", HISTORY_DAYS)}
+             AND {from_week_sql("t.business_date", history)}
            ORDER BY t.business_date DESC, t.seq DESC
            LIMIT :n
          ) AS r
          GROUP BY r.priority
        ) AS i) AS hall_issued
 """  # noqa: S608
-HALL_SQL = text(f"WITH {HALL_CTE} SELECT {HALL_COLUMNS}")
+
+
+# Every week: for a statement that reads the hall only now and then (NEAR_READ_SQL).
+HALL_COLUMNS = hall_columns(None)
+
+
+@cache
+def hall_sql(week: date | None) -> TextClause:
+    """The hall read over the weeks from `week` on: one text per week, prepared once per
+    connection (and once more when the week turns)."""
+    return text(f"WITH {HALL_CTE} SELECT {hall_columns(week)}")
 
 
 @dataclass(frozen=True)
@@ -221,7 +244,8 @@ async def load_hall(
     settings: Settings,
     ticket_id: uuid.UUID | None = None,
 ) -> HallNow:
-    row = (await session.execute(HALL_SQL, hall_params(branch, now, settings, ticket_id))).one()
+    statement = hall_sql(live_week(now))
+    row = (await session.execute(statement, hall_params(branch, now, settings, ticket_id))).one()
     return hall_from_row(row, settings)
 
 

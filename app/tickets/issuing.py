@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, select, text
+from sqlalchemy import Row, TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accuracy.service import Quote
@@ -18,6 +19,7 @@ from app.branches.models import Branch, Service
 from app.branches.service import get_branch, schedule_of
 from app.core.config_cache import read_through
 from app.core.errors import Problem, conflict, unprocessable
+from app.core.partitions import from_week_sql, live_week, week_start
 from app.core.settings import Settings
 from app.core.vocabulary import TicketStatus
 from app.events.catalog import (
@@ -32,8 +34,8 @@ from app.queue.estimate import estimate_wait, new_ticket_place
 from app.queue.near import lock_branch, record_near
 from app.queue.ordering import LANE_NORMAL
 from app.queue.service import (
-    HALL_COLUMNS,
     HALL_CTE,
+    hall_columns,
     hall_from_row,
     hall_params,
 )
@@ -130,14 +132,31 @@ _LOG_ISSUED = append_events_sql(
                jsonb_set(CAST(:event_data AS jsonb), '{{ticket,number}}', to_jsonb(issued.number))
         FROM issued""",  # noqa: S608 - a constant fragment
 )
-ISSUE_SQL = text(
-    f"""
+
+
+def issue_week(now: datetime, business_date: date) -> date:
+    """The oldest week issuing reads: the live week, or the week of the day before the
+    branch's business date (a retry across midnight) if earlier (a branch far west of UTC)."""
+    return min(live_week(now), week_start(business_date - timedelta(days=1)))
+
+
+@cache
+def issue_sql(week: date) -> TextClause:
+    """Issuing over the tickets partitions from `week` (`issue_week`) on, as a constant, so
+    that even its generic plan holds only those: one text per week, prepared once per
+    connection."""
+    return text(_issue_sql_text(week))
+
+
+def _issue_sql_text(week: date) -> str:
+    return f"""
     WITH {HALL_CTE},
     replayed AS (
         SELECT id FROM tickets
         WHERE branch = :branch AND idempotency_key = CAST(:idempotency_key AS text)
           -- today's partition, and yesterday's for a retry across midnight (docs/partitioning.md)
           AND business_date >= CAST(:business_date AS date) - 1
+          AND {from_week_sql("business_date", week)}
         -- the key is unique per date only: a key reused days later may have two tickets
         ORDER BY business_date DESC LIMIT 1
     ),
@@ -181,7 +200,7 @@ ISSUE_SQL = text(
         RETURNING id, seq, number
     ),
     {_LOG_ISSUED}
-    SELECT {HALL_COLUMNS},
+    SELECT {hall_columns(week)},
            (SELECT id FROM replayed) AS replayed_id,
            (SELECT issued FROM counted) AS issued_this_minute,
            (SELECT seq FROM issued) AS seq,
@@ -189,7 +208,6 @@ ISSUE_SQL = text(
            (SELECT seq FROM logged) AS event_seq,
            (SELECT envelope FROM logged) AS envelope
     """  # noqa: S608 - constant fragments; every value is a bound parameter
-)
 
 
 async def issue_ticket(
@@ -232,7 +250,8 @@ async def issue_ticket(
     issue = _Issue(branch_code, body, config, ticket_id, business_date, now)
     params = issue.params(settings)
     params.update(idempotency_key=idempotency_key, token_id=limited_token)
-    row = (await connection.execute(ISSUE_SQL, params)).one()
+    statement = issue_sql(issue_week(now, business_date))
+    row = (await connection.execute(statement, params)).one()
     if row.event_seq is not None:
         notify_after_commit(session, branch_code, [(row.event_seq, row.envelope)])
     # Ends the session's transaction (nothing to commit under autocommit), and notifies.
@@ -280,7 +299,7 @@ class _Issue:
     code: str = field(default_factory=new_ticket_code)
 
     def params(self, settings: Settings) -> dict[str, object]:
-        """ISSUE_SQL's parameters for the ticket (the caller adds the request's key and token)."""
+        """`issue_sql`'s parameters for the ticket (the caller adds the request's key and token)."""
         event_data = TicketIssued(
             ticket=IssuedTicketRef(
                 id=self.ticket_id,
