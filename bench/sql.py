@@ -32,7 +32,7 @@ from app.counters.next_statement import next_sql
 from app.events.notifier import CHANNEL, notify_sql
 from app.events.service import append_events_sql
 from app.queue.estimate import RATE_WINDOW_S
-from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
+from app.queue.near_after_commit import NEAR_TELL_SQL, near_read_sql
 from app.queue.ordering import PICK_NEXT_SQL
 from app.queue.service import hall_sql
 from app.tickets.issuing import issue_sql, issue_week
@@ -186,7 +186,7 @@ def next_script(*, full: bool) -> str:
     events (ticket.completed, ticket.called, counter.changed), in a transaction.
     `full`: hallq's own statements, autocommitted as hallq runs them (app/counters/next_call.py):
     `next_sql`, then, as hallq decides from its answer, the hall read (`hall_sql`) and
-    `NEAR_TELL_SQL` when its call brought tickets near, or `NEAR_READ_SQL` (and
+    `NEAR_TELL_SQL` when its call brought tickets near, or `near_read_sql` (and
     `NEAR_TELL_SQL` if it finds any) when a change committed while it ran. Verbatim but for
     their parameters; the near events carry a fixed estimate where hallq computes one in
     Python."""
@@ -297,13 +297,13 @@ def _hall_read() -> str:
 
 
 def _near_read() -> str:
-    """`NEAR_READ_SQL` for the counter's types."""
+    """`near_read_sql` of this week for the counter's types."""
     values = {
         **_HALL_VALUES,
         "services": "SELECT services FROM counters WHERE branch = :branch"
         " AND code = CAST(:counter AS text)",
     }
-    return _with_values(NEAR_READ_SQL.text, values)
+    return _with_values(near_read_sql(live_week(datetime.now(UTC))).text, values)
 
 
 def _tell(untold: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from app.queue.near import untold
-from app.queue.near_after_commit import NEAR_READ_SQL
+from app.queue.near_after_commit import near_read_sql
 from app.queue.ordering import TYPE_CUTOFFS_CTE, TYPE_POSITIONS_SQL
 from app.queue.service import hall_params
 from tests.helpers import ADMIN, issue, ok, setup_branch, stream_events
@@ -258,7 +258,7 @@ async def test_the_front_read_from_each_class_head_is_the_calling_orders(
     async with app.state.sessionmaker() as session:
         await session.execute(text("UPDATE tickets SET near_notified_at = NULL"))
         read = {**hall_params("hz01", now, settings), "services": ["a"]}
-        front = untold((await session.execute(NEAR_READ_SQL, read)).one().untold)
+        front = untold((await session.execute(near_read_sql(None), read)).one().untold)
         positions = text(f"WITH {TYPE_CUTOFFS_CTE} {TYPE_POSITIONS_SQL} ORDER BY position")
         params = {"branch": "hz01", "service": "a", "now": now, "requeue_after": 3}
         ordered = (await session.scalars(positions, params)).all()

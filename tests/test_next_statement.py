@@ -40,7 +40,7 @@ from app.events.catalog import (
     parse_data,
 )
 from app.queue.near import untold
-from app.queue.near_after_commit import NEAR_READ_SQL, NEAR_TELL_SQL
+from app.queue.near_after_commit import NEAR_TELL_SQL, near_read_sql
 from app.queue.service import hall_params, hall_sql
 from app.tickets.models import Ticket
 from app.tickets.service import get_ticket, ticket_ref
@@ -80,7 +80,7 @@ NAMES = {
     next_sql(live_week(T0)): "next",
     next_sql(None): "next-all-weeks",
     hall_sql(live_week(T0)): "hall",
-    NEAR_READ_SQL: "near-read",
+    near_read_sql(live_week(T0)): "near-read",
     NEAR_TELL_SQL: "tell",
 }
 
@@ -575,7 +575,7 @@ MANAGER_PRINCIPAL = Principal(Role.ADMIN, "test-admin")
 async def next_by_statement(app: Any, settings: Any, clock: Any, counter: str) -> str | None:
     """`next` at `counter` by `next_sql` itself, every ticket untold first so that it reads the
     front of its types: the untold front it read over the tables as its call leaves them must
-    be the one `NEAR_READ_SQL` reads after its commit. The called number."""
+    be the one `near_read_sql` reads after its commit. The called number."""
     await db(app, "UPDATE tickets SET near_notified_at = NULL")
     now = clock.now()
     async with app.state.sessionmaker() as session:
@@ -585,7 +585,7 @@ async def next_by_statement(app: Any, settings: Any, clock: Any, counter: str) -
         statement = next_sql(live_week(now))
         row = (await execute_alone(session, statement, params, settings))[0]
         read = {**hall_params("hz01", now, settings), "services": sorted(config.profile)}
-        after = (await execute_alone(session, NEAR_READ_SQL, read, settings))[0]
+        after = (await execute_alone(session, near_read_sql(live_week(now)), read, settings))[0]
         await session.commit()
     assert row.fresh, "nothing else ran"
     if row.number is not None:

@@ -30,8 +30,9 @@ from app.core.settings import Settings
 from app.counters.next_call import _call_config, _params
 from app.counters.next_statement import next_sql
 from app.hall.service import queue_view
+from app.queue.near_after_commit import near_read_sql
 from app.queue.ordering import PICK_NEXT_SQL
-from app.queue.service import hall_sql
+from app.queue.service import hall_params, hall_sql
 from app.retention import service as retention
 from app.tickets.issuing import _Issue, _issue_config, issue_sql, issue_week
 from app.tickets.rate_limit import forget_old_counts_and_claims
@@ -347,12 +348,12 @@ async def test_migration_0022_gives_a_counters_current_ticket_its_date(
     }
 
 
-async def _locked_weeks(session: Any) -> dict[str, date]:
-    """The oldest week of each history table locked by the session's transaction."""
+async def _locked_weeks(session: Any, tables: Any = (TICKETS, BRANCH_EVENTS)) -> dict[str, date]:
+    """The oldest week of each of `tables` locked by the session's transaction."""
     sql = "SELECT relation::regclass::text FROM pg_locks WHERE pid = pg_backend_pid()"
     names = [name for name in await session.scalars(text(sql)) if name is not None]
     weeks: dict[str, date] = {}
-    for table in (TICKETS, BRANCH_EVENTS):
+    for table in tables:
         locked = [
             table.week_of(name) for name in names if re.fullmatch(rf"{table.name}_p\d{{8}}", name)
         ]
@@ -361,9 +362,10 @@ async def _locked_weeks(session: Any) -> dict[str, date]:
     return weeks
 
 
-async def test_issuing_and_the_queue_view_lock_only_the_weeks_they_read(app, client, clock):
-    """As `next` (above): issuing and the queue view name their oldest weeks as constants, so
-    that their generic plans hold, and lock, only those, with a quarter of history behind."""
+async def test_issuing_the_view_and_the_near_check_lock_only_their_weeks(app, client, clock):
+    """As `next` (above): issuing, the queue view and the near check name their oldest weeks as
+    constants, so that their generic plans hold, and lock, only those, with a quarter of
+    history behind."""
     await _a_quarter_and_a_call(app, client, clock)  # a recent call
     now, live = clock.now(), live_week(clock.now())
     in_transaction = Settings(db_statement_cache_size=0)  # run in a transaction: its locks stay
@@ -378,9 +380,13 @@ async def test_issuing_and_the_queue_view_lock_only_the_weeks_they_read(app, cli
         _seq, view = await queue_view(session, "hz01", now, in_transaction)
         viewing = await _locked_weeks(session)
         await session.rollback()
+        read = {**hall_params("hz01", now, Settings()), "services": ["a"]}
+        await session.execute(near_read_sql(live), read)  # locks what its plan holds
+        checking = await _locked_weeks(session, (TICKETS,))
+        await session.rollback()
     assert row.number == "A003" and view.counters[0].current is not None and view.recent_calls
     # The live week, and four weeks before it for the hall's history (the wait estimate).
-    assert issuing["tickets"] == viewing["tickets"] == live - 4 * WEEK
+    assert issuing["tickets"] == viewing["tickets"] == checking["tickets"] == live - 4 * WEEK
     assert viewing["branch_events"] == week_start(MONDAY - timedelta(days=3))
 
 

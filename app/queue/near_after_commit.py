@@ -6,10 +6,10 @@ in two more, only when there are any: the hall read for their estimates, and the
 the branch row, its read sees everything committed before it. Here the change is committed
 already, so what the check needs is a read whose snapshot comes after that commit: either the
 changing statement's own read, when it knows that nothing else committed between its snapshot and
-its commit (its caller's business: `next` compares the branch's event seq), or `NEAR_READ_SQL`,
+its commit (its caller's business: `next` compares the branch's event seq), or `near_read_sql`,
 run after it. Then `NEAR_TELL_SQL` marks those still waiting and untold and records their
 `ticket.near` with the estimates computed here from the hall read after the commit
-(`NEAR_READ_SQL`'s own, or `hall_after_commit`'s): never a hall patched to look as it will.
+(`near_read_sql`'s own, or `hall_after_commit`'s): never a hall patched to look as it will.
 
 A crash between the change and the telling leaves those tickets untold until the next change of
 their type, as for a ticket that time alone brings near (docs/decisions.md, "next in one round
@@ -20,9 +20,10 @@ trip"). Exactly once holds as before: the mark is claimed under the row lock
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
+from functools import cache
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import execute_alone
@@ -40,25 +41,30 @@ from app.queue.near import (
     near_front_cte,
     untold,
 )
-from app.queue.service import HALL_COLUMNS, HALL_CTE, hall_from_row, hall_params, hall_sql
+from app.queue.service import HALL_CTE, hall_columns, hall_from_row, hall_params, hall_sql
+
 
 # The untold front of the types in :services (`untold`, and how many: `near_count`) and, only
-# if there are any, the hall for their estimates (`HALL_COLUMNS`, NULL otherwise). Reads only.
-# Parameters: :branch, :now, :services (text[]), :ticket_id (NULL), :n.
-NEAR_READ_SQL = text(
-    f"""
+# if there are any, the hall for their estimates (`hall_columns`, NULL otherwise). Reads only.
+# Parameters: :branch, :now, :services (text[]), :ticket_id (NULL), :n. Over the tickets
+# partitions from `week` on (`live_week` of :now), as `hall_sql`: one text per week.
+@cache
+def near_read_sql(week: date | None) -> TextClause:
+    return text(
+        f"""
     WITH {NEAR_BRANCH_CTE},
     {HALL_CTE},
-    {near_front_cte()}
+    {near_front_cte(week=week)}
     SELECT untold.tickets AS untold, coalesce(json_array_length(untold.tickets), 0) AS near_count,
            hall.*
     FROM (SELECT {UNTOLD_JSON} AS tickets) AS untold
     LEFT JOIN LATERAL (
-        SELECT {HALL_COLUMNS} WHERE untold.tickets IS NOT NULL
+        SELECT {hall_columns(week)} WHERE untold.tickets IS NOT NULL
         OFFSET 0  -- not pulled up into the join: the hall is read only where the filter holds
     ) AS hall ON TRUE
     """  # noqa: S608 - constant fragments; every value is a bound parameter
-)
+    )
+
 
 # Tell the tickets :ids (uuid[]) with the `ticket.near` data :datas (text[], the same order):
 # those still waiting and untold are claimed, marked and their events appended, in the given
@@ -146,7 +152,8 @@ async def check_near(
     """The near check after a committed change of `services`' queues: read their untold
     front (with the hall, if any is untold), then tell them."""
     params = {**hall_params(branch, now, settings), "services": sorted(set(services))}
-    row = (await execute_alone(session, NEAR_READ_SQL, params, settings))[0]
+    statement = near_read_sql(live_week(now))
+    row = (await execute_alone(session, statement, params, settings))[0]
     await session.commit()
     near = untold(row.untold)
     if near:

@@ -79,7 +79,7 @@ async def position_of(
 # the calling order's own SQL, with the branch's `requeue_after` read from the branch row
 # (`HALL_CTE`). The branch row and the business types with their overdue cutoffs (`type_cutoffs`,
 # the calling order's own, also for the history) are read once, materialised, not once per
-# waiting ticket. `HALL_COLUMNS` is a select list, so that issuing a ticket reads the hall in its
+# waiting ticket. `hall_columns` is a select list, so that issuing a ticket reads the hall in its
 # own statement (`next` reads it with `load_hall`, after its commit: app/counters/next_call.py).
 # Parameters: :branch, :now, :ticket_id, :n, :rate_window_s. Composed from constant fragments
 # only; every value is a bound parameter. `hall_columns(week)` also names the live week as a
@@ -154,10 +154,6 @@ def hall_columns(week: date | None) -> str:
 """  # noqa: S608
 
 
-# Every week: for a statement that reads the hall only now and then (NEAR_READ_SQL).
-HALL_COLUMNS = hall_columns(None)
-
-
 @cache
 def hall_sql(week: date | None) -> TextClause:
     """The hall read over the weeks from `week` on: one text per week, prepared once per
@@ -178,7 +174,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def hall_from_row(row: Any, settings: Settings) -> HallNow:
-    """The hall from a row carrying `HALL_COLUMNS`."""
+    """The hall from a row carrying `hall_columns`."""
     counters = tuple(
         CounterNow(
             code=code,
