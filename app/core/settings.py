@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # Events of the log a scrape counts at most while a new process catches up on the history;
     # the rest is counted in the background, and the counters and histograms are left out of
     # the scrapes until it is (docs/metrics.md).
-    metrics_catch_up_events: int = Field(default=100_000, ge=1)
+    metrics_catch_up_events: int = Field(default=50_000, ge=1)
     # Tokens, branches and business types are cached per process and dropped when any process
     # changes them (app/core/config_cache.py); an entry is kept at most this long. 0: no cache.
     config_cache_s: float = Field(default=60.0, ge=0, le=3600)
