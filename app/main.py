@@ -172,7 +172,9 @@ def _start_background_tasks(app: FastAPI, settings: Settings, started: AsyncExit
         app.state.clock,
         settings.metrics_cache_s,
         histograms_by_branch=settings.metrics_histograms == "branch",
+        catch_up_events=settings.metrics_catch_up_events,
     )
+    started.push_async_callback(app.state.metrics_collector.close)
     presence = asyncio.create_task(
         run_presence(
             app.state.sessionmaker,

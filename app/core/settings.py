@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # all branches as branch="_all" (`all`), for a fleet whose Prometheus cannot hold a
     # histogram per branch (docs/metrics.md says what each costs).
     metrics_histograms: Literal["branch", "all"] = "branch"
+    # Events of the log a scrape counts at most while a new process catches up on the history;
+    # the rest is counted in the background, and the counters and histograms are left out of
+    # the scrapes until it is (docs/metrics.md).
+    metrics_catch_up_events: int = Field(default=50_000, ge=1)
     # Tokens, branches and business types are cached per process and dropped when any process
     # changes them (app/core/config_cache.py); an entry is kept at most this long. 0: no cache.
     config_cache_s: float = Field(default=60.0, ge=0, le=3600)

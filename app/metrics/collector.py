@@ -6,6 +6,8 @@ event loop would hold every other request of the process for seconds (docs/scali
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Iterable
 
@@ -32,10 +34,20 @@ from app.metrics.service import (
     read_gauges,
 )
 
+log = logging.getLogger("hallq.metrics")
+
+# The families counted from the event log: left out until a new process has counted all of it,
+# since a partial count would read as a counter reset, and as a burst once complete.
+FROM_EVENT_LOG = frozenset({
+    "hallq_tickets_issued", "hallq_tickets_finished", "hallq_wait_seconds",
+    "hallq_service_seconds", "hallq_estimate_error_seconds",
+})  # fmt: skip
+
 
 class MetricsCollector:
     """One per application (process). Scrapes within `ttl` seconds of the last refresh get
-    the cached families; concurrent scrapes share one refresh."""
+    the cached families; concurrent scrapes share one refresh. A refresh counts at most
+    `catch_up_events` events of the log; a background task counts the rest in chunks."""
 
     def __init__(
         self,
@@ -44,13 +56,17 @@ class MetricsCollector:
         ttl: float,
         *,
         histograms_by_branch: bool = True,
+        catch_up_events: int | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._ttl = ttl
         self._by_branch = histograms_by_branch
+        self._catch_up_events = catch_up_events
         self._lock = asyncio.Lock()
         self._totals = Totals()
+        self._caught_up = False
+        self._catching_up: asyncio.Task[None] | None = None
         self._text: bytes | None = None
         self._refreshed = 0.0
 
@@ -66,14 +82,17 @@ class MetricsCollector:
             if not self._fresh():
                 gauges = await self._refresh()
                 # Under the lock: only a refresh changes the totals, and none runs meanwhile.
-                self._text = await asyncio.to_thread(self._render, gauges)
+                self._text = await asyncio.to_thread(self._render, gauges, self._caught_up)
                 self._refreshed = time.monotonic()
             assert self._text is not None
+            if not self._caught_up and self._catching_up is None:
+                self._catching_up = asyncio.create_task(self._catch_up_in_background())
             return self._text
 
-    def _render(self, gauges: Gauges) -> bytes:
+    def _render(self, gauges: Gauges, caught_up: bool) -> bytes:
         totals = self._totals if self._by_branch else summed_over_branches(self._totals)
-        return render(build_families(gauges, totals, by_branch=self._by_branch))
+        families = build_families(gauges, totals, by_branch=self._by_branch)
+        return render(f for f in families if caught_up or f.name not in FROM_EVENT_LOG)
 
     async def _refresh(self) -> Gauges:
         async with self._sessionmaker() as session:
@@ -82,9 +101,30 @@ class MetricsCollector:
             gauges = await read_gauges(session, self._clock.now())
             # Progress is kept chunk by chunk (each chunk's counts and cursors move together),
             # so a refresh that fails half-way through a long history resumes where it was.
-            await self._totals.catch_up(session)
+            self._caught_up = await self._totals.catch_up(session, self._catch_up_events)
             await session.rollback()
         return gauges
+
+    async def _catch_up_in_background(self) -> None:
+        """Counts the rest of the log a chunk at a time, releasing the lock between chunks so
+        that a scrape waits for one chunk at most; the next refresh shows the totals. On an
+        error it stops: the next scrape counts on, and starts it again."""
+        try:
+            while not self._caught_up:
+                async with self._lock, self._sessionmaker() as session:
+                    self._caught_up = await self._totals.catch_up(session, 1)
+                    await session.rollback()
+                    self._refreshed = 0.0  # the next scrape reads the database again
+        except Exception:
+            log.warning("metrics: catching up on the event log failed", exc_info=True)
+        finally:
+            self._catching_up = None
+
+    async def close(self) -> None:
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._catching_up
 
 
 class _Families:

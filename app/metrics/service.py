@@ -4,7 +4,8 @@ Gauges are counted from the current rows at scrape time. Counters and histograms
 from the branch event log (`branch_events`), which is append-only and numbered per branch in
 commit order, so every process that reads it arrives at the same totals and a total can only
 grow. Each process keeps per-branch cursors (the last `seq` it has counted) and adds only the
-events after them on each refresh: a full scan happens once per process, in bounded chunks.
+events after them on each refresh: a full scan happens once per process, in bounded chunks,
+a few per scrape and the rest in the background (app/metrics/collector.py).
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ OUTCOMES = FINISHED
 WAIT_BUCKETS: tuple[float, ...] = (30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
 SERVICE_BUCKETS: tuple[float, ...] = (30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 3600)
 
-# Events counted per branch and query while catching up, so that the first refresh of a
-# process over a long history runs as several bounded statements instead of one huge one.
-CATCH_UP_CHUNK = 200_000
+# Events counted per statement (over all branches) while catching up, so that the first
+# refresh of a process over a long history runs as short statements (docs/metrics.md).
+CATCH_UP_CHUNK = 25_000
 
 
 # -- gauges -------------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ _EVENT_TOTALS = text(
                              CAST(:hi AS bigint[])) AS r(branch, lo, hi)
     ),
     ev AS (
-        SELECT e.branch, e.seq, e.type, e.ticket_id, e.data
+        SELECT e.branch, e.seq, e.type, e.ticket_id, e.at, e.data
         FROM ranges r
         JOIN branch_events e ON e.branch = r.branch AND e.seq > r.lo AND e.seq <= r.hi
         WHERE e.type IN {sql_list((ISSUED, CALLED, *FINISHING))}
@@ -137,6 +138,12 @@ _EVENT_TOTALS = text(
               SELECT min(p.seq) FROM branch_events p
               WHERE p.ticket_id = e.ticket_id AND p.branch = e.branch
                 AND p.type = '{EventType.TICKET_CALLED}'
+                -- a ticket's calls lie between its issue (this call's `at` less its wait)
+                -- and this call: bounds on `at` prune the probe to a week or two, not the
+                -- whole history; a day's margin either way for clocks that disagree
+                AND p.at >= e.at - make_interval(secs => CAST(e.{_WAIT_S} AS float8))
+                            - interval '1 day'
+                AND p.at <= e.at + interval '1 day'
           )
     ),
     -- the quote's error of a first call whose quote was kept before it (app/accuracy); a quote
@@ -269,53 +276,70 @@ class Totals:
             for key in [k for k in table if k[0] == branch]:
                 del table[key]
 
-    async def catch_up(self, session: AsyncSession) -> None:
-        """Count the events committed since the last call. Within a branch events commit in
-        seq order (see app.events.service), so the events at or below the branch's committed
-        `event_seq` are all visible and none can appear below a cursor later."""
+    async def catch_up(self, session: AsyncSession, max_events: int | None = None) -> bool:
+        """Count the events committed since the last call, at most about `max_events` of
+        them (None: all); True when the count reached the branches' heads. Within a branch
+        events commit in seq order (see app.events.service), so the events at or below the
+        branch's committed `event_seq` are all visible and none can appear below a cursor
+        later."""
         heads = {code: int(seq) for code, seq in (await session.execute(_EVENT_SEQS)).all()}
         await self._read_late_estimates(session)
         for branch in list(self.cursors):
             if branch not in heads or heads[branch] < self.cursors[branch]:
                 self.forget(branch)
-        while True:
-            todo = [(b, self.cursors.get(b, 0), head) for b, head in heads.items()]
-            todo = [(b, lo, min(head, lo + CATCH_UP_CHUNK)) for b, lo, head in todo if head > lo]
+        counted = 0
+        while max_events is None or counted < max_events:
+            todo = self._next_chunk(heads)
             if not todo:
-                return
-            rows = await session.execute(
-                _EVENT_TOTALS,
-                {
-                    "branches": [b for b, _, _ in todo],
-                    "lo": [lo for _, lo, _ in todo],
-                    "hi": [hi for _, _, hi in todo],
-                    "n_wait": len(WAIT_BUCKETS),
-                    "neg_wait": _negated(WAIT_BUCKETS),
-                    "n_service": len(SERVICE_BUCKETS),
-                    "neg_service": _negated(SERVICE_BUCKETS),
-                    "n_error": len(ERROR_BUCKETS),
-                    "neg_error": _negated(ERROR_BUCKETS),
-                },
-            )
-            # All rows are fetched before anything is counted: a failing statement leaves the
-            # totals and cursors as they were.
-            for kind, branch, service, label, bucket, n, total in rows.all():
-                key: LabelKey = (branch, service or "", label or "")
-                if kind == "issued":
-                    self.issued[key] += int(n)
-                elif kind == "finished":
-                    self.finished[key] += int(n)
-                elif kind == "wait":
-                    self.wait_hist(key).add(int(bucket), int(n), float(total))
-                elif kind == "estimate":
-                    hist = self.estimate.setdefault((branch, service), Histogram(ERROR_BUCKETS))
-                    hist.add(int(bucket), int(n), float(total))
-                else:
-                    self.service_hist((branch, service or "")).add(
-                        int(bucket), int(n), float(total)
-                    )
-            for branch, _, hi in todo:
-                self.cursors[branch] = hi
+                return True
+            await self._count(session, todo)
+            counted += sum(hi - lo for _, lo, hi in todo)
+        return not self._next_chunk(heads)
+
+    def _next_chunk(self, heads: dict[str, int]) -> list[tuple[str, int, int]]:
+        """(branch, after seq, up to seq) ranges of at most CATCH_UP_CHUNK events in all."""
+        todo: list[tuple[str, int, int]] = []
+        room = CATCH_UP_CHUNK
+        for branch, head in sorted(heads.items()):
+            lo = self.cursors.get(branch, 0)
+            if head > lo and room > 0:
+                hi = min(head, lo + room)
+                todo.append((branch, lo, hi))
+                room -= hi - lo
+        return todo
+
+    async def _count(self, session: AsyncSession, todo: list[tuple[str, int, int]]) -> None:
+        rows = await session.execute(
+            _EVENT_TOTALS,
+            {
+                "branches": [b for b, _, _ in todo],
+                "lo": [lo for _, lo, _ in todo],
+                "hi": [hi for _, _, hi in todo],
+                "n_wait": len(WAIT_BUCKETS),
+                "neg_wait": _negated(WAIT_BUCKETS),
+                "n_service": len(SERVICE_BUCKETS),
+                "neg_service": _negated(SERVICE_BUCKETS),
+                "n_error": len(ERROR_BUCKETS),
+                "neg_error": _negated(ERROR_BUCKETS),
+            },
+        )
+        # All rows are fetched before anything is counted: a failing statement leaves the
+        # totals and cursors as they were.
+        for kind, branch, service, label, bucket, n, total in rows.all():
+            key: LabelKey = (branch, service or "", label or "")
+            if kind == "issued":
+                self.issued[key] += int(n)
+            elif kind == "finished":
+                self.finished[key] += int(n)
+            elif kind == "wait":
+                self.wait_hist(key).add(int(bucket), int(n), float(total))
+            elif kind == "estimate":
+                hist = self.estimate.setdefault((branch, service), Histogram(ERROR_BUCKETS))
+                hist.add(int(bucket), int(n), float(total))
+            else:
+                self.service_hist((branch, service or "")).add(int(bucket), int(n), float(total))
+        for branch, _, hi in todo:
+            self.cursors[branch] = hi
 
     async def _read_late_estimates(self, session: AsyncSession) -> None:
         late: dict[LabelKey, Histogram] = {}
