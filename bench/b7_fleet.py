@@ -232,11 +232,11 @@ def _rows(bench: Bench, sizes: list[Size]) -> None:
         ))  # fmt: skip
     if len(sizes) >= 2:
         rows.append(_cost_row("B7 cost per branch", sizes[0], sizes[-1]))
-        # The largest size the machine held to its targets: how far the cost is shown flat
-        # when the largest one asks for more cores than the machine has.
-        held = [s for s in sizes[1:] if s.holds]
-        if held and held[-1] is not sizes[-1]:
-            rows.append(_cost_row("B7 cost per branch, sizes held", sizes[0], held[-1]))
+        # The largest size whose load the machine carried (answered, no call missed): how far
+        # the cost is shown flat when the largest one asks for more cores than the machine has.
+        carried = [s for s in sizes[1:] if s.carried and not s.missed]
+        if carried and carried[-1] is not sizes[-1]:
+            rows.append(_cost_row("B7 cost per branch, sizes carried", sizes[0], carried[-1]))
     bench.rows["B7"] = rows
 
 
